@@ -1,0 +1,54 @@
+"""Assembles the command tree in one visible place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from forgeml.config import Settings
+
+
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Workspace folder (default ./.forgeml; FORGEML_HOME)."),
+    ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option("--store-url", help="Metadata store URL (FORGEML_STORE_URL)."),
+    ] = None,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option("--artifacts", help="Artifact store folder (FORGEML_ARTIFACTS)."),
+    ] = None,
+) -> None:
+    """forgeml: from a table to a monitored, self-improving production model."""
+    overrides = {
+        k: v
+        for k, v in {"home": home, "store_url": store_url, "artifacts": artifacts}.items()
+        if v is not None
+    }
+    ctx.obj = Settings(**overrides)
+
+
+def build_app() -> typer.Typer:
+    """The ``forgeml`` application with every command registered."""
+    from forgeml.cli import _quickstart, _runs, _workspace
+
+    app = typer.Typer(
+        name="forgeml",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    app.command("init")(_workspace.init)
+    app.command("version")(_workspace.version)
+    app.command("quickstart")(_quickstart.quickstart)
+    app.add_typer(_runs.app, name="runs")
+    return app

@@ -1,0 +1,100 @@
+"""What every command shares: the workspace from the root options, output helpers."""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forgeml.config import Settings
+from forgeml.errors import InputError
+from forgeml.store import Workspace
+
+__all__ = [
+    "console",
+    "err_console",
+    "fmt_ms",
+    "fmt_value",
+    "get_settings",
+    "open_workspace",
+    "print_json",
+    "table",
+]
+
+console = Console(highlight=False, soft_wrap=False)
+if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
+    console = Console(highlight=False, soft_wrap=False, width=max(console.width, 200))
+err_console = Console(stderr=True, highlight=False)
+
+
+def get_settings(ctx: typer.Context) -> Settings:
+    """The settings of this invocation (environment plus root options)."""
+    root = ctx.find_root()
+    settings = root.obj if isinstance(root.obj, Settings) else None
+    return settings or Settings()
+
+
+def open_workspace(ctx: typer.Context) -> Workspace:
+    """Open the workspace named by the root options or the environment."""
+    workspace = Workspace(get_settings(ctx))
+    ctx.call_on_close(workspace.close)
+    return workspace
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+def print_json(obj: Any) -> None:
+    """Print JSON for machines to stdout (NaN and infinity as null)."""
+    data = orjson.dumps(
+        obj,
+        default=_default,
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
+    )
+    sys.stdout.write(data.decode() + "\n")
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A table in the house style."""
+    t = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
+    for column in columns:
+        t.add_column(column, overflow="fold")
+    return t
+
+
+def fmt_ms(ms: int | None) -> str:
+    """Milliseconds since the epoch as a short local time."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_value(value: Any) -> str:
+    """A metric or parameter for a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.6g}"
+    return str(value)
+
+
+def require_positive(name: str, value: int) -> int:
+    """Check a count option."""
+    if value < 1:
+        raise InputError(f"--{name} must be at least 1; got {value}")
+    return value

@@ -1,0 +1,187 @@
+"""The database handle: engine, dialect set-up, the one transaction helper, migrations on open."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from forgeml.errors import ConflictError, StoreError, StoreVersionError, WorkspaceError
+
+__all__ = ["Database", "now_ms"]
+
+_MIGRATIONS = Path(__file__).with_name("_migrations")
+_REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+_SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Key of the PostgreSQL advisory lock that serialises schema upgrades between processes.
+_MIGRATION_LOCK_KEY = 0x666F72676D6C  # "forgml"
+
+
+def now_ms() -> int:
+    """The current time in integer milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+def known_revisions() -> list[str]:
+    """Revision ids this forgeml ships, oldest first (the ``NNNN`` prefix of each file)."""
+    names = (p.name for p in (_MIGRATIONS / "versions").glob("*.py"))
+    return sorted(m.group(1) for m in map(_REVISION_FILE.match, names) if m)
+
+
+class Database:
+    """A metadata store database: one engine, set up for its dialect, schema kept current.
+
+    Opening a ``Database`` applies every pending migration (an older store upgrades in place)
+    and refuses a store whose schema revision this forgeml does not know (a newer store).
+    Concurrent openers are serialised: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+    PostgreSQL, so that eight processes opening a fresh store at once migrate it once.
+
+    Thread safety: a ``Database`` may be shared by threads; each transaction uses its own
+    pooled connection.
+    """
+
+    def __init__(self, url: str, *, migrate: bool = True, echo: bool = False) -> None:
+        self.url = sa.make_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise WorkspaceError(
+                f"The store URL must be sqlite:/// or postgresql+psycopg://; got {self.dialect}://"
+            )
+        self.engine = self._create_engine(echo)
+        self._closed = False
+        self._lock = threading.Lock()
+        if migrate:
+            self.upgrade()
+
+    def _create_engine(self, echo: bool) -> Engine:
+        if self.dialect == "sqlite":
+            database = self.url.database
+            if database and database != ":memory:":
+                folder = Path(database).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise WorkspaceError(f"Cannot create the store folder {folder}: {e}") from e
+            engine = sa.create_engine(
+                self.url,
+                echo=echo,
+                connect_args={"check_same_thread": False, "timeout": 60},
+                pool_size=8,
+                max_overflow=8,
+            )
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+            return engine
+        try:
+            return sa.create_engine(self.url, echo=echo, pool_pre_ping=True)
+        except ImportError as e:  # psycopg is the 'postgres' extra
+            raise WorkspaceError(
+                "PostgreSQL needs the driver: pip install 'forgeml[postgres]'"
+            ) from e
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Connection]:
+        """One transaction: commit on success, roll back on error, driver errors mapped.
+
+        Args:
+            write: the transaction writes. On SQLite a writer takes the write lock up front
+                (``BEGIN IMMEDIATE``), so it waits for the busy timeout instead of failing
+                with "database is locked" when it later upgrades a read lock.
+
+        Raises:
+            ConflictError: a uniqueness or foreign-key constraint was violated.
+            StoreError: the database failed or could not be reached.
+        """
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    conn.execution_options(forgeml_begin="IMMEDIATE" if write else "DEFERRED")
+                with conn.begin():
+                    yield conn
+        except exc.IntegrityError as e:
+            raise ConflictError(f"The write conflicts with stored data: {e.orig}") from e
+        except exc.DBAPIError as e:
+            raise StoreError(f"The metadata store failed ({self._safe_url()}): {e.orig}") from e
+
+    def _safe_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    # -- migrations -------------------------------------------------------------------------
+
+    def current_revision(self) -> str | None:
+        """The schema revision stored in the database, ``None`` for an empty database."""
+        with self.transaction(write=False) as conn:
+            return _read_revision(conn)
+
+    def upgrade(self) -> None:
+        """Bring the schema to this forgeml's head revision, or refuse a newer one."""
+        revisions = known_revisions()
+        head = revisions[-1]
+        try:
+            current = self.current_revision()
+        except StoreError as e:
+            raise StoreError(f"Cannot open the metadata store {self._safe_url()}: {e}") from e
+        if current == head:
+            return
+        _refuse_unknown(current, revisions, self._safe_url())
+        from alembic import command
+        from alembic.config import Config
+
+        with self.transaction(write=True) as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+            current = _read_revision(conn)  # another process may have migrated meanwhile
+            if current == head:
+                return
+            _refuse_unknown(current, revisions, self._safe_url())
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Dispose of the engine's pooled connections."""
+        with self._lock:
+            if not self._closed:
+                self.engine.dispose()
+                self._closed = True
+
+
+def _read_revision(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+    return None if row is None else str(row[0])
+
+
+def _refuse_unknown(current: str | None, revisions: list[str], where: str) -> None:
+    if current is not None and current not in revisions:
+        raise StoreVersionError(
+            f"The metadata store {where} has schema revision {current}, newer than this forgeml "
+            f"knows (up to {revisions[-1]}); upgrade forgeml: pip install -U forgeml"
+        )
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Hand transaction control to SQLAlchemy's "begin" event (pysqlite's own is wrong for
+    # DDL and for write locks), then set the pragmas every connection needs.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("forgeml_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,71 @@
+"""A workspace: the metadata store and the artifact store that one set of settings names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from forgeml.config import Settings
+from forgeml.errors import StoreError, StoreVersionError, WorkspaceError
+from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore
+from forgeml.store._db import Database
+from forgeml.store._runs import RunStore
+
+__all__ = ["Workspace"]
+
+
+class Workspace:
+    """The stores of one workspace, opened from ``Settings``.
+
+    Opening creates the workspace folder if needed, applies pending schema migrations and
+    refuses a store written by a newer forgeml. A ``Workspace`` is safe to share between
+    threads; close it (or use it as a context manager) to release database connections.
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        settings = settings or Settings()
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        uses_home = settings.store_url is None or settings.artifacts is None
+        if uses_home:
+            _prepare_home(settings.home)
+        try:
+            self.db = Database(settings.resolved_store_url)
+        except (StoreError, StoreVersionError, WorkspaceError):
+            raise
+        except Exception as e:  # a file that is not a database, a bad URL...
+            raise WorkspaceError(
+                f"Cannot open the metadata store {settings.resolved_store_url}: {e}"
+            ) from e
+        self.artifacts: ArtifactStore = LocalArtifactStore(settings.resolved_artifacts)
+        self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.db.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace(home={str(self.settings.home)!r}, store={self.db._safe_url()!r})"
+
+
+def _prepare_home(home: Path) -> None:
+    if home.exists() and not home.is_dir():
+        raise WorkspaceError(f"The workspace {home} is a file, not a folder")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WorkspaceError(f"Cannot create the workspace folder {home}: {e.strerror}") from e
+    if not os.access(home, os.R_OK | os.W_OK | os.X_OK):
+        raise WorkspaceError(f"The workspace folder {home} is not readable and writable")
