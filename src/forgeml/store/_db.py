@@ -59,7 +59,11 @@ class Database:
         self._closed = False
         self._lock = threading.Lock()
         if migrate:
-            self.upgrade()
+            try:
+                self.upgrade()
+            except BaseException:
+                self.engine.dispose()  # a refused store keeps no connection open
+                raise
 
     def _create_engine(self, echo: bool) -> Engine:
         if self.dialect == "sqlite":
