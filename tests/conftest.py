@@ -45,9 +45,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def workspace(store_url: str, tmp_path: Path) -> Iterator[Workspace]:
     """A workspace on each back end, artifacts in a temporary folder."""
-    settings = Settings(
-        home=tmp_path / "ws", store_url=store_url, artifacts=tmp_path / "artifacts"
-    )
+    settings = Settings(home=tmp_path / "ws", store_url=store_url, artifacts=tmp_path / "artifacts")
     ws = Workspace(settings)
     yield ws
     ws.close()

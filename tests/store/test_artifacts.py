@@ -105,8 +105,9 @@ def test_missing_and_malformed_digests(store, tmp_path):
 def test_concurrent_writers_of_the_same_content(store):
     payload = os.urandom(1_000_000)
     digests: list[str] = []
-    threads = [threading.Thread(target=lambda: digests.append(store.put_bytes(payload)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: digests.append(store.put_bytes(payload))) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

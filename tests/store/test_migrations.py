@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
-import pytest
 
 from forgeml.errors import StoreVersionError
 from forgeml.store import Database
@@ -79,5 +79,5 @@ def test_a_newer_store_is_refused(store_url):
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
     engine.dispose()
-    with pytest.raises(StoreVersionError, match="9999.*newer"):
+    with pytest.raises(StoreVersionError, match=r"9999.*newer"):
         Database(store_url)

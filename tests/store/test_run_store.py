@@ -30,7 +30,11 @@ def test_run_round_trip(workspace: Workspace):
     workspace.runs.log_batch(
         run_id,
         params={"lr": 0.1, "model": "lgbm", "depth": 6, "flag": True},
-        metrics=[Metric("auc", 0.7, 0, 1), Metric("auc", 0.8, 1, 2), Metric("loss", math.nan, 0, 3)],
+        metrics=[
+            Metric("auc", 0.7, 0, 1),
+            Metric("auc", 0.8, 1, 2),
+            Metric("loss", math.nan, 0, 3),
+        ],
         tags={"stage": "dev"},
     )
     record = workspace.runs.get_run(run_id)

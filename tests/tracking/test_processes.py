@@ -53,7 +53,7 @@ def test_eight_processes_log_into_one_fresh_store(store_url, tmp_path):
     # The store is brand new: the eight processes also race to create its schema.
     procs = [_python(WRITER, store_url, str(tmp_path / "a"), str(w)) for w in range(8)]
     outputs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         assert "locked" not in err
     run_ids = [line for out, _ in outputs for line in out.split()]

@@ -30,7 +30,7 @@ __all__ = [
 console = Console(highlight=False, soft_wrap=False)
 if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
     console = Console(highlight=False, soft_wrap=False, width=max(console.width, 200))
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, never wrapped
 
 
 def get_settings(ctx: typer.Context) -> Settings:

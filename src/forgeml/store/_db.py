@@ -132,7 +132,10 @@ class Database:
         try:
             current = self.current_revision()
         except StoreError as e:
-            raise StoreError(f"Cannot open the metadata store {self._safe_url()}: {e}") from e
+            # an unusable SQLite file is a bad workspace; an unreachable server may come back
+            error = WorkspaceError if self.dialect == "sqlite" else StoreError
+            cause = getattr(e.__cause__, "orig", e.__cause__) or e
+            raise error(f"Cannot open the metadata store {self._safe_url()}: {cause}") from e
         if current == head:
             return
         _refuse_unknown(current, revisions, self._safe_url())

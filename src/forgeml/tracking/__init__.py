@@ -50,6 +50,7 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     parent: str | ActiveRun | None = None,
     workspace: Workspace | None = None,
+    capture_code: bool = True,
 ) -> ActiveRun:
     """Start recording a run.
 
@@ -66,9 +67,15 @@ def start_run(
         tags: tags to set at once.
         parent: a parent run (or its id), e.g. the search a trial belongs to.
         workspace: where to record (default: ``default_workspace()``).
+        capture_code: record the git revision of the working directory.
     """
     return ActiveRun(
-        workspace or default_workspace(), experiment=experiment, name=name, tags=tags, parent=parent
+        workspace or default_workspace(),
+        experiment=experiment,
+        name=name,
+        tags=tags,
+        parent=parent,
+        capture_code=capture_code,
     )
 
 
