@@ -18,7 +18,7 @@ from forgeml.errors import ForgeMLError
 try:  # Typer >= 0.22 vendors Click
     from typer._click.exceptions import NoArgsIsHelpError
 except ImportError:  # pragma: no cover - older Typer depends on Click
-    from click.exceptions import NoArgsIsHelpError  # type: ignore[no-redef]
+    from click.exceptions import NoArgsIsHelpError  # type: ignore[no-redef,assignment]
 
 __all__ = ["main"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,7 +26,7 @@ def _root(
     ] = None,
 ) -> None:
     """forgeml: from a table to a monitored, self-improving production model."""
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v
         for k, v in {"home": home, "store_url": store_url, "artifacts": artifacts}.items()
         if v is not None

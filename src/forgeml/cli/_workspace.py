@@ -41,6 +41,7 @@ def version(
         print_json({"forgeml": __version__, **env})
         return
     console.print(f"forgeml {__version__} (Python {env['python']}, {env['platform']})")
-    for name, ver in sorted(env["packages"].items()):  # type: ignore[union-attr]
+    packages: dict[str, str] = env["packages"]  # type: ignore[assignment]
+    for name, ver in sorted(packages.items()):
         if name != "forgeml":
             console.print(f"  {name} {ver}")

@@ -18,6 +18,7 @@ Examples: ``metrics.auc > 0.8 and params.model = 'lgbm' and status = 'finished'`
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,7 +263,7 @@ def parse_filter(text: str | None) -> list[Clause]:
     return _Parser(text).clauses()
 
 
-def parse_order_by(terms: list[str] | tuple[str, ...] | str | None) -> list[OrderKey]:
+def parse_order_by(terms: Sequence[str] | str | None) -> list[OrderKey]:
     """Parse ordering terms such as ``"metrics.auc desc"`` or ``"start_time asc"``."""
     if terms is None:
         return []

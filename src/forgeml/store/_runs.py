@@ -423,6 +423,7 @@ class RunStore:
         for i, clause in enumerate(clauses):
             query = self._apply_clause(query, clause, i, now)
         token = _decode_token(page_token)
+        next_token: dict[str, Any] = {}
         if order:
             offset = int(token.get("offset", 0)) if token else 0
             query = self._apply_order(query, order, now).offset(offset)
@@ -600,11 +601,11 @@ class RunStore:
         return str(row[0])
 
     def _insert(self, table: sa.Table) -> Any:
+        from sqlalchemy.dialects import postgresql, sqlite
+
         if self._db.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        return insert(table)
+            return sqlite.insert(table)
+        return postgresql.insert(table)
 
 
 def _experiment(row: Any) -> Experiment:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from forgeml.config import Settings
@@ -38,7 +39,7 @@ def set_workspace(workspace: Workspace | str | None) -> Workspace | None:
     global _default
     with _default_lock:
         if isinstance(workspace, str):
-            workspace = Workspace(Settings(home=workspace))
+            workspace = Workspace(Settings(home=Path(workspace)))
         _default = workspace
         return _default
 

@@ -19,6 +19,7 @@ _KEY_PACKAGES = (
     "scipy",
     "lightgbm",
     "xgboost",
+    "xgboost-cpu",
     "optuna",
     "sqlalchemy",
 )
@@ -30,7 +31,8 @@ def environment() -> dict[str, object]:
     packages = {}
     for name in _KEY_PACKAGES:
         try:
-            packages[name] = metadata.version(name)
+            # the CPU-only wheel "xgboost-cpu" is recorded as xgboost
+            packages[name.removesuffix("-cpu")] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
     return {

@@ -64,7 +64,7 @@ class ActiveRun:
         self.experiment = experiment
         revision, dirty = code_revision() if capture_code else (None, None)
         parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
-        self.run_id = workspace.runs.create_run(
+        self.run_id: str = workspace.runs.create_run(
             experiment,
             name=name,
             user=workspace.settings.user,
