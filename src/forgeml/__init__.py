@@ -3,6 +3,7 @@
 ``import forgeml as fm``; the public surface is the names in ``__all__``.
 """
 
+from forgeml import data
 from forgeml._version import __version__
 from forgeml.config import Settings
 from forgeml.errors import ForgeMLError
@@ -25,10 +26,30 @@ __all__ = [
     "Settings",
     "Workspace",
     "__version__",
+    "data",
     "default_workspace",
+    "evaluate",
     "get_run",
+    "load",
     "metric_history",
+    "register",
+    "registry",
     "search_runs",
     "set_workspace",
     "start_run",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``fm.evaluate`` loads the evaluation package on first use (it pulls in pandas); the
+    # package is callable, so ``fm.evaluate(model, X, y)`` and ``fm.evaluate.explain`` both work.
+    if name == "evaluate":
+        import forgeml.evaluate
+
+        return forgeml.evaluate
+    # ``fm.register`` / ``fm.load`` (the model registry) load it on first use as well.
+    if name in ("register", "load", "registry"):
+        import forgeml.registry
+
+        return forgeml.registry if name == "registry" else getattr(forgeml.registry, name)
+    raise AttributeError(f"module 'forgeml' has no attribute {name!r}")

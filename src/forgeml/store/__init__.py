@@ -1,11 +1,26 @@
 """Metadata and artifact stores (foundation layer).
 
 ``Workspace`` opens both from ``Settings``; ``RunStore`` keeps experiments and runs;
+``DatasetStore`` keeps dataset versions; ``RegistryStore`` keeps models, versions and aliases;
 ``ArtifactStore`` keeps content-addressed blobs. Values returned are immutable entities.
 """
 
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore, TreeEntry, sha256_file
+from forgeml.store._datasets import (
+    DatasetRecord,
+    DatasetStore,
+    DatasetVersionRecord,
+    NewDatasetVersion,
+    SplitRecord,
+)
 from forgeml.store._db import Database, now_ms
+from forgeml.store._registry import (
+    ModelEvent,
+    ModelRecord,
+    ModelStatus,
+    ModelVersionRecord,
+    RegistryStore,
+)
 from forgeml.store._runs import RunStore
 from forgeml.store._workspace import Workspace
 from forgeml.store.entities import ArtifactRef, Experiment, Metric, Page, RunRecord, RunStatus
@@ -14,13 +29,23 @@ __all__ = [
     "ArtifactRef",
     "ArtifactStore",
     "Database",
+    "DatasetRecord",
+    "DatasetStore",
+    "DatasetVersionRecord",
     "Experiment",
     "LocalArtifactStore",
     "Metric",
+    "ModelEvent",
+    "ModelRecord",
+    "ModelStatus",
+    "ModelVersionRecord",
+    "NewDatasetVersion",
     "Page",
+    "RegistryStore",
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "SplitRecord",
     "TreeEntry",
     "Workspace",
     "now_ms",

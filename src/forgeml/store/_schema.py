@@ -132,3 +132,165 @@ run_artifacts = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index(None, "digest"),
 )
+
+# -- datasets (data capability) ---------------------------------------------------------------
+
+# One row per dataset name. Adding a version locks this row (SELECT ... FOR UPDATE on
+# PostgreSQL; the write transaction is BEGIN IMMEDIATE on SQLite) and bumps ``latest_version``,
+# so concurrent adds of one name get distinct, gap-free version numbers.
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(_NAME), nullable=False, unique=True),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# An immutable version. ``digest`` is the content hash of the table, ``spec_digest`` the hash of
+# the declared roles and type overrides: the same table declared the same way is one version.
+# The data itself is a Parquet blob (``data_digest``) in the artifact store; schema, profile and
+# quality report are compact JSON kept here, read together with the version.
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column(
+        "dataset_id",
+        sa.Integer,
+        sa.ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("spec_digest", sa.String(64), nullable=False),
+    sa.Column("data_digest", sa.String(64), nullable=False),
+    sa.Column("data_size", sa.BigInteger, nullable=False),
+    sa.Column("n_rows", sa.BigInteger, nullable=False),
+    sa.Column("n_columns", sa.Integer, nullable=False),
+    sa.Column("target", sa.String(_NAME), nullable=True),
+    sa.Column("time_column", sa.String(_NAME), nullable=True),
+    sa.Column("id_column", sa.String(_NAME), nullable=True),
+    sa.Column("sensitive", sa.Text, nullable=False),  # JSON list of column names
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("parent_version", sa.Integer, nullable=True),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("schema", sa.Text, nullable=False),  # JSON
+    sa.Column("profile", sa.Text, nullable=False),  # JSON
+    sa.Column("quality", sa.Text, nullable=False),  # JSON
+    sa.Index(None, "dataset_id", "digest"),
+    sa.Index(None, "data_digest"),
+)
+
+# A recorded train/validation/test split of one version: the per-row assignment is a blob.
+dataset_splits = sa.Table(
+    "dataset_splits",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("strategy", sa.String(16), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON: fractions, columns used
+    sa.Column("counts", sa.Text, nullable=False),  # JSON: rows per part
+    sa.Column("assignment_digest", sa.String(64), nullable=False),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["dataset_id", "version"],
+        ["dataset_versions.dataset_id", "dataset_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+# -- model registry (registry capability) -----------------------------------------------------
+
+# One row per model name. Registering a version locks this row (SELECT ... FOR UPDATE on
+# PostgreSQL; the write transaction is BEGIN IMMEDIATE on SQLite) and bumps ``latest_version``,
+# so concurrent registrations of one model get distinct, gap-free version numbers.
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("model_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(_NAME), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# A registered version: an immutable bundle (a tree blob in the artifact store) plus a status
+# that changes over its life: active -> archived -> retired (retired versions are never served).
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("flavor", sa.String(32), nullable=False),
+    sa.Column("task", sa.String(32), nullable=True),
+    sa.Column("bundle_digest", sa.String(64), nullable=False),
+    sa.Column("bundle_size", sa.BigInteger, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON {name: value}
+    # Soft references: a run or dataset may be deleted while the model version stays.
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("dataset", sa.String(300), nullable=True),  # "NAME@VERSION"
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "run_id"),
+    sa.Index(None, "dataset"),
+    sa.Index(None, "bundle_digest"),
+)
+
+# The current alias -> version mapping. Moving an alias is one UPDATE of one row (an upsert), so
+# a reader sees the old or the new version, never no row.
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(_NAME), nullable=True),
+    sa.ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["model_versions.model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+)
+
+# Append-only history of every change to a model: registrations, alias moves and removals,
+# status changes; who, when and why. "What was @production at time T" is the last alias event
+# of (model, alias) at or before T.
+model_events = sa.Table(
+    "model_events",
+    metadata,
+    sa.Column("event_id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "model_id",
+        sa.Integer,
+        sa.ForeignKey("models.model_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),  # registered | alias | status
+    sa.Column("version", sa.Integer, nullable=True),  # the version the event is about
+    sa.Column("alias", sa.String(64), nullable=True),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=True),  # NULL: the alias was removed
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=True),
+    sa.Column("actor", sa.String(_NAME), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Index(None, "model_id", "alias", "at"),
+    sa.Index(None, "model_id", "at"),
+)

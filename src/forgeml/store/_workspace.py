@@ -9,7 +9,9 @@ from typing import Any
 from forgeml.config import Settings
 from forgeml.errors import StoreError, StoreVersionError, WorkspaceError
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore
+from forgeml.store._datasets import DatasetStore
 from forgeml.store._db import Database
+from forgeml.store._registry import RegistryStore
 from forgeml.store._runs import RunStore
 
 __all__ = ["Workspace"]
@@ -41,6 +43,8 @@ class Workspace:
             ) from e
         self.artifacts: ArtifactStore = LocalArtifactStore(settings.resolved_artifacts)
         self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
+        self.datasets = DatasetStore(self.db)
+        self.models = RegistryStore(self.db)
 
     @property
     def home(self) -> Path:

@@ -1,0 +1,419 @@
+"""The datasets API: add, get, load, list, validate, diff, split and report."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from forgeml.data._analyze import analyze
+from forgeml.data._diff import DatasetDiff, diff_tables
+from forgeml.data._expectations import ExpectationResult, check_expectations, load_expectations
+from forgeml.data._hash import hash_table
+from forgeml.data._io import from_parquet_bytes, read_table, to_parquet_bytes
+from forgeml.data._quality import QualityReport, Severity, check_quality
+from forgeml.data._schema import ColumnKind
+from forgeml.data._split import (
+    PARTS,
+    assign_parts,
+    check_fractions,
+    parts_from_bytes,
+    parts_to_bytes,
+)
+from forgeml.data._version import DatasetVersion, SplitInfo, check_dataset_name, parse_ref
+from forgeml.errors import InputError, NotFoundError
+from forgeml.store import DatasetRecord, NewDatasetVersion, SplitRecord, Workspace, now_ms
+
+__all__ = [
+    "ValidationReport",
+    "add",
+    "diff",
+    "get",
+    "list_datasets",
+    "list_versions",
+    "load",
+    "report",
+    "split",
+    "validate",
+]
+
+
+def _workspace(workspace: Workspace | None) -> Workspace:
+    if workspace is not None:
+        return workspace
+    from forgeml.tracking import default_workspace
+
+    return default_workspace()
+
+
+def _column_list(value: str | Sequence[str] | None, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    names = tuple(dict.fromkeys(value))
+    if not all(isinstance(n, str) for n in names):
+        raise InputError(f"{what} must be column names; got {list(value)!r}")
+    return names
+
+
+def _require(frame: pd.DataFrame, column: str | None, role: str) -> None:
+    if column is None:
+        return
+    if not isinstance(column, str) or column not in frame.columns:
+        shown = ", ".join(map(str, list(frame.columns)[:12]))
+        more = ", ..." if frame.shape[1] > 12 else ""
+        raise InputError(
+            f"The {role} column {column!r} is not in the table (columns: {shown}{more})"
+        )
+
+
+def add(
+    source: pd.DataFrame | str | Path,
+    *,
+    name: str,
+    target: str | None = None,
+    time: str | None = None,
+    sensitive: Sequence[str] = (),
+    id: str | None = None,
+    types: Mapping[str, str] | None = None,
+    workspace: Workspace | None = None,
+) -> DatasetVersion:
+    """Add a table as a new version of dataset ``name``.
+
+    The table is read (CSV with delimiter and encoding detected, Parquet, or a DataFrame),
+    hashed, profiled and checked, stored as Parquet in the artifact store, and recorded as the
+    next version. A table already stored under ``name`` with the same roles and types is not
+    copied again: its version is returned.
+
+    Args:
+        source: a DataFrame or the path of a CSV or Parquet file.
+        name: the dataset's name (letters, digits, ``.``, ``_``, ``-``).
+        target: the column to predict.
+        time: the column that orders rows in time (dates or numbers).
+        sensitive: columns holding sensitive attributes (audited for fairness).
+        id: the column identifying an entity; rows of one entity stay in one split part.
+        types: kinds that override inference, e.g. ``{"zip": "categorical"}``.
+        workspace: where to store (default: ``forgeml.tracking.default_workspace()``).
+
+    Returns:
+        The new version, or the existing one with identical content.
+
+    Raises:
+        InputError: the source is empty or not a table, a named column is missing, a type is
+            unknown or impossible for its column, or the name is invalid.
+        NotFoundError: there is no file at the path.
+    """
+    check_dataset_name(name)
+    ws = _workspace(workspace)
+    frame, description = read_table(source)
+    sensitive_columns = _column_list(sensitive, "sensitive")
+    for column, role in ((target, "target"), (time, "time"), (id, "id")):
+        _require(frame, column, role)
+    for column in sensitive_columns:
+        _require(frame, column, "sensitive")
+    if target is not None and target in (time, id):
+        raise InputError(f"The target {target!r} cannot also be the time or id column")
+    type_overrides = {
+        str(k): ColumnKind.parse(str(v), column=str(k)).value for k, v in (types or {}).items()
+    }
+    for column in type_overrides:
+        _require(frame, column, "type override")
+
+    hashed = hash_table(frame)
+    spec = {
+        "target": target,
+        "time": time,
+        "id": id,
+        "sensitive": sorted(sensitive_columns),
+        "types": dict(sorted(type_overrides.items())),
+    }
+    spec_digest = hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    existing = ws.datasets.find_version(name, hashed.digest, spec_digest)
+    if existing is not None:
+        return DatasetVersion.from_record(existing)
+
+    duplicates = len(hashed.rows) - len(np.unique(hashed.rows))
+    schema, profile = analyze(
+        frame,
+        target=target,
+        types=type_overrides,
+        column_digests=hashed.columns,
+        duplicate_rows=duplicates,
+    )
+    if target is not None:
+        kind = schema[target].kind
+        if profile[target].count == 0:
+            raise InputError(f"The target column {target!r} has no values")
+        if kind in (ColumnKind.DATETIME, ColumnKind.IDENTIFIER) and profile.task is None:
+            raise InputError(
+                f"The target column {target!r} is {kind.value}-like; a target is a class label "
+                "or a number"
+            )
+    if time is not None and schema[time].kind not in (
+        ColumnKind.DATETIME,
+        ColumnKind.INTEGER,
+        ColumnKind.NUMERIC,
+        ColumnKind.IDENTIFIER,
+    ):
+        raise InputError(
+            f"The time column {time!r} holds {schema[time].kind.value} values; it must hold dates "
+            "or numbers"
+        )
+    quality = check_quality(
+        schema, profile, target=target, id_column=id, time_column=time, sensitive=sensitive_columns
+    )
+    data = to_parquet_bytes(frame)
+    data_digest = ws.artifacts.put_bytes(data)
+    record, _ = ws.datasets.add_version(
+        name,
+        NewDatasetVersion(
+            digest=hashed.digest,
+            spec_digest=spec_digest,
+            data_digest=data_digest,
+            data_size=len(data),
+            n_rows=len(frame),
+            n_columns=frame.shape[1],
+            schema=schema.to_dict(),
+            profile=profile.to_dict(),
+            quality=quality.to_dict(),
+            target=target,
+            time_column=time,
+            id_column=id,
+            sensitive=sensitive_columns,
+            source=description,
+            created_by=ws.settings.user,
+        ),
+    )
+    return DatasetVersion.from_record(record)
+
+
+def get(ref: str, *, workspace: Workspace | None = None) -> DatasetVersion:
+    """The version named by ``NAME``, ``NAME@3`` or ``NAME@latest``, with profile and quality.
+
+    Raises:
+        InputError: ``ref`` is malformed.
+        NotFoundError: no such dataset or version.
+    """
+    name, version = parse_ref(ref)
+    return DatasetVersion.from_record(_workspace(workspace).datasets.get_version(name, version))
+
+
+def load(
+    ref: str | DatasetVersion,
+    *,
+    part: str | None = None,
+    split: str = "default",
+    workspace: Workspace | None = None,
+) -> pd.DataFrame:
+    """The table of a version, optionally only one part of a recorded split.
+
+    Args:
+        ref: ``NAME[@V]`` or a ``DatasetVersion``.
+        part: ``"train"``, ``"validation"`` or ``"test"`` to load one part of ``split``.
+        split: the recorded split's name.
+        workspace: where to read from.
+
+    Raises:
+        NotFoundError: no such dataset, version or split.
+    """
+    ws = _workspace(workspace)
+    version = ref if isinstance(ref, DatasetVersion) else get(ref, workspace=ws)
+    frame = from_parquet_bytes(ws.artifacts.get_bytes(version.data_digest))
+    if part is None:
+        return frame
+    if part not in PARTS:
+        raise InputError(f"A split part is one of {', '.join(PARTS)}; got {part!r}")
+    info = version.split(split)
+    if info is None:
+        raise NotFoundError(
+            f"{version.ref} has no split named {split!r}; record one with "
+            f"forgeml data split {version.ref}"
+        )
+    parts = parts_from_bytes(ws.artifacts.get_bytes(info.digest))
+    return frame[parts == PARTS.index(part)].reset_index(drop=True)
+
+
+def list_datasets(*, workspace: Workspace | None = None) -> list[DatasetRecord]:
+    """Every dataset with its latest version number, by name."""
+    return _workspace(workspace).datasets.list_datasets()
+
+
+def list_versions(name: str, *, workspace: Workspace | None = None) -> list[DatasetVersion]:
+    """Every version of ``name``, newest first (without profile, quality and splits).
+
+    Raises:
+        NotFoundError: no dataset ``name``.
+    """
+    check_dataset_name(name)
+    records = _workspace(workspace).datasets.list_versions(name)
+    return [DatasetVersion.from_record(r) for r in records]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """The quality findings of a version and the outcome of the user's expectations."""
+
+    ref: str
+    quality: QualityReport
+    expectations: tuple[ExpectationResult, ...] = ()
+
+    def failed(self, fail_on: Severity | str = Severity.ERROR) -> bool:
+        """Whether a finding or a failed expectation is at least as serious as ``fail_on``."""
+        threshold = Severity(fail_on).rank
+        if any(f.severity.rank >= threshold for f in self.quality.findings):
+            return True
+        return any(
+            not r.passed and r.expectation.severity.rank >= threshold for r in self.expectations
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "ref": self.ref,
+            "quality": self.quality.to_dict()["findings"],
+            "expectations": [r.to_dict() for r in self.expectations],
+            "counts": self.quality.counts(),
+            "expectations_failed": sum(not r.passed for r in self.expectations),
+        }
+
+
+def validate(
+    ref: str,
+    *,
+    expectations: str | Path | Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+) -> ValidationReport:
+    """The quality report of a version, and the outcome of expectations if given.
+
+    Args:
+        ref: ``NAME[@V]``.
+        expectations: a YAML file of rules (see ``forgeml.data`` docs) or the parsed mapping.
+        workspace: where to read from.
+
+    Raises:
+        InputError: the expectations file is invalid or a rule does not fit its column.
+        NotFoundError: no such dataset or version.
+    """
+    ws = _workspace(workspace)
+    rules = load_expectations(expectations) if expectations is not None else ()
+    version = get(ref, workspace=ws)
+    assert version.profile is not None
+    # Re-run the checks on the stored profile (cheap: no pass over the data), so a version
+    # added by an older forgeml is judged by today's checks.
+    quality = check_quality(
+        version.schema,
+        version.profile,
+        target=version.target,
+        id_column=version.id_column,
+        time_column=version.time_column,
+        sensitive=version.sensitive,
+    )
+    results: tuple[ExpectationResult, ...] = ()
+    if rules:
+        results = check_expectations(load(version, workspace=ws), rules)
+    return ValidationReport(version.ref, quality, results)
+
+
+def diff(before: str, after: str, *, workspace: Workspace | None = None) -> DatasetDiff:
+    """What changed from one version to another (any two versions, of any datasets).
+
+    Raises:
+        NotFoundError: no such dataset or version.
+    """
+    ws = _workspace(workspace)
+    a, b = get(before, workspace=ws), get(after, workspace=ws)
+    assert a.profile is not None and b.profile is not None
+    return diff_tables(
+        load(a, workspace=ws),
+        load(b, workspace=ws),
+        schema_before=a.schema,
+        schema_after=b.schema,
+        names=(a.ref, b.ref),
+        id_before=a.id_column,
+        id_after=b.id_column,
+        digests_before={c.name: c.digest for c in a.profile.columns},
+        digests_after={c.name: c.digest for c in b.profile.columns},
+    )
+
+
+def split(
+    ref: str,
+    *,
+    strategy: str = "auto",
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    seed: int = 0,
+    name: str = "default",
+    workspace: Workspace | None = None,
+) -> SplitInfo:
+    """Draw a train/validation/test split of a version and record it with the version.
+
+    Stratified by the target for classification, by time when a time column is declared, by
+    group when an id column is declared (``strategy="auto"`` picks in that order: time, group,
+    stratified, random). The same version, strategy, fractions and seed always give the same
+    split. Recording the same split again is a no-op; another split under a recorded name is a
+    conflict.
+
+    Args:
+        ref: ``NAME[@V]``.
+        strategy: ``auto``, ``stratified``, ``time``, ``group`` or ``random``.
+        fractions: train, validation, test (or train, test).
+        seed: the seed of the random permutation.
+        name: the split's name.
+        workspace: where to record.
+
+    Raises:
+        InputError: bad fractions or strategy, or a strategy whose column is not declared.
+        ConflictError: a different split is already recorded under ``name``.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"A split seed is a non-negative integer; got {seed!r}")
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        raise InputError(f"A split name is 1 to 128 characters; got {name!r}")
+    parts_fractions = check_fractions(fractions)
+    ws = _workspace(workspace)
+    version = get(ref, workspace=ws)
+    assert version.profile is not None
+    frame = load(version, workspace=ws)
+    parts, used, params = assign_parts(
+        frame,
+        strategy=strategy,
+        fractions=parts_fractions,
+        seed=seed,
+        target=version.target,
+        task=version.profile.task,
+        time_column=version.time_column,
+        id_column=version.id_column,
+    )
+    digest = ws.artifacts.put_bytes(parts_to_bytes(parts))
+    counts = np.bincount(parts, minlength=3)
+    record = SplitRecord(
+        name=name,
+        strategy=used,
+        seed=seed,
+        params=params,
+        counts={p: int(c) for p, c in zip(PARTS, counts, strict=True)},
+        assignment_digest=digest,
+        created_at=now_ms(),
+        created_by=ws.settings.user,
+    )
+    stored, _ = ws.datasets.add_split(version.name, version.version, record)
+    return SplitInfo.from_record(stored)
+
+
+def report(ref: str, path: str | Path, *, workspace: Workspace | None = None) -> Path:
+    """Write a self-contained HTML report of a version (no internet needed to open it).
+
+    Raises:
+        NotFoundError: no such dataset or version.
+        InputError: the path cannot be written.
+    """
+    from forgeml.data._report import render_report
+
+    return render_report(get(ref, workspace=workspace), path)

@@ -1,0 +1,429 @@
+"""``evaluate``: everything about one fitted model on one labelled table, in one call.
+
+Metrics with intervals, slices, a fairness audit of the sensitive columns, global importance,
+PNG plots, a self-contained HTML report, ``evaluation.json`` and ``card.md`` in one folder;
+with a run, the metrics are logged to it and the folder is stored as its ``evaluation``
+artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from forgeml.errors import InputError
+from forgeml.evaluate._card import ModelCard, model_card
+from forgeml.evaluate._fairness import FairnessReport, FairnessThresholds, fairness_audit
+from forgeml.evaluate._inputs import as_labels, check_known_labels, check_same_length
+from forgeml.evaluate._metrics import Metrics, classification_metrics, regression_metrics
+from forgeml.evaluate._slices import Slice, slice_metrics
+
+if TYPE_CHECKING:
+    from forgeml.tracking import ActiveRun
+
+__all__ = ["EvaluationReport", "evaluate"]
+
+_TASKS = ("binary", "multiclass", "regression")
+# The permutation explainer costs (2 x features + 1) x background evaluations per row.
+_PERMUTATION_ROWS = 100
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The outcome of ``evaluate``. Immutable.
+
+    Attributes:
+        model_name: the model's name.
+        task: ``binary``, ``multiclass`` or ``regression``.
+        columns: the input columns.
+        metrics: overall metrics with intervals.
+        slices: metrics per slice, worst first.
+        fairness: the audit of the sensitive columns (None without any, or for regression).
+        importance: (column, mean |SHAP|), largest first.
+        explanation_method: the algorithm behind ``importance``.
+        plots: plot name -> PNG path.
+        report_path: the HTML report.
+        output_dir: the folder holding every file.
+        dataset_name: the evaluation data's name, if given.
+        intended_use: what the model is for, if given.
+        notes: what could not be computed and why.
+        timings: seconds per step and ``total``.
+        run_id: the run the evaluation was logged to.
+    """
+
+    model_name: str
+    task: str
+    columns: tuple[str, ...]
+    metrics: Metrics
+    slices: tuple[Slice, ...]
+    fairness: FairnessReport | None
+    importance: tuple[tuple[str, float], ...]
+    explanation_method: str
+    plots: tuple[tuple[str, Path], ...] = ()
+    report_path: Path | None = None
+    output_dir: Path | None = None
+    dataset_name: str | None = None
+    intended_use: str = ""
+    notes: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+
+    def card(
+        self,
+        *,
+        intended_use: str | None = None,
+        out_of_scope: str = "",
+        limitations: Sequence[str] = (),
+    ) -> ModelCard:
+        """Model-card content from this evaluation (see ``model_card``)."""
+        return model_card(
+            self, intended_use=intended_use, out_of_scope=out_of_scope, limitations=limitations
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN as None)."""
+        return _finite(
+            {
+                "model_name": self.model_name,
+                "task": self.task,
+                "dataset_name": self.dataset_name,
+                "columns": list(self.columns),
+                "metrics": self.metrics.to_dict(),
+                "slices": [s.to_dict() for s in self.slices],
+                "fairness": None if self.fairness is None else self.fairness.to_dict(),
+                "importance": [[k, v] for k, v in self.importance],
+                "explanation_method": self.explanation_method,
+                "plots": {k: str(v) for k, v in self.plots},
+                "report_path": None if self.report_path is None else str(self.report_path),
+                "notes": list(self.notes),
+                "timings": dict(self.timings),
+                "run_id": self.run_id,
+            }
+        )
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _detect_task(model: Any, y: np.ndarray, task: str | None) -> str:
+    if task is not None:
+        if task == "classification":
+            task = "binary" if len(getattr(model, "classes_", pd.unique(y))) == 2 else "multiclass"
+        if task not in _TASKS:
+            raise InputError(f"The `task` parameter must be one of {_TASKS}; got {task!r}")
+        return task
+    if hasattr(model, "classes_") or hasattr(model, "predict_proba"):
+        classes = getattr(model, "classes_", pd.unique(y))
+        return "binary" if len(classes) == 2 else "multiclass"
+    return "regression"
+
+
+def _sensitive_frame(X: pd.DataFrame, sensitive: Any) -> pd.DataFrame | None:
+    if sensitive is None:
+        return None
+    if isinstance(sensitive, str):
+        sensitive = [sensitive]
+    if isinstance(sensitive, pd.DataFrame | pd.Series):
+        frame = sensitive.to_frame() if isinstance(sensitive, pd.Series) else sensitive
+        check_same_length(X=X, sensitive=frame)
+        return frame.reset_index(drop=True)
+    names = list(sensitive)
+    missing = [c for c in names if c not in X.columns]
+    if missing:
+        raise InputError(
+            f"Sensitive column(s) {missing} are not columns of `X`; pass their values as a "
+            "DataFrame when they are not model inputs"
+        )
+    return X[names].reset_index(drop=True) if names else None
+
+
+def evaluate(
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    task: str | None = None,
+    sensitive: Any = None,
+    run: ActiveRun | None = None,
+    output_dir: str | Path | None = None,
+    model_name: str | None = None,
+    dataset_name: str | None = None,
+    intended_use: str = "",
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    explain: bool = True,
+    max_explain_rows: int = 1000,
+    slice_columns: Sequence[str] | None = None,
+    fairness_thresholds: FairnessThresholds | None = None,
+    metric_prefix: str = "eval_",
+) -> EvaluationReport:
+    """Evaluate a fitted model on labelled rows: metrics, plots, slices, fairness, explanations.
+
+    Example::
+
+        report = fm.evaluate(model, X_test, y_test, sensitive=["sex"], run=run)
+        report.metrics["roc_auc"]          # MetricValue(value, lower, upper)
+        report.report_path                 # self-contained HTML
+
+    Args:
+        model: a fitted estimator or scikit-learn Pipeline with ``predict`` (and
+            ``predict_proba`` for classifiers).
+        X: the input rows (a DataFrame; an array gets columns ``x0``, ``x1``...).
+        y: the true labels or values.
+        task: ``binary``, ``multiclass``, ``regression`` or ``classification`` (default:
+            classification when the model has ``classes_`` or ``predict_proba``).
+        sensitive: sensitive column names of ``X``, or a DataFrame of sensitive values (one
+            row per row of ``X``) when they are not model inputs.
+        run: log metrics and store the output folder as the run's ``evaluation`` artifact.
+        output_dir: where to write the files (default: a new temporary folder).
+        model_name: a name for the report and card.
+        dataset_name: the evaluation data's name (e.g. ``adult@3``).
+        intended_use: what the model is for (goes into the card).
+        n_bootstrap: bootstrap replicates for every interval.
+        confidence: coverage of the intervals.
+        seed: seed of every random step (bootstrap, row samples, SHAP background).
+        explain: compute SHAP importance and the SHAP summary plot.
+        max_explain_rows: explain at most this many rows (a seeded sample).
+        slice_columns: columns to slice by (default: all).
+        fairness_thresholds: where fairness findings start.
+        metric_prefix: prefix of the metric names logged to ``run``.
+
+    Returns:
+        the report.
+
+    Raises:
+        InputError: ``X`` and ``y`` of different lengths, labels the model was not trained on,
+            sensitive columns that are missing or have a single group, a model without
+            ``predict``.
+    """
+    from forgeml.evaluate import _plots
+    from forgeml.evaluate._explain import global_importance
+    from forgeml.evaluate._report import write_report
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 4)
+        return now
+
+    if not hasattr(model, "predict"):
+        raise InputError(f"The model must have a `predict` method; got {type(model).__name__}")
+    frame = (
+        X
+        if isinstance(X, pd.DataFrame)
+        else pd.DataFrame(np.asarray(X), columns=[f"x{i}" for i in range(np.shape(X)[1])])
+    )
+    truth = as_labels(y, "y")
+    check_same_length(X=frame, y=truth)
+    task = _detect_task(model, truth, task)
+    sens = _sensitive_frame(frame, sensitive)
+    model_input = X if isinstance(X, pd.DataFrame) else frame.to_numpy()
+    out_dir = (
+        Path(output_dir)
+        if output_dir is not None
+        else Path(tempfile.mkdtemp(prefix="forgeml-evaluation-"))
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = model_name or type(model).__name__
+    t = time.perf_counter()
+
+    y_pred = np.asarray(model.predict(model_input))
+    proba: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    positive = None
+    if task != "regression":
+        classes = np.asarray(getattr(model, "classes_", sorted(pd.unique(truth).tolist())))
+        check_known_labels(truth, classes, "y")
+        if hasattr(model, "predict_proba"):
+            proba = np.asarray(model.predict_proba(model_input), dtype=np.float64)
+        else:
+            notes.append("The model has no predict_proba: no ROC, PR, log loss or calibration.")
+        positive = (
+            classes[1].item()
+            if len(classes) == 2 and hasattr(classes[1], "item")
+            else (classes[1] if len(classes) == 2 else None)
+        )
+        metrics = classification_metrics(
+            truth,
+            y_pred,
+            y_score=proba,
+            classes=classes,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
+    else:
+        metrics = regression_metrics(
+            truth, y_pred, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+        )
+    t = lap("metrics", t)
+
+    positive_score = None if proba is None or task != "binary" else proba[:, 1]
+    slices = slice_metrics(
+        frame.reset_index(drop=True),
+        truth,
+        y_pred,
+        task=task,
+        y_score=positive_score,
+        positive_label=positive,
+        columns=slice_columns,
+    )
+    t = lap("slices", t)
+
+    fairness = None
+    if sens is not None and task == "binary":
+        fairness = fairness_audit(
+            truth,
+            y_pred,
+            sens,
+            positive_label=positive,
+            thresholds=fairness_thresholds,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            seed=seed,
+        )
+    elif sens is not None:
+        notes.append(f"No fairness audit: it covers binary decisions; this task is {task}.")
+    else:
+        notes.append("No fairness audit: no sensitive column was named.")
+    t = lap("fairness", t)
+
+    importance: tuple[tuple[str, float], ...] = ()
+    method = ""
+    explanation = None
+    if explain:
+        from forgeml.evaluate._explain import Explainer
+
+        family_rows = max_explain_rows
+        if Explainer(model).family_ == "other":
+            family_rows = min(max_explain_rows, _PERMUTATION_ROWS)
+        try:
+            series, explanation = global_importance(
+                model,
+                model_input if isinstance(X, pd.DataFrame) else frame,
+                max_rows=family_rows,
+                background=model_input,
+                seed=seed,
+            )
+        except InputError as e:
+            notes.append(f"No explanation: {e.message}")
+        else:
+            importance = tuple((str(k), float(v)) for k, v in series.items())
+            method = explanation.method
+    t = lap("explanations", t)
+
+    figures = _figures(
+        task, truth, y_pred, proba, metrics, classes, positive, explanation, importance, seed
+    )
+    images = {key: _plots.figure_png(fig) for key, fig in figures.items()}
+    plots = []
+    for key, data in images.items():
+        path = out_dir / f"{key}.png"
+        path.write_bytes(data)
+        plots.append((key, path))
+    t = lap("plots", t)
+
+    report = EvaluationReport(
+        model_name=name,
+        task=task,
+        columns=tuple(str(c) for c in frame.columns),
+        metrics=metrics,
+        slices=slices,
+        fairness=fairness,
+        importance=importance,
+        explanation_method=method,
+        plots=tuple(plots),
+        report_path=out_dir / "report.html",
+        output_dir=out_dir,
+        dataset_name=dataset_name,
+        intended_use=intended_use,
+        notes=tuple(notes),
+        timings=timings,
+        run_id=run.run_id if run is not None else None,
+    )
+    write_report(report, images, out_dir / "report.html")
+    (out_dir / "card.md").write_text(report.card().to_markdown(), encoding="utf-8")
+    lap("report", t)
+    timings["total"] = round(time.perf_counter() - started, 4)
+    (out_dir / "evaluation.json").write_text(
+        json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8"
+    )
+    if run is not None:
+        logged: dict[str, float] = {}
+        for v in metrics.values:
+            logged[f"{metric_prefix}{v.name}"] = v.value
+            if math.isfinite(v.lower):
+                logged[f"{metric_prefix}{v.name}_lower"] = v.lower
+                logged[f"{metric_prefix}{v.name}_upper"] = v.upper
+        run.log_metrics(logged)
+        run.log_artifact(out_dir, name="evaluation")
+    return report
+
+
+def _figures(
+    task: str,
+    truth: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    metrics: Metrics,
+    classes: np.ndarray | None,
+    positive: Any,
+    explanation: Any,
+    importance: tuple[tuple[str, float], ...],
+    seed: int,
+) -> dict[str, Any]:
+    from forgeml.evaluate import _plots
+
+    figures: dict[str, Any] = {}
+    if task == "regression":
+        figures["predicted_vs_actual"] = _plots.predicted_vs_actual_plot(
+            truth.astype(np.float64), y_pred.astype(np.float64)
+        )
+        figures["residuals"] = _plots.residuals_plot(
+            truth.astype(np.float64), y_pred.astype(np.float64)
+        )
+    else:
+        assert classes is not None
+        figures["confusion_matrix"] = _plots.confusion_matrix_plot(
+            metrics.confusion_matrix, metrics.classes
+        )
+        if proba is not None:
+            figures["roc_curve"] = _plots.roc_plot(truth, proba, list(classes), positive)
+            figures["pr_curve"] = _plots.pr_plot(truth, proba, list(classes), positive)
+            figures["calibration"] = _plots.calibration_plot(truth, proba, list(classes), positive)
+        if metrics.threshold_curve:
+            figures["threshold_curve"] = _plots.threshold_plot(
+                metrics.threshold_curve, metrics.threshold
+            )
+    if importance:
+        figures["feature_importance"] = _plots.importance_plot(pd.Series(dict(importance)))
+    if explanation is not None:
+        values = explanation.contributions
+        if values.ndim == 3:  # multiclass: the first class's contributions
+            values = values[:, :, 0]
+        figures["shap_summary"] = _plots.shap_summary_plot(
+            values, explanation.data, explanation.columns, seed=seed
+        )
+    return figures

@@ -1,0 +1,601 @@
+"""The registry's Python API: register, load, promote, retire, compare, lineage, cards."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from forgeml.errors import ArtifactIntegrityError, ConflictError, InputError, NotFoundError
+from forgeml.registry._bundle import CARD, read_bundle, stage
+from forgeml.registry._card import card_html, render_card
+from forgeml.registry._flavors import classes_of, flavor_for, is_classifier, task_of
+from forgeml.registry._predictor import LoadedModel
+from forgeml.registry._signature import (
+    Signature,
+    infer_signature,
+    names_only_signature,
+    signature_from_columns,
+)
+from forgeml.store import (
+    ModelEvent,
+    ModelRecord,
+    ModelStatus,
+    ModelVersionRecord,
+    Workspace,
+    now_ms,
+)
+from forgeml.store._registry import check_model_name
+
+__all__ = [
+    "ModelVersion",
+    "alias_at",
+    "archive",
+    "card",
+    "compare",
+    "get_model",
+    "get_version",
+    "history",
+    "lineage",
+    "list_models",
+    "list_versions",
+    "load",
+    "models_trained_on",
+    "parse_model_ref",
+    "promote",
+    "register",
+    "remove_alias",
+    "restore",
+    "retire",
+]
+
+ModelVersion = ModelVersionRecord
+_REF = re.compile(r"^(?P<name>[^@\s]+)(?:@(?P<ref>[^@\s]+))?$")
+_CHECK_ROWS = 200
+
+
+def _ws(workspace: Workspace | None) -> Workspace:
+    if workspace is not None:
+        return workspace
+    from forgeml.tracking import default_workspace
+
+    return default_workspace()
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """Split ``NAME@VERSION``, ``NAME@ALIAS`` or ``NAME@latest`` (``NAME`` alone: latest).
+
+    Raises:
+        InputError: ``ref`` is not of that form.
+    """
+    match = _REF.match(ref.strip()) if isinstance(ref, str) else None
+    if match is None:
+        raise InputError(
+            "A model reference is NAME@VERSION, NAME@ALIAS or NAME@latest "
+            f"(e.g. churn@3, churn@production); got {ref!r}"
+        )
+    name = check_model_name(match["name"])
+    return name, match["ref"] or "latest"
+
+
+# -- register ---------------------------------------------------------------------------------
+
+
+def _metrics(value: Any) -> dict[str, dict[str, float | None]]:
+    """Metrics as ``{name: {"value", "lower", "upper"}}`` from a mapping of numbers, of
+    metric values, or an evaluation's ``Metrics``."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) and hasattr(value, "to_dict"):
+        value = value.to_dict()
+        value = value.get("metrics", value) if isinstance(value, Mapping) else {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"metrics must be a mapping of name -> value; got {type(value).__name__}")
+    out: dict[str, dict[str, float | None]] = {}
+    for name, item in value.items():
+        if hasattr(item, "value"):
+            item = {
+                "value": item.value,
+                "lower": getattr(item, "lower", None),
+                "upper": getattr(item, "upper", None),
+            }
+        if isinstance(item, Mapping):
+            entry = {k: _finite(item.get(k)) for k in ("value", "lower", "upper")}
+        else:
+            entry = {"value": _finite(item), "lower": None, "upper": None}
+        if entry["value"] is None and not isinstance(item, Mapping):
+            raise InputError(f"The metric {name!r} must be a number; got {item!r}")
+        out[str(name)] = entry
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _dataset_frame(
+    ws: Workspace, dataset: str
+) -> tuple[str, pd.DataFrame, str | None, dict[str, Any] | None]:
+    """(exact ``NAME@V``, its table, its target column, its profile) of a dataset version."""
+    import forgeml.data as fd
+
+    version = fd.get(dataset, workspace=ws)
+    frame = fd.load(version, workspace=ws)
+    profile = version.profile
+    if profile is not None and hasattr(profile, "to_dict"):
+        profile = profile.to_dict()
+    return f"{version.name}@{version.version}", frame, version.target, profile
+
+
+def _input_columns(model: Any, frame: pd.DataFrame | None, declared: Any) -> list[str] | None:
+    names_in = getattr(model, "feature_names_in_", None)
+    if declared is not None:
+        return [str(c) for c in declared]
+    if names_in is not None:
+        return [str(c) for c in names_in]
+    return None if frame is None else [str(c) for c in frame.columns]
+
+
+def register(
+    obj: Any,
+    *,
+    name: str,
+    sample: pd.DataFrame | None = None,
+    task: str | None = None,
+    metrics: Any = None,
+    run_id: str | None = None,
+    dataset: str | None = None,
+    description: str | None = None,
+    evaluation: Any = None,
+    signature: Signature | None = None,
+    workspace: Workspace | None = None,
+) -> ModelVersionRecord:
+    """Register a model as the next version of ``name``.
+
+    Args:
+        obj: a training result (anything with ``.model`` and ``.run_id``) or a fitted
+            scikit-learn estimator or pipeline, LightGBM's and XGBoost's wrappers included.
+        name: the model's name (letters, digits, ``.``, ``_``, ``-``).
+        sample: input rows the model takes (training data or a sample of it): the signature
+            and the drift baseline come from it. Default: the training dataset's table, or
+            the estimator's ``feature_names_in_`` (names only).
+        task: ``binary``, ``multiclass``, ``regression``... (default: from the model).
+        metrics: evaluation metrics: ``{name: value}``, ``{name: MetricValue}`` or an
+            evaluation's ``Metrics`` (intervals are kept).
+        run_id: the training run (default: the training result's).
+        dataset: the training dataset version, ``NAME@VERSION``.
+        description: what the model is for.
+        evaluation: an evaluation report or model card of ``forgeml.evaluate``, rendered
+            into the bundle's card.
+        signature: the input signature, when there is neither a sample nor a dataset (its
+            task and classes are taken from the model).
+        workspace: where to register (default: the default workspace).
+
+    Returns:
+        The new version (``.name``, ``.version``).
+
+    Raises:
+        InputError: the model is not fitted, no signature can be inferred, or an argument
+            is invalid.
+        NotFoundError: the run or dataset does not exist.
+    """
+    ws = _ws(workspace)
+    check_model_name(name)
+    model, declared, summary = obj, None, None
+    if hasattr(obj, "model") and hasattr(obj, "run_id"):  # a training result
+        model = obj.model
+        run_id = run_id or obj.run_id
+        task = task or getattr(obj, "task", None)
+        metrics = metrics if metrics is not None else getattr(obj, "test_metrics", None)
+        declared = getattr(obj, "feature_columns", None)
+        summary = getattr(obj, "input_schema", None)
+        found = getattr(obj, "dataset", None)
+        if dataset is None and found is not None:
+            dataset = found if isinstance(found, str) else getattr(found, "ref", None)
+        evaluation = evaluation if evaluation is not None else getattr(obj, "evaluation", None)
+    flavor = flavor_for(model)
+    classifier = is_classifier(model)
+    task = task or task_of(model)
+    classes = list(classes_of(model)) if classifier else None
+
+    code_revision = None
+    if run_id is not None:
+        run = ws.runs.get_run(run_id)
+        run_id, code_revision = run.run_id, run.code_revision
+        if dataset is None and isinstance(run.params.get("dataset"), str):
+            dataset = run.params["dataset"]
+
+    frame, target, profile, source = None, None, None, "sample"
+    if dataset is not None:
+        dataset, data, target, profile = _dataset_frame(ws, dataset)
+        if sample is None:
+            frame, source = data, "dataset"
+    if sample is not None:
+        if not isinstance(sample, pd.DataFrame):
+            raise InputError(f"sample must be a pandas DataFrame; got {type(sample).__name__}")
+        frame = sample
+    columns = _input_columns(model, frame, declared)
+    if frame is not None and declared is None and getattr(model, "feature_names_in_", None) is None:
+        columns = [c for c in columns or [] if c != target]
+    if signature is None and frame is None and columns and isinstance(summary, Mapping):
+        signature = signature_from_columns(summary, columns, task=task, classes=classes)
+    if signature is not None and frame is None:
+        signature = replace(
+            signature, task=task, classes=None if classes is None else tuple(classes)
+        )
+        reference = check = None
+    elif frame is not None and columns:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"The sample lacks columns the model takes: {', '.join(missing)}")
+        inputs = frame.loc[:, columns]
+        signature = infer_signature(inputs, task=task, classes=classes, source=source)
+        reference = frame.loc[:, [*columns, target]] if target in frame.columns else inputs
+        check = inputs.head(_CHECK_ROWS)
+        if profile is None:
+            profile = _profile(inputs)
+    elif columns:
+        signature = names_only_signature(columns, task=task, classes=classes)
+        reference = check = None
+    else:
+        raise InputError(
+            "Cannot tell which columns the model takes: pass sample= (training rows) or "
+            "dataset=, or fit the model on a DataFrame"
+        )
+
+    metric_values = _metrics(metrics)
+    evaluation_md = _evaluation_markdown(evaluation)
+    manifest = {
+        "task": task,
+        "signature": signature.to_dict(),
+        "metrics": metric_values,
+        "lineage": {"run_id": run_id, "dataset": dataset, "code_revision": code_revision},
+        "description": description,
+        "created_by": ws.settings.user,
+        "created_at": now_ms(),
+    }
+    staged = stage(
+        model,
+        flavor,
+        manifest=manifest,
+        reference=reference,
+        profile=profile,
+        check=check,
+        render_card=lambda m: render_card(m, evaluation_md),
+    )
+    try:
+        return ws.models.add_version(
+            name,
+            flavor=flavor.name,
+            bundle=lambda version: staged.finish(name, version, ws.artifacts),
+            task=task,
+            metrics={k: v["value"] for k, v in metric_values.items() if v["value"] is not None},
+            run_id=run_id,
+            dataset=dataset,
+            description=description,
+            created_by=ws.settings.user,
+        )
+    finally:
+        staged.cleanup()
+
+
+def _profile(frame: pd.DataFrame) -> dict[str, Any] | None:
+    try:
+        from forgeml.data import profile
+    except ImportError:
+        return None
+    return dict(profile(frame).to_dict())
+
+
+def _evaluation_markdown(evaluation: Any) -> str | None:
+    if evaluation is None:
+        return None
+    if isinstance(evaluation, str):
+        return evaluation
+    if hasattr(evaluation, "to_markdown"):
+        return str(evaluation.to_markdown())
+    try:
+        from forgeml.evaluate import model_card  # type: ignore[attr-defined]
+    except ImportError:
+        raise InputError("evaluation must be a model card (with to_markdown) or text") from None
+    return str(model_card(evaluation).to_markdown())
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def load(ref: str, *, workspace: Workspace | None = None, for_serving: bool = False) -> LoadedModel:
+    """Load a model version after verifying every file of its bundle.
+
+    Args:
+        ref: ``NAME@VERSION``, ``NAME@ALIAS`` or ``NAME@latest`` (the newest active version).
+        workspace: where to load from (default: the default workspace).
+        for_serving: refuse a retired version.
+
+    Returns:
+        The loaded model: ``predict``, ``predict_proba``, ``explain``, ``signature``,
+        ``metadata``.
+
+    Raises:
+        InputError: ``ref`` is malformed.
+        NotFoundError: no such model, version or alias.
+        ConflictError: ``for_serving`` and the version is retired.
+        ArtifactIntegrityError: a file of the bundle does not match its digest.
+    """
+    ws = _ws(workspace)
+    name, which = parse_model_ref(ref)
+    record = ws.models.resolve(name, which)
+    if for_serving and record.status is ModelStatus.RETIRED:
+        raise ConflictError(f"{record.ref} is retired; a retired version cannot be served")
+    bundle = read_bundle(ws.artifacts, record.bundle_digest)
+    manifest = bundle.manifest
+    if manifest.get("name") != record.name or manifest.get("version") != record.version:
+        raise ArtifactIntegrityError(
+            f"The bundle of {record.ref} describes {manifest.get('name')}@{manifest.get('version')}"
+        )
+    return LoadedModel(record, bundle, bundle.load_model())
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def get_version(ref: str, *, workspace: Workspace | None = None) -> ModelVersionRecord:
+    """The registry's record of ``NAME@VERSION|ALIAS|latest`` (nothing is loaded)."""
+    name, which = parse_model_ref(ref)
+    return _ws(workspace).models.resolve(name, which)
+
+
+def get_model(name: str, *, workspace: Workspace | None = None) -> ModelRecord:
+    """The model ``name`` with its aliases."""
+    return _ws(workspace).models.get_model(name)
+
+
+def list_models(*, workspace: Workspace | None = None) -> list[ModelRecord]:
+    """Every registered model."""
+    return _ws(workspace).models.list_models()
+
+
+def list_versions(
+    name: str, *, all_statuses: bool = False, workspace: Workspace | None = None
+) -> list[ModelVersionRecord]:
+    """Versions of ``name``, newest first: active ones, or every one with ``all_statuses=True``."""
+    statuses = None if all_statuses else [ModelStatus.ACTIVE]
+    return _ws(workspace).models.list_versions(name, statuses=statuses)
+
+
+def history(
+    name: str, *, alias: str | None = None, workspace: Workspace | None = None
+) -> list[ModelEvent]:
+    """Who changed what, when and why: registrations, alias moves, status changes."""
+    return _ws(workspace).models.history(name, alias=alias)
+
+
+def alias_at(
+    name: str, alias: str, when: datetime | int, *, workspace: Workspace | None = None
+) -> int | None:
+    """The version ``NAME@ALIAS`` named at time ``when`` (a datetime or ms since the epoch)."""
+    at = int(when.timestamp() * 1000) if isinstance(when, datetime) else int(when)
+    return _ws(workspace).models.alias_at(name, alias, at)
+
+
+# -- life cycle -------------------------------------------------------------------------------
+
+
+def promote(
+    name: str,
+    version: int,
+    *,
+    alias: str = "production",
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+) -> ModelEvent:
+    """Point ``NAME@ALIAS`` at ``version`` (atomically; recorded with who, when and why).
+
+    Raises:
+        InputError: invalid alias.
+        NotFoundError: no such model or version.
+        ConflictError: the version is retired.
+    """
+    ws = _ws(workspace)
+    return ws.models.set_alias(
+        name, alias, _version_number(version), actor=ws.settings.user, reason=reason
+    )
+
+
+def remove_alias(
+    name: str, alias: str, *, reason: str | None = None, workspace: Workspace | None = None
+) -> ModelEvent:
+    """Remove ``NAME@ALIAS``."""
+    ws = _ws(workspace)
+    return ws.models.remove_alias(name, alias, actor=ws.settings.user, reason=reason)
+
+
+def _set_status(
+    name: str, version: int, status: ModelStatus, reason: str | None, ws: Workspace
+) -> ModelVersionRecord:
+    return ws.models.set_status(
+        name, _version_number(version), status, actor=ws.settings.user, reason=reason
+    )
+
+
+def archive(
+    name: str, version: int, *, reason: str | None = None, workspace: Workspace | None = None
+) -> ModelVersionRecord:
+    """Archive a version: kept and loadable, hidden from default listings."""
+    return _set_status(name, version, ModelStatus.ARCHIVED, reason, _ws(workspace))
+
+
+def restore(
+    name: str, version: int, *, reason: str | None = None, workspace: Workspace | None = None
+) -> ModelVersionRecord:
+    """Make an archived version active again."""
+    return _set_status(name, version, ModelStatus.ACTIVE, reason, _ws(workspace))
+
+
+def retire(
+    name: str, version: int, *, reason: str | None = None, workspace: Workspace | None = None
+) -> ModelVersionRecord:
+    """Retire a version for good: it can no longer be served or promoted."""
+    return _set_status(name, version, ModelStatus.RETIRED, reason, _ws(workspace))
+
+
+def _version_number(version: Any) -> int:
+    text = str(version).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"A version is a positive number; got {version!r}")
+    return int(text)
+
+
+# -- lineage, compare, card -------------------------------------------------------------------
+
+
+def models_trained_on(
+    dataset: str, *, workspace: Workspace | None = None
+) -> list[ModelVersionRecord]:
+    """Every model version trained on the dataset version ``NAME@VERSION``."""
+    ws = _ws(workspace)
+    try:
+        import forgeml.data as fd
+
+        version = fd.get(dataset, workspace=ws)
+        dataset = f"{version.name}@{version.version}"
+    except (ImportError, NotFoundError):
+        pass
+    return ws.models.versions_trained_on(dataset)
+
+
+def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:
+    """Version -> training run -> dataset version -> source, and the other models trained on
+    that dataset version."""
+    ws = _ws(workspace)
+    record = get_version(ref, workspace=ws)
+    bundle = read_bundle(ws.artifacts, record.bundle_digest)
+    out: dict[str, Any] = {
+        "model": record.to_dict(),
+        "code_revision": bundle.manifest.get("lineage", {}).get("code_revision"),
+        "run": None,
+        "dataset": None,
+        "trained_on_same_dataset": [],
+    }
+    if record.run_id:
+        try:
+            run = ws.runs.get_run(record.run_id)
+            out["run"] = {
+                "run_id": run.run_id,
+                "experiment": run.experiment,
+                "name": run.name,
+                "status": run.status.value,
+                "user": run.user,
+                "code_revision": run.code_revision,
+                "params": run.params,
+            }
+        except NotFoundError:
+            out["run"] = {"run_id": record.run_id, "missing": True}
+    if record.dataset:
+        name, _, number = record.dataset.partition("@")
+        try:
+            data = ws.datasets.get_version(name, int(number) if number.isdigit() else None)
+            out["dataset"] = {
+                "ref": f"{data.name}@{data.version}",
+                "digest": data.digest,
+                "rows": data.n_rows,
+                "columns": data.n_columns,
+                "target": data.target,
+                "source": data.source,
+                "parent_version": data.parent_version,
+                "created_by": data.created_by,
+                "created_at": data.created_at,
+            }
+        except NotFoundError:
+            out["dataset"] = {"ref": record.dataset, "missing": True}
+        out["trained_on_same_dataset"] = [
+            v.ref for v in ws.models.versions_trained_on(record.dataset) if v.ref != record.ref
+        ]
+    return out
+
+
+def _latency_ms(model: LoadedModel, rows: pd.DataFrame | None) -> dict[str, float | None]:
+    if rows is None or not len(rows):
+        return {"single_row_ms": None, "batch_1000_rows_ms": None}
+    columns = list(model.signature.names)
+    one = rows.loc[:, columns].head(1)
+    batch = rows.loc[:, columns].head(1000)
+    model.predict(one)  # warm up
+    timings = []
+    for _ in range(20):
+        start = time.perf_counter()
+        model.predict(one)
+        timings.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    model.predict(batch)
+    per_batch = (time.perf_counter() - start) * 1000 * 1000 / len(batch)
+    return {
+        "single_row_ms": sorted(timings)[len(timings) // 2] * 1000,
+        "batch_1000_rows_ms": per_batch,
+    }
+
+
+def compare(
+    ref_a: str, ref_b: str, *, rows: pd.DataFrame | None = None, workspace: Workspace | None = None
+) -> dict[str, Any]:
+    """Two versions side by side: metrics with intervals, parameters, data, size, latency.
+
+    Args:
+        ref_a: the first version (``NAME@VERSION|ALIAS``).
+        ref_b: the second.
+        rows: rows to time predictions on (default: each bundle's reference sample).
+        workspace: where to read from.
+    """
+    ws = _ws(workspace)
+    sides = []
+    for ref in (ref_a, ref_b):
+        model = load(ref, workspace=ws)
+        manifest = model.metadata
+        params: dict[str, Any] = {}
+        if model.record.run_id:
+            try:
+                params = ws.runs.get_run(model.record.run_id).params
+            except NotFoundError:
+                params = {}
+        model_file = manifest["model"]["file"]
+        sides.append(
+            {
+                "ref": model.record.ref,
+                "asked_as": ref,
+                "status": model.record.status.value,
+                "flavor": manifest["flavor"],
+                "estimator": manifest["model"].get("estimator"),
+                "task": manifest.get("task"),
+                "metrics": manifest.get("metrics", {}),
+                "params": params,
+                "dataset": model.record.dataset,
+                "run_id": model.record.run_id,
+                "inputs": len(model.signature.inputs),
+                "bundle_bytes": model.record.bundle_size,
+                "model_bytes": manifest["files"][model_file]["size"],
+                "latency": _latency_ms(model, rows if rows is not None else model.reference()),
+            }
+        )
+    names = sorted(set(sides[0]["metrics"]) | set(sides[1]["metrics"]))
+    return {"a": sides[0], "b": sides[1], "metric_names": names}
+
+
+def card(ref: str, *, html: bool = False, workspace: Workspace | None = None) -> str:
+    """The model card of a version, as Markdown or a standalone HTML page."""
+    ws = _ws(workspace)
+    record = get_version(ref, workspace=ws)
+    bundle = read_bundle(ws.artifacts, record.bundle_digest)
+    text = bundle.read_bytes(CARD).decode("utf-8")
+    return card_html(text, record.ref) if html else text

@@ -1,0 +1,127 @@
+"""``LoadedModel``: a verified model version, ready to predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeml.errors import InputError
+from forgeml.registry._bundle import CARD, PROFILE, REFERENCE, VerifiedBundle
+from forgeml.registry._flavors import FLAVORS
+from forgeml.registry._signature import Signature
+from forgeml.store import ModelVersionRecord
+
+__all__ = ["LoadedModel"]
+
+
+class LoadedModel:
+    """A registered model version loaded from its verified bundle.
+
+    Every call checks its input rows against the signature first (see
+    ``forgeml.registry.Signature.check``). Safe to call from several threads for the
+    LightGBM, XGBoost and scikit-learn flavors (prediction does not mutate the model).
+
+    Attributes:
+        name: the model's name.
+        version: the version number.
+        record: the registry's record of the version at load time.
+        signature: what the model takes and gives.
+        metadata: the bundle's manifest (a copy).
+    """
+
+    def __init__(self, record: ModelVersionRecord, bundle: VerifiedBundle, model: Any) -> None:
+        self.record = record
+        self.name = record.name
+        self.version = record.version
+        self._bundle = bundle
+        self._manifest = bundle.manifest
+        self._model = model
+        self._flavor = FLAVORS[bundle.manifest["flavor"]]
+        self.signature = Signature.from_dict(bundle.manifest["signature"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The bundle's manifest: flavor, task, signature, metrics, lineage, requirements..."""
+        import copy
+
+        return copy.deepcopy(self._manifest)
+
+    @property
+    def task(self) -> str | None:
+        """``binary``, ``multiclass``, ``regression``..."""
+        return self.signature.task
+
+    @property
+    def classes(self) -> tuple[Any, ...] | None:
+        """The class labels in the order of ``predict_proba``'s columns."""
+        return self.signature.classes
+
+    @property
+    def model(self) -> Any:
+        """The underlying model object (a scikit-learn pipeline, XGBoost wrapper or LightGBM
+        booster)."""
+        return self._model
+
+    def predict(self, rows: Any) -> np.ndarray:
+        """Predictions for ``rows`` (class labels for classifiers).
+
+        Raises:
+            SchemaMismatchError: the rows do not fit the signature.
+        """
+        X = self.signature.check(rows)
+        return self._flavor.predict(self._model, X, self._spec())
+
+    def predict_proba(self, rows: Any) -> np.ndarray:
+        """Class probabilities, one column per class of ``classes``.
+
+        Raises:
+            SchemaMismatchError: the rows do not fit the signature.
+            InputError: the model is not a classifier.
+        """
+        X = self.signature.check(rows)
+        return self._flavor.predict_proba(self._model, X, self._spec())
+
+    def explain(self, rows: Any) -> Any:
+        """Per-row contributions of each input column (``forgeml.evaluate``'s explanation).
+
+        Raises:
+            SchemaMismatchError: the rows do not fit the signature.
+            InputError: explanations are not available for this model.
+        """
+        X = self.signature.check(rows)
+        try:
+            from forgeml.evaluate import explain  # type: ignore[attr-defined]
+        except ImportError:
+            raise InputError("Explanations need forgeml.evaluate.explain, not available") from None
+        return explain(self._flavor.explainable(self._model, self._spec()), X)
+
+    def reference(self) -> pd.DataFrame | None:
+        """The training-data sample stored as the drift baseline (``None`` if absent)."""
+        if not self._bundle.has(REFERENCE):
+            return None
+        import io
+
+        return pd.read_parquet(io.BytesIO(self._bundle.read_bytes(REFERENCE)))
+
+    def profile(self) -> dict[str, Any] | None:
+        """The training data's profile document (``None`` if absent)."""
+        if not self._bundle.has(PROFILE):
+            return None
+        import orjson
+
+        return dict(orjson.loads(self._bundle.read_bytes(PROFILE)))
+
+    def card(self) -> str:
+        """The model card (Markdown)."""
+        return self._bundle.read_bytes(CARD).decode("utf-8")
+
+    def _spec(self) -> dict[str, Any]:
+        return dict(self._manifest["model"])
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedModel({self.name}@{self.version}, flavor={self._manifest['flavor']!r}, "
+            f"task={self.task!r}, inputs={len(self.signature.inputs)})"
+        )

@@ -1,0 +1,33 @@
+"""AutoML training: from a table to the best model found within a time budget.
+
+``train(df, target=...)`` detects the task and metric, builds leak-free preprocessing, searches
+a model zoo (linear, random forest, extra trees, HistGradientBoosting, LightGBM, XGBoost, MLP)
+with Optuna under a hard deadline, ensembles the best trials when that helps, refits, scores a
+held-out test split and records everything as one tracked run.
+"""
+
+from __future__ import annotations
+
+from forgeml.train._api import train
+from forgeml.train._metrics import DEFAULT_METRICS, METRICS, Metric
+from forgeml.train._model import TrainedModel
+from forgeml.train._preprocess import TabularEncoder
+from forgeml.train._result import TrainResult
+from forgeml.train._task import KINDS, TASKS, detect_task, infer_column_kinds, infer_kind
+from forgeml.train._zoo import FAMILIES
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "FAMILIES",
+    "KINDS",
+    "METRICS",
+    "TASKS",
+    "Metric",
+    "TabularEncoder",
+    "TrainResult",
+    "TrainedModel",
+    "detect_task",
+    "infer_column_kinds",
+    "infer_kind",
+    "train",
+]

@@ -1,0 +1,703 @@
+"""``train``: from a table to the best model found within a time budget."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeml.errors import InputError
+from forgeml.store import Workspace
+from forgeml.train._ensemble import ensemble_selection
+from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
+from forgeml.train._model import TrainedModel
+from forgeml.train._result import TrainResult
+from forgeml.train._search import Problem, TrialRecord, fit_pipeline, run_search
+from forgeml.train._task import (
+    MIN_CLASS_ROWS,
+    MIN_ROWS,
+    detect_task,
+    infer_column_kinds,
+    infer_kind,
+)
+from forgeml.train._validation import make_folds, n_folds_for, test_split
+from forgeml.train._zoo import FAMILIES, load_libraries
+
+__all__ = ["train"]
+
+_log = logging.getLogger("forgeml.train")
+
+# Most candidates Caruana's selection looks at.
+_ENSEMBLE_CANDIDATES = 8
+# Best trials whose refit time the search keeps in reserve.
+_REFIT_RESERVED = 3
+
+
+def _check_arguments(
+    data: Any,
+    target: str,
+    time_budget: float,
+    models: Sequence[str] | None,
+    test_size: float,
+    time_column: str | None,
+    max_trials: int | None,
+    n_jobs: int,
+) -> list[str]:
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(f"train takes a pandas DataFrame; got {type(data).__name__}")
+    if data.columns.duplicated().any():
+        dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise InputError(f"The data has duplicate column names: {', '.join(dupes)}")
+    if target not in data.columns:
+        raise InputError(f"The target column {target!r} is not in the data")
+    if isinstance(time_budget, bool) or not isinstance(time_budget, int | float):
+        raise InputError(f"time_budget must be a number of seconds; got {time_budget!r}")
+    if not math.isfinite(time_budget) or time_budget <= 0:
+        raise InputError(f"time_budget must be a positive number of seconds; got {time_budget}")
+    if not 0 < test_size <= 0.5:
+        raise InputError(f"test_size must be above 0 and at most 0.5; got {test_size}")
+    if time_column is not None:
+        if time_column not in data.columns:
+            raise InputError(f"The time column {time_column!r} is not in the data")
+        if time_column == target:
+            raise InputError("The time column cannot be the target")
+    if max_trials is not None and max_trials < 1:
+        raise InputError(f"max_trials must be at least 1; got {max_trials}")
+    if n_jobs == 0 or n_jobs < -1:
+        raise InputError(f"n_jobs must be -1 (all cores) or at least 1; got {n_jobs}")
+    names = list(models) if models is not None else list(FAMILIES)
+    if not names:
+        raise InputError("models must name at least one model family")
+    unknown = [m for m in names if m not in FAMILIES]
+    if unknown:
+        raise InputError(
+            f"Unknown model family {unknown[0]!r}; known families: {', '.join(FAMILIES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _encode_target(
+    y: pd.Series, task: str, notes: list[str]
+) -> tuple[np.ndarray, list[Any] | None]:
+    if task == "regression":
+        values = pd.to_numeric(y, errors="coerce").astype(float).to_numpy()
+        if not np.all(np.isfinite(values)):
+            raise InputError("The target has values that are not finite numbers")
+        return values, None
+    labels = y.to_numpy()
+    try:
+        classes, codes = np.unique(labels, return_inverse=True)
+    except TypeError:  # mixed types: compare as text
+        classes, codes = np.unique(labels.astype(str), return_inverse=True)
+    counts = np.bincount(codes)
+    rare = int(np.argmin(counts))
+    if counts[rare] < MIN_CLASS_ROWS:
+        raise InputError(
+            f"The target class {classes[rare]!r} has {counts[rare]} row"
+            f"{'s' if counts[rare] != 1 else ''}; every class needs at least "
+            f"{MIN_CLASS_ROWS} (one for the test split, two for cross-validation). "
+            "Drop or merge rare classes"
+        )
+    values = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    return codes.astype(int), values
+
+
+def _input_schema(X: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    schema: dict[str, dict[str, Any]] = {}
+    for column in X.columns:
+        values = X[column]
+        entry: dict[str, Any] = {
+            "kind": kinds[column],
+            "dtype": str(values.dtype),
+            "missing": round(float(values.isna().mean()), 6),
+        }
+        kind = kinds[column]
+        if kind == "categorical":
+            counts = values.dropna().astype(str).value_counts()
+            entry["categories"] = sorted(counts.index[:250].tolist())
+            entry["n_categories"] = len(counts)
+        elif kind in ("numeric", "integer") and pd.api.types.is_numeric_dtype(values.dtype):
+            if values.notna().any():
+                entry["min"] = float(values.min())
+                entry["max"] = float(values.max())
+        elif kind == "datetime":
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+            if parsed.notna().any():
+                entry["min"] = parsed.min().isoformat()
+                entry["max"] = parsed.max().isoformat()
+        schema[column] = entry
+    return schema
+
+
+def _refit_estimate(record: TrialRecord, problem: Problem) -> float:
+    """Seconds a refit on all training rows should take, from the trial's fold fits."""
+    if not record.fit_seconds:
+        return 0.0
+    fold_rows = float(np.mean([len(t) for t, _ in problem.folds.splits]))
+    scale = len(problem.y) / max(1.0, fold_rows)
+    return float(np.mean(record.fit_seconds)) * scale * 1.2
+
+
+def _ranked(records: list[TrialRecord]) -> list[TrialRecord]:
+    complete = [r for r in records if r.state == "complete" and r.loss is not None]
+    return sorted(complete, key=lambda r: (r.loss, r.number))  # type: ignore[arg-type,return-value]
+
+
+def _ensemble_loss_fn(problem: Problem, y: np.ndarray) -> Any:
+    metric = problem.metric
+    if metric.tunes_threshold and problem.task == "binary":
+        # a threshold per step would be slow: select on log loss, judge on the metric after
+        proxy = METRICS["log_loss"]
+        return lambda p: proxy.loss(y, p)
+    return lambda p: metric.loss(y, p)
+
+
+def _judge(problem: Problem, y: np.ndarray, pred: np.ndarray) -> tuple[float, float | None]:
+    """Loss of out-of-fold predictions and the tuned threshold (binary label metrics)."""
+    metric = problem.metric
+    threshold = None
+    if metric.tunes_threshold and problem.task == "binary":
+        threshold = tune_threshold(metric, y, pred)
+    return metric.loss(y, pred, threshold=threshold), threshold
+
+
+def _test_metrics(
+    task: str, metric: Metric, y: np.ndarray, pred: np.ndarray, threshold: float | None
+) -> dict[str, float]:
+    names = list(dict.fromkeys([metric.name, *REPORTED[task]]))
+    out: dict[str, float] = {}
+    for name in names:
+        m = METRICS[name]
+        try:
+            out[name] = m.score(y, pred, threshold=threshold)
+        except ValueError:  # e.g. AUC when the test split lacks a class
+            out[name] = float("nan")
+    return out
+
+
+def _leaderboard(
+    ranked: list[TrialRecord], metric: Metric, ensemble_row: dict[str, Any] | None
+) -> pd.DataFrame:
+    rows = []
+    for r in ranked:
+        rows.append(
+            {
+                "model": r.family,
+                "trial": r.number,
+                metric.name: r.score,
+                "cv_std": float(np.std(r.fold_scores)) if r.fold_scores else float("nan"),
+                "fit_s": round(float(np.mean(r.fit_seconds)), 3) if r.fit_seconds else None,
+                "trial_s": round(r.seconds, 3),
+                "params": json.dumps(r.own_params(), sort_keys=True, default=str),
+            }
+        )
+    if ensemble_row is not None:
+        rows.append(ensemble_row)
+    board = pd.DataFrame(
+        rows, columns=["model", "trial", metric.name, "cv_std", "fit_s", "trial_s", "params"]
+    )
+    if len(board):
+        board = board.sort_values(
+            [metric.name, "trial"], ascending=[not metric.greater_is_better, True], kind="stable"
+        ).reset_index(drop=True)
+    board.insert(0, "rank", np.arange(1, len(board) + 1))
+    return board
+
+
+def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "trial": r.number,
+                "model": r.family,
+                "state": r.state,
+                "score": r.score,
+                "fold_scores": json.dumps([round(s, 6) for s in r.fold_scores]),
+                "seconds": round(r.seconds, 3),
+                "fold_fit_seconds": json.dumps([round(s, 3) for s in r.fit_seconds]),
+                "rounds": r.rounds,
+                "note": r.note,
+                "params": json.dumps(r.own_params(), sort_keys=True, default=str),
+            }
+            for r in records
+        ]
+    )
+
+
+def train(
+    data: pd.DataFrame,
+    *,
+    target: str,
+    task: str = "auto",
+    metric: str | None = None,
+    time_budget: float = 60,
+    models: Sequence[str] | None = None,
+    seed: int = 0,
+    n_jobs: int = -1,
+    time_column: str | None = None,
+    column_kinds: Mapping[str, str] | None = None,
+    test_size: float = 0.2,
+    experiment: str | None = None,
+    workspace: Workspace | None = None,
+    progress: bool = False,
+    max_trials: int | None = None,
+) -> TrainResult:
+    """Find the best model for ``target`` within ``time_budget`` seconds.
+
+    Holds out a test split (the latest rows with ``time_column``), searches model families
+    and their parameters with cross-validation on the rest, builds a greedy ensemble when it
+    beats the best single model out of fold, refits on all training rows and scores the
+    held-out rows once. The call returns within the budget (plus a small margin for a fit
+    that cannot be interrupted). The training is tracked as one run.
+
+    Example::
+
+        result = fm.train(df, target="income", time_budget=60)
+        result.leaderboard
+        result.model.predict_proba(new_rows)
+
+    Args:
+        data: the table: features and the target.
+        target: the target column. Rows where it is missing are dropped (and noted).
+        task: ``auto``, ``binary``, ``multiclass`` or ``regression``.
+        metric: the metric to optimise (default ROC AUC, log loss or RMSE by task).
+        time_budget: seconds for the whole call.
+        models: the families to search (default all): linear, lgbm, xgb, hgb, rf, et, mlp.
+        seed: seeds the splits, the search and every model.
+        n_jobs: threads per model (-1: all cores).
+        time_column: order rows by it: the test split is the latest rows and folds are
+            time-ordered. It stays a feature (datetime columns are expanded).
+        column_kinds: known column kinds (from a dataset schema); others are inferred.
+        test_size: share of rows held out for the final evaluation.
+        experiment: the experiment to record the run in (default ``train``).
+        workspace: where to record (default: the default workspace).
+        progress: show a live view of the search on stderr.
+        max_trials: run exactly this many trials (the deterministic mode: with one job,
+            the same seed and data give the same leaderboard); the budget still caps time.
+
+    Returns:
+        The result: ``.model``, ``.leaderboard``, ``.test_metrics``, ``.run_id``...
+
+    Raises:
+        InputError: a missing, constant or all-missing target; a class with fewer than 3
+            rows; fewer than 20 rows; a budget that is not positive; an unknown model
+            family, metric or task; a metric that does not fit the task.
+    """
+    started = time.monotonic()
+    families = _check_arguments(
+        data, target, time_budget, models, test_size, time_column, max_trials, n_jobs
+    )
+    budget = float(time_budget)
+    hard_end = started + budget
+    notes: list[str] = []
+    if n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+
+    # -- target, kinds, task, metric --------------------------------------------------------
+    kinds_all = infer_column_kinds(data, column_kinds)
+    present = data[target].notna()
+    if not present.any():
+        raise InputError(f"The target column {target!r} is missing on every row")
+    if not present.all():
+        notes.append(f"dropped {int((~present).sum())} rows whose target is missing")
+        data = data.loc[present]
+    if len(data) < MIN_ROWS:
+        raise InputError(
+            f"Training needs at least {MIN_ROWS} rows with a target to hold out a test split "
+            f"and cross-validate; got {len(data)}"
+        )
+    y_raw = data[target]
+    if y_raw.nunique() < 2:
+        raise InputError(
+            f"The target column {target!r} is constant ({y_raw.iloc[0]!r}); nothing to learn"
+        )
+    task = detect_task(y_raw, kinds_all.get(target) or infer_kind(y_raw), task)
+    chosen_metric = get_metric(metric, task)
+    families = [f for f in families if task in FAMILIES[f].tasks]
+
+    if time_column is not None:
+        order = _time_order(data[time_column])
+        data = data.iloc[order]
+    features = [c for c in data.columns if c != target]
+    kinds = {c: kinds_all[c] for c in features}
+    usable = [c for c in features if kinds[c] != "identifier"]
+    if not usable:
+        raise InputError("The data has no feature columns besides the target and identifiers")
+    dropped = [c for c in features if kinds[c] == "identifier"]
+    if dropped:
+        notes.append(f"identifier columns not used: {', '.join(map(str, dropped))}")
+
+    y_all, classes = _encode_target(y_raw.loc[data.index], task, notes)
+    X_all = data.loc[:, features].reset_index(drop=True)
+    n_classes = len(classes) if classes is not None else 0
+    strat = y_all if task != "regression" else None
+    train_pos, test_pos = test_split(
+        len(X_all), strat, test_size=test_size, seed=seed, time_ordered=time_column is not None
+    )
+    X_train, y_train = X_all.iloc[train_pos].reset_index(drop=True), y_all[train_pos]
+    X_test, y_test = X_all.iloc[test_pos].reset_index(drop=True), y_all[test_pos]
+    min_class = int(np.bincount(y_train).min()) if task != "regression" else None
+    if min_class is not None and min_class < 2:
+        raise InputError("After holding out the test split a class has fewer than 2 rows")
+    n_folds = n_folds_for(len(X_train), min_class)
+    folds = make_folds(
+        len(X_train),
+        y_train if task != "regression" else None,
+        n_folds=n_folds,
+        seed=seed,
+        time_ordered=time_column is not None,
+    )
+    imbalanced = False
+    if task != "regression":
+        shares = np.bincount(y_train) / len(y_train)
+        imbalanced = bool(shares.min() < 0.5 / n_classes)
+    problem = Problem(
+        X=X_train,
+        y=y_train,
+        kinds=kinds,
+        task=task,
+        n_classes=n_classes,
+        metric=chosen_metric,
+        folds=folds,
+        seed=seed,
+        n_jobs=n_jobs,
+        time_ordered=time_column is not None,
+        imbalanced=imbalanced,
+    )
+
+    load_libraries(families)
+    _log.debug("data ready, %.2fs into the budget", time.monotonic() - started)
+
+    # -- tracking ---------------------------------------------------------------------------
+    from forgeml.tracking import default_workspace, start_run
+
+    ws = workspace or default_workspace()
+    run = start_run(
+        experiment or "train",
+        name=f"train-{target}",
+        tags={"forgeml.kind": "train", "forgeml.target": target},
+        workspace=ws,
+    )
+    with run:
+        run.log_params(
+            {
+                "task": task,
+                "metric": chosen_metric.name,
+                "time_budget": budget,
+                "seed": seed,
+                "models": ",".join(families),
+                "target": target,
+                "n_rows": len(X_all),
+                "n_features": len(usable),
+                "n_folds": n_folds,
+                "test_size": test_size,
+                "time_column": time_column or "",
+                "max_trials": max_trials or "",
+                "n_jobs": n_jobs,
+            }
+        )
+        _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
+        result = _search_and_fit(
+            problem=problem,
+            families=families,
+            budget=budget,
+            started=started,
+            hard_end=hard_end,
+            max_trials=max_trials,
+            progress=progress,
+            run=run,
+            X_test=X_test,
+            y_test=y_test,
+            classes=classes,
+            features=features,
+            kinds=kinds,
+            target=target,
+            notes=notes,
+        )
+    return result
+
+
+def _time_order(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        key = values
+    else:
+        key = pd.to_datetime(values, errors="coerce", format="mixed")
+        if key.isna().all():
+            raise InputError("The time column's values are neither numbers nor dates")
+    return np.argsort(key.to_numpy(), kind="stable")
+
+
+def _search_and_fit(
+    *,
+    problem: Problem,
+    families: list[str],
+    budget: float,
+    started: float,
+    hard_end: float,
+    max_trials: int | None,
+    progress: bool,
+    run: Any,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    classes: list[Any] | None,
+    features: list[str],
+    kinds: dict[str, str],
+    target: str,
+    notes: list[str],
+) -> TrainResult:
+    metric = problem.metric
+    # time kept for selection, the test evaluation and writing the run
+    finish_margin = min(2.0, 0.03 * budget) + 0.15
+    ensemble_time = min(1.5, 0.03 * budget)
+
+    def search_deadline(records: list[TrialRecord]) -> float:
+        reserve = sum(_refit_estimate(r, problem) for r in _ranked(records)[:_REFIT_RESERVED])
+        return hard_end - finish_margin - ensemble_time - reserve
+
+    view = None
+    if progress:
+        from forgeml.train._progress import LiveView
+
+        view = LiveView(
+            budget=budget, metric=metric.name, greater_is_better=metric.greater_is_better
+        )
+        view.__enter__()
+    try:
+
+        def on_trial(record: TrialRecord, records: list[TrialRecord]) -> None:
+            if record.score is not None:
+                run.log_metric("trial_score", record.score, step=record.number)
+            if view is not None:
+                view.update(records)
+
+        records = run_search(
+            problem,
+            families,
+            search_deadline=search_deadline,
+            max_trials=max_trials,
+            on_trial=on_trial,
+        )
+        if view is not None:
+            view.update(records, "ensembling and refitting")
+        ranked = _ranked(records)
+        model, cv_score, threshold, ensemble, best, ensemble_row = _select_and_refit(
+            problem, ranked, hard_end, finish_margin, ensemble_time, classes, features, notes
+        )
+    finally:
+        if view is not None:
+            view.__exit__()
+
+    _log.debug("model ready, %.2fs before the budget ends", hard_end - time.monotonic())
+    # -- final evaluation on the held-out rows ---------------------------------------------
+    test_pred = (
+        model.predict_proba(X_test) if problem.task != "regression" else model.predict(X_test)
+    )
+    test_metrics = _test_metrics(problem.task, metric, y_test, test_pred, threshold)
+    if problem.task == "regression":
+        baseline = np.full(len(y_test), float(np.mean(problem.y)))
+    else:
+        shares = np.bincount(problem.y, minlength=problem.n_classes) / len(problem.y)
+        baseline = np.tile(shares, (len(y_test), 1))
+    baseline_metrics = _test_metrics(problem.task, metric, y_test, baseline, None)
+    unseen = model.unseen_category_counts
+    if unseen:
+        shown = ", ".join(f"{c} ({n})" for c, n in sorted(unseen.items()))
+        notes.append(f"test split values never seen in training: {shown}")
+    model.reset_unseen_counts()
+
+    leaderboard = _leaderboard(ranked, metric, ensemble_row)
+    states: dict[str, int] = {}
+    for r in records:
+        states[r.state] = states.get(r.state, 0) + 1
+    run.log_metrics({f"cv_{metric.name}": cv_score})
+    run.log_metrics({f"test_{k}": v for k, v in test_metrics.items() if math.isfinite(v)})
+    run.log_metrics({"n_trials": len(records)})
+    buffer = io.StringIO()
+    leaderboard.to_csv(buffer, index=False)
+    run.log_text(buffer.getvalue(), "leaderboard.csv")
+    buffer = io.StringIO()
+    _trials_table(records).to_csv(buffer, index=False)
+    run.log_text(buffer.getvalue(), "trials.csv")
+    schema = _input_schema(problem.X, kinds)
+    run.log_text(json.dumps(schema, indent=2, default=str), "input_schema.json")
+    run.set_tags({"forgeml.best_model": best.get("model", ""), "forgeml.ensemble": bool(ensemble)})
+    _log.debug("run written, %.2fs before the budget ends", hard_end - time.monotonic())
+    return TrainResult(
+        model=model,
+        leaderboard=leaderboard,
+        run_id=run.run_id,
+        task=problem.task,
+        metric=metric.name,
+        greater_is_better=metric.greater_is_better,
+        cv_score=cv_score,
+        test_metrics=test_metrics,
+        baseline_metrics=baseline_metrics,
+        target=target,
+        feature_columns=list(features),
+        classes_=classes,
+        column_kinds=dict(kinds),
+        input_schema=schema,
+        threshold=threshold,
+        best=best,
+        ensemble=ensemble,
+        n_trials=states,
+        elapsed=time.monotonic() - started,
+        time_budget=budget,
+        notes=notes,
+    )
+
+
+def _select_and_refit(
+    problem: Problem,
+    ranked: list[TrialRecord],
+    hard_end: float,
+    finish_margin: float,
+    ensemble_time: float,
+    classes: list[Any] | None,
+    features: list[str],
+    notes: list[str],
+) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
+    metric = problem.metric
+    refit_end = hard_end - finish_margin
+    if not ranked:
+        return _fallback(problem, refit_end, classes, features, notes)
+
+    best = ranked[0]
+    covered = problem.folds.covered
+    y = problem.y[covered]
+    members: list[TrialRecord] = [best]
+    weights = np.array([1.0])
+    threshold = best.threshold
+    cv_loss = float(best.loss)  # type: ignore[arg-type]
+    ensemble_row = None
+    candidates = ranked[:_ENSEMBLE_CANDIDATES]
+    if len(candidates) > 1:
+        preds = [r.oof[covered] for r in candidates]  # type: ignore[index]
+        w, _ = ensemble_selection(
+            preds,
+            _ensemble_loss_fn(problem, y),
+            deadline=min(time.monotonic() + ensemble_time, refit_end),
+        )
+        chosen = [i for i in np.argsort(-w, kind="stable") if w[i] > 0]
+        # the best single model refits first; drop members whose refit would not fit in time
+        chosen = sorted(chosen, key=lambda i: (candidates[i] is not best, -w[i]))
+        time_left = refit_end - time.monotonic()
+        kept, spent = [], 0.0
+        for i in chosen:
+            cost = _refit_estimate(candidates[i], problem)
+            if spent + cost <= time_left or not kept:
+                kept.append(i)
+                spent += cost
+        if len(kept) > 1:
+            kw = w[kept] / w[kept].sum()
+            blend = sum(kw[j] * preds[i] for j, i in enumerate(kept))
+            loss, blend_threshold = _judge(problem, y, blend)
+            if loss < cv_loss - 1e-9:
+                members = [candidates[i] for i in kept]
+                weights = kw
+                threshold, cv_loss = blend_threshold, loss
+    # refit on every training row
+    fitted, fitted_weights, fitted_members = [], [], []
+    for record, weight in zip(members, weights, strict=True):
+        estimate = _refit_estimate(record, problem)
+        if fitted and time.monotonic() + estimate > refit_end:
+            notes.append(f"ensemble member {record.family} #{record.number} left out: no time")
+            continue
+        pipeline, outcome = fit_pipeline(
+            problem,
+            FAMILIES[record.family],
+            record.params,
+            problem.X,
+            problem.y,
+            deadline=refit_end,
+            rounds=record.rounds,
+        )
+        _log.debug(
+            "refit %s #%d done, %.2fs before the deadline",
+            record.family,
+            record.number,
+            refit_end - time.monotonic(),
+        )
+        if outcome.truncated:
+            notes.append(f"the refit of {record.family} #{record.number} was cut at the deadline")
+        fitted.append(pipeline)
+        fitted_weights.append(float(weight))
+        fitted_members.append(record)
+    total = sum(fitted_weights)
+    fitted_weights = [w / total for w in fitted_weights]
+    if len(fitted_members) < len(members):  # the ensemble lost members: re-judge what is left
+        blend = sum(w * r.oof[covered] for w, r in zip(fitted_weights, fitted_members, strict=True))  # type: ignore[index]
+        cv_loss, threshold = _judge(problem, y, blend)
+    cv_score = -cv_loss if metric.greater_is_better else cv_loss
+    ensemble: list[dict[str, Any]] = []
+    if len(fitted_members) > 1:
+        ensemble = [
+            {"trial": r.number, "model": r.family, "weight": round(w, 4)}
+            for r, w in zip(fitted_members, fitted_weights, strict=True)
+        ]
+        ensemble_row = {
+            "model": "ensemble",
+            "trial": None,
+            metric.name: cv_score,
+            "cv_std": float("nan"),
+            "fit_s": None,
+            "trial_s": None,
+            "params": json.dumps(
+                {f"{e['model']}#{e['trial']}": e["weight"] for e in ensemble}, sort_keys=True
+            ),
+        }
+    model = TrainedModel(
+        members=fitted,
+        weights=fitted_weights,
+        task=problem.task,
+        feature_columns=features,
+        classes=classes,
+        threshold=threshold,
+        families=[r.family for r in fitted_members],
+    )
+    best_info = {
+        "model": best.family,
+        "trial": best.number,
+        "score": best.score,
+        "params": best.own_params(),
+        "rounds": best.rounds,
+    }
+    return model, float(cv_score), threshold, ensemble, best_info, ensemble_row
+
+
+def _fallback(
+    problem: Problem,
+    refit_end: float,
+    classes: list[Any] | None,
+    features: list[str],
+    notes: list[str],
+) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
+    """No trial completed in time: fit LightGBM's starting point (100 rounds at most, cut at
+    the deadline) on every training row, without cross-validation."""
+    family = FAMILIES["lgbm"]
+    params = family.start(problem.task, problem.imbalanced, len(problem.y))
+    pipeline, _ = fit_pipeline(
+        problem, family, params, problem.X, problem.y, deadline=refit_end, rounds=100
+    )
+    notes.append(
+        "no trial finished within the budget: fitted LightGBM's starting configuration "
+        "without cross-validation (raise the time budget)"
+    )
+    model = TrainedModel(
+        members=[pipeline],
+        weights=[1.0],
+        task=problem.task,
+        feature_columns=features,
+        classes=classes,
+        families=["lgbm"],
+    )
+    best = {"model": "lgbm", "trial": None, "score": None, "params": params, "rounds": 100}
+    return model, float("nan"), None, [], best, None

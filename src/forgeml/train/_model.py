@@ -1,0 +1,142 @@
+"""The model training returns: one refit pipeline, or a weighted ensemble of them, that takes
+the raw feature columns by name.
+
+``TrainedModel`` follows scikit-learn (``predict``, ``predict_proba``, ``classes_``,
+``feature_names_in_``). Columns are matched by name, so their order does not matter and extra
+columns are ignored; a missing feature column is a ``SchemaMismatchError`` naming it.
+Categories never seen in training are mapped to "missing" and counted
+(``unseen_category_counts``), never an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from forgeml.errors import InputError, SchemaMismatchError
+
+__all__ = ["TrainedModel", "raw_predict"]
+
+
+def raw_predict(pipeline: Any, X: pd.DataFrame, task: str) -> np.ndarray:
+    """Class probabilities (columns = encoded classes) or regression values of one pipeline."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if task == "regression":
+            return np.asarray(pipeline.predict(X), dtype=float)
+        return np.asarray(pipeline.predict_proba(X), dtype=float)
+
+
+class TrainedModel(BaseEstimator):
+    """A fitted pipeline or a weighted ensemble of fitted pipelines.
+
+    Args:
+        members: the fitted pipelines (encoder then estimator).
+        weights: their weights (summing to 1).
+        task: binary, multiclass or regression.
+        feature_columns: the raw columns the model reads.
+        classes: the original class labels (classification), in the order of
+            ``predict_proba``'s columns.
+        threshold: the decision threshold on the positive class (binary), tuned for a
+            label metric; ``None`` predicts the most probable class.
+        families: each member's model family (for display).
+    """
+
+    def __init__(
+        self,
+        *,
+        members: Sequence[Any],
+        weights: Sequence[float],
+        task: str,
+        feature_columns: Sequence[str],
+        classes: Sequence[Any] | None = None,
+        threshold: float | None = None,
+        families: Sequence[str] = (),
+    ) -> None:
+        self.members = members
+        self.weights = weights
+        self.task = task
+        self.feature_columns = feature_columns
+        self.classes = classes
+        self.threshold = threshold
+        self.families = families
+        self.feature_names_in_ = np.asarray(list(feature_columns), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        if classes is not None:
+            self.classes_ = np.asarray(list(classes))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether more than one pipeline votes."""
+        return len(self.members) > 1
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise InputError(f"Predict takes a pandas DataFrame; got {type(X).__name__}")
+        missing = [c for c in self.feature_columns if c not in X.columns]
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise SchemaMismatchError(f"The input lacks feature columns the model reads: {shown}")
+        return X.loc[:, list(self.feature_columns)]
+
+    def _combined(self, X: pd.DataFrame) -> np.ndarray:
+        frame = self._frame(X)
+        total: np.ndarray | None = None
+        for weight, member in zip(self.weights, self.members, strict=True):
+            part = weight * raw_predict(member, frame, self.task)
+            total = part if total is None else total + part
+        assert total is not None
+        return total
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, one column per class in ``classes_`` order.
+
+        Raises:
+            InputError: the model is a regressor, or ``X`` is not a DataFrame.
+            SchemaMismatchError: a feature column is missing.
+        """
+        if self.task == "regression":
+            raise InputError("predict_proba needs a classifier; this model is a regressor")
+        proba = self._combined(X)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted values (regression) or class labels (classification).
+
+        Raises:
+            InputError: ``X`` is not a DataFrame.
+            SchemaMismatchError: a feature column is missing.
+        """
+        if self.task == "regression":
+            return self._combined(X)
+        proba = self.predict_proba(X)
+        if self.threshold is not None and proba.shape[1] == 2:
+            codes = (proba[:, 1] >= self.threshold).astype(int)
+        else:
+            codes = np.argmax(proba, axis=1)
+        return self.classes_[codes]
+
+    @property
+    def unseen_category_counts(self) -> dict[str, int]:
+        """Values never seen in training, per categorical column, over every prediction so far
+        (and the test split's)."""
+        if not self.members:
+            return {}
+        return dict(self.members[0].steps[0][1].unseen_counts_)
+
+    def reset_unseen_counts(self) -> None:
+        """Start counting unseen categories from zero."""
+        for member in self.members:
+            member.steps[0][1].unseen_counts_.clear()
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        parts = ", ".join(f"{f}:{w:.2f}" for f, w in zip(self.families, self.weights, strict=False))
+        return f"TrainedModel(task={self.task!r}, members=[{parts}])"

@@ -1,0 +1,261 @@
+"""Preprocessing, fitted inside each fold so nothing of a validation or test row leaks in.
+
+``TabularEncoder`` is the first step of every pipeline. From the column kinds it:
+
+- drops identifier columns;
+- turns numeric, integer and boolean columns into floats (missing stays NaN);
+- expands datetime columns into year, month, day, day of week, hour (when times vary) and an
+  ordinal day count;
+- turns text columns into their length in characters and words;
+- maps categorical values to integer codes learnt in ``fit``: the most frequent
+  ``max_categories`` values keep their own code, rarer ones share an "other" code, and values
+  never seen in training become missing and are counted in ``unseen_counts_``; a column with
+  more than ``max_categories`` values also gets a frequency-encoded column.
+
+Its ``output`` decides what the model sees: ``native`` (a DataFrame whose code columns are
+pandas categories, for LightGBM, XGBoost and HistGradientBoosting's own categorical
+handling), ``ordinal`` (a float array of codes, for forests), or ``dense`` (one-hot encoding of
+small categoricals, target encoding of large ones, imputation with missing indicators and
+scaling, for linear models and the MLP; built with scikit-learn's ``ColumnTransformer``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+__all__ = ["TabularEncoder", "make_dense_step"]
+
+_DATE_PARTS = ("year", "month", "day", "dayofweek", "hour", "ordinal")
+# HistGradientBoosting accepts at most 255 bins for a categorical feature (one is missing).
+_MAX_CATEGORIES = 250
+# Above this many categories the dense output target-encodes instead of one-hot encoding.
+_ONE_HOT_MAX = 30
+
+
+def _to_datetime(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        parsed = values
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
+            if parsed.isna().sum() > values.isna().sum():
+                parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Category values as strings, missing kept missing (so 1 and "1" are one category)."""
+    array = values.to_numpy(dtype=object)
+    missing = pd.isna(array)
+    text = array.astype(str).astype(object)
+    text[missing] = np.nan
+    return pd.Series(text, index=values.index, dtype=object)
+
+
+class TabularEncoder(TransformerMixin, BaseEstimator):
+    """Turns a raw feature frame into model inputs (see the module docstring).
+
+    Args:
+        kinds: column -> kind for every feature column.
+        output: ``native``, ``ordinal`` or ``dense``.
+        max_categories: categories kept per column; rarer ones share one code.
+        random_state: seed of the dense output's cross-fitted target encoding.
+    """
+
+    def __init__(
+        self,
+        *,
+        kinds: Mapping[str, str],
+        output: str = "native",
+        max_categories: int = _MAX_CATEGORIES,
+        random_state: int = 0,
+    ) -> None:
+        self.kinds = kinds
+        self.output = output
+        self.max_categories = max_categories
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> TabularEncoder:
+        """Learn categories, frequencies and date parts from the training rows."""
+        self._fit(X, y)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> Any:
+        """Fit and encode the training rows; large categoricals of the dense output are
+        target-encoded out of fold here, so a model never sees its own rows' targets."""
+        frame = self._fit(X, y, keep=True)
+        if self.output == "dense":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self.dense_.fit_transform(frame, y)
+        return self._finish(frame)
+
+    def _fit(self, X: pd.DataFrame, y: Any, keep: bool = False) -> pd.DataFrame:
+        if self.output not in ("native", "ordinal", "dense"):
+            raise ValueError(
+                "The `output` parameter of TabularEncoder must be native, ordinal or dense; "
+                f"got {self.output!r}"
+            )
+        self.columns_ = [c for c in X.columns if self.kinds.get(c, "numeric") != "identifier"]
+        self.categories_: dict[str, list[str]] = {}
+        self.frequencies_: dict[str, dict[str, float]] = {}
+        self.date_parts_: dict[str, list[str]] = {}
+        for column in self.columns_:
+            kind = self.kinds.get(column, "numeric")
+            if kind == "categorical":
+                counts = _as_text(X[column]).value_counts(dropna=True)
+                # ties broken by value so the codes do not depend on row order
+                ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                self.categories_[column] = [k for k, _ in ordered[: self.max_categories]]
+                if len(ordered) > self.max_categories:
+                    total = max(1, int(counts.sum()))
+                    self.frequencies_[column] = {k: v / total for k, v in ordered}
+            elif kind == "datetime":
+                parsed = _to_datetime(X[column])
+                parts = ["year", "month", "day", "dayofweek", "ordinal"]
+                if parsed.notna().any() and (parsed.dropna().dt.hour != 0).any():
+                    parts.insert(4, "hour")
+                self.date_parts_[column] = parts
+        self.unseen_counts_: dict[str, int] = {}
+        self._counting = False
+        frame = self._encode(X)
+        self.feature_names_out_ = list(frame.columns)
+        self.code_columns_ = [c for c in frame.columns if c in self.categories_]
+        if self.output == "dense":
+            self.dense_ = make_dense_step(
+                frame, self.code_columns_, self.categories_, self.random_state
+            )
+            if not keep:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.dense_.fit(frame, y)
+        self._counting = True
+        return frame
+
+    def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
+        out: dict[str, Any] = {}
+        n = len(X)
+        for column in self.columns_:
+            kind = self.kinds.get(column, "numeric")
+            values = X[column] if column in X.columns else pd.Series([np.nan] * n, index=X.index)
+            if kind == "categorical":
+                text = _as_text(values)
+                known = self.categories_[column]
+                lookup = {v: i for i, v in enumerate(known)}
+                codes = text.map(lookup)
+                rare = self.frequencies_.get(column)
+                unseen_mask = text.notna() & codes.isna()
+                if rare is not None:
+                    seen_rare = unseen_mask & text.isin(rare.keys())
+                    codes[seen_rare] = len(known)  # the shared "other" code
+                    unseen_mask &= ~seen_rare
+                    out[f"{column}__freq"] = text.map(rare).astype(float).fillna(0.0).to_numpy()
+                if self._counting and bool(unseen_mask.any()):
+                    self.unseen_counts_[column] = self.unseen_counts_.get(column, 0) + int(
+                        unseen_mask.sum()
+                    )
+                out[column] = codes.astype(float).to_numpy()
+            elif kind == "datetime":
+                parsed = _to_datetime(values)
+                for part in self.date_parts_[column]:
+                    if part == "ordinal":
+                        vals = (parsed - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400
+                    else:
+                        vals = getattr(parsed.dt, part)
+                    out[f"{column}__{part}"] = vals.astype(float).to_numpy()
+            elif kind == "text":
+                text = values.astype(object).where(values.notna(), None)
+                as_str = text.map(lambda v: "" if v is None else str(v))
+                out[f"{column}__chars"] = as_str.str.len().astype(float).to_numpy()
+                out[f"{column}__words"] = as_str.str.split().str.len().astype(float).to_numpy()
+            else:
+                if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(
+                    values.dtype
+                ):
+                    numbers = values.astype(float)
+                else:
+                    lowered = values.map(lambda v: v.lower() if isinstance(v, str) else v)
+                    lowered = lowered.replace({"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0})
+                    numbers = pd.to_numeric(lowered, errors="coerce").astype(float)
+                out[column] = numbers.to_numpy()
+        return pd.DataFrame(out, index=X.index)
+
+    def transform(self, X: pd.DataFrame) -> Any:
+        """Encode rows (columns matched by name; a missing column reads as all missing)."""
+        frame = self._encode(X)
+        if self.output == "dense":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self.dense_.transform(frame)
+        return self._finish(frame)
+
+    def _finish(self, frame: pd.DataFrame) -> Any:
+        if self.output == "ordinal":
+            return frame.to_numpy(dtype=np.float32)
+        for column in self.code_columns_:
+            size = len(self.categories_[column]) + (column in self.frequencies_)
+            frame[column] = pd.Categorical(frame[column], categories=np.arange(size, dtype=float))
+        return frame
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the encoded columns (before dense expansion)."""
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+
+def make_dense_step(
+    frame: pd.DataFrame,
+    code_columns: list[str],
+    categories: Mapping[str, list[str]],
+    random_state: int = 0,
+) -> Any:
+    """A ``ColumnTransformer`` for linear models and the MLP over the encoded frame."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+
+    small = [c for c in code_columns if len(categories[c]) <= _ONE_HOT_MAX]
+    large = [c for c in code_columns if c not in small]
+    numeric = [c for c in frame.columns if c not in code_columns]
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        parts.append(
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
+                numeric,
+            )
+        )
+    if small:
+        parts.append(
+            (
+                "one_hot",
+                OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False),
+                small,
+            )
+        )
+    if large:
+        parts.append(
+            (
+                "target",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
+                    TargetEncoder(random_state=random_state),
+                    StandardScaler(),
+                ),
+                large,
+            )
+        )
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)

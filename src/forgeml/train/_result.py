@@ -1,0 +1,99 @@
+"""What ``train`` returns: the model, its scores, the leaderboard and the input schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from forgeml.train._model import TrainedModel
+
+__all__ = ["TrainResult"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of one training.
+
+    Attributes:
+        model: the refit best pipeline or ensemble; ``predict(df)`` and, for classification,
+            ``predict_proba(df)`` take the raw feature columns.
+        leaderboard: one row per completed trial (and the ensemble, when kept), best first:
+            ``rank``, ``model``, ``trial``, the metric's cross-validated score, its spread
+            over folds, fit and trial seconds, parameters.
+        run_id: the tracked run.
+        task: binary, multiclass or regression.
+        metric: the metric optimised.
+        greater_is_better: its direction.
+        cv_score: the chosen model's out-of-fold score.
+        test_metrics: the chosen model's metrics on the held-out test split.
+        baseline_metrics: a trivial model's test metrics (training class shares, or the
+            training mean), for comparison.
+        target: the target column.
+        feature_columns: the raw columns the model reads.
+        classes_: the class labels (classification).
+        column_kinds: kind of every feature column (identifiers included: they are dropped).
+        input_schema: per feature column: kind, dtype, missing share and its categories or
+            range in the training rows, for validating new data and for the registry.
+        threshold: the tuned decision threshold (binary, label metrics).
+        best: the best single trial's family and parameters.
+        ensemble: each ensemble member's trial number, family and weight (empty if the best
+            single model won).
+        n_trials: trials run, by state.
+        elapsed: wall seconds the call took.
+        time_budget: the budget in seconds.
+        notes: fallbacks taken (rows dropped, folds reduced...).
+        dataset: the training dataset version, when trained from the dataset store.
+    """
+
+    model: TrainedModel
+    leaderboard: pd.DataFrame
+    run_id: str
+    task: str
+    metric: str
+    greater_is_better: bool
+    cv_score: float
+    test_metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    target: str
+    feature_columns: list[str]
+    classes_: list[Any] | None
+    column_kinds: dict[str, str]
+    input_schema: dict[str, dict[str, Any]]
+    threshold: float | None
+    best: dict[str, Any]
+    ensemble: list[dict[str, Any]]
+    n_trials: dict[str, int]
+    elapsed: float
+    time_budget: float
+    notes: list[str] = field(default_factory=list)
+    dataset: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``forgeml train --json`` prints)."""
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "metric": self.metric,
+            "cv_score": self.cv_score,
+            "test_metrics": self.test_metrics,
+            "baseline_metrics": self.baseline_metrics,
+            "best": self.best,
+            "ensemble": self.ensemble,
+            "n_trials": self.n_trials,
+            "elapsed": round(self.elapsed, 3),
+            "time_budget": self.time_budget,
+            "threshold": self.threshold,
+            "feature_columns": self.feature_columns,
+            "classes": self.classes_,
+            "notes": self.notes,
+            "leaderboard": self.leaderboard.to_dict(orient="records"),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainResult(task={self.task!r}, metric={self.metric!r}, "
+            f"cv_score={self.cv_score:.6g}, test={self.test_metrics.get(self.metric)}, "
+            f"model={self.model!r}, run_id={self.run_id!r})"
+        )

@@ -1,0 +1,328 @@
+"""The search: Optuna (TPE, multivariate, seeded) over families and their parameters, under a
+hard wall-clock deadline.
+
+- **Cheap first.** Every family's starting point is enqueued before TPE samples anything, in
+  order of cost (linear, LightGBM, XGBoost, HistGradientBoosting, forests, MLP), so a good
+  model exists within the first seconds.
+- **Pruning.** Each fold reports the running mean loss; a median pruner stops trials that are
+  behind the others at the same fold. Boosting stops early on a split of the fold's training
+  rows (never on the validation fold).
+- **Deadline.** Before each fold the trial projects its time from its earlier folds and stops
+  if it would pass the search deadline; inside a fit, boosting rounds and tree/epoch chunks
+  check the deadline (``_zoo``). The search deadline leaves room for the refit of the best
+  models, which ``_api`` estimates from their measured fold times.
+- **Cost-aware.** Outside the deterministic mode, a trial whose projected time would eat most
+  of what is left stops after its first fold, so time goes to configurations that fit.
+
+Deterministic mode (``max_trials`` given): a fixed number of trials and no decision that reads
+the clock (except the deadline itself), so the same seed and data replay the same leaderboard.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forgeml.train._metrics import Metric, tune_threshold
+from forgeml.train._model import raw_predict
+from forgeml.train._preprocess import TabularEncoder
+from forgeml.train._validation import Folds, early_stopping_split
+from forgeml.train._zoo import FAMILIES, Family, FitOutcome, fit_estimator
+
+__all__ = ["Problem", "TrialRecord", "fit_pipeline", "run_search"]
+
+_log = logging.getLogger("forgeml.train")
+
+
+@dataclass
+class Problem:
+    """Everything a trial needs: the training rows, targets, folds and settings."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    kinds: dict[str, str]
+    task: str
+    n_classes: int
+    metric: Metric
+    folds: Folds
+    seed: int
+    n_jobs: int
+    time_ordered: bool
+    imbalanced: bool
+
+    @property
+    def classification(self) -> bool:
+        return self.task != "regression"
+
+
+@dataclass
+class TrialRecord:
+    """One trial: its configuration, state, fold scores, time and out-of-fold predictions."""
+
+    number: int
+    family: str
+    params: dict[str, Any]
+    state: str = "running"  # complete, pruned, stopped, failed
+    fold_scores: list[float] = field(default_factory=list)
+    score: float | None = None
+    loss: float | None = None
+    seconds: float = 0.0
+    fit_seconds: list[float] = field(default_factory=list)
+    best_iterations: list[int] = field(default_factory=list)
+    oof: np.ndarray | None = None
+    threshold: float | None = None
+    note: str = ""
+
+    @property
+    def rounds(self) -> int | None:
+        """Boosting rounds for the refit: the folds' mean best round, 10% more for the
+        larger training set."""
+        if not self.best_iterations:
+            return None
+        return max(1, math.ceil(float(np.mean(self.best_iterations)) * 1.1))
+
+    def own_params(self) -> dict[str, Any]:
+        """Parameters without the family prefix."""
+        prefix = self.family + "."
+        return {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
+
+
+def fit_pipeline(
+    problem: Problem,
+    family: Family,
+    params: dict[str, Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    deadline: float,
+    rounds: int | None = None,
+) -> tuple[Any, FitOutcome]:
+    """Fit encoder and estimator on ``X``/``y`` only; returns the pipeline and the outcome.
+
+    Boosting families (except HistGradientBoosting, which splits internally) stop early on a
+    held-out share of ``X`` unless ``rounds`` fixes their length.
+    """
+    from sklearn.pipeline import Pipeline
+
+    encoder = TabularEncoder(kinds=problem.kinds, output=family.output, random_state=problem.seed)
+    common = dict(task=problem.task, seed=problem.seed, n_jobs=problem.n_jobs, deadline=deadline)
+    if family.boosting and family.name != "hgb" and rounds is None:
+        fit_pos, stop_pos = early_stopping_split(
+            y,
+            classification=problem.classification,
+            seed=problem.seed,
+            time_ordered=problem.time_ordered,
+        )
+        encoder.fit(X.iloc[fit_pos], y[fit_pos])
+        outcome = fit_estimator(
+            family,
+            params,
+            X=encoder.transform(X.iloc[fit_pos]),
+            y=y[fit_pos],
+            eval_set=(encoder.transform(X.iloc[stop_pos]), y[stop_pos]),
+            **common,
+        )
+    else:
+        encoded = encoder.fit_transform(X, y)
+        outcome = fit_estimator(family, params, X=encoded, y=y, rounds=rounds, **common)
+    return Pipeline([("encode", encoder), ("model", outcome.estimator)]), outcome
+
+
+def _oof_score(problem: Problem, record: TrialRecord) -> None:
+    covered = problem.folds.covered
+    y, pred = problem.y[covered], record.oof[covered]  # type: ignore[index]
+    metric = problem.metric
+    if metric.tunes_threshold and problem.task == "binary":
+        record.threshold = tune_threshold(metric, y, pred)
+    record.score = metric.score(y, pred, threshold=record.threshold)
+    record.loss = -record.score if metric.greater_is_better else record.score
+
+
+class _Stop(Exception):
+    def __init__(self, state: str, note: str) -> None:
+        super().__init__(note)
+        self.state, self.note = state, note
+
+
+def evaluate_config(
+    problem: Problem,
+    record: TrialRecord,
+    *,
+    deadline: float,
+    report: Callable[[float, int], bool] | None = None,
+    cost_aware: bool = True,
+) -> TrialRecord:
+    """Cross-validate one configuration into ``record`` (state, scores, OOF predictions).
+
+    Args:
+        problem: the data and settings.
+        record: the trial (family and parameters set).
+        deadline: monotonic time the trial must end by.
+        report: ``(running mean loss, fold) -> prune?`` (Optuna's report/should_prune).
+        cost_aware: stop a trial projected to take most of the remaining time.
+    """
+    family = FAMILIES[record.family]
+    n = len(problem.y)
+    shape = (n, problem.n_classes) if problem.classification else (n,)
+    oof = np.full(shape, np.nan)
+    fold_losses: list[float] = []
+    started = time.monotonic()
+    k = len(problem.folds)
+    try:
+        for i, (train_pos, val_pos) in enumerate(problem.folds.splits):
+            now = time.monotonic()
+            if i > 0:
+                per_fold = (now - started) / i
+                if now + per_fold > deadline:
+                    raise _Stop("stopped", "the next fold would pass the deadline")
+                left = deadline - now
+                if cost_aware and per_fold * (k - i) > 0.6 * left:
+                    # (the caller turns this off for each family's starting point, whose
+                    # first fold also pays one-off costs such as loading the library)
+                    raise _Stop("stopped", "too slow for the time left")
+            t0 = time.monotonic()
+            pipeline, outcome = fit_pipeline(
+                problem,
+                family,
+                record.params,
+                problem.X.iloc[train_pos],
+                problem.y[train_pos],
+                deadline=deadline,
+            )
+            if outcome.truncated:
+                raise _Stop("stopped", "reached the deadline inside a fit")
+            record.fit_seconds.append(time.monotonic() - t0)
+            if outcome.best_iteration is not None and family.boosting:
+                record.best_iterations.append(outcome.best_iteration)
+            pred = raw_predict(pipeline, problem.X.iloc[val_pos], problem.task)
+            oof[val_pos] = pred
+            y_val = problem.y[val_pos]
+            # label metrics read the most probable class per fold; the OOF score tunes the
+            # binary threshold once the trial is complete
+            fold_loss = problem.metric.loss(y_val, pred)
+            fold_losses.append(fold_loss)
+            sign = -1.0 if problem.metric.greater_is_better else 1.0
+            record.fold_scores.append(sign * fold_loss)
+            if report is not None and report(float(np.mean(fold_losses)), i):
+                raise _Stop("pruned", f"behind the other trials after fold {i + 1}")
+        record.oof = oof
+        _oof_score(problem, record)
+        record.state = "complete"
+    except _Stop as stop:
+        record.state, record.note = stop.state, stop.note
+    except (ValueError, MemoryError, ArithmeticError) as e:  # a configuration that cannot fit
+        record.state, record.note = "failed", f"{type(e).__name__}: {e}"[:300]
+    record.seconds = time.monotonic() - started
+    return record
+
+
+def run_search(
+    problem: Problem,
+    families: Sequence[str],
+    *,
+    search_deadline: Callable[[list[TrialRecord]], float],
+    max_trials: int | None,
+    on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None = None,
+) -> list[TrialRecord]:
+    """Run trials until the deadline (or ``max_trials``); returns every trial.
+
+    Args:
+        problem: the data and settings.
+        families: the families to search, in any order.
+        search_deadline: ``(trials so far) -> monotonic deadline``; it moves earlier as the
+            best models' refit time becomes known.
+        max_trials: a fixed number of trials (the deterministic mode).
+        on_trial: called after each trial with it and all trials so far.
+    """
+    import optuna
+
+    ordered = sorted(families, key=lambda f: FAMILIES[f].cost)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return _search(problem, ordered, search_deadline, max_trials, on_trial)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _search(
+    problem: Problem,
+    ordered: list[str],
+    search_deadline: Callable[[list[TrialRecord]], float],
+    max_trials: int | None,
+    on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
+) -> list[TrialRecord]:
+    import optuna
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sampler = optuna.samplers.TPESampler(
+            seed=problem.seed,
+            multivariate=True,
+            group=True,
+            n_startup_trials=max(len(ordered), 5),
+            warn_independent_sampling=False,
+        )
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+    n_rows = len(problem.y)
+    for name in ordered:
+        start = FAMILIES[name].start(problem.task, problem.imbalanced, n_rows)
+        study.enqueue_trial({"family": name, **start})
+
+    records: list[TrialRecord] = []
+    deterministic = max_trials is not None
+    while max_trials is None or len(records) < max_trials:
+        deadline = search_deadline(records)
+        if time.monotonic() >= deadline:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trial = study.ask()
+            name = trial.suggest_categorical("family", list(ordered))
+            params = FAMILIES[name].space(trial, problem.task, problem.imbalanced)
+        record = TrialRecord(number=trial.number, family=name, params=params)
+
+        def report(value: float, step: int, _trial: Any = trial) -> bool:
+            _trial.report(value, step)
+            return bool(_trial.should_prune())
+
+        first_of_family = all(r.family != name for r in records)
+        evaluate_config(
+            problem,
+            record,
+            deadline=deadline,
+            report=report,
+            cost_aware=not deterministic and not first_of_family,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if record.state == "complete":
+                study.tell(trial, record.loss)
+            elif record.state == "failed":
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, state=TrialState.PRUNED)
+        records.append(record)
+        _log.debug(
+            "trial %d %s %s score=%s %.2fs (deadline in %.2fs) %s",
+            record.number,
+            record.family,
+            record.state,
+            record.score,
+            record.seconds,
+            deadline - time.monotonic(),
+            record.note,
+        )
+        if on_trial is not None:
+            on_trial(record, records)
+    return records

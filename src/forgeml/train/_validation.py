@@ -1,0 +1,106 @@
+"""Splits: the held-out test rows, the cross-validation folds, the early-stopping split.
+
+Every split is seeded. Classification splits are stratified; with a time column the rows are
+taken in time order instead: the test split is the latest rows, folds train on the past and
+validate on the next block (expanding window), and early stopping holds out the latest rows of
+the fold's training part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Folds", "early_stopping_split", "make_folds", "n_folds_for", "test_split"]
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Cross-validation folds over the training rows (positions).
+
+    Attributes:
+        splits: (train positions, validation positions) per fold.
+        covered: positions that get an out-of-fold prediction (all of them, except the
+            first block when folds are time-ordered).
+    """
+
+    splits: tuple[tuple[np.ndarray, np.ndarray], ...]
+    covered: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+
+def n_folds_for(n_rows: int, min_class_rows: int | None) -> int:
+    """How many folds: 5 up to 20,000 rows, 3 above; never more than the rarest class has."""
+    k = 5 if n_rows <= 20_000 else 3
+    if min_class_rows is not None:
+        k = min(k, min_class_rows)
+    return max(2, k)
+
+
+def test_split(
+    n_rows: int, y: np.ndarray | None, *, test_size: float, seed: int, time_ordered: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the training and the test rows.
+
+    Args:
+        n_rows: number of rows.
+        y: encoded classes to stratify on (``None`` for regression).
+        test_size: share of rows held out.
+        seed: random state.
+        time_ordered: rows are in time order; hold out the latest ones.
+    """
+    n_test = max(1, int(round(n_rows * test_size)))
+    if time_ordered:
+        return np.arange(n_rows - n_test), np.arange(n_rows - n_test, n_rows)
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(n_rows)
+    train, test = train_test_split(
+        positions, test_size=n_test, random_state=seed, shuffle=True, stratify=y
+    )
+    return np.sort(train), np.sort(test)
+
+
+def make_folds(
+    n_rows: int, y: np.ndarray | None, *, n_folds: int, seed: int, time_ordered: bool
+) -> Folds:
+    """Cross-validation folds: stratified for classes, plain for regression, time-ordered
+    (expanding window) when the rows are in time order."""
+    positions = np.arange(n_rows)
+    if time_ordered:
+        from sklearn.model_selection import TimeSeriesSplit
+
+        splits = tuple(TimeSeriesSplit(n_splits=n_folds).split(positions))
+        covered = np.sort(np.concatenate([v for _, v in splits]))
+        return Folds(splits, covered)
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if y is not None:
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        splits = tuple(splitter.split(positions, y))
+    else:
+        splits = tuple(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(positions))
+    return Folds(splits, positions)
+
+
+def early_stopping_split(
+    y: np.ndarray, *, classification: bool, seed: int, time_ordered: bool, share: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (within a fold's training rows) to fit on and to stop early on."""
+    n = len(y)
+    n_val = max(1, int(round(n * share)))
+    if time_ordered:
+        return np.arange(n - n_val), np.arange(n - n_val, n)
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(n)
+    stratify = None
+    if classification:
+        counts = np.bincount(y)
+        if counts[counts > 0].min() >= 2 and n_val >= np.count_nonzero(counts):
+            stratify = y
+    fit, val = train_test_split(positions, test_size=n_val, random_state=seed, stratify=stratify)
+    return np.sort(fit), np.sort(val)

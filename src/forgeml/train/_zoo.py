@@ -1,0 +1,598 @@
+"""The model zoo: each family's estimator, search space, cheap starting point and how it is
+fitted against a deadline.
+
+Every fit is *anytime*: boosting libraries check the deadline after each round through a
+callback, HistGradientBoosting, the forests and the MLP grow in chunks (warm start) with a
+check between chunks. A fit that reaches the deadline stops with what it has and says so, so a
+trial can never run past the budget by more than one chunk. Only the linear models fit in one
+call; they are the cheapest family and are tried first, so their cost is known before it
+matters.
+
+Parameters are named ``family.param`` so one Optuna study can search every family at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FAMILIES", "Family", "FitOutcome", "fit_estimator", "load_libraries"]
+
+# Most boosting rounds a trial may use (early stopping usually ends well before).
+_MAX_ROUNDS = 3000
+_PATIENCE = 50
+
+
+@dataclass
+class FitOutcome:
+    """What a fit produced: the estimator, the rounds it kept, whether the deadline cut it."""
+
+    estimator: Any
+    best_iteration: int | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family.
+
+    Attributes:
+        name: the name users pass (``--models``).
+        output: the ``TabularEncoder`` output it takes (native, ordinal, dense).
+        cost: relative cost rank; cheaper families start first.
+        boosting: whether it stops early on a validation split and is refit with the
+            number of rounds found in cross-validation.
+        space: ``(trial, task, imbalanced) -> params``: samples a configuration.
+        start: ``(task, imbalanced, n_rows) -> params``: the cheap starting point.
+        build: ``(params, task, seed, n_jobs, rounds) -> estimator``.
+    """
+
+    name: str
+    output: str
+    cost: int
+    boosting: bool
+    space: Callable[..., dict[str, Any]]
+    start: Callable[..., dict[str, Any]]
+    build: Callable[..., Any]
+    tasks: tuple[str, ...] = field(default=("binary", "multiclass", "regression"))
+
+
+def _p(params: dict[str, Any], family: str) -> dict[str, Any]:
+    """The family's own parameters without their prefix."""
+    prefix = family + "."
+    return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+
+
+def _weight_choice(trial: Any, name: str, task: str, imbalanced: bool) -> dict[str, Any]:
+    if task != "regression" and imbalanced:
+        return {
+            f"{name}.class_weight": trial.suggest_categorical(
+                f"{name}.class_weight", ["none", "balanced"]
+            )
+        }
+    return {}
+
+
+def _cw(value: Any) -> Any:
+    return None if value in (None, "none") else value
+
+
+# -- LightGBM -----------------------------------------------------------------------------------
+
+
+def _lgbm_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+    return {
+        "lgbm.num_leaves": trial.suggest_int("lgbm.num_leaves", 4, 256, log=True),
+        "lgbm.learning_rate": trial.suggest_float("lgbm.learning_rate", 0.01, 0.3, log=True),
+        "lgbm.min_child_samples": trial.suggest_int("lgbm.min_child_samples", 2, 128, log=True),
+        "lgbm.colsample_bytree": trial.suggest_float("lgbm.colsample_bytree", 0.3, 1.0),
+        "lgbm.subsample": trial.suggest_float("lgbm.subsample", 0.5, 1.0),
+        "lgbm.reg_lambda": trial.suggest_float("lgbm.reg_lambda", 1e-3, 30.0, log=True),
+        "lgbm.reg_alpha": trial.suggest_float("lgbm.reg_alpha", 1e-3, 10.0, log=True),
+        **_weight_choice(trial, "lgbm", task, imbalanced),
+    }
+
+
+def _lgbm_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+    params = {
+        "lgbm.num_leaves": 31,
+        "lgbm.learning_rate": 0.1,
+        "lgbm.min_child_samples": 20,
+        "lgbm.colsample_bytree": 1.0,
+        "lgbm.subsample": 1.0,
+        "lgbm.reg_lambda": 1e-3,
+        "lgbm.reg_alpha": 1e-3,
+    }
+    if task != "regression" and imbalanced:
+        params["lgbm.class_weight"] = "none"
+    return params
+
+
+def _lgbm_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+    import lightgbm as lgb
+
+    p = _p(params, "lgbm")
+    cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
+    extra = {} if task == "regression" else {"class_weight": _cw(p.pop("class_weight", None))}
+    return cls(
+        n_estimators=rounds,
+        subsample_freq=1,
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbosity=-1,
+        deterministic=True,
+        force_row_wise=True,
+        **p,
+        **extra,
+    )
+
+
+# -- XGBoost ------------------------------------------------------------------------------------
+
+
+def _xgb_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+    return {
+        "xgb.max_depth": trial.suggest_int("xgb.max_depth", 2, 12),
+        "xgb.learning_rate": trial.suggest_float("xgb.learning_rate", 0.01, 0.3, log=True),
+        "xgb.min_child_weight": trial.suggest_float("xgb.min_child_weight", 0.5, 64.0, log=True),
+        "xgb.subsample": trial.suggest_float("xgb.subsample", 0.5, 1.0),
+        "xgb.colsample_bytree": trial.suggest_float("xgb.colsample_bytree", 0.3, 1.0),
+        "xgb.reg_lambda": trial.suggest_float("xgb.reg_lambda", 1e-3, 30.0, log=True),
+        "xgb.reg_alpha": trial.suggest_float("xgb.reg_alpha", 1e-3, 10.0, log=True),
+        **_weight_choice(trial, "xgb", task, imbalanced),
+    }
+
+
+def _xgb_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+    params = {
+        "xgb.max_depth": 6,
+        "xgb.learning_rate": 0.1,
+        "xgb.min_child_weight": 1.0,
+        "xgb.subsample": 1.0,
+        "xgb.colsample_bytree": 1.0,
+        "xgb.reg_lambda": 1.0,
+        "xgb.reg_alpha": 1e-3,
+    }
+    if task != "regression" and imbalanced:
+        params["xgb.class_weight"] = "none"
+    return params
+
+
+def _xgb_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+    import xgboost as xgb
+
+    p = _p(params, "xgb")
+    p.pop("class_weight", None)  # applied as sample weights in fit_estimator
+    cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
+    return cls(
+        n_estimators=rounds,
+        tree_method="hist",
+        enable_categorical=True,
+        max_cat_to_onehot=4,
+        random_state=seed,
+        n_jobs=n_jobs,
+        verbosity=0,
+        **p,
+    )
+
+
+# -- HistGradientBoosting ----------------------------------------------------------------------
+
+
+def _hgb_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+    return {
+        "hgb.learning_rate": trial.suggest_float("hgb.learning_rate", 0.01, 0.3, log=True),
+        "hgb.max_leaf_nodes": trial.suggest_int("hgb.max_leaf_nodes", 4, 128, log=True),
+        "hgb.min_samples_leaf": trial.suggest_int("hgb.min_samples_leaf", 2, 128, log=True),
+        "hgb.l2_regularization": trial.suggest_float("hgb.l2_regularization", 1e-6, 10.0, log=True),
+        "hgb.max_features": trial.suggest_float("hgb.max_features", 0.3, 1.0),
+        **_weight_choice(trial, "hgb", task, imbalanced),
+    }
+
+
+def _hgb_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+    params = {
+        "hgb.learning_rate": 0.1,
+        "hgb.max_leaf_nodes": 31,
+        "hgb.min_samples_leaf": 20,
+        "hgb.l2_regularization": 1e-6,
+        "hgb.max_features": 1.0,
+    }
+    if task != "regression" and imbalanced:
+        params["hgb.class_weight"] = "none"
+    return params
+
+
+def _hgb_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    p = _p(params, "hgb")
+    cw = _cw(p.pop("class_weight", None))
+    common = dict(max_iter=rounds, random_state=seed, categorical_features="from_dtype", **p)
+    if task == "regression":
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(class_weight=cw, **common)
+
+
+# -- Random forest and extra trees -------------------------------------------------------------
+
+
+def _forest_space(name: str) -> Callable[..., dict[str, Any]]:
+    def space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+        return {
+            f"{name}.n_estimators": trial.suggest_int(f"{name}.n_estimators", 50, 400, log=True),
+            f"{name}.max_features": trial.suggest_float(f"{name}.max_features", 0.1, 1.0),
+            f"{name}.min_samples_leaf": trial.suggest_int(
+                f"{name}.min_samples_leaf", 1, 32, log=True
+            ),
+            **_weight_choice(trial, name, task, imbalanced),
+        }
+
+    return space
+
+
+def _forest_start(name: str) -> Callable[..., dict[str, Any]]:
+    def start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            f"{name}.n_estimators": 100,
+            f"{name}.max_features": 0.5,
+            f"{name}.min_samples_leaf": 1 if n_rows < 5000 else 4,
+        }
+        if task != "regression" and imbalanced:
+            params[f"{name}.class_weight"] = "none"
+        return params
+
+    return start
+
+
+def _forest_build(name: str) -> Callable[..., Any]:
+    def build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+        from sklearn import ensemble
+
+        p = _p(params, name)
+        cw = _cw(p.pop("class_weight", None))
+        kind = "RandomForest" if name == "rf" else "ExtraTrees"
+        if task == "regression":
+            return getattr(ensemble, kind + "Regressor")(random_state=seed, n_jobs=n_jobs, **p)
+        return getattr(ensemble, kind + "Classifier")(
+            random_state=seed, n_jobs=n_jobs, class_weight=cw, **p
+        )
+
+    return build
+
+
+# -- Linear ------------------------------------------------------------------------------------
+
+
+def _linear_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+    if task == "regression":
+        return {
+            "linear.alpha": trial.suggest_float("linear.alpha", 1e-5, 10.0, log=True),
+            "linear.l1_ratio": trial.suggest_float("linear.l1_ratio", 0.0, 1.0),
+        }
+    return {
+        "linear.C": trial.suggest_float("linear.C", 1e-3, 100.0, log=True),
+        **_weight_choice(trial, "linear", task, imbalanced),
+    }
+
+
+def _linear_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+    if task == "regression":
+        return {"linear.alpha": 1e-3, "linear.l1_ratio": 0.0}
+    params: dict[str, Any] = {"linear.C": 1.0}
+    if imbalanced:
+        params["linear.class_weight"] = "none"
+    return params
+
+
+def _linear_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+    from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
+
+    p = _p(params, "linear")
+    if task == "regression":
+        if p["l1_ratio"] < 0.01:  # ridge has a closed form: faster and exact
+            return Ridge(alpha=p["alpha"] * 1000, random_state=seed)
+        return ElasticNet(
+            alpha=p["alpha"], l1_ratio=p["l1_ratio"], max_iter=2000, random_state=seed
+        )
+    return LogisticRegression(
+        C=p["C"], class_weight=_cw(p.get("class_weight")), max_iter=500, random_state=seed
+    )
+
+
+# -- MLP ---------------------------------------------------------------------------------------
+
+_LAYERS = {"64": (64,), "128": (128,), "128-64": (128, 64), "256-128": (256, 128)}
+
+
+def _mlp_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+    return {
+        "mlp.layers": trial.suggest_categorical("mlp.layers", list(_LAYERS)),
+        "mlp.alpha": trial.suggest_float("mlp.alpha", 1e-6, 1e-1, log=True),
+        "mlp.learning_rate_init": trial.suggest_float(
+            "mlp.learning_rate_init", 1e-4, 1e-2, log=True
+        ),
+        "mlp.batch_size": trial.suggest_categorical("mlp.batch_size", [64, 128, 256]),
+    }
+
+
+def _mlp_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+    return {
+        "mlp.layers": "128",
+        "mlp.alpha": 1e-4,
+        "mlp.learning_rate_init": 1e-3,
+        "mlp.batch_size": 256 if n_rows > 5000 else 64,
+    }
+
+
+def _mlp_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    p = _p(params, "mlp")
+    cls = MLPRegressor if task == "regression" else MLPClassifier
+    return cls(
+        hidden_layer_sizes=_LAYERS[p["layers"]],
+        alpha=p["alpha"],
+        learning_rate_init=p["learning_rate_init"],
+        batch_size=p["batch_size"],
+        early_stopping=True,
+        n_iter_no_change=8,
+        random_state=seed,
+        max_iter=rounds,
+    )
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("linear", "dense", 0, False, _linear_space, _linear_start, _linear_build),
+        Family("lgbm", "native", 1, True, _lgbm_space, _lgbm_start, _lgbm_build),
+        Family("xgb", "native", 2, True, _xgb_space, _xgb_start, _xgb_build),
+        Family("hgb", "native", 3, True, _hgb_space, _hgb_start, _hgb_build),
+        Family(
+            "rf", "ordinal", 4, False, _forest_space("rf"), _forest_start("rf"), _forest_build("rf")
+        ),
+        Family(
+            "et", "ordinal", 5, False, _forest_space("et"), _forest_start("et"), _forest_build("et")
+        ),
+        Family("mlp", "dense", 6, False, _mlp_space, _mlp_start, _mlp_build),
+    )
+}
+
+
+_LIBRARIES = {"lgbm": "lightgbm", "xgb": "xgboost"}
+
+
+def load_libraries(families: list[str]) -> None:
+    """Import the libraries the families need now, before the search clock matters."""
+    import importlib
+
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
+    for name in families:
+        if name in _LIBRARIES:
+            importlib.import_module(_LIBRARIES[name])
+
+
+def _balanced_weights(y: np.ndarray) -> np.ndarray:
+    counts = np.bincount(y)
+    weights = len(y) / (len(counts) * np.maximum(counts, 1))
+    return weights[y]
+
+
+def fit_estimator(
+    family: Family,
+    params: dict[str, Any],
+    *,
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+    deadline: float,
+    eval_set: tuple[Any, np.ndarray] | None = None,
+    rounds: int | None = None,
+) -> FitOutcome:
+    """Fit one estimator of ``family``, stopping at ``deadline`` (``time.monotonic()``).
+
+    Args:
+        family: the family.
+        params: its configuration.
+        task: binary, multiclass or regression.
+        X: encoded training inputs.
+        y: targets (classes encoded 0..k-1).
+        seed: random state.
+        n_jobs: threads.
+        deadline: the monotonic time at which the fit must stop.
+        eval_set: encoded validation rows for early stopping (boosting families).
+        rounds: a fixed number of boosting rounds (the refit); otherwise early stopping.
+
+    Returns:
+        The fitted estimator, the rounds early stopping kept, whether the deadline cut it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if family.name == "lgbm":
+            return _fit_lgbm(family, params, task, X, y, seed, n_jobs, deadline, eval_set, rounds)
+        if family.name == "xgb":
+            return _fit_xgb(family, params, task, X, y, seed, n_jobs, deadline, eval_set, rounds)
+        if family.name == "hgb":
+            return _fit_hgb(family, params, task, X, y, seed, deadline, rounds)
+        if family.name in ("rf", "et"):
+            return _fit_forest(family, params, task, X, y, seed, n_jobs, deadline)
+        if family.name == "mlp":
+            return _fit_mlp(family, params, task, X, y, seed, deadline)
+        estimator = family.build(params, task, seed, n_jobs, 0)
+        estimator.fit(X, y)
+        return FitOutcome(estimator, truncated=time.monotonic() > deadline)
+
+
+def _fit_lgbm(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+    deadline: float,
+    eval_set: tuple[Any, np.ndarray] | None,
+    rounds: int | None,
+) -> FitOutcome:
+    import lightgbm as lgb
+
+    estimator = family.build(params, task, seed, n_jobs, rounds or _MAX_ROUNDS)
+    cut = {"hit": False}
+
+    def stop_at_deadline(env: Any) -> None:
+        if time.monotonic() > deadline:
+            cut["hit"] = True
+            raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+    callbacks: list[Any] = [stop_at_deadline]
+    kwargs: dict[str, Any] = {}
+    if eval_set is not None and rounds is None:
+        callbacks.append(lgb.early_stopping(_PATIENCE, first_metric_only=True, verbose=False))
+        kwargs["eval_set"] = [eval_set]
+    estimator.fit(X, y, callbacks=callbacks, **kwargs)
+    best = estimator.best_iteration_ or estimator.n_estimators_
+    return FitOutcome(estimator, int(best), cut["hit"])
+
+
+def _fit_xgb(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+    deadline: float,
+    eval_set: tuple[Any, np.ndarray] | None,
+    rounds: int | None,
+) -> FitOutcome:
+    import xgboost as xgb
+
+    cut = {"hit": False}
+
+    class StopAtDeadline(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if time.monotonic() > deadline:
+                cut["hit"] = True
+                return True
+            return False
+
+    estimator = family.build(params, task, seed, n_jobs, rounds or _MAX_ROUNDS)
+    early = eval_set is not None and rounds is None
+    estimator.set_params(
+        callbacks=[StopAtDeadline()], early_stopping_rounds=_PATIENCE if early else None
+    )
+    weight = None
+    if task != "regression" and params.get("xgb.class_weight") == "balanced":
+        weight = _balanced_weights(y)
+    kwargs: dict[str, Any] = {"verbose": False, "sample_weight": weight}
+    if early:
+        kwargs["eval_set"] = [eval_set]
+    estimator.fit(X, y, **kwargs)
+    best = getattr(estimator, "best_iteration", None) if early else None
+    n_rounds = (
+        int(best) + 1 if best is not None else int(estimator.get_booster().num_boosted_rounds())
+    )
+    # callbacks hold a closure over this fit's deadline: drop them from the fitted model
+    estimator.set_params(callbacks=None, early_stopping_rounds=None)
+    return FitOutcome(estimator, n_rounds, cut["hit"])
+
+
+def _fit_hgb(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    deadline: float,
+    rounds: int | None,
+) -> FitOutcome:
+    total = rounds or _MAX_ROUNDS
+    estimator = family.build(params, task, seed, 1, total)
+    early = rounds is None
+    estimator.set_params(
+        warm_start=True,
+        early_stopping=early,
+        n_iter_no_change=_PATIENCE // 2,
+        validation_fraction=0.1 if early else None,
+    )
+    step, done, truncated = 50, 0, False
+    while done < total:
+        target = min(total, done + step)
+        estimator.set_params(max_iter=target)
+        estimator.fit(X, y)
+        if estimator.n_iter_ < target:  # early stopping ended it
+            break
+        done = target
+        if time.monotonic() > deadline:
+            truncated = done < total
+            break
+    best = estimator.n_iter_
+    if early and best < total:
+        best = max(1, best - _PATIENCE // 2)
+    return FitOutcome(estimator, int(best), truncated)
+
+
+def _fit_forest(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+    deadline: float,
+) -> FitOutcome:
+    estimator = family.build(params, task, seed, n_jobs, 0)
+    total = int(estimator.n_estimators)
+    estimator.set_params(warm_start=True)
+    step = max(10, 8 * max(1, n_jobs))
+    done, truncated = 0, False
+    while done < total:
+        done = min(total, done + step)
+        estimator.set_params(n_estimators=done)
+        estimator.fit(X, y)
+        if time.monotonic() > deadline and done < total:
+            truncated = True
+            break
+    estimator.set_params(warm_start=False)
+    return FitOutcome(estimator, None, truncated)
+
+
+def _fit_mlp(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    deadline: float,
+) -> FitOutcome:
+    total, step = 200, 10
+    estimator = family.build(params, task, seed, 1, step)
+    estimator.set_params(warm_start=True)
+    done, truncated = 0, False
+    while done < total:
+        before = getattr(estimator, "n_iter_", 0)
+        estimator.fit(X, y)
+        done += step
+        if estimator.n_iter_ - before < step or not math.isfinite(estimator.loss_):
+            break  # converged or stopped early
+        if time.monotonic() > deadline:
+            truncated = done < total
+            break
+    estimator.set_params(warm_start=False)
+    return FitOutcome(estimator, None, truncated)

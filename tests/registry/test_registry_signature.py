@@ -1,0 +1,70 @@
+"""Inputs are checked against the signature (the documented handling in _signature.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeml import registry
+from forgeml.errors import SchemaMismatchError
+from forgeml.registry import ExtraColumnsWarning
+
+
+@pytest.fixture
+def loaded(sqlite_workspace):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = pd.DataFrame({"age": [20, 30, 40, 50, 60, 70] * 5, "color": ["red", "blue", "green"] * 10})
+    y = [0, 1] * 15
+    model = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer([("c", OneHotEncoder(), ["color"])], remainder="passthrough"),
+            ),
+            ("m", LogisticRegression()),
+        ]
+    ).fit(X, y)
+    registry.register(model, name="m", sample=X, workspace=sqlite_workspace)
+    return registry.load("m@1", workspace=sqlite_workspace), model, X
+
+
+def test_valid_rows_in_another_order_predict_the_same(loaded):
+    model, fitted, X = loaded
+    assert np.array_equal(model.predict(X[["color", "age"]]), fitted.predict(X))
+    assert np.array_equal(model.predict(X.to_dict("records")), fitted.predict(X))
+
+
+def test_missing_columns_are_named(loaded):
+    model, _, X = loaded
+    with pytest.raises(SchemaMismatchError, match="Missing input column 'age'"):
+        model.predict(X[["color"]])
+
+
+def test_wrong_types_and_unknown_categories_are_named(loaded):
+    model, _, _ = loaded
+    with pytest.raises(SchemaMismatchError, match=r"Column 'age' takes integer values; got 'old'"):
+        model.predict({"age": ["old"], "color": ["red"]})
+    with pytest.raises(
+        SchemaMismatchError, match=r"'color' has categories .* never saw; got 'pink'"
+    ):
+        model.predict({"age": [30], "color": ["pink"]})
+    with pytest.raises(SchemaMismatchError, match="'age' has 1 missing value"):
+        model.predict({"age": [None], "color": ["red"]})
+
+
+def test_numbers_as_text_are_converted(loaded):
+    model, fitted, _ = loaded
+    row = pd.DataFrame({"age": [30], "color": ["red"]})
+    assert np.array_equal(model.predict({"age": ["30"], "color": ["red"]}), fitted.predict(row))
+
+
+def test_extra_columns_are_dropped_with_a_warning(loaded):
+    model, fitted, X = loaded
+    with pytest.warns(ExtraColumnsWarning, match="'id'"):
+        got = model.predict(X.assign(id=range(len(X))))
+    assert np.array_equal(got, fitted.predict(X))
