@@ -68,3 +68,22 @@ def test_extra_columns_are_dropped_with_a_warning(loaded):
     with pytest.warns(ExtraColumnsWarning, match="'id'"):
         got = model.predict(X.assign(id=range(len(X))))
     assert np.array_equal(got, fitted.predict(X))
+
+
+def test_unknown_categories_can_be_passed_to_the_model(sqlite_workspace, loaded):
+    from forgeml.registry import UnknownCategoryWarning
+
+    _, fitted, _ = loaded
+    lenient = registry.load("m@1", workspace=sqlite_workspace, unknown_categories="pass")
+    row = pd.DataFrame({"age": [30], "color": ["pink"]})
+    with pytest.raises(ValueError, match="unknown categor"):  # this encoder refuses them itself
+        fitted.predict(row)
+    with pytest.warns(UnknownCategoryWarning, match="'pink'"), pytest.raises(ValueError):
+        lenient.predict(row)
+
+
+def test_explain_delegates_to_the_evaluation(loaded):
+    model, _, X = loaded
+    explanation = model.explain(X.head(4))
+    assert explanation.columns == ("age", "color")
+    assert explanation.contributions.shape == (4, 2)

@@ -33,7 +33,12 @@ from forgeml.registry._api import (
 )
 from forgeml.registry._mlflow import import_mlflow
 from forgeml.registry._predictor import LoadedModel
-from forgeml.registry._signature import ExtraColumnsWarning, InputColumn, Signature
+from forgeml.registry._signature import (
+    ExtraColumnsWarning,
+    InputColumn,
+    Signature,
+    UnknownCategoryWarning,
+)
 from forgeml.store import ModelEvent, ModelRecord, ModelStatus
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "ModelStatus",
     "ModelVersion",
     "Signature",
+    "UnknownCategoryWarning",
     "alias_at",
     "archive",
     "card",

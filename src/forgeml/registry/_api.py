@@ -316,13 +316,21 @@ def _evaluation_markdown(evaluation: Any) -> str | None:
 # -- load -------------------------------------------------------------------------------------
 
 
-def load(ref: str, *, workspace: Workspace | None = None, for_serving: bool = False) -> LoadedModel:
+def load(
+    ref: str,
+    *,
+    workspace: Workspace | None = None,
+    for_serving: bool = False,
+    unknown_categories: str = "error",
+) -> LoadedModel:
     """Load a model version after verifying every file of its bundle.
 
     Args:
         ref: ``NAME@VERSION``, ``NAME@ALIAS`` or ``NAME@latest`` (the newest active version).
         workspace: where to load from (default: the default workspace).
         for_serving: refuse a retired version.
+        unknown_categories: ``"error"`` refuses input categories never seen in training;
+            ``"pass"`` gives them to the model (its encoder decides) with a warning.
 
     Returns:
         The loaded model: ``predict``, ``predict_proba``, ``explain``, ``signature``,
@@ -345,7 +353,7 @@ def load(ref: str, *, workspace: Workspace | None = None, for_serving: bool = Fa
         raise ArtifactIntegrityError(
             f"The bundle of {record.ref} describes {manifest.get('name')}@{manifest.get('version')}"
         )
-    return LoadedModel(record, bundle, bundle.load_model())
+    return LoadedModel(record, bundle, bundle.load_model(), unknown_categories=unknown_categories)
 
 
 # -- reading ----------------------------------------------------------------------------------

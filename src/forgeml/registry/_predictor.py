@@ -29,10 +29,20 @@ class LoadedModel:
         record: the registry's record of the version at load time.
         signature: what the model takes and gives.
         metadata: the bundle's manifest (a copy).
+        unknown_categories: ``"error"`` (default) refuses categories never seen in training;
+            ``"pass"`` gives them to the model with a warning.
     """
 
-    def __init__(self, record: ModelVersionRecord, bundle: VerifiedBundle, model: Any) -> None:
+    def __init__(
+        self,
+        record: ModelVersionRecord,
+        bundle: VerifiedBundle,
+        model: Any,
+        *,
+        unknown_categories: str = "error",
+    ) -> None:
         self.record = record
+        self.unknown_categories = unknown_categories
         self.name = record.name
         self.version = record.version
         self._bundle = bundle
@@ -70,7 +80,7 @@ class LoadedModel:
         Raises:
             SchemaMismatchError: the rows do not fit the signature.
         """
-        X = self.signature.check(rows)
+        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
         return self._flavor.predict(self._model, X, self._spec())
 
     def predict_proba(self, rows: Any) -> np.ndarray:
@@ -80,7 +90,7 @@ class LoadedModel:
             SchemaMismatchError: the rows do not fit the signature.
             InputError: the model is not a classifier.
         """
-        X = self.signature.check(rows)
+        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
         return self._flavor.predict_proba(self._model, X, self._spec())
 
     def explain(self, rows: Any) -> Any:
@@ -90,7 +100,7 @@ class LoadedModel:
             SchemaMismatchError: the rows do not fit the signature.
             InputError: explanations are not available for this model.
         """
-        X = self.signature.check(rows)
+        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
         try:
             from forgeml.evaluate import explain  # type: ignore[attr-defined]
         except ImportError:

@@ -15,7 +15,10 @@ an extra column                         dropped, with an ``ExtraColumnsWarning``
 columns in another order                reordered to the signature's order
 numbers given as text (``"3.5"``)       converted; text that is not a number is an error
 a value of the wrong type               ``SchemaMismatchError`` naming the column and value
-a category not seen in training         ``SchemaMismatchError`` naming the column and value
+a category not seen in training         ``SchemaMismatchError`` naming the column and value;
+                                        with ``unknown_categories="pass"`` it is given to the
+                                        model (whose encoder decides), with an
+                                        ``UnknownCategoryWarning``
 missing values in a column that had     ``SchemaMismatchError``: the model never saw missing
 none in the training data               values there
 ======================================  ====================================================
@@ -34,7 +37,13 @@ import pandas as pd
 
 from forgeml.errors import InputError, SchemaMismatchError
 
-__all__ = ["ExtraColumnsWarning", "InputColumn", "Signature", "infer_signature"]
+__all__ = [
+    "ExtraColumnsWarning",
+    "InputColumn",
+    "Signature",
+    "UnknownCategoryWarning",
+    "infer_signature",
+]
 
 SIGNATURE_FORMAT = "forgeml.signature/1"
 SCHEMA_FORMAT = "forgeml.schema/1"
@@ -45,6 +54,10 @@ _SHOWN = 5
 
 class ExtraColumnsWarning(UserWarning):
     """Input columns the model does not take were dropped."""
+
+
+class UnknownCategoryWarning(UserWarning):
+    """Categories never seen in training were passed to the model."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +157,13 @@ class Signature:
             source=str(data.get("source", "sample")),
         )
 
-    def check(self, rows: Any) -> pd.DataFrame:
+    def check(self, rows: Any, *, unknown_categories: str = "error") -> pd.DataFrame:
         """Check input rows against the signature; return them as the model takes them.
 
         Args:
             rows: a DataFrame, a mapping of column -> values, or a list of row mappings.
+            unknown_categories: ``"error"`` (default) or ``"pass"``: give categories never
+                seen in training to the model, with an ``UnknownCategoryWarning``.
 
         Returns:
             A DataFrame with exactly the signature's columns, in its order, with types
@@ -176,7 +191,10 @@ class Signature:
                 stacklevel=3,
             )
         out = frame.loc[:, list(self.names)]
-        converted = {c.name: _check_column(c, out[c.name]) for c in self.inputs}
+        if unknown_categories not in ("error", "pass"):
+            raise InputError(f"unknown_categories is 'error' or 'pass'; got {unknown_categories!r}")
+        strict = unknown_categories == "error"
+        converted = {c.name: _check_column(c, out[c.name], strict) for c in self.inputs}
         changed = {k: v for k, v in converted.items() if v is not out[k]}
         if changed:
             out = out.assign(**changed)
@@ -220,7 +238,7 @@ def _mismatch(column: InputColumn, what: str, bad: pd.Series) -> SchemaMismatchE
     return SchemaMismatchError(f"Column {column.name!r} {what}; got {_show(unique)}{more}")
 
 
-def _check_column(column: InputColumn, series: pd.Series) -> pd.Series:
+def _check_column(column: InputColumn, series: pd.Series, strict: bool) -> pd.Series:
     present = series.notna()
     if not column.nullable and not bool(present.all()):
         raise SchemaMismatchError(
@@ -242,7 +260,7 @@ def _check_column(column: InputColumn, series: pd.Series) -> pd.Series:
                 f"Column {column.name!r} takes dates and times; some values do not parse"
             ) from None
     if kind == "categorical":
-        return _categories(column, series, present)
+        return _categories(column, series, present, strict)
     return series  # text and identifiers are passed as given
 
 
@@ -285,7 +303,9 @@ def _booleans(column: InputColumn, series: pd.Series, present: pd.Series) -> pd.
     return mapped.astype("boolean") if not bool(present.all()) else mapped.astype(bool)
 
 
-def _categories(column: InputColumn, series: pd.Series, present: pd.Series) -> pd.Series:
+def _categories(
+    column: InputColumn, series: pd.Series, present: pd.Series, strict: bool
+) -> pd.Series:
     if column.categories is None:
         return series
     allowed = set(column.categories)
@@ -296,7 +316,11 @@ def _categories(column: InputColumn, series: pd.Series, present: pd.Series) -> p
     if bool(unknown.any()):  # categories recorded as text match values by their text
         unknown &= ~values.astype(str).isin({str(c) for c in allowed})
     if bool(unknown.any()):
-        raise _mismatch(column, "has categories the model never saw", values[unknown])
+        error = _mismatch(column, "has categories the model never saw", values[unknown])
+        if strict:
+            raise error
+        warnings.warn(error.message, UnknownCategoryWarning, stacklevel=4)
+        return series
     if column.dtype == "category" and not isinstance(series.dtype, pd.CategoricalDtype):
         return series.astype(pd.CategoricalDtype(list(column.categories)))
     return series

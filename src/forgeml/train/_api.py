@@ -18,7 +18,7 @@ from forgeml.errors import InputError
 from forgeml.store import Workspace
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
-from forgeml.train._model import TrainedModel
+from forgeml.train._model import FoldBag, TrainedModel
 from forgeml.train._result import TrainResult
 from forgeml.train._search import Problem, TrialRecord, fit_pipeline, run_search
 from forgeml.train._task import (
@@ -347,7 +347,7 @@ def train(
     min_class = int(np.bincount(y_train).min()) if task != "regression" else None
     if min_class is not None and min_class < 2:
         raise InputError("After holding out the test split a class has fewer than 2 rows")
-    n_folds = n_folds_for(len(X_train), min_class)
+    n_folds = n_folds_for(len(X_train), min_class, budget)
     folds = make_folds(
         len(X_train),
         y_train if task != "regression" else None,
@@ -604,38 +604,49 @@ def _select_and_refit(
                 members = [candidates[i] for i in kept]
                 weights = kw
                 threshold, cv_loss = blend_threshold, loss
-    # refit on every training row
-    fitted, fitted_weights, fitted_members = [], [], []
+    # refit on every training row; a member whose refit would not fit in the time left (or
+    # was cut by the deadline) uses its cross-validation fold models instead
+    fitted: list[Any] = []
+    fitted_weights: list[float] = []
+    fitted_members: list[TrialRecord] = []
     for record, weight in zip(members, weights, strict=True):
         estimate = _refit_estimate(record, problem)
-        if fitted and time.monotonic() + estimate > refit_end:
-            notes.append(f"ensemble member {record.family} #{record.number} left out: no time")
-            continue
-        pipeline, outcome = fit_pipeline(
-            problem,
-            FAMILIES[record.family],
-            record.params,
-            problem.X,
-            problem.y,
-            deadline=refit_end,
-            rounds=record.rounds,
-        )
+        member: Any = None
+        if time.monotonic() + estimate <= refit_end or record.fold_models is None:
+            pipeline, outcome = fit_pipeline(
+                problem,
+                FAMILIES[record.family],
+                record.params,
+                problem.X,
+                problem.y,
+                deadline=refit_end,
+                rounds=record.rounds,
+            )
+            member = pipeline
+            if outcome.truncated:
+                if record.fold_models is not None:
+                    member = None
+                else:
+                    notes.append(
+                        f"the refit of {record.family} #{record.number} was cut at the deadline"
+                    )
+        if member is None:
+            member = FoldBag(pipelines=record.fold_models, task=problem.task)
+            notes.append(
+                f"{record.family} #{record.number}: no time to refit; its "
+                f"{len(record.fold_models or [])} cross-validation fold models are averaged"
+            )
         _log.debug(
-            "refit %s #%d done, %.2fs before the deadline",
+            "member %s #%d ready, %.2fs before the deadline",
             record.family,
             record.number,
             refit_end - time.monotonic(),
         )
-        if outcome.truncated:
-            notes.append(f"the refit of {record.family} #{record.number} was cut at the deadline")
-        fitted.append(pipeline)
+        fitted.append(member)
         fitted_weights.append(float(weight))
         fitted_members.append(record)
     total = sum(fitted_weights)
     fitted_weights = [w / total for w in fitted_weights]
-    if len(fitted_members) < len(members):  # the ensemble lost members: re-judge what is left
-        blend = sum(w * r.oof[covered] for w, r in zip(fitted_weights, fitted_members, strict=True))  # type: ignore[index]
-        cv_loss, threshold = _judge(problem, y, blend)
     cv_score = -cv_loss if metric.greater_is_better else cv_loss
     ensemble: list[dict[str, Any]] = []
     if len(fitted_members) > 1:

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 
 from forgeml.errors import InputError, SchemaMismatchError
 
-__all__ = ["TrainedModel", "raw_predict"]
+__all__ = ["FoldBag", "TrainedModel", "raw_predict"]
 
 
 def raw_predict(pipeline: Any, X: pd.DataFrame, task: str) -> np.ndarray:
@@ -32,11 +32,41 @@ def raw_predict(pipeline: Any, X: pd.DataFrame, task: str) -> np.ndarray:
         return np.asarray(pipeline.predict_proba(X), dtype=float)
 
 
+class FoldBag(BaseEstimator):
+    """The cross-validation fold models of one trial, averaged: used in place of a refit
+    when the refit would not fit in the time budget.
+
+    Args:
+        pipelines: the fitted fold pipelines.
+        task: binary, multiclass or regression.
+    """
+
+    def __init__(self, *, pipelines: Sequence[Any], task: str) -> None:
+        self.pipelines = pipelines
+        self.task = task
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Mean prediction (regression)."""
+        return np.mean([raw_predict(p, X, "regression") for p in self.pipelines], axis=0)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Mean class probabilities."""
+        return np.mean([raw_predict(p, X, self.task) for p in self.pipelines], axis=0)
+
+
+def _encoder(member: Any) -> Any:
+    pipeline = member.pipelines[0] if isinstance(member, FoldBag) else member
+    return pipeline.steps[0][1]
+
+
 class TrainedModel(BaseEstimator):
     """A fitted pipeline or a weighted ensemble of fitted pipelines.
 
     Args:
-        members: the fitted pipelines (encoder then estimator).
+        members: the fitted pipelines (encoder then estimator), or ``FoldBag``s.
         weights: their weights (summing to 1).
         task: binary, multiclass or regression.
         feature_columns: the raw columns the model reads.
@@ -130,12 +160,14 @@ class TrainedModel(BaseEstimator):
         (and the test split's)."""
         if not self.members:
             return {}
-        return dict(self.members[0].steps[0][1].unseen_counts_)
+        return dict(_encoder(self.members[0]).unseen_counts_)
 
     def reset_unseen_counts(self) -> None:
         """Start counting unseen categories from zero."""
         for member in self.members:
-            member.steps[0][1].unseen_counts_.clear()
+            pipelines = member.pipelines if isinstance(member, FoldBag) else [member]
+            for pipeline in pipelines:
+                pipeline.steps[0][1].unseen_counts_.clear()
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         parts = ", ".join(f"{f}:{w:.2f}" for f, w in zip(self.families, self.weights, strict=False))

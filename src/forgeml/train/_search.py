@@ -1,9 +1,10 @@
 """The search: Optuna (TPE, multivariate, seeded) over families and their parameters, under a
 hard wall-clock deadline.
 
-- **Cheap first.** Every family's starting point is enqueued before TPE samples anything, in
-  order of cost (linear, LightGBM, XGBoost, HistGradientBoosting, forests, MLP), so a good
-  model exists within the first seconds.
+- **Cheap first.** Every family's starting point is enqueued before TPE samples anything,
+  the strong and cheap ones first (LightGBM, linear, XGBoost, HistGradientBoosting, extra
+  trees, random forest, MLP), so a good model exists within the first seconds; once one
+  exists, each remaining starting point gets a fair share of the time left.
 - **Pruning.** Each fold reports the running mean loss; a median pruner stops trials that are
   behind the others at the same fold. Boosting stops early on a split of the fold's training
   rows (never on the validation fold).
@@ -40,6 +41,11 @@ from forgeml.train._zoo import FAMILIES, Family, FitOutcome, fit_estimator
 __all__ = ["Problem", "TrialRecord", "fit_pipeline", "run_search"]
 
 _log = logging.getLogger("forgeml.train")
+
+# Families that stop early on a split fit_pipeline makes (HGB and the MLP split themselves).
+_SPLITS_FOR_EARLY_STOPPING = ("lgbm", "xgb")
+# Complete trials whose fold models are kept (ensemble members and the refit fallback).
+KEEP_FOLD_MODELS = 8
 
 
 @dataclass
@@ -78,6 +84,7 @@ class TrialRecord:
     fit_seconds: list[float] = field(default_factory=list)
     best_iterations: list[int] = field(default_factory=list)
     oof: np.ndarray | None = None
+    fold_models: list[Any] | None = None
     threshold: float | None = None
     note: str = ""
 
@@ -107,14 +114,14 @@ def fit_pipeline(
 ) -> tuple[Any, FitOutcome]:
     """Fit encoder and estimator on ``X``/``y`` only; returns the pipeline and the outcome.
 
-    Boosting families (except HistGradientBoosting, which splits internally) stop early on a
-    held-out share of ``X`` unless ``rounds`` fixes their length.
+    LightGBM and XGBoost stop early on a held-out share of ``X`` (HistGradientBoosting and the
+    MLP split internally) unless ``rounds`` fixes their length.
     """
     from sklearn.pipeline import Pipeline
 
     encoder = TabularEncoder(kinds=problem.kinds, output=family.output, random_state=problem.seed)
     common = dict(task=problem.task, seed=problem.seed, n_jobs=problem.n_jobs, deadline=deadline)
-    if family.boosting and family.name != "hgb" and rounds is None:
+    if family.iterative and family.name in _SPLITS_FOR_EARLY_STOPPING and rounds is None:
         fit_pos, stop_pos = early_stopping_split(
             y,
             classification=problem.classification,
@@ -174,6 +181,7 @@ def evaluate_config(
     shape = (n, problem.n_classes) if problem.classification else (n,)
     oof = np.full(shape, np.nan)
     fold_losses: list[float] = []
+    fold_models: list[Any] = []
     started = time.monotonic()
     k = len(problem.folds)
     try:
@@ -200,7 +208,8 @@ def evaluate_config(
             if outcome.truncated:
                 raise _Stop("stopped", "reached the deadline inside a fit")
             record.fit_seconds.append(time.monotonic() - t0)
-            if outcome.best_iteration is not None and family.boosting:
+            fold_models.append(pipeline)
+            if outcome.best_iteration is not None and family.iterative:
                 record.best_iterations.append(outcome.best_iteration)
             pred = raw_predict(pipeline, problem.X.iloc[val_pos], problem.task)
             oof[val_pos] = pred
@@ -214,6 +223,7 @@ def evaluate_config(
             if report is not None and report(float(np.mean(fold_losses)), i):
                 raise _Stop("pruned", f"behind the other trials after fold {i + 1}")
         record.oof = oof
+        record.fold_models = fold_models
         _oof_score(problem, record)
         record.state = "complete"
     except _Stop as stop:
@@ -296,11 +306,19 @@ def _search(
             _trial.report(value, step)
             return bool(_trial.should_prune())
 
-        first_of_family = all(r.family != name for r in records)
+        untried = [f for f in ordered if all(r.family != f for r in records)]
+        first_of_family = name in untried
+        trial_deadline = deadline
+        if not deterministic and any(r.state == "complete" for r in records):
+            # once a model exists, each family's starting point gets a fair share of what
+            # is left and later trials at most half of it (the deadline itself always holds)
+            left = deadline - time.monotonic()
+            share = 2.0 * left / (len(untried) + 1) if first_of_family else 0.5 * left
+            trial_deadline = min(deadline, time.monotonic() + share)
         evaluate_config(
             problem,
             record,
-            deadline=deadline,
+            deadline=trial_deadline,
             report=report,
             cost_aware=not deterministic and not first_of_family,
         )
@@ -313,6 +331,7 @@ def _search(
             else:
                 study.tell(trial, state=TrialState.PRUNED)
         records.append(record)
+        _drop_fold_models(records)
         _log.debug(
             "trial %d %s %s score=%s %.2fs (deadline in %.2fs) %s",
             record.number,
@@ -326,3 +345,13 @@ def _search(
         if on_trial is not None:
             on_trial(record, records)
     return records
+
+
+def _drop_fold_models(records: list[TrialRecord]) -> None:
+    """Free the fold models of every trial outside the best ``KEEP_FOLD_MODELS``."""
+    complete = sorted(
+        (r for r in records if r.state == "complete" and r.loss is not None),
+        key=lambda r: (r.loss, r.number),
+    )
+    for r in complete[KEEP_FOLD_MODELS:]:
+        r.fold_models = None

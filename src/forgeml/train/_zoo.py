@@ -2,8 +2,8 @@
 fitted against a deadline.
 
 Every fit is *anytime*: boosting libraries check the deadline after each round through a
-callback, HistGradientBoosting, the forests and the MLP grow in chunks (warm start) with a
-check between chunks. A fit that reaches the deadline stops with what it has and says so, so a
+callback, HistGradientBoosting and the forests grow in chunks (warm start) with a check between
+chunks, the MLP checks after every epoch. A fit that reaches the deadline stops with what it has and says so, so a
 trial can never run past the budget by more than one chunk. Only the linear models fit in one
 call; they are the cheapest family and are tried first, so their cost is known before it
 matters.
@@ -27,6 +27,8 @@ __all__ = ["FAMILIES", "Family", "FitOutcome", "fit_estimator", "load_libraries"
 # Most boosting rounds a trial may use (early stopping usually ends well before).
 _MAX_ROUNDS = 3000
 _PATIENCE = 50
+_MAX_EPOCHS = 200
+_MLP_PATIENCE = 8
 
 
 @dataclass
@@ -46,8 +48,8 @@ class Family:
         name: the name users pass (``--models``).
         output: the ``TabularEncoder`` output it takes (native, ordinal, dense).
         cost: relative cost rank; cheaper families start first.
-        boosting: whether it stops early on a validation split and is refit with the
-            number of rounds found in cross-validation.
+        iterative: whether it stops early on a validation split (boosting rounds, MLP
+            epochs) and is refit with the number of rounds found in cross-validation.
         space: ``(trial, task, imbalanced) -> params``: samples a configuration.
         start: ``(task, imbalanced, n_rows) -> params``: the cheap starting point.
         build: ``(params, task, seed, n_jobs, rounds) -> estimator``.
@@ -56,7 +58,7 @@ class Family:
     name: str
     output: str
     cost: int
-    boosting: bool
+    iterative: bool
     space: Callable[..., dict[str, Any]]
     start: Callable[..., dict[str, Any]]
     build: Callable[..., Any]
@@ -240,7 +242,7 @@ def _forest_space(name: str) -> Callable[..., dict[str, Any]]:
 def _forest_start(name: str) -> Callable[..., dict[str, Any]]:
     def start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
         params: dict[str, Any] = {
-            f"{name}.n_estimators": 100,
+            f"{name}.n_estimators": 100 if n_rows < 10_000 else 50,
             f"{name}.max_features": 0.5,
             f"{name}.min_samples_leaf": 1 if n_rows < 5000 else 4,
         }
@@ -341,8 +343,6 @@ def _mlp_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds
         alpha=p["alpha"],
         learning_rate_init=p["learning_rate_init"],
         batch_size=p["batch_size"],
-        early_stopping=True,
-        n_iter_no_change=8,
         random_state=seed,
         max_iter=rounds,
     )
@@ -351,8 +351,8 @@ def _mlp_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("linear", "dense", 0, False, _linear_space, _linear_start, _linear_build),
-        Family("lgbm", "native", 1, True, _lgbm_space, _lgbm_start, _lgbm_build),
+        Family("linear", "dense", 1, False, _linear_space, _linear_start, _linear_build),
+        Family("lgbm", "native", 0, True, _lgbm_space, _lgbm_start, _lgbm_build),
         Family("xgb", "native", 2, True, _xgb_space, _xgb_start, _xgb_build),
         Family("hgb", "native", 3, True, _hgb_space, _hgb_start, _hgb_build),
         Family(
@@ -361,7 +361,7 @@ FAMILIES: dict[str, Family] = {
         Family(
             "et", "ordinal", 5, False, _forest_space("et"), _forest_start("et"), _forest_build("et")
         ),
-        Family("mlp", "dense", 6, False, _mlp_space, _mlp_start, _mlp_build),
+        Family("mlp", "dense", 6, True, _mlp_space, _mlp_start, _mlp_build),
     )
 }
 
@@ -428,7 +428,7 @@ def fit_estimator(
         if family.name in ("rf", "et"):
             return _fit_forest(family, params, task, X, y, seed, n_jobs, deadline)
         if family.name == "mlp":
-            return _fit_mlp(family, params, task, X, y, seed, deadline)
+            return _fit_mlp(family, params, task, X, y, seed, deadline, rounds)
         estimator = family.build(params, task, seed, n_jobs, 0)
         estimator.fit(X, y)
         return FitOutcome(estimator, truncated=time.monotonic() > deadline)
@@ -580,19 +580,48 @@ def _fit_mlp(
     y: np.ndarray,
     seed: int,
     deadline: float,
+    rounds: int | None,
 ) -> FitOutcome:
-    total, step = 200, 10
-    estimator = family.build(params, task, seed, 1, step)
-    estimator.set_params(warm_start=True)
-    done, truncated = 0, False
-    while done < total:
-        before = getattr(estimator, "n_iter_", 0)
-        estimator.fit(X, y)
-        done += step
-        if estimator.n_iter_ - before < step or not math.isfinite(estimator.loss_):
-            break  # converged or stopped early
-        if time.monotonic() > deadline:
-            truncated = done < total
+    """One epoch per ``partial_fit`` call, so the deadline is checked every epoch; early
+    stopping on a seeded split of ``X`` keeps the best epoch's weights."""
+    from forgeml.train._validation import early_stopping_split
+
+    classification = task != "regression"
+    estimator = family.build(params, task, seed, 1, 1)
+    estimator.set_params(early_stopping=False)
+    if rounds is None:
+        fit_pos, val_pos = early_stopping_split(
+            y, classification=classification, seed=seed, time_ordered=False
+        )
+        X_fit, y_fit, X_val, y_val = X[fit_pos], y[fit_pos], X[val_pos], y[val_pos]
+        total = _MAX_EPOCHS
+    else:
+        X_fit, y_fit, X_val, y_val = X, y, None, None
+        total = rounds
+    extra = {"classes": np.unique(y)} if classification else {}
+    best_score, best_epoch, best_weights, stale = -np.inf, 0, None, 0
+    truncated = False
+    for epoch in range(1, total + 1):
+        estimator.partial_fit(X_fit, y_fit, **extra)
+        if not math.isfinite(estimator.loss_):
             break
-    estimator.set_params(warm_start=False)
-    return FitOutcome(estimator, None, truncated)
+        if X_val is not None:
+            score = estimator.score(X_val, y_val)
+            if score > best_score + 1e-4:
+                best_score, best_epoch, stale = score, epoch, 0
+                best_weights = (
+                    [c.copy() for c in estimator.coefs_],
+                    [b.copy() for b in estimator.intercepts_],
+                )
+            else:
+                stale += 1
+                if stale >= _MLP_PATIENCE:
+                    break
+        else:
+            best_epoch = epoch
+        if time.monotonic() > deadline:
+            truncated = epoch < total and stale < _MLP_PATIENCE
+            break
+    if best_weights is not None:
+        estimator.coefs_, estimator.intercepts_ = best_weights
+    return FitOutcome(estimator, max(1, best_epoch), truncated)
