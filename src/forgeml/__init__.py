@@ -37,6 +37,7 @@ __all__ = [
     "search_runs",
     "set_workspace",
     "start_run",
+    "train",
 ]
 
 
@@ -47,6 +48,11 @@ def __getattr__(name: str) -> object:
         import forgeml.evaluate
 
         return forgeml.evaluate
+    # ``fm.train(df, target=...)``: the training package, loaded on first use, is callable.
+    if name == "train":
+        import forgeml.train
+
+        return forgeml.train
     # ``fm.register`` / ``fm.load`` (the model registry) load it on first use as well.
     if name in ("register", "load", "registry"):
         import forgeml.registry

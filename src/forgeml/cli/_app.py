@@ -36,7 +36,7 @@ def _root(
 
 def build_app() -> typer.Typer:
     """The ``forgeml`` application with every command registered."""
-    from forgeml.cli import _data, _fairness, _models, _quickstart, _runs, _workspace
+    from forgeml.cli import _data, _fairness, _models, _quickstart, _runs, _train, _workspace
 
     app = typer.Typer(
         name="forgeml",
@@ -50,6 +50,7 @@ def build_app() -> typer.Typer:
     app.command("init")(_workspace.init)
     app.command("version")(_workspace.version)
     app.command("quickstart")(_quickstart.quickstart)
+    app.command("train")(_train.train)
     app.add_typer(_runs.app, name="runs")
     app.add_typer(_data.app, name="data")
     app.add_typer(_fairness.app, name="fairness")

@@ -3,10 +3,15 @@
 ``train(df, target=...)`` detects the task and metric, builds leak-free preprocessing, searches
 a model zoo (linear, random forest, extra trees, HistGradientBoosting, LightGBM, XGBoost, MLP)
 with Optuna under a hard deadline, ensembles the best trials when that helps, refits, scores a
-held-out test split and records everything as one tracked run.
+held-out test split and records everything as one tracked run. The package is callable:
+``fm.train(df, target="y")`` is ``forgeml.train.train(df, target="y")``.
 """
 
 from __future__ import annotations
+
+import sys
+import types
+from typing import Any
 
 from forgeml.train._api import train
 from forgeml.train._metrics import DEFAULT_METRICS, METRICS, Metric
@@ -31,3 +36,13 @@ __all__ = [
     "infer_kind",
     "train",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """``fm.train(df, target=...)`` calls ``train``; ``fm.train.TrainResult`` still works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ from forgeml.train._task import (
     infer_column_kinds,
     infer_kind,
 )
-from forgeml.train._validation import make_folds, n_folds_for, test_split
+from forgeml.train._validation import holdout_split, make_folds, n_folds_for
 from forgeml.train._zoo import FAMILIES, load_libraries
 
 __all__ = ["train"]
@@ -129,7 +130,9 @@ def _input_schema(X: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, dict[s
                 entry["min"] = float(values.min())
                 entry["max"] = float(values.max())
         elif kind == "datetime":
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                parsed = pd.to_datetime(values, errors="coerce", format="mixed")
             if parsed.notna().any():
                 entry["min"] = parsed.min().isoformat()
                 entry["max"] = parsed.max().isoformat()
@@ -245,6 +248,7 @@ def train(
     time_column: str | None = None,
     column_kinds: Mapping[str, str] | None = None,
     test_size: float = 0.2,
+    test_data: pd.DataFrame | None = None,
     experiment: str | None = None,
     workspace: Workspace | None = None,
     progress: bool = False,
@@ -277,6 +281,9 @@ def train(
             time-ordered. It stays a feature (datetime columns are expanded).
         column_kinds: known column kinds (from a dataset schema); others are inferred.
         test_size: share of rows held out for the final evaluation.
+        test_data: held-out rows to evaluate on instead (same columns as ``data``): all of
+            ``data`` is then used for the search and the refit, e.g. to compare tools on
+            one fixed split.
         experiment: the experiment to record the run in (default ``train``).
         workspace: where to record (default: the default workspace).
         progress: show a live view of the search on stderr.
@@ -303,6 +310,18 @@ def train(
 
     # -- target, kinds, task, metric --------------------------------------------------------
     kinds_all = infer_column_kinds(data, column_kinds)
+    n_given_test = 0
+    if test_data is not None:
+        if not isinstance(test_data, pd.DataFrame):
+            raise InputError(f"test_data must be a DataFrame; got {type(test_data).__name__}")
+        lacking = [c for c in data.columns if c not in test_data.columns]
+        if lacking:
+            raise InputError(f"test_data lacks columns of data: {', '.join(map(str, lacking))}")
+        test_rows = test_data.loc[test_data[target].notna(), list(data.columns)]
+        if len(test_rows) == 0:
+            raise InputError("test_data has no row with a target")
+        n_given_test = len(test_rows)
+        data = pd.concat([data, test_rows], ignore_index=True)
     present = data[target].notna()
     if not present.any():
         raise InputError(f"The target column {target!r} is missing on every row")
@@ -323,9 +342,12 @@ def train(
     chosen_metric = get_metric(metric, task)
     families = [f for f in families if task in FAMILIES[f].tasks]
 
+    is_test = np.zeros(len(data), dtype=bool)
+    if n_given_test:
+        is_test[len(data) - n_given_test :] = True
     if time_column is not None:
-        order = _time_order(data[time_column])
-        data = data.iloc[order]
+        order = _time_order(data[time_column], is_test)
+        data, is_test = data.iloc[order], is_test[order]
     features = [c for c in data.columns if c != target]
     kinds = {c: kinds_all[c] for c in features}
     usable = [c for c in features if kinds[c] != "identifier"]
@@ -339,9 +361,12 @@ def train(
     X_all = data.loc[:, features].reset_index(drop=True)
     n_classes = len(classes) if classes is not None else 0
     strat = y_all if task != "regression" else None
-    train_pos, test_pos = test_split(
-        len(X_all), strat, test_size=test_size, seed=seed, time_ordered=time_column is not None
-    )
+    if n_given_test:
+        train_pos, test_pos = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    else:
+        train_pos, test_pos = holdout_split(
+            len(X_all), strat, test_size=test_size, seed=seed, time_ordered=time_column is not None
+        )
     X_train, y_train = X_all.iloc[train_pos].reset_index(drop=True), y_all[train_pos]
     X_test, y_test = X_all.iloc[test_pos].reset_index(drop=True), y_all[test_pos]
     min_class = int(np.bincount(y_train).min()) if task != "regression" else None
@@ -371,6 +396,7 @@ def train(
         n_jobs=n_jobs,
         time_ordered=time_column is not None,
         imbalanced=imbalanced,
+        budget=budget,
     )
 
     load_libraries(families)
@@ -425,14 +451,17 @@ def train(
     return result
 
 
-def _time_order(values: pd.Series) -> np.ndarray:
+def _time_order(values: pd.Series, is_test: np.ndarray) -> np.ndarray:
+    """Row order by time, given test rows last."""
     if pd.api.types.is_numeric_dtype(values.dtype):
         key = values
     else:
-        key = pd.to_datetime(values, errors="coerce", format="mixed")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            key = pd.to_datetime(values, errors="coerce", format="mixed")
         if key.isna().all():
             raise InputError("The time column's values are neither numbers nor dates")
-    return np.argsort(key.to_numpy(), kind="stable")
+    return np.lexsort((np.arange(len(values)), key.to_numpy(), is_test))
 
 
 def _search_and_fit(
@@ -489,7 +518,7 @@ def _search_and_fit(
             view.update(records, "ensembling and refitting")
         ranked = _ranked(records)
         model, cv_score, threshold, ensemble, best, ensemble_row = _select_and_refit(
-            problem, ranked, hard_end, finish_margin, ensemble_time, classes, features, notes
+            problem, records, hard_end, finish_margin, ensemble_time, classes, features, notes
         )
     finally:
         if view is not None:
@@ -557,7 +586,7 @@ def _search_and_fit(
 
 def _select_and_refit(
     problem: Problem,
-    ranked: list[TrialRecord],
+    records: list[TrialRecord],
     hard_end: float,
     finish_margin: float,
     ensemble_time: float,
@@ -567,8 +596,9 @@ def _select_and_refit(
 ) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
     metric = problem.metric
     refit_end = hard_end - finish_margin
+    ranked = _ranked(records)
     if not ranked:
-        return _fallback(problem, refit_end, classes, features, notes)
+        return _fallback(problem, records, refit_end, classes, features, notes)
 
     best = ranked[0]
     covered = problem.folds.covered
@@ -590,7 +620,8 @@ def _select_and_refit(
         # the best single model refits first; drop members whose refit would not fit in time
         chosen = sorted(chosen, key=lambda i: (candidates[i] is not best, -w[i]))
         time_left = refit_end - time.monotonic()
-        kept, spent = [], 0.0
+        kept: list[int] = []
+        spent = 0.0
         for i in chosen:
             cost = _refit_estimate(candidates[i], problem)
             if spent + cost <= time_left or not kept:
@@ -631,7 +662,7 @@ def _select_and_refit(
                         f"the refit of {record.family} #{record.number} was cut at the deadline"
                     )
         if member is None:
-            member = FoldBag(pipelines=record.fold_models, task=problem.task)
+            member = FoldBag(pipelines=record.fold_models or [], task=problem.task)
             notes.append(
                 f"{record.family} #{record.number}: no time to refit; its "
                 f"{len(record.fold_models or [])} cross-validation fold models are averaged"
@@ -686,29 +717,63 @@ def _select_and_refit(
 
 def _fallback(
     problem: Problem,
+    records: list[TrialRecord],
     refit_end: float,
     classes: list[Any] | None,
     features: list[str],
     notes: list[str],
 ) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
-    """No trial completed in time: fit LightGBM's starting point (100 rounds at most, cut at
-    the deadline) on every training row, without cross-validation."""
-    family = FAMILIES["lgbm"]
-    params = family.start(problem.task, problem.imbalanced, len(problem.y))
-    pipeline, _ = fit_pipeline(
-        problem, family, params, problem.X, problem.y, deadline=refit_end, rounds=100
-    )
-    notes.append(
-        "no trial finished within the budget: fitted LightGBM's starting configuration "
-        "without cross-validation (raise the time budget)"
-    )
+    """No trial completed in time. Use the fold models of the unfinished trial that got
+    furthest (most folds, then best mean fold score); if none has a fold, fit LightGBM's
+    starting point on every training row, given at least 5% of the budget."""
+    partial = [r for r in records if r.fold_models]
+    if partial:
+        chosen = min(
+            partial,
+            key=lambda r: (
+                -len(r.fold_models or []),
+                -float(np.mean(r.fold_scores or [0.0]))
+                if problem.metric.greater_is_better
+                else float(np.mean(r.fold_scores or [0.0])),
+            ),
+        )
+        member: Any = FoldBag(pipelines=chosen.fold_models or [], task=problem.task)
+        family, params, number = chosen.family, chosen.params, chosen.number
+        notes.append(
+            f"no trial finished within the budget: the model averages the "
+            f"{len(chosen.fold_models or [])} fold model(s) {family} #{number} finished, "
+            "without a cross-validated score (raise the time budget)"
+        )
+    else:
+        family, number = "lgbm", None
+        params = FAMILIES[family].start(problem.task, problem.imbalanced, len(problem.y))
+        member, _ = fit_pipeline(
+            problem,
+            FAMILIES[family],
+            params,
+            problem.X,
+            problem.y,
+            deadline=max(refit_end, time.monotonic() + 0.05 * problem.budget),
+            rounds=100,
+        )
+        notes.append(
+            "no trial finished within the budget: fitted LightGBM's starting configuration "
+            "without cross-validation (raise the time budget)"
+        )
     model = TrainedModel(
-        members=[pipeline],
+        members=[member],
         weights=[1.0],
         task=problem.task,
         feature_columns=features,
         classes=classes,
-        families=["lgbm"],
+        families=[family],
     )
-    best = {"model": "lgbm", "trial": None, "score": None, "params": params, "rounds": 100}
+    prefix = family + "."
+    best = {
+        "model": family,
+        "trial": number,
+        "score": None,
+        "params": {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)},
+        "rounds": None,
+    }
     return model, float("nan"), None, [], best, None

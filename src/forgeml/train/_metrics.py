@@ -19,7 +19,9 @@ from forgeml.errors import InputError
 __all__ = ["DEFAULT_METRICS", "METRICS", "Metric", "get_metric", "tune_threshold"]
 
 
-def roc_auc_score(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None) -> float:
+def roc_auc_score(
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
+) -> float:
     """Area under the ROC curve (one-vs-rest, macro-averaged, for several classes)."""
     from sklearn.metrics import roc_auc_score as auc
 
@@ -38,7 +40,9 @@ def roc_auc_score(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: obje
     return float(auc(y_true, y_pred, sample_weight=sample_weight))
 
 
-def log_loss(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None) -> float:
+def log_loss(
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
+) -> float:
     """Cross-entropy of the predicted class probabilities."""
     from sklearn.metrics import log_loss as ll
 
@@ -48,7 +52,7 @@ def log_loss(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = 
 
 
 def average_precision_score(
-    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
 ) -> float:
     """Area under the precision-recall curve of the positive class."""
     from sklearn.metrics import average_precision_score as ap
@@ -57,14 +61,14 @@ def average_precision_score(
 
 
 def accuracy_score(
-    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
 ) -> float:
     """Share of correct labels."""
     return float(np.average(y_true == y_pred, weights=sample_weight))
 
 
 def balanced_accuracy_score(
-    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
 ) -> float:
     """Mean recall over classes."""
     from sklearn.metrics import balanced_accuracy_score as ba
@@ -72,7 +76,9 @@ def balanced_accuracy_score(
     return float(ba(y_true, y_pred, sample_weight=sample_weight))
 
 
-def f1_score(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None) -> float:
+def f1_score(
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
+) -> float:
     """F1 of the positive class (binary)."""
     from sklearn.metrics import f1_score as f1
 
@@ -80,7 +86,7 @@ def f1_score(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = 
 
 
 def f1_macro_score(
-    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
 ) -> float:
     """F1 averaged over classes."""
     from sklearn.metrics import f1_score as f1
@@ -90,17 +96,23 @@ def f1_macro_score(
     )
 
 
-def rmse_error(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None) -> float:
+def rmse_error(
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
+) -> float:
     """Root mean squared error."""
     return float(np.sqrt(np.average((y_true - y_pred) ** 2, weights=sample_weight)))
 
 
-def mae_error(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None) -> float:
+def mae_error(
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
+) -> float:
     """Mean absolute error."""
     return float(np.average(np.abs(y_true - y_pred), weights=sample_weight))
 
 
-def r2_score(y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: object = None) -> float:
+def r2_score(
+    y_true: np.ndarray, y_pred: np.ndarray, *, sample_weight: np.ndarray | None = None
+) -> float:
     """Coefficient of determination."""
     from sklearn.metrics import r2_score as r2
 

@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 __all__ = ["TabularEncoder", "make_dense_step"]
 
-_DATE_PARTS = ("year", "month", "day", "dayofweek", "hour", "ordinal")
+_DATE_PARTS = ("year", "month", "day", "day_of_week", "hour", "ordinal")
 # HistGradientBoosting accepts at most 255 bins for a categorical feature (one is missing).
 _MAX_CATEGORIES = 250
 # Above this many categories the dense output target-encodes instead of one-hot encoding.
@@ -121,7 +121,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                     self.frequencies_[column] = {k: v / total for k, v in ordered}
             elif kind == "datetime":
                 parsed = _to_datetime(X[column])
-                parts = ["year", "month", "day", "dayofweek", "ordinal"]
+                parts = ["year", "month", "day", "day_of_week", "ordinal"]
                 if parsed.notna().any() and (parsed.dropna().dt.hour != 0).any():
                     parts.insert(4, "hour")
                 self.date_parts_[column] = parts

@@ -44,6 +44,8 @@ _log = logging.getLogger("forgeml.train")
 
 # Families that stop early on a split fit_pipeline makes (HGB and the MLP split themselves).
 _SPLITS_FOR_EARLY_STOPPING = ("lgbm", "xgb")
+# Consecutive skipped trials after which the search ends (nothing left fits in time).
+_MAX_SKIPS = 50
 # Complete trials whose fold models are kept (ensemble members and the refit fallback).
 KEEP_FOLD_MODELS = 8
 
@@ -63,6 +65,7 @@ class Problem:
     n_jobs: int
     time_ordered: bool
     imbalanced: bool
+    budget: float = 60.0
 
     @property
     def classification(self) -> bool:
@@ -120,7 +123,12 @@ def fit_pipeline(
     from sklearn.pipeline import Pipeline
 
     encoder = TabularEncoder(kinds=problem.kinds, output=family.output, random_state=problem.seed)
-    common = dict(task=problem.task, seed=problem.seed, n_jobs=problem.n_jobs, deadline=deadline)
+    common: dict[str, Any] = {
+        "task": problem.task,
+        "seed": problem.seed,
+        "n_jobs": problem.n_jobs,
+        "deadline": deadline,
+    }
     if family.iterative and family.name in _SPLITS_FOR_EARLY_STOPPING and rounds is None:
         fit_pos, stop_pos = early_stopping_split(
             y,
@@ -205,10 +213,10 @@ def evaluate_config(
                 problem.y[train_pos],
                 deadline=deadline,
             )
+            fold_models.append(pipeline)
             if outcome.truncated:
                 raise _Stop("stopped", "reached the deadline inside a fit")
             record.fit_seconds.append(time.monotonic() - t0)
-            fold_models.append(pipeline)
             if outcome.best_iteration is not None and family.iterative:
                 record.best_iterations.append(outcome.best_iteration)
             pred = raw_predict(pipeline, problem.X.iloc[val_pos], problem.task)
@@ -228,6 +236,8 @@ def evaluate_config(
         record.state = "complete"
     except _Stop as stop:
         record.state, record.note = stop.state, stop.note
+        # the folds it finished: the last resort when no trial completes in time
+        record.fold_models = fold_models or None
     except (ValueError, MemoryError, ArithmeticError) as e:  # a configuration that cannot fit
         record.state, record.note = "failed", f"{type(e).__name__}: {e}"[:300]
     record.seconds = time.monotonic() - started
@@ -291,6 +301,7 @@ def _search(
 
     records: list[TrialRecord] = []
     deterministic = max_trials is not None
+    skipped = 0
     while max_trials is None or len(records) < max_trials:
         deadline = search_deadline(records)
         if time.monotonic() >= deadline:
@@ -311,10 +322,26 @@ def _search(
         trial_deadline = deadline
         if not deterministic and any(r.state == "complete" for r in records):
             # once a model exists, each family's starting point gets a fair share of what
-            # is left and later trials at most half of it (the deadline itself always holds)
+            # is left; a trial expected to overrun its share (or, later, the time left) is
+            # skipped before it costs anything
             left = deadline - time.monotonic()
-            share = 2.0 * left / (len(untried) + 1) if first_of_family else 0.5 * left
+            share = 2.0 * left / (len(untried) + 1) if first_of_family else left
             trial_deadline = min(deadline, time.monotonic() + share)
+            expected = _expected_seconds(name, records, len(problem.folds))
+            if expected is not None and expected > share:
+                record.state, record.note = "skipped", f"expected {expected:.1f}s, over its share"
+                # told as a completed trial as bad as the worst so far, so TPE learns that
+                # this region does not fit the time left (it ignores failed trials)
+                worst = max(r.loss for r in records if r.loss is not None)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    study.tell(trial, worst)
+                records.append(record)
+                skipped += 1
+                if skipped >= _MAX_SKIPS:
+                    break
+                continue
+        skipped = 0
         evaluate_config(
             problem,
             record,
@@ -355,3 +382,19 @@ def _drop_fold_models(records: list[TrialRecord]) -> None:
     )
     for r in complete[KEEP_FOLD_MODELS:]:
         r.fold_models = None
+    if complete:
+        for r in records:
+            if r.state != "complete":
+                r.fold_models = None
+
+
+def _expected_seconds(family: str, records: list[TrialRecord], n_folds: int) -> float | None:
+    """A trial's expected seconds: the family's measured fold time, or for a family not yet
+    run the other families' fold times scaled by the cost prior."""
+    own = [t for r in records if r.family == family for t in r.fit_seconds]
+    if own:
+        return float(np.mean(own)) * n_folds
+    unit = [t / FAMILIES[r.family].relative_cost for r in records for t in r.fit_seconds]
+    if not unit:
+        return None
+    return float(np.median(unit)) * FAMILIES[family].relative_cost * n_folds

@@ -47,11 +47,11 @@ def infer_kind(series: pd.Series) -> str:
 
     Rules, in order: boolean dtype -> ``boolean``; datetime dtype -> ``datetime``; an integer
     column whose values are all distinct and that is named like a key (``id``, ``*_id``,
-    ``No``...) or counts rows (0, 1, 2... in order) -> ``identifier``; other integers ->
-    ``integer``; floats -> ``numeric``; pandas categories -> ``categorical``; strings that all
-    parse as numbers -> ``numeric``, as dates -> ``datetime``; distinct short strings without
-    spaces -> ``identifier``; long or wordy distinct strings -> ``text``; other strings ->
-    ``categorical``.
+    ``No``...) or numbers rows (evenly spaced once sorted: 0, 1, 2...) -> ``identifier``;
+    other integers -> ``integer``; floats -> ``numeric``; pandas categories ->
+    ``categorical``; strings that all parse as numbers -> ``numeric``, as dates ->
+    ``datetime``; distinct short strings without spaces -> ``identifier``; long or wordy
+    distinct strings -> ``text``; other strings -> ``categorical``.
 
     Args:
         series: the column.
@@ -70,8 +70,8 @@ def infer_kind(series: pd.Series) -> str:
         return "categorical"
     if pd.api.types.is_integer_dtype(dtype):
         if n >= MIN_ROWS and values.is_unique:
-            ordered = values.to_numpy()
-            counts_rows = bool(np.all(np.diff(ordered) == 1))
+            steps = np.diff(np.sort(values.to_numpy()))
+            counts_rows = bool(np.all(steps == steps[0]))  # a row number, perhaps sampled
             if counts_rows or _ID_NAME.search(str(series.name)):
                 return "identifier"
         return "integer"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Folds", "early_stopping_split", "make_folds", "n_folds_for", "test_split"]
+__all__ = ["Folds", "early_stopping_split", "holdout_split", "make_folds", "n_folds_for"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def n_folds_for(n_rows: int, min_class_rows: int | None, budget: float = 60.0) -
     return max(2, k)
 
 
-def test_split(
+def holdout_split(
     n_rows: int, y: np.ndarray | None, *, test_size: float, seed: int, time_ordered: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the training and the test rows.

@@ -3,7 +3,8 @@ fitted against a deadline.
 
 Every fit is *anytime*: boosting libraries check the deadline after each round through a
 callback, HistGradientBoosting and the forests grow in chunks (warm start) with a check between
-chunks, the MLP checks after every epoch. A fit that reaches the deadline stops with what it has and says so, so a
+chunks, the MLP checks after every epoch. A fit that reaches the deadline stops with what it
+has and says so, so a
 trial can never run past the budget by more than one chunk. Only the linear models fit in one
 call; they are the cheapest family and are tried first, so their cost is known before it
 matters.
@@ -28,6 +29,8 @@ __all__ = ["FAMILIES", "Family", "FitOutcome", "fit_estimator", "load_libraries"
 _MAX_ROUNDS = 3000
 _PATIENCE = 50
 _MAX_EPOCHS = 200
+# Inputs with fewer cells than this are fitted on one thread.
+_THREADED_CELLS = 1_000_000
 _MLP_PATIENCE = 8
 
 
@@ -53,6 +56,8 @@ class Family:
         space: ``(trial, task, imbalanced) -> params``: samples a configuration.
         start: ``(task, imbalanced, n_rows) -> params``: the cheap starting point.
         build: ``(params, task, seed, n_jobs, rounds) -> estimator``.
+        relative_cost: a starting point's fit time relative to LightGBM's, a prior used to
+            skip families that cannot finish before any of them has run.
     """
 
     name: str
@@ -62,6 +67,7 @@ class Family:
     space: Callable[..., dict[str, Any]]
     start: Callable[..., dict[str, Any]]
     build: Callable[..., Any]
+    relative_cost: float = 1.0
     tasks: tuple[str, ...] = field(default=("binary", "multiclass", "regression"))
 
 
@@ -102,7 +108,7 @@ def _lgbm_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
 
 
 def _lgbm_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
-    params = {
+    params: dict[str, Any] = {
         "lgbm.num_leaves": 31,
         "lgbm.learning_rate": 0.1,
         "lgbm.min_child_samples": 20,
@@ -152,7 +158,7 @@ def _xgb_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
 
 
 def _xgb_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
-    params = {
+    params: dict[str, Any] = {
         "xgb.max_depth": 6,
         "xgb.learning_rate": 0.1,
         "xgb.min_child_weight": 1.0,
@@ -199,7 +205,7 @@ def _hgb_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
 
 
 def _hgb_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
-    params = {
+    params: dict[str, Any] = {
         "hgb.learning_rate": 0.1,
         "hgb.max_leaf_nodes": 31,
         "hgb.min_samples_leaf": 20,
@@ -267,6 +273,10 @@ def _forest_build(name: str) -> Callable[..., Any]:
         )
 
     return build
+
+
+def _forest(name: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    return _forest_space(name), _forest_start(name), _forest_build(name)
 
 
 # -- Linear ------------------------------------------------------------------------------------
@@ -351,17 +361,13 @@ def _mlp_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("linear", "dense", 1, False, _linear_space, _linear_start, _linear_build),
-        Family("lgbm", "native", 0, True, _lgbm_space, _lgbm_start, _lgbm_build),
-        Family("xgb", "native", 2, True, _xgb_space, _xgb_start, _xgb_build),
-        Family("hgb", "native", 3, True, _hgb_space, _hgb_start, _hgb_build),
-        Family(
-            "rf", "ordinal", 4, False, _forest_space("rf"), _forest_start("rf"), _forest_build("rf")
-        ),
-        Family(
-            "et", "ordinal", 5, False, _forest_space("et"), _forest_start("et"), _forest_build("et")
-        ),
-        Family("mlp", "dense", 6, True, _mlp_space, _mlp_start, _mlp_build),
+        Family("linear", "dense", 1, False, _linear_space, _linear_start, _linear_build, 1.0),
+        Family("lgbm", "native", 0, True, _lgbm_space, _lgbm_start, _lgbm_build, 1.0),
+        Family("xgb", "native", 2, True, _xgb_space, _xgb_start, _xgb_build, 1.5),
+        Family("hgb", "native", 3, True, _hgb_space, _hgb_start, _hgb_build, 1.5),
+        Family("rf", "ordinal", 5, False, *_forest("rf"), 3.0),
+        Family("et", "ordinal", 4, False, *_forest("et"), 2.0),
+        Family("mlp", "dense", 6, True, _mlp_space, _mlp_start, _mlp_build, 3.0),
     )
 }
 
@@ -373,8 +379,8 @@ def load_libraries(families: list[str]) -> None:
     """Import the libraries the families need now, before the search clock matters."""
     import importlib
 
-    import sklearn.ensemble  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
+    importlib.import_module("sklearn.ensemble")
+    importlib.import_module("sklearn.linear_model")
 
     for name in families:
         if name in _LIBRARIES:
@@ -417,7 +423,14 @@ def fit_estimator(
     Returns:
         The fitted estimator, the rounds early stopping kept, whether the deadline cut it.
     """
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # Threads only pay off on large inputs; on small ones OpenMP's spinning threads cost
+    # more than they give, badly so when other processes share the cores.
+    shape = getattr(X, "shape", (0, 0))
+    if shape[0] * shape[1] < _THREADED_CELLS:
+        n_jobs = 1
+    with warnings.catch_warnings(), threadpool_limits(limits=n_jobs):
         warnings.simplefilter("ignore")
         if family.name == "lgbm":
             return _fit_lgbm(family, params, task, X, y, seed, n_jobs, deadline, eval_set, rounds)

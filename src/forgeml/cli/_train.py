@@ -1,0 +1,151 @@
+"""``forgeml train PATH --target COL``: AutoML training from a CSV or Parquet file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from forgeml.cli._common import console, fmt_value, open_workspace, print_json, table
+from forgeml.errors import InputError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``2m``, ``1.5h`` or ``500ms``.
+
+    Raises:
+        InputError: the text is not a positive duration.
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise InputError(f"--time-budget takes a duration such as 60s, 2m or 90; got {text!r}")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise InputError(f"--time-budget must be more than zero; got {text!r}")
+    return seconds
+
+
+def _read_table(path: Path) -> Any:
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"No data file at {path}")
+    suffixes = "".join(path.suffixes).lower()
+    try:
+        if ".parquet" in suffixes or suffixes.endswith(".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, low_memory=False)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise InputError(f"Cannot read {path} as CSV or Parquet: {e}") from e
+
+
+def train(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A CSV or Parquet file: features and target.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    task: Annotated[
+        str, typer.Option("--task", help="auto, binary, multiclass or regression.")
+    ] = "auto",
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="Metric to optimise (default: roc_auc, log_loss, rmse)."),
+    ] = None,
+    time_budget: Annotated[
+        str, typer.Option("--time-budget", help="Wall-clock budget: 60s, 2m, 90 (seconds).")
+    ] = "60s",
+    models: Annotated[
+        str | None,
+        typer.Option("--models", help="Families to search, e.g. lgbm,xgb (default: all)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds splits, search and models.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads per model (-1: all).")] = -1,
+    time_column: Annotated[
+        str | None,
+        typer.Option("--time-column", help="Order rows by this column (time-ordered folds)."),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", help="Run exactly this many trials (deterministic mode)."),
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Experiment (default: train).")
+    ] = None,
+    drop: Annotated[
+        str | None, typer.Option("--drop", help="Columns to leave out, comma-separated.")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find the best model for TARGET within the time budget; print the leaderboard."""
+    from forgeml.train import train as run_training
+
+    budget = parse_duration(time_budget)
+    families = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    frame = _read_table(path)
+    if drop:
+        names = [c.strip() for c in drop.split(",") if c.strip()]
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise InputError(f"--drop names columns the data lacks: {', '.join(missing)}")
+        frame = frame.drop(columns=names)
+    workspace = open_workspace(ctx)
+    result = run_training(
+        frame,
+        target=target,
+        task=task,
+        metric=metric,
+        time_budget=budget,
+        models=families,
+        seed=seed,
+        n_jobs=jobs,
+        time_column=time_column,
+        experiment=experiment,
+        workspace=workspace,
+        progress=not json and console.is_terminal,
+        max_trials=trials,
+    )
+    if json:
+        print_json(result.summary())
+        return
+    board = result.leaderboard
+    shown = table(
+        "rank",
+        "model",
+        "trial",
+        f"cv {result.metric}",
+        "± folds",
+        "fit s",
+        "params",
+        title=f"Leaderboard ({result.task}, {result.metric})",
+    )
+    params = shown.columns[-1]
+    params.no_wrap, params.overflow = True, "ellipsis"
+    for row in board.head(15).itertuples(index=False):
+        values = row._asdict()
+        shown.add_row(
+            str(values["rank"]),
+            str(values["model"]),
+            fmt_value(values["trial"]) if values["trial"] == values["trial"] else "-",
+            fmt_value(values[result.metric]),
+            fmt_value(values["cv_std"]),
+            fmt_value(values["fit_s"]),
+            str(values["params"]),
+            style="bold" if values["rank"] == 1 else None,
+        )
+    console.print(shown)
+    if len(board) > 15:
+        console.print(f"({len(board) - 15} more rows in the run's leaderboard.csv)")
+    tests = "  ".join(f"{k} {fmt_value(v)}" for k, v in result.test_metrics.items())
+    base = fmt_value(result.baseline_metrics.get(result.metric))
+    console.print(f"test split: {tests}   (trivial baseline {result.metric} {base})", markup=False)
+    trials_text = ", ".join(f"{n} {state}" for state, n in sorted(result.n_trials.items()))
+    console.print(
+        f"{trials_text}; {result.elapsed:.1f}s of {result.time_budget:g}s; run {result.run_id}",
+        markup=False,
+    )
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)

@@ -1,0 +1,108 @@
+"""``forgeml train`` through a real process: the leaderboard, JSON, exit codes, one-line
+errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from forgeml.cli._train import parse_duration
+from forgeml.errors import InputError
+
+
+def forgeml(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "forgeml", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_parse_duration():
+    assert parse_duration("60s") == 60
+    assert parse_duration("2m") == 120
+    assert parse_duration("90") == 90
+    assert parse_duration("1.5h") == 5400
+    for bad in ("0", "0s", "soon", "-5s", ""):
+        with pytest.raises(InputError):
+            parse_duration(bad)
+
+
+def test_train_prints_leaderboard_and_json(german, tmp_path):
+    path = tmp_path / "credit.csv"
+    german.to_csv(path, index=False)
+    started = time.monotonic()
+    result = forgeml(
+        "train",
+        str(path),
+        "--target",
+        "class",
+        "--time-budget",
+        "5s",
+        "--models",
+        "lgbm,linear",
+        home=tmp_path / "ws",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Leaderboard (binary, roc_auc)" in result.stdout
+    assert "test split: roc_auc" in result.stdout
+    assert time.monotonic() - started < 5 * 1.1 + 6  # the budget, plus process start-up
+    result = forgeml(
+        "train",
+        str(path),
+        "--target",
+        "class",
+        "--time-budget",
+        "4",
+        "--models",
+        "linear",
+        "--json",
+        home=tmp_path / "ws",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "binary" and summary["leaderboard"][0]["model"] == "linear"
+    assert summary["test_metrics"]["roc_auc"] > 0.7
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--time-budget", "0"], ["--time-budget"]),
+        (["--models", "lgbm,catboost"], ["catboost"]),
+        (["--metric", "auc"], ["Unknown metric"]),
+        (["--target", "nope"], ["nope"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(german, tmp_path, args, words):
+    path = tmp_path / "credit.csv"
+    german.to_csv(path, index=False)
+    base = ["train", str(path)]
+    if "--target" not in args:
+        base += ["--target", "class"]
+    result = forgeml(*base, *args, home=tmp_path / "ws")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_constant_target_file_exits_2(tmp_path):
+    path = tmp_path / "flat.csv"
+    path.write_text("x,y\n" + "".join(f"{i},1\n" for i in range(40)))
+    result = forgeml(
+        "train", str(path), "--target", "y", "--time-budget", "3", home=tmp_path / "ws"
+    )
+    assert result.returncode == 2
+    assert "constant" in result.stderr
+    missing = forgeml("train", str(tmp_path / "none.csv"), "--target", "y", home=tmp_path / "ws")
+    assert missing.returncode == 2 and "No data file" in missing.stderr
