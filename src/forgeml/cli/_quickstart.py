@@ -2,109 +2,133 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from forgeml.cli._common import console, open_workspace, print_json
 
+# ``fnlwgt`` is a census sampling weight, not a property of the person.
+_DROP = ("fnlwgt", "split")
+
 
 def quickstart(
     ctx: typer.Context,
+    time_budget: Annotated[
+        float, typer.Option("--time-budget", help="Seconds of AutoML search.")
+    ] = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random step.")] = 0,
     json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Walk the lifecycle on the shipped UCI Adult data: ingest, train, track.
+    """Walk the lifecycle on the shipped UCI Adult census data.
 
-    Creates the workspace if needed, stores the dataset in the artifact store, trains a
-    gradient-boosted model on the census training split while logging its parameters and
-    per-iteration validation loss, scores it on the held-out test split and stores the model.
+    Adds the data as a versioned, profiled dataset; searches models within the time budget
+    (one tracked run); evaluates the best on held-out rows with intervals and a fairness
+    audit by sex and race; registers it as a verified bundle; promotes it to ``production``;
+    loads it back and predicts new rows.
     """
-    import joblib
-    import numpy as np
-    import pandas as pd
-    from rich.progress import Progress
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+    import forgeml as fm
+    from forgeml.errors import InputError
+    from forgeml.examples import load_adult
 
-    from forgeml.examples import adult_path
-    from forgeml.tracking import start_run
-
+    if time_budget <= 0:
+        raise InputError(f"--time-budget must be more than zero; got {time_budget}")
     started = time.perf_counter()
+    steps: dict[str, float] = {}
     workspace = open_workspace(ctx)
-    source = adult_path()
-    frame = pd.read_csv(source)
-    dataset_digest = workspace.artifacts.put_file(source)
-    features = [c for c in frame.columns if c not in ("income", "split")]
-    categorical = [c for c in features if frame[c].dtype == object or frame[c].dtype == "string"]
-    X = frame[features].copy()
-    for column in categorical:
-        X[column] = X[column].astype("category")
-    y = (frame["income"] == ">50K").astype(int).to_numpy()
-    train = (frame["split"] == "train").to_numpy()
-    params = {
-        "model": "HistGradientBoostingClassifier",
-        "learning_rate": 0.1,
-        "max_iter": 200,
-        "max_leaf_nodes": 31,
-        "early_stopping": True,
-        "validation_fraction": 0.1,
-        "n_iter_no_change": 10,
-        "random_state": seed,
-    }
-    with start_run(
-        experiment="quickstart", name="adult-hgb", tags={"dataset": "adult"}, workspace=workspace
-    ) as run:
-        run.log_params(
-            {
-                **params,
-                "dataset_digest": dataset_digest,
-                "rows": len(frame),
-                "features": len(features),
-            }
-        )
-        run.log_artifact(source, name="data/adult.csv.gz")
-        model = HistGradientBoostingClassifier(
-            categorical_features="from_dtype",
-            **{k: v for k, v in params.items() if k != "model"},
-        )
-        with Progress(console=console, transient=True, disable=json) as progress:
-            task = progress.add_task("Training on the census training split", total=None)
-            model.fit(X[train], y[train])
-            progress.update(task, completed=1, total=1)
-        for step, score in enumerate(model.validation_score_):
-            run.log_metric("validation_neg_log_loss", float(score), step=step)
-        proba = model.predict_proba(X[~train])[:, 1]
-        metrics = {
-            "test_accuracy": float(accuracy_score(y[~train], proba >= 0.5)),
-            "test_roc_auc": float(roc_auc_score(y[~train], proba)),
-            "test_log_loss": float(log_loss(y[~train], np.clip(proba, 1e-15, 1 - 1e-15))),
-            "iterations": float(model.n_iter_),
-        }
-        run.log_metrics(metrics)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.joblib"
-            joblib.dump(model, path)
-            run.log_artifact(path, name="model/model.joblib")
-    summary = {
+
+    def step(name: str, since: float) -> float:
+        now = time.perf_counter()
+        steps[name] = round(now - since, 2)
+        if not json:
+            console.print(f"[green]✓[/] {name} ({steps[name]:.1f}s)")
+        return now
+
+    mark = time.perf_counter()
+    frame = load_adult()
+    version = fm.data.add(
+        frame,
+        name="adult",
+        target="income",
+        sensitive=["sex", "race"],
+        workspace=workspace,
+    )
+    errors = version.quality.of("error") if version.quality is not None else ()
+    mark = step(f"data: adult@{version.version}, {version.n_rows:,} rows, profiled", mark)
+
+    result = fm.train(
+        f"adult@{version.version}",
+        time_budget=time_budget,
+        seed=seed,
+        experiment="quickstart",
+        workspace=workspace,
+        progress=not json and console.is_terminal,
+        evaluate=True,
+        drop=_DROP,
+    )
+    mark = step(
+        f"train: {sum(result.n_trials.values())} trials, best {result.best.get('model')}", mark
+    )
+
+    model_version = fm.register(result, name="adult-income", workspace=workspace)
+    fm.registry.promote(
+        "adult-income",
+        model_version.version,
+        alias="production",
+        reason="quickstart: best model of the search",
+        workspace=workspace,
+    )
+    mark = step(f"register: adult-income@{model_version.version} -> production", mark)
+
+    model = fm.load("adult-income@production", workspace=workspace)
+    rows = frame.drop(columns=["income", *_DROP]).sample(5, random_state=seed)
+    proba = model.predict_proba(rows)[:, list(model.signature.classes or []).index(">50K")]
+    step("load and predict 5 rows", mark)
+
+    summary: dict[str, Any] = {
         "workspace": str(workspace.settings.home.resolve()),
-        "run_id": run.run_id,
-        "dataset": {"name": "adult", "rows": len(frame), "digest": dataset_digest},
-        "metrics": metrics,
+        "dataset": {
+            "ref": f"adult@{version.version}",
+            "rows": version.n_rows,
+            "digest": version.digest,
+            "quality_errors": len(errors),
+        },
+        "run_id": result.run_id,
+        "best_model": result.best,
+        "test_metrics": result.test_metrics,
+        "evaluation": _evaluation(result.evaluation),
+        "model": f"adult-income@{model_version.version}",
+        "predictions": [round(float(p), 4) for p in proba],
         "seconds": round(time.perf_counter() - started, 2),
+        "steps": steps,
     }
     if json:
         print_json(summary)
         return
+    auc = summary["evaluation"].get("roc_auc")
     console.print(
-        f"[bold green]Quickstart done[/] in {summary['seconds']}s, workspace {summary['workspace']}"
+        f"\n[bold]Quickstart done[/] in {summary['seconds']}s, workspace {summary['workspace']}"
     )
-    console.print(f"  data     adult: {len(frame):,} rows, stored as {dataset_digest[:12]}")
-    console.print(f"  run      {run.run_id} (experiment 'quickstart')")
-    console.print(
-        f"  test     accuracy {metrics['test_accuracy']:.4f}, ROC AUC {metrics['test_roc_auc']:.4f}"
-    )
-    console.print(f"Next: forgeml runs show {run.run_id[:8]}")
+    if auc:
+        console.print(
+            f"  test ROC AUC {auc['value']:.4f} (95% interval "
+            f"{auc['lower']:.4f} .. {auc['upper']:.4f}), "
+            f"{summary['evaluation']['fairness_findings']} fairness finding(s)"
+        )
+    console.print(f"  P(income > 50K) for 5 census rows: {summary['predictions']}")
+    console.print("Next:")
+    console.print(f"  forgeml runs show {result.run_id[:8]}")
+    console.print("  forgeml models show adult-income@production")
+    console.print(f"  forgeml data report adult@{version.version} --html adult.html")
+
+
+def _evaluation(report: Any) -> dict[str, Any]:
+    if report is None:
+        return {}
+    found: dict[str, Any] = {
+        v.name: {"value": v.value, "lower": v.lower, "upper": v.upper}
+        for v in report.metrics.values
+    }
+    found["fairness_findings"] = len(report.fairness.findings) if report.fairness else 0
+    return found

@@ -1,4 +1,4 @@
-"""``forgeml train PATH --target COL``: AutoML training from a CSV or Parquet file."""
+"""``forgeml train DATASET[@V] | PATH``: AutoML training, evaluation and registration."""
 
 from __future__ import annotations
 
@@ -46,8 +46,17 @@ def _read_table(path: Path) -> Any:
 
 def train(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A CSV or Parquet file: features and target.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="The column to predict.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A dataset of the workspace (NAME, NAME@V) or a CSV/Parquet file, which is "
+            "added as a dataset first."
+        ),
+    ],
+    target: Annotated[
+        str | None,
+        typer.Option("--target", "-t", help="The column to predict (default: the dataset's)."),
+    ] = None,
     task: Annotated[
         str, typer.Option("--task", help="auto, binary, multiclass or regression.")
     ] = "auto",
@@ -68,6 +77,10 @@ def train(
         str | None,
         typer.Option("--time-column", help="Order rows by this column (time-ordered folds)."),
     ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option("--sensitive", help="Sensitive column for a file source (repeatable)."),
+    ] = None,
     trials: Annotated[
         int | None,
         typer.Option("--trials", help="Run exactly this many trials (deterministic mode)."),
@@ -78,23 +91,44 @@ def train(
     drop: Annotated[
         str | None, typer.Option("--drop", help="Columns to leave out, comma-separated.")
     ] = None,
+    register: Annotated[
+        str | None,
+        typer.Option("--register", help="Model name to register (default: the dataset's name)."),
+    ] = None,
+    no_register: Annotated[
+        bool, typer.Option("--no-register", help="Do not register the model.")
+    ] = False,
+    no_evaluate: Annotated[
+        bool, typer.Option("--no-evaluate", help="Skip the evaluation on the held-out rows.")
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Find the best model for TARGET within the time budget; print the leaderboard."""
+    """Find the best model within the time budget, evaluate it on held-out rows, register it."""
+    from forgeml import data as datasets
     from forgeml.train import train as run_training
 
     budget = parse_duration(time_budget)
     families = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    frame = _read_table(path)
-    if drop:
-        names = [c.strip() for c in drop.split(",") if c.strip()]
-        missing = [c for c in names if c not in frame.columns]
-        if missing:
-            raise InputError(f"--drop names columns the data lacks: {', '.join(missing)}")
-        frame = frame.drop(columns=names)
+    dropped = [c.strip() for c in drop.split(",") if c.strip()] if drop else []
     workspace = open_workspace(ctx)
+    path = Path(source)
+    if path.is_file():
+        frame = _read_table(path)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.name.split(".")[0]).strip("-.") or "data"
+        version = datasets.add(
+            frame,
+            name=name,
+            target=target,
+            time=time_column,
+            sensitive=sensitive or (),
+            workspace=workspace,
+        )
+        source = f"{version.name}@{version.version}"
+    elif sensitive:
+        raise InputError("--sensitive applies to a file source; a dataset keeps its own")
+    dataset = datasets.get(source, workspace=workspace)
     result = run_training(
-        frame,
+        f"{dataset.name}@{dataset.version}",
         target=target,
         task=task,
         metric=metric,
@@ -107,9 +141,20 @@ def train(
         workspace=workspace,
         progress=not json and console.is_terminal,
         max_trials=trials,
+        evaluate=not no_evaluate,
+        drop=dropped,
     )
+    registered = None
+    if not no_register:
+        from forgeml.registry import register as register_model
+
+        registered = register_model(result, name=register or dataset.name, workspace=workspace)
     if json:
-        print_json(result.summary())
+        summary = result.summary()
+        summary["registered"] = (
+            None if registered is None else f"{registered.name}@{registered.version}"
+        )
+        print_json(summary)
         return
     board = result.leaderboard
     shown = table(
@@ -123,7 +168,7 @@ def train(
         title=f"Leaderboard ({result.task}, {result.metric})",
     )
     params = shown.columns[-1]
-    params.no_wrap, params.overflow = True, "ellipsis"
+    params.no_wrap, params.overflow, params.max_width = True, "ellipsis", 60
     for row in board.head(15).itertuples(index=False):
         values = row._asdict()
         shown.add_row(
@@ -149,3 +194,27 @@ def train(
     )
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
+    if result.evaluation is not None:
+        _print_evaluation(result.evaluation)
+    if registered is not None:
+        console.print(
+            f"registered {registered.name}@{registered.version} "
+            f"(promote: forgeml models promote {registered.name} {registered.version} "
+            "--alias production --reason ...)",
+            markup=False,
+        )
+
+
+def _print_evaluation(report: Any) -> None:
+    lines = []
+    for value in report.metrics.values[:4]:
+        if value.lower is not None and value.upper is not None:
+            lines.append(f"{value.name} {value.value:.4g} [{value.lower:.4g}, {value.upper:.4g}]")
+    if lines:
+        console.print("evaluation (95% intervals): " + "  ".join(lines), markup=False)
+    if report.fairness is not None:
+        flagged = report.fairness.findings
+        console.print(f"fairness: {len(flagged)} finding(s) over the thresholds", markup=False)
+        for finding in flagged[:5]:
+            console.print(f"  - {finding.message}", markup=False)
+    console.print("report: the run's evaluation/report.html artifact", markup=False)

@@ -10,6 +10,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -236,9 +237,9 @@ def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
 
 
 def train(
-    data: pd.DataFrame,
+    data: pd.DataFrame | str,
     *,
-    target: str,
+    target: str | None = None,
     task: str = "auto",
     metric: str | None = None,
     time_budget: float = 60,
@@ -253,6 +254,8 @@ def train(
     workspace: Workspace | None = None,
     progress: bool = False,
     max_trials: int | None = None,
+    evaluate: bool = False,
+    drop: Sequence[str] = (),
 ) -> TrainResult:
     """Find the best model for ``target`` within ``time_budget`` seconds.
 
@@ -269,8 +272,11 @@ def train(
         result.model.predict_proba(new_rows)
 
     Args:
-        data: the table: features and the target.
-        target: the target column. Rows where it is missing are dropped (and noted).
+        data: the table (features and the target), or a dataset version of the workspace
+            (``"adult"``, ``"adult@3"``): its target, time column, column kinds and sensitive
+            columns are the defaults, and the run records it as lineage.
+        target: the target column (required for a DataFrame). Rows where it is missing are
+            dropped (and noted).
         task: ``auto``, ``binary``, ``multiclass`` or ``regression``.
         metric: the metric to optimise (default ROC AUC, log loss or RMSE by task).
         time_budget: seconds for the whole call.
@@ -289,6 +295,10 @@ def train(
         progress: show a live view of the search on stderr.
         max_trials: run exactly this many trials (the deterministic mode: with one job,
             the same seed and data give the same leaderboard); the budget still caps time.
+        evaluate: after training, evaluate the model on the held-out rows with
+            ``forgeml.evaluate`` (metrics with intervals, slices, fairness on the dataset's
+            sensitive columns, plots, report) inside the same run. It runs after the budget.
+        drop: columns to leave out (e.g. ones only known after the outcome).
 
     Returns:
         The result: ``.model``, ``.leaderboard``, ``.test_metrics``, ``.run_id``...
@@ -299,6 +309,26 @@ def train(
             family, metric or task; a metric that does not fit the task.
     """
     started = time.monotonic()
+    source: _DatasetSource | None = None
+    if isinstance(data, str):
+        source = _DatasetSource.resolve(data, workspace)
+        data = source.frame
+        target = target or source.target
+        time_column = time_column or source.time_column
+        column_kinds = {**source.column_kinds, **(column_kinds or {})}
+    if target is None:
+        raise InputError("train needs target= (the column to predict)")
+    if drop:
+        if not isinstance(data, pd.DataFrame):
+            raise InputError(f"train takes a pandas DataFrame; got {type(data).__name__}")
+        missing = [c for c in drop if c not in data.columns]
+        if missing:
+            raise InputError(f"Cannot drop columns the data lacks: {', '.join(map(str, missing))}")
+        if target in drop:
+            raise InputError(f"Cannot drop the target column {target!r}")
+        data = data.drop(columns=list(drop))
+        if column_kinds:
+            column_kinds = {k: v for k, v in column_kinds.items() if k not in drop}
     families = _check_arguments(
         data, target, time_budget, models, test_size, time_column, max_trials, n_jobs
     )
@@ -430,6 +460,8 @@ def train(
                 "n_jobs": n_jobs,
             }
         )
+        if source is not None:
+            run.log_params({"dataset": source.ref, "dataset_digest": source.digest})
         _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
         result = _search_and_fit(
             problem=problem,
@@ -448,7 +480,58 @@ def train(
             target=target,
             notes=notes,
         )
-    return result
+        report = None
+        if evaluate:
+            labels = y_test if classes is None else np.asarray(classes, dtype=object)[y_test]
+            sensitive = [c for c in (source.sensitive if source else ()) if c in X_test.columns]
+            report = evaluate_model(
+                result.model,
+                X_test,
+                labels,
+                task=result.task,
+                sensitive=sensitive or None,
+                run=run,
+                model_name=f"{target} model",
+                dataset_name=source.ref if source else None,
+                seed=seed,
+            )
+    return replace(result, dataset=source.ref if source else None, evaluation=report)
+
+
+@dataclass(frozen=True)
+class _DatasetSource:
+    """A dataset version of the workspace as training input."""
+
+    ref: str
+    digest: str
+    frame: pd.DataFrame
+    target: str | None
+    time_column: str | None
+    sensitive: tuple[str, ...]
+    column_kinds: dict[str, str]
+
+    @classmethod
+    def resolve(cls, ref: str, workspace: Workspace | None) -> _DatasetSource:
+        from forgeml import data
+
+        version = data.get(ref, workspace=workspace)
+        frame = data.load(f"{version.name}@{version.version}", workspace=workspace)
+        return cls(
+            ref=f"{version.name}@{version.version}",
+            digest=version.digest,
+            frame=frame,
+            target=version.target,
+            time_column=version.time_column,
+            sensitive=tuple(version.sensitive),
+            column_kinds={c.name: str(c.kind) for c in version.schema.columns},
+        )
+
+
+def evaluate_model(model: Any, X: pd.DataFrame, y: Any, **options: Any) -> Any:
+    """``forgeml.evaluate.evaluate`` (imported on first use: it loads SHAP and Fairlearn)."""
+    from forgeml.evaluate import evaluate
+
+    return evaluate(model, X, y, **options)
 
 
 def _time_order(values: pd.Series, is_test: np.ndarray) -> np.ndarray:

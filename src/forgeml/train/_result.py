@@ -45,6 +45,7 @@ class TrainResult:
         time_budget: the budget in seconds.
         notes: fallbacks taken (rows dropped, folds reduced...).
         dataset: the training dataset version, when trained from the dataset store.
+        evaluation: the ``forgeml.evaluate`` report on the held-out rows, when asked for.
     """
 
     model: TrainedModel
@@ -69,6 +70,7 @@ class TrainResult:
     time_budget: float
     notes: list[str] = field(default_factory=list)
     dataset: str | None = None
+    evaluation: Any = None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``forgeml train --json`` prints)."""
@@ -88,6 +90,8 @@ class TrainResult:
             "feature_columns": self.feature_columns,
             "classes": self.classes_,
             "notes": self.notes,
+            "dataset": self.dataset,
+            "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
             "leaderboard": self.leaderboard.to_dict(orient="records"),
         }
 
