@@ -12,6 +12,7 @@ from forgeml.cli._common import console, fmt_value, open_workspace, print_json, 
 from forgeml.errors import InputError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -112,6 +113,9 @@ def train(
     dropped = [c.strip() for c in drop.split(",") if c.strip()] if drop else []
     workspace = open_workspace(ctx)
     path = Path(source)
+    looks_like_file = "/" in source or path.suffix.lower() in _TABLE_SUFFIXES
+    if looks_like_file and not path.is_file():
+        raise InputError(f"No data file at {path}")
     if path.is_file():
         frame = _read_table(path)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.name.split(".")[0]).strip("-.") or "data"
