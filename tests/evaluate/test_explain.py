@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -166,3 +167,44 @@ def test_global_importance_samples_rows_with_the_seed():
     records = e.to_records(top=2)
     assert len(records[0]["contributions"]) == 2
     assert records[0]["raw_prediction"] == pytest.approx(float(e.raw_prediction[0]))
+
+
+class _RawColumnsModel(ClassifierMixin, BaseEstimator):
+    """A model that takes raw mixed-type columns and hides its pipeline (like a trained
+    forgeml model): only the model-agnostic explainer can read it."""
+
+    def __init__(self, pipeline: Pipeline | None = None) -> None:
+        self.pipeline = pipeline
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.pipeline.classes_
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict_proba(X)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict(X)
+
+
+def test_model_agnostic_explainer_takes_text_columns_and_stays_additive():
+    X, y, _ = table(5)
+    columns = ColumnTransformer(
+        [
+            ("num", SimpleImputer(), ["age", "income", "noise"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["city"]),
+        ]
+    )
+    model = _RawColumnsModel(
+        make_pipeline(columns, GradientBoostingClassifier(random_state=0)).fit(X, y)
+    )
+    explainer = Explainer(model, background=X.iloc[:30], seed=0)
+    assert explainer.family_ == "other"
+    rows = X.iloc[40:52]
+    explanation = explainer.explain(rows)
+    assert explanation.columns == ("age", "city", "income", "noise")
+    total = explanation.contributions.sum(axis=1) + explanation.base_values
+    np.testing.assert_allclose(total, raw_output(model, rows), atol=1e-9)
+    # the text column carries signal; the noise column carries little
+    importance = np.abs(explanation.contributions).mean(axis=0)
+    assert importance[1] > importance[3]

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["EvaluationReport", "evaluate"]
 
 _TASKS = ("binary", "multiclass", "regression")
-# The permutation explainer costs (2 x features + 1) x background evaluations per row.
-_PERMUTATION_ROWS = 100
+# The permutation explainer costs (2 x features + 1) x background evaluations per row: 25
+# rows against 25 background rows keep it to seconds for a model of ~20 columns.
+_PERMUTATION_ROWS = 25
 
 
 @dataclass(frozen=True)
@@ -316,15 +317,17 @@ def evaluate(
     if explain:
         from forgeml.evaluate._explain import Explainer
 
-        family_rows = max_explain_rows
+        family_rows, background_rows = max_explain_rows, 100
         if Explainer(model).family_ == "other":
             family_rows = min(max_explain_rows, _PERMUTATION_ROWS)
+            background_rows = _PERMUTATION_ROWS
         try:
             series, explanation = global_importance(
                 model,
                 model_input if isinstance(X, pd.DataFrame) else frame,
                 max_rows=family_rows,
                 background=model_input,
+                background_rows=background_rows,
                 seed=seed,
             )
         except InputError as e:

@@ -483,7 +483,7 @@ class Explainer:
             return contrib[:, :-1], contrib[:, -1]
         shap = _import_shap()
         dense = self._dense(xt)
-        if isinstance(dense, pd.DataFrame):
+        if isinstance(dense, pd.DataFrame) and self.family_ in ("sklearn_tree", "linear"):
             text = [str(c) for c in dense.columns if not is_numeric_dtype(dense[c])]
             if text:
                 raise InputError(
@@ -517,28 +517,69 @@ class Explainer:
 
     def _permutation(self, dense: Any, background: Any) -> tuple[np.ndarray, np.ndarray]:
         shap = _import_shap()
-
-        template = dense if isinstance(dense, pd.DataFrame) else None
         estimator = self.estimator_
+        if isinstance(dense, pd.DataFrame):
+            codec = _ColumnCodec(dense, background)
+            array, reference = codec.encode(dense), codec.encode(background)
 
-        def f(data: np.ndarray) -> np.ndarray:
-            frame = (
-                pd.DataFrame(data, columns=template.columns).astype(template.dtypes.to_dict())
-                if template is not None
-                else data
-            )
-            return _final_raw(estimator, frame)
+            def f(data: np.ndarray) -> np.ndarray:
+                return _final_raw(estimator, codec.decode(data))
 
-        array = np.asarray(dense, dtype=np.float64)
-        masker = shap.maskers.Independent(
-            np.asarray(background, dtype=np.float64), max_samples=len(background)
-        )
+        else:
+            array = np.asarray(dense, dtype=np.float64)
+            reference = np.asarray(background, dtype=np.float64)
+
+            def f(data: np.ndarray) -> np.ndarray:
+                return _final_raw(estimator, data)
+
+        masker = shap.maskers.Independent(reference, max_samples=len(reference))
         explainer = shap.PermutationExplainer(f, masker, seed=self.seed)
         max_evals = max(self.max_evals or 0, 2 * array.shape[1] + 1)
         result = explainer(array, max_evals=max_evals, silent=True)
         return np.asarray(result.values, dtype=np.float64), np.asarray(
             result.base_values, dtype=np.float64
         )
+
+
+class _ColumnCodec:
+    """Numbers for SHAP's maskers and back: each non-numeric column becomes the float code of
+    its value (NaN stays NaN), and ``decode`` rebuilds a frame the model takes, with the
+    original values and dtypes. The model sees only values that occur in the data."""
+
+    def __init__(self, rows: pd.DataFrame, background: pd.DataFrame) -> None:
+        self.template = rows
+        self.values: dict[str, np.ndarray] = {}
+        for column in rows.columns:
+            if not is_numeric_dtype(rows[column]):
+                both = pd.concat([rows[column], background[column]]).dropna().astype(object)
+                self.values[column] = np.asarray(pd.unique(both), dtype=object)
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty(frame.shape, dtype=np.float64)
+        for j, column in enumerate(frame.columns):
+            series = frame[column]
+            if column in self.values:
+                codes = pd.Index(self.values[column]).get_indexer(series.astype(object))
+                out[:, j] = np.where(series.isna().to_numpy() | (codes < 0), np.nan, codes)
+            else:
+                out[:, j] = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def decode(self, data: np.ndarray) -> pd.DataFrame:
+        columns: dict[Any, Any] = {}
+        for j, column in enumerate(self.template.columns):
+            dtype = self.template[column].dtype
+            values = data[:, j]
+            if column in self.values:
+                known = ~np.isnan(values)
+                decoded = np.full(len(values), np.nan, dtype=object)
+                decoded[known] = self.values[column][values[known].astype(np.int64)]
+                columns[column] = pd.Series(decoded, dtype=object).astype(dtype)
+            elif np.isnan(values).any() and not pd.api.types.is_float_dtype(dtype):
+                columns[column] = pd.Series(values)  # missing values need a float column
+            else:
+                columns[column] = pd.Series(values).astype(dtype)
+        return pd.DataFrame(columns)
 
 
 def explain(model: Any, rows: Any, *, background: Any = None, seed: int = 0) -> Explanation:
@@ -563,6 +604,7 @@ def global_importance(
     *,
     max_rows: int = 1000,
     background: Any = None,
+    background_rows: int = _BACKGROUND_ROWS,
     seed: int = 0,
 ) -> tuple[pd.Series, Explanation]:
     """Global importance: mean |SHAP| per original column over (a sample of) ``X``.
@@ -572,6 +614,7 @@ def global_importance(
         X: rows to average over.
         max_rows: explain at most this many rows (a seeded sample).
         background: reference rows for the linear and permutation explainers.
+        background_rows: at most this many background rows are used.
         seed: seed of the row sample, the background sample and the permutation explainer.
 
     Returns:
@@ -581,5 +624,7 @@ def global_importance(
     if n > max_rows:
         picked = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
         X = X.iloc[picked] if hasattr(X, "iloc") else np.asarray(X)[picked]
-    explanation = Explainer(model, background=background, seed=seed).explain(X)
+    explanation = Explainer(
+        model, background=background, background_rows=background_rows, seed=seed
+    ).explain(X)
     return explanation.importance(), explanation
