@@ -138,7 +138,7 @@ class DatasetStore:
         now = now_ms()
         with self._db.transaction() as conn:
             conn.execute(
-                self._insert(datasets).on_conflict_do_nothing(index_elements=["name"]),
+                self._db.insert(datasets).on_conflict_do_nothing(index_elements=["name"]),
                 {
                     "name": name,
                     "latest_version": 0,
@@ -335,13 +335,6 @@ class DatasetStore:
         return NotFoundError(
             f"Dataset {name!r} has no version {version}; its versions are 1 to {latest}"
         )
-
-    def _insert(self, table: sa.Table) -> Any:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        if self._db.dialect == "sqlite":
-            return sqlite.insert(table)
-        return postgresql.insert(table)
 
 
 def _check_name(name: str) -> None:

@@ -115,6 +115,14 @@ class Database:
         except exc.DBAPIError as e:
             raise StoreError(f"The metadata store failed ({self._safe_url()}): {e.orig}") from e
 
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT in this dialect, with ``on_conflict_do_nothing`` / ``_do_update``."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        if self.dialect == "sqlite":
+            return sqlite.insert(table)
+        return postgresql.insert(table)
+
     def _safe_url(self) -> str:
         return self.url.render_as_string(hide_password=True)
 

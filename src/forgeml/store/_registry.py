@@ -270,7 +270,7 @@ class RegistryStore:
         now = now_ms()
         with self._db.transaction() as conn:
             conn.execute(
-                self._insert(models).on_conflict_do_nothing(index_elements=["name"]),
+                self._db.insert(models).on_conflict_do_nothing(index_elements=["name"]),
                 {
                     "name": name,
                     "latest_version": 0,
@@ -345,7 +345,7 @@ class RegistryStore:
                     model_aliases.c.model_id == model_id, model_aliases.c.alias == alias
                 )
             ).scalar()
-            stmt = self._insert(model_aliases)
+            stmt = self._db.insert(model_aliases)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["model_id", "alias"],
                 set_={c: stmt.excluded[c] for c in ("version", "updated_at", "updated_by")},
@@ -726,13 +726,6 @@ class RegistryStore:
             {"model_id": model_id, "kind": kind, "at": at, "actor": actor, "reason": reason}
             | values,
         )
-
-    def _insert(self, table: sa.Table) -> Any:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        if self._db.dialect == "sqlite":
-            return sqlite.insert(table)
-        return postgresql.insert(table)
 
 
 def _event(name: str, row: Any) -> ModelEvent:

@@ -110,7 +110,9 @@ class RunStore:
             ).first()
             if row is None:
                 conn.execute(
-                    self._insert(experiments_table).on_conflict_do_nothing(index_elements=["name"]),
+                    self._db.insert(experiments_table).on_conflict_do_nothing(
+                        index_elements=["name"]
+                    ),
                     {"name": name, "created_at": now_ms(), "created_by": user},
                 )
                 row = conn.execute(
@@ -233,7 +235,7 @@ class RunStore:
             conn.execute(run_params.insert(), rows)
 
     def _upsert_tags(self, conn: Connection, run_id: str, tags: Mapping[str, str]) -> None:
-        stmt = self._insert(run_tags)
+        stmt = self._db.insert(run_tags)
         stmt = stmt.on_conflict_do_update(
             index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
         )
@@ -257,7 +259,7 @@ class RunStore:
             if best is None or (m.step, m.timestamp) >= (best["step"], best["timestamp"]):
                 latest[m.key] = row
         conn.execute(metrics.insert(), rows)
-        stmt = self._insert(latest_metrics)
+        stmt = self._db.insert(latest_metrics)
         newer = sa.or_(
             stmt.excluded.step > latest_metrics.c.step,
             sa.and_(
@@ -320,7 +322,7 @@ class RunStore:
         """Link an artifact (already in the artifact store) to a run under ``ref.path``."""
         with self._db.transaction() as conn:
             self._require_run(conn, run_id)
-            stmt = self._insert(run_artifacts)
+            stmt = self._db.insert(run_artifacts)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["run_id", "path"],
                 set_={c: stmt.excluded[c] for c in ("digest", "size", "kind", "created_at")},
@@ -599,13 +601,6 @@ class RunStore:
         if row is None:
             raise NotFoundError(f"No run with id {run_id!r}")
         return str(row[0])
-
-    def _insert(self, table: sa.Table) -> Any:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        if self._db.dialect == "sqlite":
-            return sqlite.insert(table)
-        return postgresql.insert(table)
 
 
 def _experiment(row: Any) -> Experiment:
