@@ -36,7 +36,16 @@ def _root(
 
 def build_app() -> typer.Typer:
     """The ``forgeml`` application with every command registered."""
-    from forgeml.cli import _data, _fairness, _models, _quickstart, _runs, _train, _workspace
+    from forgeml.cli import (
+        _data,
+        _evaluate,
+        _fairness,
+        _models,
+        _quickstart,
+        _runs,
+        _train,
+        _workspace,
+    )
 
     app = typer.Typer(
         name="forgeml",
@@ -53,6 +62,7 @@ def build_app() -> typer.Typer:
     app.command("train")(_train.train)
     app.add_typer(_runs.app, name="runs")
     app.add_typer(_data.app, name="data")
+    app.command("evaluate")(_evaluate.evaluate)
     app.add_typer(_fairness.app, name="fairness")
     app.add_typer(_models.app, name="models")
     return app
