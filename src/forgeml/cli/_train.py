@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -100,7 +101,11 @@ def train(
         bool, typer.Option("--no-register", help="Do not register the model.")
     ] = False,
     no_evaluate: Annotated[
-        bool, typer.Option("--no-evaluate", help="Skip the evaluation on the held-out rows.")
+        bool,
+        typer.Option(
+            "--no-evaluate",
+            help="Skip the evaluation on the held-out rows (it runs after the time budget).",
+        ),
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -149,10 +154,13 @@ def train(
         drop=dropped,
     )
     registered = None
+    register_s = 0.0
     if not no_register:
         from forgeml.registry import register as register_model
 
+        mark = time.monotonic()
         registered = register_model(result, name=register or dataset.name, workspace=workspace)
+        register_s = time.monotonic() - mark
     if json:
         summary = result.summary()
         summary["registered"] = (
@@ -200,6 +208,12 @@ def train(
         console.print(f"note: {note}", markup=False)
     if result.evaluation is not None:
         _print_evaluation(result.evaluation)
+    evaluation_s = result.evaluation.timings.get("total", 0.0) if result.evaluation else 0.0
+    console.print(
+        f"time: training {result.elapsed:.1f}s (budget {result.time_budget:g}s), "
+        f"evaluation {evaluation_s:.1f}s, registration {register_s:.1f}s",
+        markup=False,
+    )
     if registered is not None:
         console.print(
             f"registered {registered.name}@{registered.version} "
