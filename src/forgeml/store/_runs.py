@@ -67,8 +67,7 @@ def param_to_text(value: Any) -> tuple[str, float | None]:
 def _param_from_row(text: str, number: float | None) -> Any:
     if number is None:
         return text
-    parsed = json.loads(text)
-    return parsed
+    return json.loads(text)
 
 
 def check_key(kind: str, key: Any) -> str:

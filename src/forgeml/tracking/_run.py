@@ -93,7 +93,7 @@ class ActiveRun:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record several parameters."""
-        checked = {}
+        checked: dict[str, tuple[Any, str]] = {}
         for key, value in params.items():
             check_key("parameter", key)
             text = param_to_text(value)[0]
@@ -104,11 +104,11 @@ class ActiveRun:
                         f"Parameter {key!r} is already {old}; a parameter cannot change "
                         f"(got {text}). Log it under another name or start a new run"
                     )
-            checked[key] = value
+            checked[key] = (value, text)
         with self._lock:
             self._check_open()
-            for key, value in checked.items():
-                self._logged_params[key] = param_to_text(value)[0]
+            for key, (value, text) in checked.items():
+                self._logged_params[key] = text
                 self._params[key] = value
 
     def log_metric(
