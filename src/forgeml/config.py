@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running run with no heartbeat this long is lost."
     )
     debug: bool = Field(default=False, description="Print tracebacks for CLI errors.")
+    serve_options: str | None = Field(
+        default=None,
+        description="ServeOptions as JSON: how `forgeml serve` hands its options to workers.",
+    )
 
     @field_validator("home", "artifacts", mode="after")
     @classmethod

@@ -41,8 +41,10 @@ def build_app() -> typer.Typer:
         _evaluate,
         _fairness,
         _models,
+        _predict,
         _quickstart,
         _runs,
+        _serve,
         _train,
         _workspace,
     )
@@ -65,4 +67,7 @@ def build_app() -> typer.Typer:
     app.command("evaluate")(_evaluate.evaluate)
     app.add_typer(_fairness.app, name="fairness")
     app.add_typer(_models.app, name="models")
+    app.command("predict")(_predict.predict)
+    app.command("serve")(_serve.serve)
+    app.add_typer(_serve.routes_app, name="routes")
     return app

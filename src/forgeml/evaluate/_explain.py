@@ -173,7 +173,11 @@ def _family(estimator: Any) -> str:
 def _is_classifier(estimator: Any) -> bool:
     from sklearn.base import is_classifier
 
-    return bool(is_classifier(estimator)) or hasattr(estimator, "classes_")
+    try:
+        declared = bool(is_classifier(estimator))
+    except AttributeError:  # not a scikit-learn estimator (a LightGBM Booster...)
+        declared = False
+    return declared or hasattr(estimator, "classes_")
 
 
 def _votes_probabilities(estimator: Any) -> bool:

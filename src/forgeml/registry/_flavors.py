@@ -108,6 +108,13 @@ class LightGBMFlavor(Flavor):
             raise InputError("This model gives no probabilities (it is not a classifier)")
         return self._probabilities(model, X)
 
+    def explainable(self, model: Any, spec: dict[str, Any]) -> Any:
+        # The explainer takes the booster (exact TreeSHAP through ``pred_contrib``); the
+        # class labels tell it the booster is a classifier.
+        if spec.get("classifier") and not hasattr(model, "classes_"):
+            model.classes_ = np.asarray(spec["classes"], dtype=object)
+        return model
+
 
 class XGBoostFlavor(Flavor):
     """A bare XGBoost sklearn wrapper, stored as XGBoost's UBJSON model."""

@@ -93,6 +93,22 @@ class LoadedModel:
         X = self.signature.check(rows, unknown_categories=self.unknown_categories)
         return self._flavor.predict_proba(self._model, X, self._spec())
 
+    def predict_both(
+        self, rows: Any, *, probabilities: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions and (for classifiers, when asked) class probabilities, with one check
+        of ``rows`` against the signature.
+
+        Raises:
+            SchemaMismatchError: the rows do not fit the signature.
+        """
+        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
+        spec = self._spec()
+        labels = self._flavor.predict(self._model, X, spec)
+        if not probabilities or self.classes is None:
+            return labels, None
+        return labels, self._flavor.predict_proba(self._model, X, spec)
+
     def explain(self, rows: Any) -> Any:
         """Per-row contributions of each input column (``forgeml.evaluate``'s explanation).
 

@@ -2,6 +2,7 @@
 
 ``Workspace`` opens both from ``Settings``; ``RunStore`` keeps experiments and runs;
 ``DatasetStore`` keeps dataset versions; ``RegistryStore`` keeps models, versions and aliases;
+``ServingStore`` keeps logged predictions, their feedback and serving routes;
 ``ArtifactStore`` keeps content-addressed blobs. Values returned are immutable entities.
 """
 
@@ -22,6 +23,7 @@ from forgeml.store._registry import (
     RegistryStore,
 )
 from forgeml.store._runs import RunStore
+from forgeml.store._serving import PredictionRecord, ServingStore
 from forgeml.store._workspace import Workspace
 from forgeml.store.entities import ArtifactRef, Experiment, Metric, Page, RunRecord, RunStatus
 
@@ -41,10 +43,12 @@ __all__ = [
     "ModelVersionRecord",
     "NewDatasetVersion",
     "Page",
+    "PredictionRecord",
     "RegistryStore",
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "ServingStore",
     "SplitRecord",
     "TreeEntry",
     "Workspace",

@@ -294,3 +294,51 @@ model_events = sa.Table(
     sa.Index(None, "model_id", "alias", "at"),
     sa.Index(None, "model_id", "at"),
 )
+
+# -- serving (serve capability) ---------------------------------------------------------------
+
+# One row per prediction request a model version answered ("primary": the answer the caller got;
+# "shadow": a version that saw the same request without answering). Written in batches by the
+# server's prediction log, read by monitoring one model and time window at a time. Inputs and
+# outputs are compact JSON, column-oriented: {column: [value per row]}. The unique constraint
+# makes a retried batch harmless and is the index that request-id lookups use.
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("model", sa.String(_NAME), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # primary | shadow
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),  # JSON {column: [values]}
+    sa.Column("outputs", sa.Text, nullable=False),  # JSON {predictions, probabilities, classes}
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.UniqueConstraint("request_id", "role"),
+    sa.Index(None, "model", "time_ms"),
+)
+
+# Ground truth sent back for a request: one label per row. Sending it again replaces it.
+prediction_feedback = sa.Table(
+    "prediction_feedback",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON list
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+)
+
+# How the server splits a model's traffic between versions (canary, A/B, shadows). A cleared
+# route keeps its row with a NULL config, so its revision keeps increasing when it is set again
+# and a poller comparing revisions never mistakes a new route for the one it saw before.
+serving_routes = sa.Table(
+    "serving_routes",
+    metadata,
+    sa.Column("model", sa.String(_NAME), primary_key=True),
+    sa.Column("config", sa.Text, nullable=True),  # JSON; NULL: cleared
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(_NAME), nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+)

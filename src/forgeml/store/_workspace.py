@@ -13,6 +13,7 @@ from forgeml.store._datasets import DatasetStore
 from forgeml.store._db import Database
 from forgeml.store._registry import RegistryStore
 from forgeml.store._runs import RunStore
+from forgeml.store._serving import ServingStore
 
 __all__ = ["Workspace"]
 
@@ -45,6 +46,7 @@ class Workspace:
         self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
         self.datasets = DatasetStore(self.db)
         self.models = RegistryStore(self.db)
+        self.serving = ServingStore(self.db)
 
     @property
     def home(self) -> Path:

@@ -1,0 +1,179 @@
+"""``forgeml serve`` and ``forgeml routes show | set | clear``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from forgeml.cli._common import console, get_settings, open_workspace, print_json, table
+from forgeml.errors import InputError, NotFoundError
+
+routes_app = typer.Typer(
+    no_args_is_help=True,
+    help="Traffic routes of served models: canary and A/B splits, shadows (applied live).",
+)
+
+
+def serve(
+    ctx: typer.Context,
+    models: Annotated[list[str], typer.Argument(help="NAME@ALIAS or NAME@VERSION, one or more.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    max_batch_rows: Annotated[int, typer.Option(help="Most rows per batch.")] = 512,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Wait this long to fill a batch (0: adaptive, never waits).")
+    ] = 0.0,
+    max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
+    cache_size: Annotated[int, typer.Option(help="Rows cached per version (0: off).")] = 0,
+    log_predictions: Annotated[
+        bool, typer.Option(help="Log every prediction to the store.")
+    ] = True,
+    when_full: Annotated[
+        str, typer.Option(help="When the prediction log is full: drop (counted) or block.")
+    ] = "drop",
+    access_log: Annotated[bool, typer.Option(help="One JSON line per request.")] = True,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between checks of aliases and routes.")
+    ] = 1.0,
+    admin_token: Annotated[
+        str | None, typer.Option(help="Bearer token the admin endpoints require.")
+    ] = None,
+    unknown_categories: Annotated[
+        str, typer.Option(help="error (422) or pass (given to the model).")
+    ] = "error",
+) -> None:
+    """Serve registered models over HTTP (native JSON, MLflow, Open Inference v2)."""
+    from pydantic import ValidationError
+
+    from forgeml.registry import parse_model_ref
+    from forgeml.serve._options import ServeOptions
+    from forgeml.serve._server import run
+
+    try:
+        options = ServeOptions(
+            models=tuple(models),
+            host=host,
+            port=port,
+            workers=workers,
+            max_batch_rows=max_batch_rows,
+            max_wait_ms=max_wait_ms,
+            max_rows=max_rows,
+            cache_size=cache_size,
+            log_predictions=log_predictions,
+            when_full=when_full,
+            access_log=access_log,
+            poll_interval=poll_interval,
+            admin_token=admin_token,
+            unknown_categories=unknown_categories,
+        )
+    except ValidationError as e:
+        problem = e.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "options"
+        raise InputError(f"--{where.replace('_', '-')}: {problem['msg']}") from None
+    ws = open_workspace(ctx)
+    for ref in options.models:  # fail fast on a reference that does not resolve
+        name, which = parse_model_ref(ref)
+        try:
+            record = ws.models.resolve(name, which)
+        except NotFoundError as e:
+            raise InputError(f"Cannot serve {ref}: {e.message}") from None
+        console.print(f"serving {ref} (version {record.version})")
+    ws.close()
+    console.print(f"listening on http://{options.host}:{options.port} (docs at /docs)")
+    run(options, settings=get_settings(ctx))
+
+
+def _parse_split(text: str) -> dict[str, float]:
+    split: dict[str, float] = {}
+    for part in text.split(","):
+        key, sep, weight = part.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--split is VERSION_OR_ALIAS=WEIGHT,...; got {part!r}")
+        try:
+            split[key.strip()] = float(weight)
+        except ValueError:
+            raise InputError(
+                f"--split weight of {key.strip()!r} is a number; got {weight!r}"
+            ) from None
+    return split
+
+
+@routes_app.command("set")
+def set_route(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The served model's name.")],
+    split: Annotated[
+        str, typer.Option(help="VERSION_OR_ALIAS=WEIGHT,... e.g. production=90,7=10.")
+    ],
+    shadow: Annotated[
+        str | None, typer.Option(help="VERSION_OR_ALIAS[:FRACTION], e.g. staging:0.2.")
+    ] = None,
+    sticky: Annotated[bool, typer.Option(help="Same key, same version.")] = True,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Set a model's route; running servers apply it within their poll interval."""
+    from forgeml.serve._runtime import parse_route
+
+    config: dict[str, Any] = {"split": _parse_split(split), "sticky": sticky}
+    if shadow:
+        version, _, fraction = shadow.partition(":")
+        try:
+            config["shadow"] = {"version": version, "fraction": float(fraction or 1.0)}
+        except ValueError:
+            raise InputError(f"--shadow fraction is a number; got {fraction!r}") from None
+    ws = open_workspace(ctx)
+    ws.models.get_model(name)  # NotFoundError names it
+
+    def resolve(which: str) -> int:
+        return int(ws.models.resolve(name, which).version)
+
+    route = parse_route(config, resolve)
+    revision = ws.serving.set_route(name, config, user=get_settings(ctx).user)
+    if json:
+        print_json({"model": name, "config": config, "revision": revision, **route.to_dict()})
+        return
+    shares = ", ".join(f"v{v} {w:.0%}" for v, w in route.to_dict()["split"].items())
+    console.print(
+        f"{name}: {shares}"
+        + (
+            f"; shadow v{route.shadow} {route.shadow_fraction:.0%}"
+            if route.shadow is not None
+            else ""
+        )
+    )
+
+
+@routes_app.command("show")
+def show_routes(
+    ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+) -> None:
+    """Show stored routes."""
+    routes = open_workspace(ctx).serving.routes()
+    if json:
+        print_json({k: {"config": c, "revision": r} for k, (c, r) in routes.items()})
+        return
+    if not routes:
+        console.print("No routes: every served model sends all traffic to its reference.")
+        return
+    t = table("model", "split", "shadow", "sticky", "revision")
+    for model, (config, revision) in sorted(routes.items()):
+        shadow = config.get("shadow")
+        t.add_row(
+            model,
+            ", ".join(f"{k}={v:g}" for k, v in config["split"].items()),
+            "-" if not shadow else f"{shadow['version']}:{shadow.get('fraction', 1.0):g}",
+            str(config.get("sticky", True)).lower(),
+            str(revision),
+        )
+    console.print(t)
+
+
+@routes_app.command("clear")
+def clear_route(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The served model's name.")]
+) -> None:
+    """Drop a model's route: all traffic goes to the served reference again."""
+    open_workspace(ctx).serving.clear_route(name)
+    console.print(f"{name}: route cleared")

@@ -1,0 +1,62 @@
+"""``ServeOptions``: everything a prediction server is started with."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ServeOptions"]
+
+
+class ServeOptions(BaseModel):
+    """How ``forgeml serve`` runs. JSON-serialisable, so worker processes get the same.
+
+    Attributes:
+        models: the served references, ``NAME@ALIAS`` or ``NAME@VERSION``.
+        host, port, workers: where and in how many processes Uvicorn listens.
+        max_batch_rows: the most rows predicted in one batch.
+        max_wait_ms: how long a batch waits for more requests; 0 is adaptive (never waits:
+            a batch is what arrived while the previous one ran).
+        max_rows: the most rows in one request.
+        max_body_bytes: the largest request body accepted (413 beyond).
+        cache_size: rows held in each version's prediction cache (0: no cache).
+        log_predictions: write every prediction to the metadata store.
+        log_capacity: prediction records held in memory waiting to be written.
+        when_full: ``drop`` (count and drop records) or ``block`` (hold requests until the
+            writer catches up) when the prediction log is full.
+        poll_interval: seconds between checks of aliases and stored routes.
+        access_log: one JSON line per request on stderr.
+        admin_token: required as ``Authorization: Bearer ...`` by the admin endpoints (none:
+            admin endpoints are open, for a server bound to 127.0.0.1).
+        unknown_categories: ``error`` (422) or ``pass`` (given to the model).
+        seed: seed of the random traffic split for requests without a key.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: tuple[str, ...] = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_batch_rows: int = Field(default=512, ge=1)
+    max_wait_ms: float = Field(default=0.0, ge=0)
+    max_rows: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    cache_size: int = Field(default=0, ge=0)
+    log_predictions: bool = True
+    log_capacity: int = Field(default=100_000, ge=1)
+    when_full: Literal["drop", "block"] = "drop"
+    poll_interval: float = Field(default=1.0, gt=0)
+    access_log: bool = True
+    admin_token: str | None = None
+    unknown_categories: Literal["error", "pass"] = "error"
+    seed: int = 0
+
+    @field_validator("models")
+    @classmethod
+    def _refs(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
+        names = [r.split("@", 1)[0] for r in refs]
+        if len(set(names)) != len(names):
+            raise ValueError("each model name is served once; use a route to serve two versions")
+        return refs

@@ -1,0 +1,91 @@
+"""Running the server: Uvicorn with one or several worker processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from forgeml.config import Settings
+from forgeml.errors import InputError
+from forgeml.serve._options import ServeOptions
+
+__all__ = ["app_from_settings", "run"]
+
+
+def _logging(access_log: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("forgeml.serve.access")
+    access.handlers[:] = [handler]
+    access.propagate = False
+    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    main = logging.getLogger("forgeml.serve")
+    if not main.handlers:
+        text = logging.StreamHandler(sys.stderr)
+        text.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        main.addHandler(text)
+        main.setLevel(logging.INFO)
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def app_from_settings() -> Any:
+    """The application of a worker process: options from ``FORGEML_SERVE_OPTIONS``."""
+    from forgeml.serve._app import create_app
+
+    settings = Settings()
+    if not settings.serve_options:
+        raise InputError("FORGEML_SERVE_OPTIONS is not set")
+    options = ServeOptions.model_validate_json(settings.serve_options)
+    _logging(options.access_log)
+    return create_app(options, settings=settings)
+
+
+def run(options: ServeOptions, *, settings: Settings | None = None) -> None:
+    """Serve until SIGINT or SIGTERM: stop accepting, answer in-flight requests, write the
+    prediction log, exit.
+
+    Args:
+        options: how to serve.
+        settings: the workspace settings (default: from the environment).
+    """
+    import signal
+
+    import uvicorn
+
+    settings = settings or Settings()
+    # Uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
+    # that was there before it started: make that a clean exit, not a death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    _logging(options.access_log)
+    common: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "access_log": False,  # the server writes its own structured access log
+        "log_level": "warning",
+        "timeout_graceful_shutdown": None,
+        "backlog": 4096,
+        "lifespan": "on",
+    }
+    if options.workers == 1:
+        from forgeml.serve._app import create_app
+
+        uvicorn.run(create_app(options, settings=settings), **common)
+        return
+    # Worker processes rebuild the settings from the environment.
+    os.environ["FORGEML_SERVE_OPTIONS"] = options.model_dump_json()
+    os.environ["FORGEML_HOME"] = str(settings.home.resolve())
+    if settings.store_url:
+        os.environ["FORGEML_STORE_URL"] = settings.store_url
+    if settings.artifacts:
+        os.environ["FORGEML_ARTIFACTS"] = str(settings.artifacts.resolve())
+    uvicorn.run(
+        "forgeml.serve._server:app_from_settings",
+        factory=True,
+        workers=options.workers,
+        **common,
+    )

@@ -1,0 +1,192 @@
+"""Request rows checked against a model's signature, one request at a time.
+
+The check runs on the event loop before a request joins a batch, so that a bad request fails
+alone (with a 422 naming the column and row) and a batch only ever holds valid rows. It is plain
+Python over lists: for the small requests a server sees, building a DataFrame would cost more
+than the whole check. ``Signature.check`` (the registry's, vectorised) documents the same rules.
+
+=========================  ===================================================================
+input                      handling
+=========================  ===================================================================
+a column is missing        422 naming every missing column
+an extra column            ignored
+a number as text ("3.5")   converted; other text is a 422
+a boolean for a number     422
+a missing value (null)     422 when the model never saw missing values in that column
+a category never seen      422 naming the column, row and value (or passed to the model with
+                           ``unknown_categories="pass"``)
+a list or object value     422: one value per cell
+=========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from forgeml.registry import Signature
+from forgeml.registry._signature import InputColumn
+from forgeml.serve._types import RequestError, Rows
+
+__all__ = ["Validator"]
+
+_TRUE = {True, "true", "True", "TRUE", "1", "yes"}
+_FALSE = {False, "false", "False", "FALSE", "0", "no"}
+_SCALARS = (str, int, float, bool)
+
+
+def _mismatch(column: str, message: str) -> RequestError:
+    return RequestError(message, field=column, status=422, code="schema_mismatch")
+
+
+def _show(value: Any) -> str:
+    return repr(value)[:60]
+
+
+class Validator:
+    """Checks decoded rows against a signature and converts them to the values the model
+    takes (numbers as float or int, categories as their training value, booleans as bool,
+    ``None`` for missing).
+
+    Args:
+        signature: the model's signature.
+        unknown_categories: ``"error"`` (default) or ``"pass"``.
+        max_rows: the most rows one request may hold.
+    """
+
+    def __init__(
+        self, signature: Signature, *, unknown_categories: str = "error", max_rows: int = 10_000
+    ) -> None:
+        self.signature = signature
+        self.names = signature.names
+        self.max_rows = max_rows
+        self._strict = unknown_categories != "pass"
+        self._checks: list[Callable[[list[Any]], list[Any]]] = [
+            self._column_check(c) for c in signature.inputs
+        ]
+
+    def check(self, rows: Rows) -> dict[str, list[Any]]:
+        """The request's columns in the signature's order, converted.
+
+        Raises:
+            RequestError: 422 naming the column (and row) at fault; 413 for too many rows.
+        """
+        if rows.n > self.max_rows:
+            raise RequestError(
+                f"The request holds {rows.n} rows; at most {self.max_rows} per request",
+                field="body",
+                status=413,
+                code="too_many_rows",
+            )
+        if rows.n == 0:
+            raise RequestError("The request holds no rows", field="body")
+        given = rows.columns
+        missing = [n for n in self.names if n not in given]
+        if missing:
+            shown = ", ".join(repr(n) for n in missing[:20])
+            more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            raise _mismatch(
+                missing[0],
+                f"Missing input column{'s' if len(missing) > 1 else ''} {shown}{more}; the "
+                f"model takes {len(self.names)} columns",
+            )
+        return {
+            name: check(given[name]) for name, check in zip(self.names, self._checks, strict=True)
+        }
+
+    # -- per kind -----------------------------------------------------------------------------
+
+    def _column_check(self, column: InputColumn) -> Callable[[list[Any]], list[Any]]:
+        kind = column.kind
+        if kind in ("numeric", "integer"):
+            convert = _number
+            what = "numbers" if kind == "numeric" else "integers"
+        elif kind == "boolean":
+            convert = _boolean
+            what = "booleans (true/false)"
+        elif kind == "categorical" and column.categories is not None:
+            convert = self._category_converter(column)
+            what = "one of the categories seen in training"
+        else:  # text, identifiers, dates, open categorical sets: scalars as given
+            convert = _scalar
+            what = "text" if kind != "datetime" else "dates and times (ISO 8601 text)"
+        name = column.name
+        nullable = column.nullable
+
+        def check(values: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            append = out.append
+            for i, value in enumerate(values):
+                if value is None or (value.__class__ is float and value != value):
+                    if not nullable:
+                        raise _mismatch(
+                            name,
+                            f"Column {name!r} has a missing value in row {i}; the model was "
+                            "trained without missing values in it",
+                        )
+                    append(None)
+                    continue
+                try:
+                    append(convert(value))
+                except (TypeError, ValueError, KeyError):
+                    raise _mismatch(
+                        name, f"Column {name!r} takes {what}; row {i} has {_show(value)}"
+                    ) from None
+            return out
+
+        return check
+
+    def _category_converter(self, column: InputColumn) -> Callable[[Any], Any]:
+        assert column.categories is not None
+        known: dict[Any, Any] = {}
+        for category in column.categories:
+            known[str(category)] = category
+        for category in column.categories:
+            known[category] = category  # exact values win over their text
+        strict = self._strict
+
+        def convert(value: Any) -> Any:
+            if value.__class__ not in _SCALAR_TYPES:
+                raise TypeError(value)
+            found = known.get(value)
+            if found is None:
+                found = known.get(str(value))
+            if found is None:
+                if strict:
+                    raise KeyError(value)
+                return value
+            return found
+
+        return convert
+
+
+_SCALAR_TYPES = {str, int, float, bool}
+
+
+def _number(value: Any) -> float | int:
+    cls = value.__class__
+    if cls is float or cls is int:
+        return value  # type: ignore[no-any-return]
+    if cls is str:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
+    raise TypeError(value)  # bool, list, dict...
+
+
+def _boolean(value: Any) -> bool:
+    if value.__class__ not in _SCALAR_TYPES or value.__class__ is float:
+        raise TypeError(value)
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _scalar(value: Any) -> Any:
+    if value.__class__ not in _SCALAR_TYPES:
+        raise TypeError(value)
+    return value

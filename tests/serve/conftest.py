@@ -1,0 +1,146 @@
+"""Registered models on real data and a real server on 127.0.0.1 for the serving tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import lightgbm as lgb
+import pandas as pd
+import pytest
+
+import forgeml as fm
+from forgeml.config import Settings
+from forgeml.store import Workspace
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+TARGET = "income"
+
+
+def adult_frame(rows: int = 4000) -> pd.DataFrame:
+    """UCI Adult rows (real data) with the object columns as pandas categoricals."""
+    path = DATASETS / "adult.csv"
+    if not path.is_file():
+        pytest.skip(f"the shared dataset {path} is absent")
+    frame = pd.read_csv(path, nrows=rows).drop(columns=["split"])
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) and column != TARGET:
+            frame[column] = frame[column].astype("category")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def adult() -> pd.DataFrame:
+    return adult_frame()
+
+
+def register_lgbm(ws: Workspace, frame: pd.DataFrame, name: str, trees: int, seed: int) -> int:
+    X, y = frame.drop(columns=[TARGET]), frame[TARGET]
+    model = lgb.LGBMClassifier(n_estimators=trees, num_leaves=15, random_state=seed, verbose=-1)
+    model.fit(X, y)
+    return fm.register(model, name=name, sample=X, workspace=ws).version
+
+
+@pytest.fixture(scope="session")
+def serve_ws(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame) -> Iterator[Workspace]:
+    """A workspace with ``adult-lgbm`` versions 1 to 3 (LightGBM, @production = 1) and
+    ``adult-hgb`` version 1 (a scikit-learn pipeline)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    home = tmp_path_factory.mktemp("serve-ws")
+    ws = Workspace(Settings(home=home))
+    for trees, seed in ((30, 0), (60, 1), (20, 2)):
+        register_lgbm(ws, adult, "adult-lgbm", trees, seed)
+    fm.registry.promote("adult-lgbm", 1, workspace=ws)
+    X, y = adult.drop(columns=[TARGET]), adult[TARGET]
+    categorical = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        (
+                            "cat",
+                            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                            categorical,
+                        )
+                    ],
+                    remainder="passthrough",
+                ),
+            ),
+            ("model", HistGradientBoostingClassifier(max_iter=30, random_state=0)),
+        ]
+    ).fit(X, y)
+    fm.register(pipeline, name="adult-hgb", sample=X, workspace=ws)
+    yield ws
+    ws.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """A real Uvicorn server on 127.0.0.1 in a thread of the test process."""
+
+    def __init__(self, ws: Workspace, **options: Any) -> None:
+        import uvicorn
+
+        from forgeml.serve import ServeOptions, create_app
+
+        options.setdefault("access_log", False)
+        options.setdefault("poll_interval", 0.2)
+        self.port = free_port()
+        self.options = ServeOptions(port=self.port, **options)
+        self.app = create_app(self.options, workspace=ws)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.server
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the server did not become ready in 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(serve_ws: Workspace) -> Iterator[ServerThread]:
+    """``adult-lgbm@production`` and ``adult-hgb@1`` behind one server."""
+    with ServerThread(serve_ws, models=("adult-lgbm@production", "adult-hgb@1")) as s:
+        yield s
+
+
+def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]:
+    """``n`` adult rows as JSON records (missing values as null), without the target."""
+    part = frame.drop(columns=[TARGET]).iloc[start : start + n].astype(object)
+    part = part.where(part.notna(), None)
+    return part.to_dict(orient="records")

@@ -1,0 +1,248 @@
+"""The prediction log: nothing lost, nothing duplicated, bounded, never blocking in drop mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from forgeml.errors import InputError, StoreError
+from forgeml.serve._predlog import PredictionLog
+from forgeml.store import Database, PredictionRecord, ServingStore
+
+T0 = 1_780_000_000_000
+OUTPUTS = {"predictions": ["<=50K"], "probabilities": [[0.75, 0.25]], "classes": ["<=50K", ">50K"]}
+
+
+@cache
+def adult_inputs() -> tuple[dict[str, list[Any]], ...]:
+    """Every adult row as one request's inputs (column -> one value)."""
+    with resources.as_file(resources.files("forgeml.examples") / "adult.csv.gz") as path:
+        frame = pd.read_csv(path).drop(columns=["income", "split"])
+    return tuple({c: [v] for c, v in row.items()} for row in frame.to_dict("records"))
+
+
+def record(i: int, *, request_id: str | None = None) -> PredictionRecord:
+    rows = adult_inputs()
+    return PredictionRecord(
+        request_id=request_id or str(uuid.uuid4()),
+        model="adult",
+        version=1,
+        role="primary",
+        time_ms=T0 + i,
+        latency_ms=0.8,
+        n_rows=1,
+        inputs=rows[i % len(rows)],
+        outputs=OUTPUTS,
+        protocol="json",
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ServingStore]:
+    db = Database(store_url)
+    yield ServingStore(db)
+    db.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[ServingStore]:
+    db = Database(f"sqlite:///{tmp_path / 'forgeml.db'}")
+    yield ServingStore(db)
+    db.close()
+
+
+class SlowStore:
+    """A store whose writes take ``delay`` seconds longer."""
+
+    def __init__(self, store: ServingStore, delay: float) -> None:
+        self.store, self.delay = store, delay
+
+    def write_predictions(self, records: Sequence[PredictionRecord], **kwargs: Any) -> int:
+        time.sleep(self.delay)
+        return self.store.write_predictions(records, **kwargs)
+
+
+class FailingStore:
+    """A store whose first ``failures`` writes raise, after writing nothing."""
+
+    def __init__(self, store: ServingStore, failures: int) -> None:
+        self.store, self.failures, self.calls = store, failures, 0
+
+    def write_predictions(self, records: Sequence[PredictionRecord], **kwargs: Any) -> int:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise StoreError("The metadata store failed (test): connection refused")
+        return self.store.write_predictions(records, **kwargs)
+
+
+def submit_from_threads(log: PredictionLog, n_threads: int, per_thread: int) -> list[int]:
+    """Submit ``n_threads * per_thread`` records at once; the count each thread had accepted."""
+    adult_inputs()  # loaded once, before the threads race for it
+    accepted = [0] * n_threads
+    barrier = threading.Barrier(n_threads)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            accepted[t] += log.submit(record(t * per_thread + i))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return accepted
+
+
+def stored_ids(store: ServingStore) -> tuple[int, int]:
+    """(rows, distinct request ids) in the predictions table."""
+    with store._db.transaction(write=False) as conn:
+        row = conn.exec_driver_sql(
+            "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM predictions"
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def test_records_from_eight_threads_are_written_exactly_once(store: ServingStore):
+    log = PredictionLog(store).start()
+    accepted = submit_from_threads(log, 8, 6_250)
+    log.close()
+    assert sum(accepted) == 50_000
+    assert stored_ids(store) == (50_000, 50_000)
+    assert (log.submitted, log.written, log.dropped, log.depth) == (50_000, 50_000, 0, 0)
+    assert log.write_errors == 0
+
+
+def test_drop_mode_drops_when_full_and_the_counters_add_up(sqlite_store: ServingStore):
+    log = PredictionLog(SlowStore(sqlite_store, 0.05), capacity=50, batch_size=10, interval=0)
+    log.start()
+    start = time.perf_counter()
+    accepted = submit_from_threads(log, 4, 500)
+    submitting = time.perf_counter() - start
+    log.close()
+    # 40 writes of 10 records would take 2 s: submitters did not wait for the store
+    assert submitting < 1.0
+    assert log.dropped > 0
+    assert log.submitted == 2_000 == log.written + log.dropped
+    assert sum(accepted) == log.written
+    assert stored_ids(sqlite_store) == (log.written, log.written)
+
+
+def test_block_mode_waits_for_room_and_loses_nothing(sqlite_store: ServingStore):
+    log = PredictionLog(
+        SlowStore(sqlite_store, 0.01), capacity=20, batch_size=10, when_full="block"
+    ).start()
+    depths: list[int] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.is_set():
+            depths.append(log.depth)
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    accepted = submit_from_threads(log, 4, 250)
+    log.close()
+    watching.set()
+    watcher.join()
+    assert sum(accepted) == 1_000
+    assert (log.written, log.dropped) == (1_000, 0)
+    assert stored_ids(sqlite_store) == (1_000, 1_000)
+    assert max(depths) <= 20
+
+
+def test_a_failing_store_is_retried_until_everything_is_written(store: ServingStore):
+    failing = FailingStore(store, failures=3)
+    log = PredictionLog(failing, batch_size=100, interval=0.01).start()
+    for i in range(1_000):
+        assert log.submit(record(i))
+    assert log.flush(timeout=30)
+    log.close()
+    assert log.write_errors == 3
+    assert (log.written, log.dropped) == (1_000, 0)
+    assert stored_ids(store) == (1_000, 1_000)
+
+
+def test_flush_waits_for_earlier_records(sqlite_store: ServingStore):
+    log = PredictionLog(sqlite_store, interval=10.0).start()  # flush must not wait 10 s
+    for i in range(300):
+        log.submit(record(i))
+    start = time.perf_counter()
+    assert log.flush(timeout=5)
+    assert time.perf_counter() - start < 2
+    assert sqlite_store.count_predictions() == 300
+    assert log.depth == 0
+    assert log.flush() is True  # nothing pending
+    log.close()
+
+
+def test_flush_times_out_while_the_store_fails(sqlite_store: ServingStore):
+    log = PredictionLog(FailingStore(sqlite_store, failures=10**9), interval=0).start()
+    log.submit(record(0))
+    assert log.flush(timeout=0.3) is False
+    start = time.perf_counter()
+    log.close(timeout=0.3)
+    assert time.perf_counter() - start < 2
+    assert log.write_errors >= 1
+    # the batch being retried is given up once the attempt under way ends
+    deadline = time.monotonic() + 10
+    while log.depth and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (log.submitted, log.written, log.dropped, log.depth) == (1, 0, 1, 0)
+
+
+def test_invalid_records_are_rejected_not_retried(sqlite_store: ServingStore):
+    log = PredictionLog(sqlite_store).start()
+    log.submit(record(0))
+    log.submit(record(1, request_id="r" * 37))  # longer than a request id may be
+    log.submit(record(2))
+    log.close()
+    assert (log.written, log.rejected, log.write_errors) == (2, 1, 0)
+    assert log.submitted == log.written + log.rejected + log.dropped
+
+
+def test_records_submitted_before_start_or_after_close(sqlite_store: ServingStore):
+    log = PredictionLog(sqlite_store)
+    assert log.submit(record(0))
+    assert log.flush(timeout=0.1) is False  # no writer yet
+    log.close()  # starts a writer for what is left
+    assert sqlite_store.count_predictions() == 1
+    assert log.submit(record(1)) is False
+    assert (log.submitted, log.written, log.dropped) == (2, 1, 1)
+    log.close()  # twice is fine
+
+
+def test_submit_costs_about_a_microsecond(sqlite_store: ServingStore):
+    records = [record(i) for i in range(50_000)]
+    with PredictionLog(sqlite_store) as log:
+        start = time.perf_counter()
+        for r in records:
+            log.submit(r)
+        per_submit = (time.perf_counter() - start) / len(records)
+    assert log.written == 50_000
+    # about 0.6 µs on a laptop; the bound leaves room for a loaded machine
+    assert per_submit < 20e-6, f"submit took {per_submit * 1e6:.1f} µs"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"capacity": 0}, "capacity"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"interval": -1}, "interval"),
+        ({"when_full": "wait"}, "when_full"),
+    ],
+)
+def test_parameters_are_checked(sqlite_store: ServingStore, kwargs: dict[str, Any], match: str):
+    with pytest.raises(InputError, match=match):
+        PredictionLog(sqlite_store, **kwargs)

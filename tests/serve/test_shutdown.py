@@ -1,0 +1,92 @@
+"""``forgeml serve`` as a real process: SIGTERM under load loses no prediction."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+from .conftest import free_port, records
+
+
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready")
+
+
+def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(serve_ws, adult):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FORGEML_HOME": str(serve_ws.home)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "forgeml",
+            "serve",
+            "adult-lgbm@2",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(url, process)
+        rows = records(adult, 40, start=300)
+        answered: list[str] = []
+        failures: list[int] = []
+        stop = threading.Event()
+
+        def hammer(i: int) -> None:
+            with httpx.Client(timeout=30) as client:
+                while not stop.is_set():
+                    try:
+                        r = client.post(
+                            f"{url}/v1/models/adult-lgbm/predict",
+                            json={"records": [rows[i % len(rows)], rows[(i + 1) % len(rows)]]},
+                        )
+                    except httpx.TransportError:  # the server stopped accepting
+                        return
+                    if r.status_code == 200:
+                        answered.append(r.json()["request_id"])
+                    else:
+                        failures.append(r.status_code)
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(hammer, i) for i in range(8)]
+            time.sleep(2.0)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0, process.stderr.read().decode()[-2000:]
+            stop.set()
+            for f in futures:
+                f.result()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert not failures, failures
+    assert len(answered) > 50
+    logged = serve_ws.serving.predictions("adult-lgbm", version=2)
+    logged_ids = set(logged["request_id"])
+    missing = set(answered) - logged_ids
+    assert not missing, f"{len(missing)} answered predictions are not in the log"
+    assert (logged[logged["request_id"].isin(answered)].groupby("request_id").size() == 2).all()
