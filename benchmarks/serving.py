@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -39,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -259,8 +259,17 @@ def _save_mlflow(model: Any, X: Any, categorical: list[str], folder: Path) -> Pa
     inner = folder / "mlflow-lightgbm"
     mlflow.lightgbm.save_model(model, str(inner))
     categories = {c: list(X[c].cat.categories) for c in categorical}
-    warnings.filterwarnings("ignore", module="mlflow")  # advice on type hints
+    wrapped = folder / "mlflow-model"
+    # MLflow advises type hints on predict with a warning that its own filter always shows.
+    with contextlib.redirect_stderr(io.StringIO()):
+        python_model = _categorical_pyfunc(mlflow)(categories)
+        mlflow.pyfunc.save_model(
+            str(wrapped), python_model=python_model, artifacts={"lightgbm": str(inner)}
+        )
+    return wrapped
 
+
+def _categorical_pyfunc(mlflow: Any) -> type:
     class CategoricalLightGBM(mlflow.pyfunc.PythonModel):
         """The saved lightgbm model, given its text columns as the training categories."""
 
@@ -279,13 +288,7 @@ def _save_mlflow(model: Any, X: Any, categorical: list[str], folder: Path) -> Pa
                 frame[column] = pd.Categorical(frame[column], categories=values)
             return self.model.predict(frame)
 
-    wrapped = folder / "mlflow-model"
-    mlflow.pyfunc.save_model(
-        str(wrapped),
-        python_model=CategoricalLightGBM(categories),
-        artifacts={"lightgbm": str(inner)},
-    )
-    return wrapped
+    return CategoricalLightGBM
 
 
 # -- servers ----------------------------------------------------------------------------------

@@ -204,7 +204,20 @@ def test_input_problems_are_refused_before_scoring(ws, files, adult_table, tmp_p
         predict_file("nope@1", files["csv"], tmp_path / "o.csv", workspace=ws)
     with pytest.raises(InputError, match="chunk_rows"):
         predict_file("adult-lgbm", files["csv"], tmp_path / "o.csv", workspace=ws, chunk_rows=0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["no-age.csv"]
+    clash = tmp_path / "clash.parquet"
+    adult_table.head(100).assign(prediction=1).to_parquet(clash)
+    with pytest.raises(InputError, match="'prediction' would clash"):
+        predict_file("adult-lgbm", clash, tmp_path / "o.csv", workspace=ws)
+    predict_file("adult-lgbm", clash, tmp_path / "o.csv", workspace=ws, keep=["fnlwgt"], jobs=1)
+    ragged = tmp_path / "ragged.csv"
+    with ragged.open("w") as f:  # a short line after the first block Arrow reads
+        adult_table.to_csv(f, index=False)
+        f.write("39,Private\n")
+    with pytest.raises(InputError, match=r"ragged\.csv cannot be read after row [\d,]+: .*columns"):
+        predict_file("adult-lgbm", ragged, tmp_path / "r.csv", workspace=ws, jobs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clash.parquet", "no-age.csv", "o.csv", "ragged.csv",
+    ]  # fmt: skip
 
 
 def test_values_that_need_quotes_round_trip_through_csv(ws, adult_table, tmp_path):

@@ -94,15 +94,25 @@ class LoadedModel:
         return self._flavor.predict_proba(self._model, X, self._spec())
 
     def predict_both(
-        self, rows: Any, *, probabilities: bool = True
+        self, rows: Any, *, probabilities: bool = True, check: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions and (for classifiers, when asked) class probabilities, with one check
         of ``rows`` against the signature.
 
+        Args:
+            rows: the input rows.
+            probabilities: also compute class probabilities (classifiers).
+            check: check ``rows`` against the signature first; ``False`` is for a caller that
+                already did (a DataFrame with exactly the signature's columns and types).
+
         Raises:
             SchemaMismatchError: the rows do not fit the signature.
         """
-        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
+        X = (
+            self.signature.check(rows, unknown_categories=self.unknown_categories)
+            if check
+            else rows
+        )
         spec = self._spec()
         labels = self._flavor.predict(self._model, X, spec)
         if not probabilities or self.classes is None:

@@ -478,9 +478,8 @@ class PredictionServer:
             "forgeml_route_weight": weights,
         }
         if self.log is not None:
-            out["forgeml_prediction_log_depth"] = [({}, float(self.log.depth))]
-            out["forgeml_prediction_log_written"] = [({}, float(self.log.written))]
-            out["forgeml_prediction_log_dropped"] = [({}, float(self.log.dropped))]
+            for key, value in self.log.stats().items():
+                out[f"forgeml_prediction_log_{key}"] = [({}, float(value))]
         return {k: v for k, v in out.items() if v}
 
 

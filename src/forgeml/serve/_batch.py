@@ -567,6 +567,7 @@ class _Pool:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        context: Any
         if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
             # Takes effect when the server starts (the first pool of this process).
@@ -881,6 +882,7 @@ class _ProgressBar:
         self._progress.start()
 
     def __call__(self, state: BatchProgress) -> None:
+        total: int | None
         if state.total_rows is not None:
             done, total = state.rows, state.total_rows
         else:

@@ -53,6 +53,9 @@ _HELP = {
     "forgeml_prediction_log_depth": "Prediction records waiting to be written.",
     "forgeml_prediction_log_written": "Prediction records written to the store.",
     "forgeml_prediction_log_dropped": "Prediction records dropped because the log was full.",
+    "forgeml_prediction_log_submitted": "Prediction records submitted to the log.",
+    "forgeml_prediction_log_rejected": "Prediction records refused as invalid by the store.",
+    "forgeml_prediction_log_write_errors": "Failed writes of the prediction log (retried).",
     "forgeml_model_ready": "1 when the model is loaded and served.",
     "forgeml_route_weight": "Configured share of traffic per model version.",
 }

@@ -97,7 +97,7 @@ class PredictionLog:
         self._progress = threading.Condition(self._lock)  # flush waits on it
         self._in_flight = 0  # records taken by the writer and not yet settled
         self._accepted = 0  # records queued since the start
-        self._settled = 0  # accepted records written or rejected
+        self._settled = 0  # accepted records written, rejected or given up
         self._flushes = 0  # flush calls waiting: the writer skips the batching delay
         self._submitted = 0
         self._written = 0

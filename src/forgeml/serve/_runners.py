@@ -19,10 +19,11 @@ import pandas as pd
 
 from forgeml.registry import LoadedModel
 
-__all__ = ["BoosterRunner", "FrameRunner", "Runner", "runner_for"]
+__all__ = ["BoosterRunner", "FrameRunner", "Runner", "TypedFrameRunner", "runner_for"]
 
 _log = logging.getLogger("forgeml.serve")
 _SMALL_BATCH = 2_000  # rows: below this, one thread predicts faster than a pool
+_SINGLE_ROWS = 8  # rows: up to this many, LightGBM's single-row API is the faster call
 
 
 class Runner(ABC):
@@ -46,6 +47,63 @@ class FrameRunner(Runner):
         frame = pd.DataFrame(columns)
         labels, proba = self.model.predict_both(frame, probabilities=self.classes is not None)
         return _json_list(labels), proba
+
+
+class TypedFrameRunner(Runner):
+    """Any flavor, through a DataFrame built straight in the signature's types.
+
+    The rows were validated already, so the signature's (vectorised, but costly on a few
+    rows) check is skipped: categorical columns become ``pandas.Categorical`` over the
+    training categories, numbers float64 (int64 when the training column was and no value is
+    missing), booleans bool.
+    """
+
+    def __init__(self, model: LoadedModel) -> None:
+        super().__init__(model)
+        self._builders = [(c.name, _column_builder(c)) for c in model.signature.inputs]
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        frame = pd.DataFrame({name: build(columns[name]) for name, build in self._builders})
+        labels, proba = self.model.predict_both(
+            frame, probabilities=self.classes is not None, check=False
+        )
+        return _json_list(labels), proba
+
+
+def _column_builder(column: Any) -> Any:
+    kind, dtype = column.kind, column.dtype
+    if kind == "categorical" and dtype == "category" and column.categories is not None:
+        categories = pd.CategoricalDtype(list(column.categories))
+        codes = {v: i for i, v in enumerate(column.categories)}
+
+        def categorical(values: list[Any]) -> Any:
+            get = codes.get
+            return pd.Categorical.from_codes(
+                [-1 if v is None else get(v, -1) for v in values], dtype=categories
+            )
+
+        return categorical
+    if kind in ("numeric", "integer"):
+        integer = dtype.startswith("int")
+
+        def number(values: list[Any]) -> Any:
+            out = np.array(values, dtype=np.float64)
+            if integer and not np.isnan(out).any():
+                return out.astype(dtype)
+            return out
+
+        return number
+    if kind == "boolean":
+
+        def boolean(values: list[Any]) -> Any:
+            if None in values:
+                return pd.array(values, dtype="boolean")
+            return np.array(values, dtype=bool)
+
+        return boolean
+    if kind == "datetime":
+        return lambda values: pd.to_datetime(pd.Series(values, dtype=object))
+    return lambda values: np.array(values, dtype=object)
 
 
 class BoosterRunner(Runner):
@@ -81,6 +139,10 @@ class BoosterRunner(Runner):
         self._booster = booster
         self._names = signature.names
         self._classifier = bool(model.metadata["model"].get("classifier"))
+        try:
+            self._single: _SingleRow | None = _SingleRow(booster, len(self._names))
+        except (AttributeError, OSError):  # a LightGBM without the single-row C API
+            self._single = None
 
     def encode(self, columns: dict[str, list[Any]], n: int) -> np.ndarray:
         """The float matrix LightGBM would build from the same rows as a DataFrame."""
@@ -97,8 +159,11 @@ class BoosterRunner(Runner):
 
     def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
         X = self.encode(columns, n)
-        params = {"num_threads": 1} if n < _SMALL_BATCH else {}
-        raw = np.asarray(self._booster.predict(X, **params))
+        if n <= _SINGLE_ROWS and self._single is not None:
+            raw = self._single.predict(X)
+        else:
+            params = {"num_threads": 1} if n < _SMALL_BATCH else {}
+            raw = np.asarray(self._booster.predict(X, **params))
         if not self._classifier:
             return raw.tolist(), None
         proba = np.column_stack((1.0 - raw, raw)) if raw.ndim == 1 else raw
@@ -107,21 +172,73 @@ class BoosterRunner(Runner):
         return [classes[i] for i in np.argmax(proba, axis=1).tolist()], proba
 
 
+class _SingleRow:
+    """LightGBM's single-row prediction C API (``LGBM_BoosterPredictForMatSingleRowFast``):
+    the prediction set-up is done once, which makes a one-row call several times cheaper
+    than ``Booster.predict``. Calls are serialised (one configuration, one buffer)."""
+
+    def __init__(self, booster: Any, n_columns: int) -> None:
+        import ctypes
+        import threading
+
+        from lightgbm.basic import _LIB, _safe_call
+
+        self._ctypes = ctypes
+        self._lib = _LIB
+        self._safe_call = _safe_call
+        self._config = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(0),  # C_API_PREDICT_NORMAL: probabilities / values
+                ctypes.c_int(0),  # from the first iteration
+                ctypes.c_int(-1),  # to the best (or last) one
+                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
+                ctypes.c_int32(n_columns),
+                b"num_threads=1",
+                ctypes.byref(self._config),
+            )
+        )
+        self._outputs = int(booster.num_model_per_iteration())
+        self._out = np.empty(self._outputs, dtype=np.float64)
+        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._length = ctypes.c_int64()
+        self._length_ref = ctypes.byref(self._length)
+        self._lock = threading.Lock()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """What ``Booster.predict(X)`` gives, one row at a time."""
+        rows = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.empty((len(rows), self._outputs), dtype=np.float64)
+        c_void_p = self._ctypes.c_void_p
+        call = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        with self._lock:
+            for i in range(len(rows)):
+                self._safe_call(
+                    call(
+                        self._config, c_void_p(rows[i].ctypes.data), self._length_ref, self._out_ptr
+                    )
+                )
+                out[i] = self._out
+        return out[:, 0] if self._outputs == 1 else out
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            self._lib.LGBM_FastConfigFree(config)
+
+
 def runner_for(model: LoadedModel, *, sample: pd.DataFrame | None = None) -> Runner:
     """The fastest runner that gives the registry model's own answers.
 
+    Each fast path is used only after it gave exactly the checked path's predictions (and
+    probabilities within 1e-12) on the model's reference rows.
+
     Args:
         model: the loaded version.
-        sample: rows to compare the fast path against (default: the bundle's reference rows).
+        sample: rows to compare the fast paths against (default: the bundle's reference rows).
     """
     general = FrameRunner(model)
-    if model.metadata.get("flavor") != "lightgbm":
-        return general
-    try:
-        fast = BoosterRunner(model)
-    except (ValueError, AttributeError, KeyError) as e:
-        _log.info("%s@%s: no booster fast path (%s)", model.name, model.version, e)
-        return general
     rows = sample if sample is not None else model.reference()
     if rows is None or len(rows) == 0:
         return general
@@ -130,20 +247,42 @@ def runner_for(model: LoadedModel, *, sample: pd.DataFrame | None = None) -> Run
     columns = {c: [None if v != v else v for v in vs] for c, vs in columns.items()}
     try:
         expected, expected_proba = general.run(columns, len(rows))
-        got, got_proba = fast.run(columns, len(rows))
     except Exception as e:  # the reference rows do not fit: keep the general path
-        _log.info("%s@%s: fast path not checked (%s)", model.name, model.version, e)
+        _log.info("%s@%s: fast paths not checked (%s)", model.name, model.version, e)
         return general
-    same = expected == got and (
-        expected_proba is None
-        or (got_proba is not None and np.allclose(expected_proba, got_proba, rtol=0, atol=1e-12))
-    )
-    if not same:
-        _log.warning(
-            "%s@%s: fast path disagrees; using the DataFrame path", model.name, model.version
+    candidates: list[type[Runner]] = [TypedFrameRunner]
+    if model.metadata.get("flavor") == "lightgbm":
+        candidates.insert(0, BoosterRunner)
+    for candidate in candidates:
+        try:
+            fast = candidate(model)  # type: ignore[call-arg]
+            got, got_proba = fast.run(columns, len(rows))
+            for i in range(min(10, len(rows))):  # small requests may take another path
+                one, one_proba = fast.run({c: v[i : i + 1] for c, v in columns.items()}, 1)
+                if one != got[i : i + 1] or (
+                    one_proba is not None
+                    and got_proba is not None
+                    and not np.allclose(one_proba, got_proba[i : i + 1], rtol=0, atol=1e-12)
+                ):
+                    raise ValueError("one-row answers differ from batch answers")
+        except Exception as e:
+            _log.info("%s@%s: no %s (%s)", model.name, model.version, candidate.__name__, e)
+            continue
+        same = expected == got and (
+            expected_proba is None
+            or (
+                got_proba is not None and np.allclose(expected_proba, got_proba, rtol=0, atol=1e-12)
+            )
         )
-        return general
-    return fast
+        if same:
+            return fast
+        _log.warning(
+            "%s@%s: %s disagrees with the checked path",
+            model.name,
+            model.version,
+            candidate.__name__,
+        )
+    return general
 
 
 def _plain(value: Any) -> Any:

@@ -234,9 +234,7 @@ class ServingStore:
             query = query.order_by(p.time_ms.desc(), p.id.desc()).limit(limit)
         with self._db.transaction(write=False) as conn:
             records = conn.execute(query).all()
-        if limit is not None:
-            records.reverse()
-        frame = _expand(records)
+        frame = _expand(records if limit is None else records[::-1])
         if limit is not None and len(frame) > limit:
             frame = frame.iloc[len(frame) - limit :].reset_index(drop=True)
         return frame
