@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import io
 import json
-import math
 import os
 import re
 import resource
@@ -57,6 +56,7 @@ WRK_TIMEOUT = "10s"  # a slow answer counts as slow, not as a socket error
 READY_TIMEOUT = 180.0
 TICKS = os.sysconf("SC_CLK_TCK")
 DROPPED = "forgeml_prediction_log_dropped"
+NOISE = 0.2  # cores busy outside the server and wrk above which a point is called noisy
 
 FLOOR_SOURCE = '''\
 """A bare LightGBM server: parse, encode, predict. No validation, no logging."""
@@ -333,7 +333,7 @@ def _specs(prepared: Prepared, workers: int) -> dict[str, ServerSpec]:
             "/invocations",
             mlflow_body,
             "/ping",
-            "mlflow models serve, default workers (1 Uvicorn worker), its access log on",
+            "mlflow models serve without -w (its default workers), Uvicorn's access log on",
         ),
         "floor": ServerSpec(
             "floor",
@@ -533,6 +533,14 @@ def _measure(
             f"{point.cpu.wrk:.2f}, other {point.cpu.other:.2f}",
             markup=False,
         )
+    if logged:
+        written = _prometheus(server, "forgeml_prediction_log_written")
+        dropped = _prometheus(server, DROPPED)
+        console.print(
+            f"  prediction log so far: {written or 0:,.0f} records written, "
+            f"{dropped or 0:,.0f} dropped",
+            markup=False,
+        )
     return points
 
 
@@ -612,11 +620,12 @@ def _soak(prepared: Prepared, workers: int, seconds: int, console: Console) -> N
         _stop(server)
     mb = [value / 2**20 for _, value in samples]
     half = len(mb) // 2
-    growth = mb[-1] - mb[half] if mb else math.nan
+    growth = mb[-1] - mb[half]
     console.print(
         f"soak: forgeml ({spec.note}) at c=32 for {seconds} s: {point.rps:,.0f} req/s, "
         f"p50 {point.p50_ms:.2f} ms, p99 {point.p99_ms:.2f} ms, non-2xx {point.non2xx}, "
-        f"socket errors {point.socket_errors}",
+        f"socket errors {point.socket_errors}; CPU: server {point.cpu.server:.2f}, wrk "
+        f"{point.cpu.wrk:.2f}, other {point.cpu.other:.2f} cores",
         markup=False,
     )
     if written is not None:
@@ -631,6 +640,9 @@ def _soak(prepared: Prepared, workers: int, seconds: int, console: Console) -> N
         f"({growth:+.1f} MB)",
         markup=False,
     )
+    step = max(1, len(mb) // 10)
+    trace = ", ".join(f"{t:.0f}s {value / 2**20:.1f}" for t, value in samples[::step])
+    console.print(f"RSS trace (MB): {trace}", markup=False)
     flat = growth <= max(5.0, 0.02 * mb[half])
     console.print(
         f"flat under load (second half grows by at most 5 MB or 2%): {'PASS' if flat else 'FAIL'}"
@@ -695,6 +707,20 @@ def _report(
         )
     console.print(ratios)
 
+    quiet = results.get("forgeml-no-access-log", {})
+    shares = [f"c={c} {mine[c].rps / quiet[c].rps:.0%}" for c in levels if c in mine and c in quiet]
+    if shares:
+        console.print(
+            "forgeml with its access log answers, of the req/s without it: " + ", ".join(shares)
+        )
+    busiest = max((p.cpu.other for points in results.values() for p in points.values()), default=0)
+    if busiest > NOISE:
+        console.print(
+            f"note: other processes kept up to {busiest:.2f} cores busy during some points "
+            f"(column 'other CPU'); those points are noisy",
+            markup=False,
+        )
+
     top, one = mine.get(32), mine.get(1)
     checks = [
         (
@@ -751,7 +777,8 @@ def main() -> None:
     cores = os.cpu_count()
     console.print(
         f"{cores} cores; wrk runs on the same machine and competes with the server for them "
-        f"(-t1 below 8 connections, -t2 from 8). MLflow {mlflow.__version__}.",
+        f"(-t1 below 8 connections, -t2 from 8). Load average {os.getloadavg()[0]:.2f}. "
+        f"MLflow {mlflow.__version__}.",
         markup=False,
     )
     with tempfile.TemporaryDirectory(prefix="forgeml-serving-") as tmp:

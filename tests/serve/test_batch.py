@@ -28,11 +28,18 @@ import forgeml as fm
 from forgeml.config import Settings
 from forgeml.errors import InputError, NotFoundError, SchemaMismatchError
 from forgeml.examples import adult_path
-from forgeml.serve._batch import BatchProgress, _chunks, predict_file
+from forgeml.serve._batch import BatchProgress, _chunks, _Pool, _Scorer, predict_file
 from forgeml.store import Workspace
 
 TARGET = "income"
 CHUNK = 7_000  # 48,842 rows: six full chunks and one of 6,842
+
+
+@pytest.fixture(autouse=True)
+def workers_score_every_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``jobs > 1`` every chunk goes to the worker processes: the parent scores none
+    while they start (it would score all of these small files)."""
+    monkeypatch.setattr(_Pool, "score_while_starting", False)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +140,27 @@ def test_scores_equal_the_model_on_the_whole_table_in_input_order(
     elif source == "parquet":
         pd.testing.assert_frame_equal(scored[inputs], adult_table)
     assert not _partials(tmp_path)
+
+
+def test_the_parent_scores_while_the_workers_start(ws, files, adult_table, tmp_path, monkeypatch):
+    monkeypatch.setattr(_Pool, "score_while_starting", True)
+    out = tmp_path / "scored.parquet"
+    predict_file("adult-lgbm", files["parquet"], out, workspace=ws, chunk_rows=CHUNK, jobs=2)
+    labels, proba = _expected(ws, "adult-lgbm", adult_table)
+    scored = _read(out)
+    assert scored["prediction"].tolist() == labels.tolist()
+    assert np.array_equal(scored[["proba_<=50K", "proba_>50K"]].to_numpy(), proba)
+
+
+def test_a_worker_that_cannot_load_the_model_gives_its_error(ws, files, tmp_path):
+    local = _Scorer(fm.load("adult-lgbm@1", workspace=ws), True)
+    empty = Settings(home=tmp_path / "empty")  # the workers' workspace lacks the model
+    pool = _Pool("adult-lgbm@1", empty, local, 2)
+    try:
+        with pytest.raises(NotFoundError, match="adult-lgbm"):
+            pool.submit(pq.read_table(files["parquet"]).slice(0, 10))
+    finally:
+        pool.close()
 
 
 def test_csv_to_parquet_has_one_schema_and_a_row_group_per_chunk(ws, files, tmp_path):
@@ -284,6 +312,7 @@ def _forgeml(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_scores_a_file_and_prints_rows_and_speed(ws, files, adult_table, tmp_path):
     out = tmp_path / "scored.parquet"
     result = _forgeml(
@@ -308,6 +337,7 @@ def test_cli_scores_a_file_and_prints_rows_and_speed(ws, files, adult_table, tmp
     assert list(_read(tmp_path / "s.csv").columns) == ["prediction"]
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_and_exit_2(ws, files, adult_table, tmp_path):
     no_age = tmp_path / "no-age.parquet"
     adult_table.drop(columns=["age"]).head(100).to_parquet(no_age)

@@ -84,7 +84,14 @@ def quickstart(
     model = fm.load("adult-income@production", workspace=workspace)
     rows = frame.drop(columns=["income", *_DROP]).sample(5, random_state=seed)
     proba = model.predict_proba(rows)[:, list(model.signature.classes or []).index(">50K")]
-    step("load and predict 5 rows", mark)
+    mark = step("load and predict 5 rows", mark)
+
+    served = _serve_and_ask(workspace, rows, frame.loc[rows.index, "income"].tolist())
+    step(
+        f"serve: {served['url']} answered in {served['ms']:.1f} ms (version "
+        f"{served['version']}), prediction logged, label attached",
+        mark,
+    )
 
     summary: dict[str, Any] = {
         "workspace": str(workspace.settings.home.resolve()),
@@ -100,6 +107,7 @@ def quickstart(
         "evaluation": _evaluation(result.evaluation),
         "model": f"adult-income@{model_version.version}",
         "predictions": [round(float(p), 4) for p in proba],
+        "served": served,
         "seconds": round(time.perf_counter() - started, 2),
         "steps": steps,
     }
@@ -120,6 +128,9 @@ def quickstart(
     console.print("Next:")
     console.print(f"  forgeml runs show {result.run_id[:8]}")
     console.print("  forgeml models show adult-income@production")
+    console.print(
+        "  forgeml serve adult-income@production   # then open http://127.0.0.1:8000/docs"
+    )
     console.print(f"  forgeml data report adult@{version.version} --html adult.html")
 
 
@@ -132,3 +143,70 @@ def _evaluation(report: Any) -> dict[str, Any]:
     }
     found["fairness_findings"] = len(report.fairness.findings) if report.fairness else 0
     return found
+
+
+def _serve_and_ask(workspace: Any, rows: Any, labels: list[Any]) -> dict[str, Any]:
+    """Start the prediction server on a free port, ask it for ``rows`` over HTTP, send the
+    true labels as feedback, stop it (which writes the prediction log)."""
+    import socket
+    import threading
+    import urllib.request
+
+    import orjson
+    import uvicorn
+
+    from forgeml.errors import ForgeMLError
+    from forgeml.serve import ServeOptions, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    options = ServeOptions(models=("adult-income@production",), port=port, access_log=False)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(options, workspace=workspace),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, name="forgeml-quickstart-server", daemon=True)
+    thread.start()
+
+    def post(path: str, body: Any) -> dict[str, Any]:
+        request = urllib.request.Request(
+            url + path,
+            data=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return dict(orjson.loads(response.read()))
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ForgeMLError("The prediction server did not become ready in 60 s")
+            time.sleep(0.05)
+        records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+        started = time.perf_counter()
+        answer = post("/v1/models/adult-income/predict", {"records": records})
+        ms = (time.perf_counter() - started) * 1000
+        post("/v1/feedback", {"request_id": answer["request_id"], "labels": labels})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+    return {
+        "url": url,
+        "request_id": answer["request_id"],
+        "version": answer["version"],
+        "predictions": answer["predictions"],
+        "ms": round(ms, 2),
+    }

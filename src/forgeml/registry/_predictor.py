@@ -114,6 +114,10 @@ class LoadedModel:
             else rows
         )
         spec = self._spec()
+        both = getattr(self._model, "predict_with_proba", None)
+        if both is not None and self.classes is not None and probabilities:
+            labels, proba = both(X)  # a forgeml TrainedModel: one pass for both
+            return np.asarray(labels), np.asarray(proba)
         labels = self._flavor.predict(self._model, X, spec)
         if not probabilities or self.classes is None:
             return labels, None

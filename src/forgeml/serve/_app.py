@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forgeml._version import __version__
@@ -809,7 +809,12 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
             {"status": "ready" if server.ready else "loading"}, 200 if server.ready else 503
         )
 
-    @app.get("/version", tags=["mlflow"], summary="Server version")
+    @app.get(
+        "/version",
+        tags=["mlflow"],
+        summary="Server version",
+        response_class=PlainTextResponse,
+    )
     async def version() -> Response:
         return Response(__version__, media_type="text/plain")
 
@@ -846,19 +851,28 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
 
     @app.get("/v2/models/{name}", tags=["v2"], summary="Model metadata")
     async def v2_model(name: str) -> Response:
-        return await guarded(name, lambda: _ok_response(v2_metadata(name, None)))
+        return v2_error(await guarded(name, lambda: _ok_response(v2_metadata(name, None))))
 
     @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], summary="Version metadata")
     async def v2_model_version(name: str, version: int) -> Response:
-        return await guarded(name, lambda: _ok_response(v2_metadata(name, version)))
+        return v2_error(await guarded(name, lambda: _ok_response(v2_metadata(name, version))))
 
     @app.get("/v2/models/{name}/ready", tags=["v2"], summary="Model readiness")
     async def v2_model_ready(name: str) -> Response:
+        return await v2_readiness(name, None)
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], summary="Version readiness")
+    async def v2_model_version_ready(name: str, version: int) -> Response:
+        return await v2_readiness(name, version)
+
+    async def v2_readiness(name: str, version: int | None) -> Response:
         async def handle() -> Response:
-            server.entry(name)
+            entry = server.entry(name)
+            if version is not None:
+                v2_version(entry, version)
             return _json({"name": name, "ready": True})
 
-        return await guarded(name, handle)
+        return v2_error(await guarded(name, handle))
 
     async def v2_infer(name: str, version: int | None, request: Request) -> Response:
         started = time.perf_counter()
@@ -939,7 +953,12 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
             body["waiting"] = {n: server._load_errors.get(n, "loading") for n in waiting}
         return _json(body, 200 if not waiting else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -1029,7 +1048,10 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        return _error(RequestError(str(e.detail), field="path", status=e.status_code, code=code))
+        error = RequestError(str(e.detail), field="path", status=e.status_code, code=code)
+        response = in_protocol(request, _error(error))
+        response.headers.update(e.headers or {})  # a 405 names the allowed methods (Allow)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, e: RequestValidationError) -> Response:
@@ -1037,7 +1059,14 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
         first_problem = problems[0] if problems else {}
         field = ".".join(str(p) for p in first_problem.get("loc", ())[1:]) or None
         message = first_problem.get("msg", "invalid request")
-        return _error(RequestError(f"{field}: {message}", field=field, status=422))
+        error = RequestError(f"{field}: {message}", field=field, status=422)
+        return in_protocol(request, _error(error))
+
+    def in_protocol(request: Request, response: Response) -> Response:
+        """Errors under /v2 in the Open Inference Protocol's shape (its clients read
+        ``error`` as the message)."""
+        path = request.url.path
+        return v2_error(response) if path == "/v2" or path.startswith("/v2/") else response
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:

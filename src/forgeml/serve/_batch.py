@@ -15,11 +15,16 @@ Reading
     Measured on 1,000,000 rows of adult (108 MB): Arrow, text, 0.42 s; Arrow with inferred
     types 0.59 s; pandas ``read_csv(chunksize=)`` 0.42 s inferred, 1.9 s as text.
 Scoring
-    ``jobs`` worker processes, spawned (the parent holds Arrow and OpenMP thread pools, which
-    do not survive a fork), each load the model once and get the model's columns of one chunk
-    at a time, as an Arrow table. At most two chunks per worker are in flight, so memory stays
-    bounded by about ``(2 * jobs + 1) * chunk_rows`` rows. Each worker limits its OpenMP and
-    Arrow threads to its share of the cores. ``jobs=1`` scores in the calling process.
+    ``jobs`` worker processes (default: one per core, no more than the file has chunks), forked
+    from a fork server that imported the model's libraries once, each load the model once
+    and get the model's columns of one chunk at a time, as an Arrow table. This process never
+    forks itself: its Arrow and OpenMP thread pools do not survive a fork. Until the first
+    worker is ready, this process scores the chunks itself on one thread. At most two chunks
+    per worker are in flight, so memory stays bounded by about ``(2 * jobs + 1) * chunk_rows``
+    rows. Each worker limits its OpenMP and Arrow threads to its share of the cores.
+    ``jobs=1`` scores in the calling process. Classifiers of the lightgbm flavor are run once
+    per chunk (labels are the argmax of the probabilities); others once for labels and once
+    for probabilities.
 Writing
     Arrow's Parquet writer (one row group per chunk) or CSV writer (header once), into a
     temporary file next to the output that is renamed over it at the end: a failure leaves
@@ -35,10 +40,10 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -218,7 +223,7 @@ def predict_file(
                 f"The input column{'s' if len(clash) > 1 else ''} {_quoted(clash)} would clash "
                 "with the output column of the same name; keep only other input columns"
             )
-        workers = _jobs(jobs, source.total_rows, chunk_rows)
+        workers = _jobs(jobs, source.estimated_rows, chunk_rows)
         read = [c for c in source.columns if c in set(kept) | set(model_columns)]
         reporter = _progress_reporter(progress, f"scoring {source_path.name} with {ref}")
         try:
@@ -268,11 +273,8 @@ def _run(
     """Read, score and write every chunk; return (rows, chunks)."""
     model_columns = list(loaded.signature.names)
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
-    scorer: _Pool | _InProcess = (
-        _InProcess(_Scorer(loaded, probabilities))
-        if jobs == 1
-        else _Pool(ref, settings, probabilities, jobs, str(loaded.metadata.get("flavor")))
-    )
+    local = _Scorer(loaded, probabilities)
+    scorer = _InProcess(local) if jobs == 1 else _Pool(ref, settings, local, jobs)
     writer = _Writer(partial, output_format, compressed=target.name.lower().endswith(".gz"))
     rows = chunks = 0
     pending: deque[tuple[int, int, pa.Table, Future[pa.Table]]] = deque()
@@ -327,9 +329,13 @@ def _outcome(future: Future[pa.Table], first: int, count: int, name: str) -> pa.
         where = f"{name}, rows {first + 1:,}-{first + count:,}"
         raise SchemaMismatchError(f"{where}: {e.message}") from None
     except BrokenProcessPool as e:
-        raise ForgeMLError(
-            "A scoring process died (out of memory?); try fewer rows per chunk or fewer jobs"
-        ) from e
+        raise _died() from e
+
+
+def _died() -> ForgeMLError:
+    return ForgeMLError(
+        "A scoring process died (out of memory?); try fewer rows per chunk or fewer jobs"
+    )
 
 
 def _chunks(batches: Iterator[pa.RecordBatch], size: int, name: str) -> Iterator[pa.Table]:
@@ -357,11 +363,11 @@ def _chunks(batches: Iterator[pa.RecordBatch], size: int, name: str) -> Iterator
         yield pa.Table.from_batches(pending)
 
 
-def _jobs(jobs: int | None, total_rows: int | None, chunk_rows: int) -> int:
+def _jobs(jobs: int | None, rows: int | None, chunk_rows: int) -> int:
     if jobs is None:
         jobs = _cores()
-    if total_rows is not None:  # no more processes than chunks
-        jobs = max(1, min(jobs, math.ceil(total_rows / chunk_rows)))
+        if rows is not None:  # no more processes than chunks
+            jobs = max(1, min(jobs, math.ceil(rows / chunk_rows)))
     return jobs
 
 
@@ -559,11 +565,15 @@ class _Pool:
     Workers are forked from a fork server that imported the model's libraries once (spawned
     where there is none): never forked from this process, whose Arrow and OpenMP thread pools
     do not survive a fork (LightGBM hangs in a child forked after its parent predicted).
+
+    Starting the workers takes as long as importing those libraries (seconds). Until the
+    first worker is ready, chunks are scored here, on one thread, so that the start costs
+    little more than the imports on one core (``score_while_starting``).
     """
 
-    def __init__(
-        self, ref: str, settings: Settings, probabilities: bool, jobs: int, flavor: str
-    ) -> None:
+    score_while_starting: ClassVar[bool] = True
+
+    def __init__(self, ref: str, settings: Settings, local: _Scorer, jobs: int) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -571,18 +581,39 @@ class _Pool:
         if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
             # Takes effect when the server starts (the first pool of this process).
+            flavor = str(local.model.metadata.get("flavor"))
             context.set_forkserver_preload([__name__, *_PRELOAD.get(flavor, ())])
         else:  # pragma: no cover - Windows
             context = multiprocessing.get_context("spawn")
-        threads = max(1, _cores() // jobs)
+        self._local = local
         self._executor = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(ref, settings, probabilities, threads),
+            initargs=(ref, settings, local.probabilities, max(1, _cores() // jobs)),
         )
+        # One task per worker starts them all now, not one per chunk submitted.
+        self._starting: list[Future[None]] | None = [
+            self._executor.submit(_worker_ready) for _ in range(jobs)
+        ]
 
     def submit(self, table: pa.Table) -> Future[pa.Table]:
+        if self._starting is not None:
+            if not self.score_while_starting:
+                wait(self._starting, return_when=FIRST_COMPLETED)
+            ready = [f for f in self._starting if f.done()]
+            if not ready:
+                from threadpoolctl import threadpool_limits
+
+                with threadpool_limits(limits=1):
+                    return _InProcess(self._local).submit(table)
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:  # a worker that could not load the model raises its error here
+                ready[0].result()
+            except BrokenProcessPool as e:
+                raise _died() from e
+            self._starting = None
         return self._executor.submit(_score_in_worker, table)
 
     def close(self) -> None:
@@ -623,11 +654,17 @@ def _start_worker(ref: str, settings: Settings, probabilities: bool, threads: in
         _worker = e
 
 
-def _score_in_worker(table: pa.Table) -> pa.Table:
+def _worker_ready() -> None:
+    """Raise the error that kept this worker from loading the model, if any."""
     if isinstance(_worker, Exception):
         raise _worker
     if _worker is None:  # pragma: no cover - the initializer always sets it
         raise ForgeMLError("The scoring process was not started")
+
+
+def _score_in_worker(table: pa.Table) -> pa.Table:
+    _worker_ready()
+    assert isinstance(_worker, _Scorer)
     return _worker.score(table)
 
 
@@ -641,6 +678,7 @@ class _Source:
     columns: list[str]
     total_rows: int | None = None
     total_bytes: int | None = None
+    estimated_rows: int | None = None  # for choosing the number of processes only
 
     def batches(self, columns: list[str], size: int) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
@@ -670,7 +708,7 @@ class _ParquetSource(_Source):
         self._schema = self._file.schema_arrow
         self.columns = list(self._schema.names)
         _check_names(self.columns, path)
-        self.total_rows = self._file.metadata.num_rows
+        self.total_rows = self.estimated_rows = self._file.metadata.num_rows
 
     def batches(self, columns: list[str], size: int) -> Iterator[pa.RecordBatch]:
         return iter(self._file.iter_batches(batch_size=size, columns=columns))
@@ -695,6 +733,11 @@ class _CsvSource(_Source):
         sample = self._sample()
         if not sample.strip():
             raise InputError(f"{path.name} is empty")
+        lines = max(1, sample.count(b"\n"))
+        if len(sample) < _SAMPLE_BYTES:  # the whole file
+            self.estimated_rows = lines
+        elif not self._compression:
+            self.estimated_rows = int(self.total_bytes * lines / len(sample))
         encoding = detect_encoding(sample)
         self._encoding = "utf8" if encoding.startswith("utf-8") else encoding
         delimiter = detect_delimiter(sample.decode(encoding, errors="replace"))

@@ -22,7 +22,8 @@ __all__ = [
 DESCRIPTION = """Registered forgeml models behind three protocols: forgeml's own JSON
 (`/v1/models/{name}/predict`), the MLflow scoring protocol (`/invocations`) and the Open
 Inference Protocol v2 (`/v2/models/{name}/infer`). Requests are validated against the model's
-signature; errors answer 4xx with `{"error": {"code", "message", "field"}}`."""
+signature; errors answer 4xx with `{"error": {"code", "message", "field"}}` (under `/v2`, the
+protocol's `{"error": "<message>", "code", "field"}`)."""
 
 _VALUE: dict[str, Any] = {
     "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
@@ -40,6 +41,17 @@ _ERROR = {
             "required": ["code", "message"],
         }
     },
+}
+
+# The Open Inference Protocol's error body: the message is the value of "error".
+_V2_ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "code": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+    },
+    "required": ["error"],
 }
 
 
@@ -128,7 +140,11 @@ def v2_infer() -> dict[str, Any]:
             "outputs": {"type": "array", "items": {"type": "object"}},
         },
     }
-    return _body(schema)
+    out = _body(schema)
+    for status, response in out["responses"].items():
+        if status != "200":
+            response["content"]["application/json"]["schema"] = _V2_ERROR
+    return out
 
 
 def feedback() -> dict[str, Any]:

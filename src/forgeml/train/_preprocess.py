@@ -148,22 +148,28 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
             kind = self.kinds.get(column, "numeric")
             values = X[column] if column in X.columns else pd.Series([np.nan] * n, index=X.index)
             if kind == "categorical":
-                text = _as_text(values)
-                known = self.categories_[column]
-                lookup = {v: i for i, v in enumerate(known)}
-                codes = text.map(lookup)
+                # Plain NumPy and dictionaries: as fast on one row as pandas is on many.
+                array = values.to_numpy(dtype=object)
+                missing = pd.isna(array)
+                text = array.astype(str)
+                lookup = self._lookup(column)
+                get = lookup.get
+                codes = np.array([get(t, np.nan) for t in text.tolist()], dtype=float)
+                codes[missing] = np.nan
+                unseen_mask = ~missing & np.isnan(codes)
                 rare = self.frequencies_.get(column)
-                unseen_mask = text.notna() & codes.isna()
                 if rare is not None:
-                    seen_rare = unseen_mask & text.isin(rare.keys())
-                    codes[seen_rare] = len(known)  # the shared "other" code
+                    seen_rare = unseen_mask & np.array([t in rare for t in text.tolist()], bool)
+                    codes[seen_rare] = len(self.categories_[column])  # the shared "other" code
                     unseen_mask &= ~seen_rare
-                    out[f"{column}__freq"] = text.map(rare).astype(float).fillna(0.0).to_numpy()
+                    freq = np.array([rare.get(t, 0.0) for t in text.tolist()], dtype=float)
+                    freq[missing] = 0.0
+                    out[f"{column}__freq"] = freq
                 if self._counting and bool(unseen_mask.any()):
                     self.unseen_counts_[column] = self.unseen_counts_.get(column, 0) + int(
                         unseen_mask.sum()
                     )
-                out[column] = codes.astype(float).to_numpy()
+                out[column] = codes
             elif kind == "datetime":
                 parsed = _to_datetime(values)
                 for part in self.date_parts_[column]:
@@ -189,6 +195,13 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 out[column] = numbers.to_numpy()
         return pd.DataFrame(out, index=X.index)
 
+    def _lookup(self, column: str) -> dict[str, int]:
+        cache = self.__dict__.setdefault("_lookups", {})
+        found = cache.get(column)
+        if found is None:
+            found = cache[column] = {v: i for i, v in enumerate(self.categories_[column])}
+        return found  # type: ignore[no-any-return]
+
     def transform(self, X: pd.DataFrame) -> Any:
         """Encode rows (columns matched by name; a missing column reads as all missing)."""
         frame = self._encode(X)
@@ -198,13 +211,30 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 return self.dense_.transform(frame)
         return self._finish(frame)
 
+    def codes(self, X: pd.DataFrame) -> np.ndarray:
+        """The ``native`` output as one float matrix: a category's value is its code (the
+        categories are 0, 1, 2...), so a LightGBM booster fitted on the native frame gives
+        the same answers on this matrix, without its pandas conversion."""
+        return self._encode(X).to_numpy(dtype=np.float64)
+
     def _finish(self, frame: pd.DataFrame) -> Any:
         if self.output == "ordinal":
             return frame.to_numpy(dtype=np.float32)
-        for column in self.code_columns_:
-            size = len(self.categories_[column]) + (column in self.frequencies_)
-            frame[column] = pd.Categorical(frame[column], categories=np.arange(size, dtype=float))
-        return frame
+        dtypes = self.__dict__.setdefault("_code_dtypes", {})
+        columns: dict[str, Any] = {}
+        for column in frame.columns:
+            values = frame[column].to_numpy()
+            if column in self.code_columns_:
+                dtype = dtypes.get(column)
+                if dtype is None:
+                    size = len(self.categories_[column]) + (column in self.frequencies_)
+                    dtype = dtypes[column] = pd.CategoricalDtype(np.arange(size, dtype=float))
+                # a value is its own code; missing is -1
+                codes = np.where(np.isnan(values), -1, values).astype(np.int64)
+                columns[column] = pd.Categorical.from_codes(codes, dtype=dtype)
+            else:
+                columns[column] = values
+        return pd.DataFrame(columns, index=frame.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the encoded columns (before dense expansion)."""
