@@ -92,7 +92,7 @@ def test_schemathesis_finds_no_failure_in_any_operation(
         "--phases",
         "examples,coverage,fuzzing",
         "--max-examples",
-        "30",
+        "20",
         "--seed",
         "20240601",
         "--workers",

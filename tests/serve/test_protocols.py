@@ -189,7 +189,7 @@ def _labels(array: np.ndarray) -> list[Any]:
     return [v.decode() if isinstance(v, bytes) else v for v in array.tolist()]
 
 
-def test_v2_health_and_metadata(v2, server, models, features):
+def test_v2_health_and_metadata(v2, models, features):
     assert v2.is_server_live()
     assert v2.is_server_ready()
     assert v2.is_model_ready("adult-lgbm") and v2.is_model_ready("adult-hgb")

@@ -90,3 +90,51 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(s
     missing = set(answered) - logged_ids
     assert not missing, f"{len(missing)} answered predictions are not in the log"
     assert (logged[logged["request_id"].isin(answered)].groupby("request_id").size() == 2).all()
+
+
+def test_two_workers_serve_with_structured_access_logs_and_stop_cleanly(serve_ws, adult):
+    import json
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "FORGEML_HOME": str(serve_ws.home)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "forgeml",
+            "serve",
+            "adult-hgb@1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(url, process)
+        ids = set()
+        with httpx.Client(timeout=30) as client:
+            for row in records(adult, 20, start=500):
+                r = client.post(f"{url}/v1/models/adult-hgb/predict", json={"records": [row]})
+                assert r.status_code == 200, r.text
+                ids.add(r.json()["request_id"])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        lines = process.stderr.read().decode().splitlines()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    access = [json.loads(line) for line in lines if line.startswith("{")]
+    logged = {a["request_id"] for a in access if a.get("path") == "/v1/models/adult-hgb/predict"}
+    assert ids <= logged
+    entry = next(a for a in access if a.get("request_id") in ids)
+    assert entry["status"] == 200 and entry["model"] == "adult-hgb" and entry["version"] == 1
+    assert entry["method"] == "POST" and entry["ms"] > 0
+    stored = set(serve_ws.serving.predictions("adult-hgb")["request_id"])
+    assert ids <= stored

@@ -15,10 +15,19 @@ __all__ = ["app_from_settings", "run"]
 
 
 def _logging(access_log: bool) -> None:
+    import atexit
+    import queue
+    from logging.handlers import QueueHandler, QueueListener
+
+    # Access lines are written by a listener thread: the event loop only enqueues them.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = QueueListener(lines, handler)
+    listener.start()
+    atexit.register(listener.stop)
     access = logging.getLogger("forgeml.serve.access")
-    access.handlers[:] = [handler]
+    access.handlers[:] = [QueueHandler(lines)]
     access.propagate = False
     access.setLevel(logging.INFO if access_log else logging.WARNING)
     main = logging.getLogger("forgeml.serve")
