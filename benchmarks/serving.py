@@ -366,7 +366,7 @@ def _start(spec: ServerSpec, folder: Path) -> Running:
         )
     server = Running(spec, port, process, log, 0.0)
     deadline = time.monotonic() + READY_TIMEOUT
-    with httpx.Client(timeout=2.0) as client:
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{spec.label} exited ({process.returncode}):\n{_tail(log)}")
@@ -421,6 +421,7 @@ def _answer(server: Running) -> str:
         content=spec.body,
         headers={"Content-Type": "application/json"},
         timeout=30.0,
+        trust_env=False,  # never through a proxy
     )
     if response.status_code != 200:
         raise RuntimeError(f"{spec.label} answered {response.status_code}: {response.text[:500]}")
@@ -429,7 +430,7 @@ def _answer(server: Running) -> str:
 
 def _prometheus(server: Running, name: str) -> float | None:
     try:
-        text = httpx.get(server.url + "/metrics", timeout=10.0).text
+        text = httpx.get(server.url + "/metrics", timeout=10.0, trust_env=False).text
     except httpx.HTTPError:
         return None
     match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.MULTILINE)

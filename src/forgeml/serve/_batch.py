@@ -40,7 +40,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -566,15 +566,17 @@ class _Pool:
     where there is none): never forked from this process, whose Arrow and OpenMP thread pools
     do not survive a fork (LightGBM hangs in a child forked after its parent predicted).
 
-    Starting the workers takes as long as importing those libraries (seconds). Until the
-    first worker is ready, chunks are scored here, on one thread, so that the start costs
-    little more than the imports on one core (``score_while_starting``).
+    Starting the workers takes as long as importing those libraries (seconds), and the first
+    start waits for the fork server to import them; so a thread starts the workers while
+    this process scores the chunks itself, on one thread, until the first worker is ready
+    (``score_while_starting``).
     """
 
     score_while_starting: ClassVar[bool] = True
 
     def __init__(self, ref: str, settings: Settings, local: _Scorer, jobs: int) -> None:
         import multiprocessing
+        import threading
         from concurrent.futures import ProcessPoolExecutor
 
         context: Any
@@ -592,31 +594,48 @@ class _Pool:
             initializer=_start_worker,
             initargs=(ref, settings, local.probabilities, max(1, _cores() // jobs)),
         )
-        # One task per worker starts them all now, not one per chunk submitted.
-        self._starting: list[Future[None]] | None = [
-            self._executor.submit(_worker_ready) for _ in range(jobs)
-        ]
+        self._started = threading.Event()  # the first worker is ready, or starting failed
+        self._first: Future[None] | None = None  # that worker's start
+        self._checked = False
+        self._starter = threading.Thread(target=self._start, args=(jobs,), daemon=True)
+        self._starter.start()
+
+    def _start(self, jobs: int) -> None:
+        """Start every worker (one task each); note the first one that is ready."""
+        try:
+            for _ in range(jobs):
+                self._executor.submit(_worker_ready).add_done_callback(self._note_started)
+        except BaseException as e:  # reported by the next submit
+            failed: Future[None] = Future()
+            failed.set_exception(e)
+            self._note_started(failed)
+
+    def _note_started(self, future: Future[None]) -> None:
+        if self._first is None:
+            self._first = future
+        self._started.set()
 
     def submit(self, table: pa.Table) -> Future[pa.Table]:
-        if self._starting is not None:
-            if not self.score_while_starting:
-                wait(self._starting, return_when=FIRST_COMPLETED)
-            ready = [f for f in self._starting if f.done()]
-            if not ready:
+        if not self._started.is_set():
+            if self.score_while_starting:
                 from threadpoolctl import threadpool_limits
 
                 with threadpool_limits(limits=1):
                     return _InProcess(self._local).submit(table)
+            self._started.wait()
+        if not self._checked:
             from concurrent.futures.process import BrokenProcessPool
 
+            assert self._first is not None
             try:  # a worker that could not load the model raises its error here
-                ready[0].result()
+                self._first.result()
             except BrokenProcessPool as e:
                 raise _died() from e
-            self._starting = None
+            self._checked = True
         return self._executor.submit(_score_in_worker, table)
 
     def close(self) -> None:
+        self._starter.join()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -761,7 +780,7 @@ class _CsvSource(_Source):
         try:
             with self._open() as stream:
                 return bytes(stream.read(_SAMPLE_BYTES))
-        except OSError as e:
+        except (pa.ArrowInvalid, OSError) as e:  # not gzip after all, unreadable...
             raise InputError(f"{self._path.name} cannot be read: {e}") from None
 
     def _open(self) -> pa.NativeFile:

@@ -14,6 +14,12 @@ from forgeml.serve._options import ServeOptions
 __all__ = ["app_from_settings", "run"]
 
 
+def _tune_interpreter() -> None:
+    # The event loop and the prediction threads share the GIL: a thread waiting for it gets
+    # it after at most this interval (5 ms by default), which would show in every batch.
+    sys.setswitchinterval(0.0005)
+
+
 def _logging(access_log: bool) -> None:
     import atexit
     import queue
@@ -51,6 +57,7 @@ def app_from_settings() -> Any:
         raise InputError("FORGEML_SERVE_OPTIONS is not set")
     options = ServeOptions.model_validate_json(settings.serve_options)
     _logging(options.access_log)
+    _tune_interpreter()
     return create_app(options, settings=settings)
 
 
@@ -67,6 +74,7 @@ def run(options: ServeOptions, *, settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or Settings()
+    _tune_interpreter()
     # Uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
     # that was there before it started: make that a clean exit, not a death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
