@@ -11,8 +11,9 @@ on Adult. Then times, each in a fresh process and REPEAT times (cases interleave
   score, write, rename); the libraries are imported before it starts, as for the anchor.
 
 Peak memory is the largest proportional set size (PSS) of the case's whole process tree
-(workers included), sampled every 20 ms from /proc. The target: ``predict_file`` takes at
-most 1.5 times the anchor's time.
+(workers included), sampled every 20 ms from /proc; CPU s is the median CPU time of that tree
+over the timed call (CPU s / seconds shows how many cores the case kept busy). The target:
+``predict_file`` takes at most 1.5 times the anchor's time.
 
     python benchmarks/batch_scoring.py                   # 1,000,000 rows, 3 repeats
     python benchmarks/batch_scoring.py --rows 200000 --repeat 1
@@ -78,9 +79,8 @@ def _build(folder: Path, rows: int, seed: int, trees: int) -> str:
 # -- one case, in its own process -------------------------------------------------------------
 
 
-def _tree_memory(root: int) -> int:
-    """Proportional set size (bytes) of ``root`` and every process below it, from /proc:
-    pages a worker shares with the process it was forked from count once, not per process."""
+def _tree(root: int) -> list[int]:
+    """``root`` and every process below it."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -89,16 +89,39 @@ def _tree_memory(root: int) -> int:
                     parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
-    total, todo = 0, [root]
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
+        found.append(pid)
         todo += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def _tree_memory(root: int) -> int:
+    """Proportional set size (bytes) of the process tree from /proc: pages a worker shares
+    with the process it was forked from count once, not once per process."""
+    total = 0
+    for pid in _tree(root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 total += sum(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
         except OSError:
             continue
     return total
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds used by the process tree, reaped children included (the fork server
+    reaps the workers; it lives until this process exits)."""
+    ticks = 0
+    for pid in _tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class _PeakMemory:
@@ -136,21 +159,22 @@ def _case(folder: Path, ref: str, kind: str, jobs: int | None, chunk_rows: int) 
         if kind == "anchor":
             model = load(ref, workspace=ws)
             frame = pd.read_parquet(folder / "rows.parquet")
-            start = time.perf_counter()
+            cpu, start = _tree_cpu(os.getpid()), time.perf_counter()
             model.predict_proba(frame[list(model.signature.names)])
             seconds = time.perf_counter() - start
             rows = len(frame)
         else:
             suffix = ".csv" if kind == "csv" else ".parquet"
             out = folder / f"scored-{os.getpid()}{suffix}"
-            start = time.perf_counter()
+            cpu, start = _tree_cpu(os.getpid()), time.perf_counter()
             result = predict_file(
                 ref, folder / f"rows{suffix}", out, workspace=ws, chunk_rows=chunk_rows, jobs=jobs
             )
             seconds = time.perf_counter() - start
             rows = result.rows
             out.unlink()
-    return {"seconds": seconds, "rows": rows, "peak_bytes": memory.peak}
+        cpu = _tree_cpu(os.getpid()) - cpu
+    return {"seconds": seconds, "cpu": cpu, "rows": rows, "peak_bytes": memory.peak}
 
 
 def _run_case(folder: Path, ref: str, kind: str, jobs: int | None, chunk_rows: int) -> dict:
@@ -197,7 +221,7 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     table = Table(title=f"Batch scoring {args.rows:,} adult-like rows, {args.repeat} runs each")
-    columns = ("case", "median s", "rows/s", "median / anchor", "best s", "best / anchor")
+    columns = ("case", "median s", "rows/s", "median / anchor", "best s", "best / anchor", "CPU s")
     for column in (*columns, "peak PSS MB"):
         table.add_column(column, justify="right")
     anchor_runs = [t["seconds"] for t in timings[next(iter(CASES))]]
@@ -213,6 +237,7 @@ def main() -> None:
             f"{seconds / anchor:,.2f}x",
             f"{best:,.2f}",
             f"{best / anchor_best:,.2f}x",
+            f"{statistics.median(r['cpu'] for r in runs):,.1f}",
             f"{peak / 2**20:,.0f}",
         )
     console.print(table)

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import gc
+import inspect
 import logging
 import os
 import threading
@@ -126,6 +127,7 @@ class PredictionServer:
         self._load_errors: dict[str, str] = {}
         self._refreshes = 0
         self._refreshed = threading.Condition()
+        self._counters: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -359,10 +361,17 @@ class PredictionServer:
             request_id=request_id,
         )
         latency = time.perf_counter() - started
-        name_version = (entry.name, str(version))
-        self.metrics.latency.labels(*name_version).observe(latency)
-        self.metrics.requests.labels(*name_version, protocol, "200").inc()
-        self.metrics.rows.labels(*name_version).inc(rows.n)
+        counters = self._counters.get((entry.name, version, protocol))
+        if counters is None:
+            name_version = (entry.name, str(version))
+            counters = self._counters[(entry.name, version, protocol)] = (
+                self.metrics.latency.labels(*name_version),
+                self.metrics.requests.labels(*name_version, protocol, "200"),
+                self.metrics.rows.labels(*name_version),
+            )
+        counters[0].observe(latency)
+        counters[1].inc()
+        counters[2].inc(rows.n)
         self._record(
             entry.name,
             version,
@@ -601,11 +610,17 @@ def create_app(
             await server.stop()
             access.close()
 
+    extra: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        # FastAPI's OpenTelemetry hooks check their providers on every request; the server
+        # has its own Prometheus metrics and access log.
+        extra["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(
         title="forgeml prediction server",
         version=__version__,
         description=docs.DESCRIPTION,
         lifespan=lifespan,
+        **extra,
     )
     app.state.server = server
     _routes(app, server, options)

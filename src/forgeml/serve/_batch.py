@@ -15,7 +15,7 @@ Reading
     Measured on 1,000,000 rows of adult (108 MB): Arrow, text, 0.42 s; Arrow with inferred
     types 0.59 s; pandas ``read_csv(chunksize=)`` 0.42 s inferred, 1.9 s as text.
 Scoring
-    ``jobs`` worker processes (default: one per core, no more than the file has chunks), forked
+    ``jobs`` worker processes (default: one per core, at least two chunks each), forked
     from a fork server that imported the model's libraries once, each load the model once
     and get the model's columns of one chunk at a time, as an Arrow table. This process never
     forks itself: its Arrow and OpenMP thread pools do not survive a fork. Until the first
@@ -166,8 +166,10 @@ def predict_file(
         workspace: where the model is registered (default: the default workspace). Worker
             processes open their own workspace from its settings.
         chunk_rows: rows per chunk; memory holds about ``2 * jobs + 1`` chunks.
-        jobs: worker processes (default: one per available core); ``1`` scores in this
-            process.
+        jobs: worker processes (default: one per available core, as long as each gets two
+            chunks or more); ``1`` scores in this process. With more than one, a script
+            that calls ``predict_file`` needs the ``if __name__ == "__main__":`` guard, as
+            for any process pool: the workers import the script's main module.
         probabilities: write the class probabilities of classifiers.
         keep: input columns copied to the output: ``True`` all (default), ``False`` none, or
             the names of some (an id column, say).
@@ -366,9 +368,11 @@ def _chunks(batches: Iterator[pa.RecordBatch], size: int, name: str) -> Iterator
 def _jobs(jobs: int | None, rows: int | None, chunk_rows: int) -> int:
     if jobs is None:
         jobs = _cores()
-        if rows is not None:  # no more processes than chunks
-            jobs = max(1, min(jobs, math.ceil(rows / chunk_rows)))
-    return jobs
+        if rows is not None:
+            # Starting workers costs seconds (their imports), paid back over a few chunks
+            # each: at least two chunks per worker, else this process scores them all.
+            jobs = min(jobs, math.ceil(rows / chunk_rows) // 2)
+    return max(1, jobs)
 
 
 def _default_workspace() -> Workspace:
