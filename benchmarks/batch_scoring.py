@@ -207,6 +207,8 @@ def main() -> None:
         return
 
     console = Console()
+    if not console.is_terminal:  # piped: keep the table's rows on one line each
+        console = Console(width=max(console.width, 120))
     load = os.getloadavg()
     timings: dict[str, list[dict]] = {label: [] for label in CASES}
     with tempfile.TemporaryDirectory() as tmp:

@@ -158,7 +158,7 @@ def test_a_worker_that_cannot_load_the_model_gives_its_error(ws, files, tmp_path
     pool = _Pool("adult-lgbm@1", empty, local, 2)
     try:
         with pytest.raises(NotFoundError, match="adult-lgbm"):
-            pool.submit(pq.read_table(files["parquet"]).slice(0, 10))
+            pool.submit(pq.read_table(files["parquet"]).slice(0, 10)).result()
     finally:
         pool.close()
 

@@ -29,7 +29,9 @@ def predict(
     ] = 100_000,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", help="Scoring processes (default: one per core)."),
+        typer.Option(
+            "--jobs", "-j", help="Scoring processes (default: 1 below 4 cores, else one per core)."
+        ),
     ] = None,
     no_probabilities: Annotated[
         bool,

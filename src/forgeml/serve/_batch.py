@@ -15,11 +15,12 @@ Reading
     Measured on 1,000,000 rows of adult (108 MB): Arrow, text, 0.42 s; Arrow with inferred
     types 0.59 s; pandas ``read_csv(chunksize=)`` 0.42 s inferred, 1.9 s as text.
 Scoring
-    ``jobs`` worker processes (default: one per core, at least two chunks each), forked
+    ``jobs`` worker processes (default: in this process below four cores, where the models'
+    own threads already use every core; else one per core, at least two chunks each), forked
     from a fork server that imported the model's libraries once, each load the model once
     and get the model's columns of one chunk at a time, as an Arrow table. This process never
     forks itself: its Arrow and OpenMP thread pools do not survive a fork. Until the first
-    worker is ready, this process scores the chunks itself on one thread. At most two chunks
+    worker is ready, a thread of this process scores chunks on one core. At most two chunks
     per worker are in flight, so memory stays bounded by about ``(2 * jobs + 1) * chunk_rows``
     rows. Each worker limits its OpenMP and Arrow threads to its share of the cores.
     ``jobs=1`` scores in the calling process. Classifiers of the lightgbm flavor are run once
@@ -40,7 +41,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -166,8 +167,9 @@ def predict_file(
         workspace: where the model is registered (default: the default workspace). Worker
             processes open their own workspace from its settings.
         chunk_rows: rows per chunk; memory holds about ``2 * jobs + 1`` chunks.
-        jobs: worker processes (default: one per available core, as long as each gets two
-            chunks or more); ``1`` scores in this process. With more than one, a script
+        jobs: worker processes (default: this process alone below four cores; else one per
+            available core, as long as each gets two chunks or more); ``1`` scores in this
+            process. With more than one, a script
             that calls ``predict_file`` needs the ``if __name__ == "__main__":`` guard, as
             for any process pool: the workers import the script's main module.
         probabilities: write the class probabilities of classifiers.
@@ -365,9 +367,16 @@ def _chunks(batches: Iterator[pa.RecordBatch], size: int, name: str) -> Iterator
         yield pa.Table.from_batches(pending)
 
 
+_POOL_MIN_CORES = 4  # measured on 2 cores: the pool lost to in-process LightGBM (1.2-1.6x)
+
+
 def _jobs(jobs: int | None, rows: int | None, chunk_rows: int) -> int:
     if jobs is None:
         jobs = _cores()
+        if jobs < _POOL_MIN_CORES:
+            # The models predict on every core already; workers only add their start-up
+            # and the copies of each chunk.
+            return 1
         if rows is not None:
             # Starting workers costs seconds (their imports), paid back over a few chunks
             # each: at least two chunks per worker, else this process scores them all.
@@ -570,10 +579,10 @@ class _Pool:
     where there is none): never forked from this process, whose Arrow and OpenMP thread pools
     do not survive a fork (LightGBM hangs in a child forked after its parent predicted).
 
-    Starting the workers takes as long as importing those libraries (seconds), and the first
-    start waits for the fork server to import them; so a thread starts the workers while
-    this process scores the chunks itself, on one thread, until the first worker is ready
-    (``score_while_starting``).
+    Starting the workers takes as long as importing those libraries (seconds), and starting
+    the first one blocks until the fork server has imported them; so a thread starts them,
+    and until the first is ready another thread of this process scores one chunk at a time
+    on one core (``score_while_starting``), while the next chunks wait for the workers.
     """
 
     score_while_starting: ClassVar[bool] = True
@@ -581,7 +590,7 @@ class _Pool:
     def __init__(self, ref: str, settings: Settings, local: _Scorer, jobs: int) -> None:
         import multiprocessing
         import threading
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
         context: Any
         if "forkserver" in multiprocessing.get_all_start_methods():
@@ -592,54 +601,63 @@ class _Pool:
         else:  # pragma: no cover - Windows
             context = multiprocessing.get_context("spawn")
         self._local = local
+        self._here = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeml-batch")
+        self._here_busy: Future[pa.Table] | None = None
         self._executor = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
             initializer=_start_worker,
             initargs=(ref, settings, local.probabilities, max(1, _cores() // jobs)),
         )
-        self._started = threading.Event()  # the first worker is ready, or starting failed
-        self._first: Future[None] | None = None  # that worker's start
-        self._checked = False
+        self._ready: Future[None] = Future()  # a worker is ready, or starting them failed
+        self._start_error: BaseException | None = None
+        self._lock = threading.Lock()
         self._starter = threading.Thread(target=self._start, args=(jobs,), daemon=True)
         self._starter.start()
 
     def _start(self, jobs: int) -> None:
-        """Start every worker (one task each); note the first one that is ready."""
+        """Start every worker (one task each: the executor starts one process per task)."""
         try:
             for _ in range(jobs):
-                self._executor.submit(_worker_ready).add_done_callback(self._note_started)
-        except BaseException as e:  # reported by the next submit
-            failed: Future[None] = Future()
-            failed.set_exception(e)
-            self._note_started(failed)
+                self._executor.submit(_worker_ready).add_done_callback(self._note_ready)
+        except BaseException as e:  # raised by the next submit
+            self._start_error = e
+            self._note_ready(None)
 
-    def _note_started(self, future: Future[None]) -> None:
-        if self._first is None:
-            self._first = future
-        self._started.set()
+    def _note_ready(self, _: Future[None] | None) -> None:
+        # A worker that could not load the model is ready too: every chunk it is given
+        # raises that error, which reports it.
+        with self._lock:
+            if not self._ready.done():
+                self._ready.set_result(None)
 
     def submit(self, table: pa.Table) -> Future[pa.Table]:
-        if not self._started.is_set():
-            if self.score_while_starting:
-                from threadpoolctl import threadpool_limits
+        while not self._ready.done():
+            if not self.score_while_starting:
+                wait([self._ready])
+            elif self._here_busy is None or self._here_busy.done():
+                self._here_busy = self._here.submit(self._score_here, table)
+                return self._here_busy
+            else:
+                wait([self._here_busy, self._ready], return_when=FIRST_COMPLETED)
+        if self._start_error is not None:
+            raise self._start_error
+        from concurrent.futures.process import BrokenProcessPool
 
-                with threadpool_limits(limits=1):
-                    return _InProcess(self._local).submit(table)
-            self._started.wait()
-        if not self._checked:
-            from concurrent.futures.process import BrokenProcessPool
+        try:
+            return self._executor.submit(_score_in_worker, table)
+        except BrokenProcessPool as e:
+            raise _died() from e
 
-            assert self._first is not None
-            try:  # a worker that could not load the model raises its error here
-                self._first.result()
-            except BrokenProcessPool as e:
-                raise _died() from e
-            self._checked = True
-        return self._executor.submit(_score_in_worker, table)
+    def _score_here(self, table: pa.Table) -> pa.Table:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):  # the other cores start the workers
+            return self._local.score(table)
 
     def close(self) -> None:
         self._starter.join()
+        self._here.shutdown(wait=True, cancel_futures=True)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
