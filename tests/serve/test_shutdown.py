@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 
@@ -29,27 +31,30 @@ def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> Non
     raise AssertionError("the server did not become ready")
 
 
-def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(serve_ws, adult):
+@contextlib.contextmanager
+def _serving(ws, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``forgeml serve ARGS`` as a real process on a free port, ready; killed if still alive
+    at the end."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FORGEML_HOME": str(serve_ws.home)}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forgeml",
-            "serve",
-            "adult-lgbm@2",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env=env,
+        [sys.executable, "-m", "forgeml", "serve", *args, "--port", str(port)],
+        env={**os.environ, "FORGEML_HOME": str(ws.home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
         _wait_ready(url, process)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
+def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(serve_ws, adult):
+    with _serving(serve_ws, "adult-lgbm@2", "--no-access-log") as (url, process):
         rows = records(adult, 40, start=300)
         answered: list[str] = []
         failures: list[int] = []
@@ -78,11 +83,6 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(s
             stop.set()
             for f in futures:
                 f.result()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()
     assert not failures, failures
     assert len(answered) > 50
     logged = serve_ws.serving.predictions("adult-lgbm", version=2)
@@ -95,27 +95,7 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(s
 def test_two_workers_serve_with_structured_access_logs_and_stop_cleanly(serve_ws, adult):
     import json
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FORGEML_HOME": str(serve_ws.home)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forgeml",
-            "serve",
-            "adult-hgb@1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_ready(url, process)
+    with _serving(serve_ws, "adult-hgb@1", "--workers", "2") as (url, process):
         ids = set()
         with httpx.Client(timeout=30) as client:
             for row in records(adult, 20, start=500):
@@ -125,11 +105,6 @@ def test_two_workers_serve_with_structured_access_logs_and_stop_cleanly(serve_ws
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
         lines = process.stderr.read().decode().splitlines()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()
     access = [json.loads(line) for line in lines if line.startswith("{")]
     logged = {a["request_id"] for a in access if a.get("path") == "/v1/models/adult-hgb/predict"}
     assert ids <= logged

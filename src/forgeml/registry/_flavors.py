@@ -54,6 +54,13 @@ class Flavor(ABC):
             raise InputError("This model gives no probabilities (it is not a classifier)")
         return np.asarray(model.predict_proba(X))
 
+    def predict_both(
+        self, model: Any, X: pd.DataFrame, spec: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and class probabilities of a classifier (one pass where the flavor
+        can give both at once)."""
+        return self.predict(model, X, spec), self.predict_proba(model, X, spec)
+
     def explainable(self, model: Any, spec: dict[str, Any]) -> Any:
         """The object ``forgeml.evaluate.explain`` takes for this model."""
         return model
@@ -96,12 +103,21 @@ class LightGBMFlavor(Flavor):
             return np.vstack((1.0 - raw, raw)).T
         return raw
 
+    def _labels(self, proba: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+        classes = np.asarray(spec["classes"], dtype=object)
+        return _typed(classes[np.argmax(proba, axis=1)], spec["classes"])
+
     def predict(self, model: Any, X: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
         if not spec.get("classifier"):
             return np.asarray(model.predict(X))
-        classes = np.asarray(spec["classes"], dtype=object)
-        labels = classes[np.argmax(self._probabilities(model, X), axis=1)]
-        return _typed(labels, spec["classes"])
+        return self._labels(self._probabilities(model, X), spec)
+
+    def predict_both(
+        self, model: Any, X: pd.DataFrame, spec: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # The labels are the classes at the argmax of the probabilities: one booster call.
+        proba = self.predict_proba(model, X, spec)
+        return self._labels(proba, spec), proba
 
     def predict_proba(self, model: Any, X: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
         if not spec.get("classifier"):
@@ -154,6 +170,15 @@ class SklearnFlavor(Flavor):
     """Any fitted scikit-learn estimator or pipeline: skops, joblib as the last resort."""
 
     name = "sklearn"
+
+    def predict_both(
+        self, model: Any, X: pd.DataFrame, spec: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        both = getattr(model, "predict_with_proba", None)
+        if both is None:
+            return super().predict_both(model, X, spec)
+        labels, proba = both(X)  # a forgeml TrainedModel: one pass over its members
+        return np.asarray(labels), np.asarray(proba)
 
     def save(self, model: Any, folder: Path, *, check: pd.DataFrame | None) -> dict[str, Any]:
         base = {"estimator": _qualname(model), "classifier": is_classifier(model)}

@@ -114,14 +114,9 @@ class LoadedModel:
             else rows
         )
         spec = self._spec()
-        both = getattr(self._model, "predict_with_proba", None)
-        if both is not None and self.classes is not None and probabilities:
-            labels, proba = both(X)  # a forgeml TrainedModel: one pass for both
-            return np.asarray(labels), np.asarray(proba)
-        labels = self._flavor.predict(self._model, X, spec)
         if not probabilities or self.classes is None:
-            return labels, None
-        return labels, self._flavor.predict_proba(self._model, X, spec)
+            return self._flavor.predict(self._model, X, spec), None
+        return self._flavor.predict_both(self._model, X, spec)
 
     def explain(self, rows: Any) -> Any:
         """Per-row contributions of each input column (``forgeml.evaluate``'s explanation).

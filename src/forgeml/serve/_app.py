@@ -338,17 +338,17 @@ class PredictionServer:
         request_id: str,
         started: float,
         served: Served | None = None,
+        shadow: Served | None = None,
         probabilities: bool = True,
     ) -> Outputs:
-        """Validate, predict (through the cache and the batcher), log, and copy to a shadow."""
-        shadow: Served | None = None
+        """Validate, predict (through the cache and the batcher), log, and copy to a shadow.
+
+        ``served`` and ``shadow`` are the route's choice when the caller made it already (it
+        needed the version's signature to decode the request); else the route chooses by
+        ``rows.key``. Refusals are counted in the error metrics by the handler."""
         if served is None:
             served, shadow = entry.choose(rows.key)
-        try:
-            columns = served.validator.check(rows)
-        except RequestError as e:
-            self.metrics.errors.labels(entry.name, str(e.status), e.code).inc()
-            raise
+        columns = served.validator.check(rows)
         labels, proba = await self._run(served, columns, rows.n)
         version = served.version
         classes = served.runner.classes
@@ -839,10 +839,9 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
                 request_id=request_id,
                 started=started,
                 served=served,
+                shadow=shadow,
                 probabilities=False,
             )
-            if shadow is not None and shadow is not served:
-                server._spawn(server._shadow(name, shadow, rows, request_id, "mlflow"))
             request.scope["forgeml"] = (name, outputs.version, request_id)
             return Response(
                 codecs.encode_mlflow(outputs),
@@ -969,9 +968,8 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
                 request_id=request_id,
                 started=started,
                 served=served,
+                shadow=shadow,
             )
-            if shadow is not None and shadow is not served:
-                server._spawn(server._shadow(name, shadow, rows, request_id, "v2"))
             request.scope["forgeml"] = (name, outputs.version, request_id)
             body, headers = codecs.encode_v2(outputs, v2)
             media = headers.pop("content-type", None) or headers.pop("Content-Type", None)

@@ -23,9 +23,9 @@ Scoring
     worker is ready, a thread of this process scores chunks on one core. At most two chunks
     per worker are in flight, so memory stays bounded by about ``(2 * jobs + 1) * chunk_rows``
     rows. Each worker limits its OpenMP and Arrow threads to its share of the cores.
-    ``jobs=1`` scores in the calling process. Classifiers of the lightgbm flavor are run once
-    per chunk (labels are the argmax of the probabilities); others once for labels and once
-    for probabilities.
+    ``jobs=1`` scores in the calling process. Each chunk is checked against the signature
+    once and scored with ``LoadedModel.predict_both`` (one model pass where the flavor can
+    give labels and probabilities together).
 Writing
     Arrow's Parquet writer (one row group per chunk) or CSV writer (header once), into a
     temporary file next to the output that is renamed over it at the end: a failure leaves
@@ -453,30 +453,15 @@ class _Scorer:
     def __init__(self, model: LoadedModel, probabilities: bool) -> None:
         self.model = model
         self.probabilities = probabilities and model.classes is not None
-        # The lightgbm flavor's labels are the classes at the argmax of its probabilities
-        # (registry/_flavors.py), so one pass of the model gives both; other flavors are
-        # asked for their labels (a classifier's predict need not be that argmax).
-        self.labels: pa.Array | None = None
-        if self.probabilities and model.metadata.get("flavor") == "lightgbm":
-            try:
-                self.labels = pa.array(list(model.classes or ()))
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                self.labels = None
 
     def score(self, table: pa.Table) -> pa.Table:
         model = self.model
         frame = _model_frame(table, model.signature)
-        columns: dict[str, pa.Array] = {}
-        if self.probabilities:
-            proba = np.asarray(model.predict_proba(frame))
-            if self.labels is not None:
-                columns["prediction"] = self.labels.take(pa.array(np.argmax(proba, axis=1)))
-            else:
-                columns["prediction"] = _arrow(model.predict(frame))
+        labels, proba = model.predict_both(frame, probabilities=self.probabilities)
+        columns: dict[str, pa.Array] = {"prediction": _arrow(labels)}
+        if proba is not None:
             for i, label in enumerate(model.classes or ()):
                 columns[f"proba_{label}"] = pa.array(np.ascontiguousarray(proba[:, i]))
-        else:
-            columns["prediction"] = _arrow(model.predict(frame))
         return pa.table(columns)
 
 

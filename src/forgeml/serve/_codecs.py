@@ -647,6 +647,19 @@ def v2_header_length(value: str | None) -> int | None:
     return int(text)
 
 
+def _parameters(spec: dict[str, Any], where: str) -> dict[str, Any]:
+    """The ``parameters`` object of a tensor or requested output (empty when absent)."""
+    parameters = spec.get("parameters")
+    if parameters is None:
+        return {}
+    if type(parameters) is not dict:
+        raise RequestError(
+            f"{where}.parameters is an object; got {_kind(parameters)}",
+            field=f"{where}.parameters",
+        )
+    return parameters
+
+
 @dataclass(slots=True)
 class _Tensor:
     name: str
@@ -770,14 +783,7 @@ def _v2_input(
             f"{where}.shape is a list of non-negative integers", field=f"{where}.shape"
         )
     count = math.prod(shape)
-    parameters = spec.get("parameters")
-    if parameters is None:
-        parameters = {}
-    elif type(parameters) is not dict:
-        raise RequestError(
-            f"{where}.parameters is an object; got {_kind(parameters)}",
-            field=f"{where}.parameters",
-        )
+    parameters = _parameters(spec, where)
     if "shared_memory_region" in parameters:
         raise RequestError(
             "Shared-memory inputs are not supported; send the data in the request",
@@ -995,14 +1001,7 @@ def _v2_outputs(outputs: Any, binary_default: bool, signature: Signature) -> V2R
             )
         if name in names:
             raise RequestError(f"Output {name!r} is requested twice", field=f"{where}.name")
-        parameters = spec.get("parameters")
-        if parameters is None:
-            parameters = {}
-        elif type(parameters) is not dict:
-            raise RequestError(
-                f"{where}.parameters is an object; got {_kind(parameters)}",
-                field=f"{where}.parameters",
-            )
+        parameters = _parameters(spec, where)
         for unsupported in ("classification", "shared_memory_region"):
             if parameters.get(unsupported) not in (None, 0):
                 raise RequestError(
