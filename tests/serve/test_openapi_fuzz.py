@@ -62,10 +62,10 @@ def fuzz_server(serve_ws) -> Iterator[ServerThread]:
         with ServerThread(serve_ws, models=("adult-lgbm@production", "adult-hgb@1")) as s:
             yield s
     finally:
-        stored = serve_ws.serving.routes()
+        stored = serve_ws.routing.routes()
         for name in MODELS:
             if name in stored:
-                serve_ws.serving.clear_route(name)
+                serve_ws.routing.clear_route(name)
 
 
 def test_schemathesis_finds_no_failure_in_any_operation(

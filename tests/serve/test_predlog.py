@@ -16,7 +16,7 @@ import pytest
 
 from forgeml.errors import InputError, StoreError
 from forgeml.serve._predlog import PredictionLog
-from forgeml.store import Database, PredictionRecord, ServingStore
+from forgeml.store import Database, PredictionLogStore, PredictionRecord
 
 T0 = 1_780_000_000_000
 OUTPUTS = {"predictions": ["<=50K"], "probabilities": [[0.75, 0.25]], "classes": ["<=50K", ">50K"]}
@@ -47,23 +47,23 @@ def record(i: int, *, request_id: str | None = None) -> PredictionRecord:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[ServingStore]:
+def store(store_url: str) -> Iterator[PredictionLogStore]:
     db = Database(store_url)
-    yield ServingStore(db)
+    yield PredictionLogStore(db)
     db.close()
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[ServingStore]:
+def sqlite_store(tmp_path: Path) -> Iterator[PredictionLogStore]:
     db = Database(f"sqlite:///{tmp_path / 'forgeml.db'}")
-    yield ServingStore(db)
+    yield PredictionLogStore(db)
     db.close()
 
 
 class SlowStore:
     """A store whose writes take ``delay`` seconds longer."""
 
-    def __init__(self, store: ServingStore, delay: float) -> None:
+    def __init__(self, store: PredictionLogStore, delay: float) -> None:
         self.store, self.delay = store, delay
 
     def write_predictions(self, records: Sequence[PredictionRecord], **kwargs: Any) -> int:
@@ -74,7 +74,7 @@ class SlowStore:
 class FailingStore:
     """A store whose first ``failures`` writes raise, after writing nothing."""
 
-    def __init__(self, store: ServingStore, failures: int) -> None:
+    def __init__(self, store: PredictionLogStore, failures: int) -> None:
         self.store, self.failures, self.calls = store, failures, 0
 
     def write_predictions(self, records: Sequence[PredictionRecord], **kwargs: Any) -> int:
@@ -103,7 +103,7 @@ def submit_from_threads(log: PredictionLog, n_threads: int, per_thread: int) -> 
     return accepted
 
 
-def stored_ids(store: ServingStore) -> tuple[int, int]:
+def stored_ids(store: PredictionLogStore) -> tuple[int, int]:
     """(rows, distinct request ids) in the predictions table."""
     with store._db.transaction(write=False) as conn:
         row = conn.exec_driver_sql(
@@ -112,7 +112,7 @@ def stored_ids(store: ServingStore) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def test_records_from_eight_threads_are_written_exactly_once(store: ServingStore):
+def test_records_from_eight_threads_are_written_exactly_once(store: PredictionLogStore):
     log = PredictionLog(store).start()
     accepted = submit_from_threads(log, 8, 6_250)
     log.close()
@@ -122,7 +122,7 @@ def test_records_from_eight_threads_are_written_exactly_once(store: ServingStore
     assert log.write_errors == 0
 
 
-def test_drop_mode_drops_when_full_and_the_counters_add_up(sqlite_store: ServingStore):
+def test_drop_mode_drops_when_full_and_the_counters_add_up(sqlite_store: PredictionLogStore):
     log = PredictionLog(SlowStore(sqlite_store, 0.05), capacity=50, batch_size=10, interval=0)
     log.start()
     start = time.perf_counter()
@@ -137,7 +137,7 @@ def test_drop_mode_drops_when_full_and_the_counters_add_up(sqlite_store: Serving
     assert stored_ids(sqlite_store) == (log.written, log.written)
 
 
-def test_block_mode_waits_for_room_and_loses_nothing(sqlite_store: ServingStore):
+def test_block_mode_waits_for_room_and_loses_nothing(sqlite_store: PredictionLogStore):
     log = PredictionLog(
         SlowStore(sqlite_store, 0.01), capacity=20, batch_size=10, when_full="block"
     ).start()
@@ -161,7 +161,7 @@ def test_block_mode_waits_for_room_and_loses_nothing(sqlite_store: ServingStore)
     assert max(depths) <= 20
 
 
-def test_a_failing_store_is_retried_until_everything_is_written(store: ServingStore):
+def test_a_failing_store_is_retried_until_everything_is_written(store: PredictionLogStore):
     failing = FailingStore(store, failures=3)
     log = PredictionLog(failing, batch_size=100, interval=0.01).start()
     for i in range(1_000):
@@ -173,7 +173,7 @@ def test_a_failing_store_is_retried_until_everything_is_written(store: ServingSt
     assert stored_ids(store) == (1_000, 1_000)
 
 
-def test_flush_waits_for_earlier_records(sqlite_store: ServingStore):
+def test_flush_waits_for_earlier_records(sqlite_store: PredictionLogStore):
     log = PredictionLog(sqlite_store, interval=10.0).start()  # flush must not wait 10 s
     for i in range(300):
         log.submit(record(i))
@@ -186,7 +186,7 @@ def test_flush_waits_for_earlier_records(sqlite_store: ServingStore):
     log.close()
 
 
-def test_flush_times_out_while_the_store_fails(sqlite_store: ServingStore):
+def test_flush_times_out_while_the_store_fails(sqlite_store: PredictionLogStore):
     log = PredictionLog(FailingStore(sqlite_store, failures=10**9), interval=0).start()
     log.submit(record(0))
     assert log.flush(timeout=0.3) is False
@@ -201,7 +201,7 @@ def test_flush_times_out_while_the_store_fails(sqlite_store: ServingStore):
     assert (log.submitted, log.written, log.dropped, log.depth) == (1, 0, 1, 0)
 
 
-def test_invalid_records_are_rejected_not_retried(sqlite_store: ServingStore):
+def test_invalid_records_are_rejected_not_retried(sqlite_store: PredictionLogStore):
     log = PredictionLog(sqlite_store).start()
     log.submit(record(0))
     log.submit(record(1, request_id="r" * 37))  # longer than a request id may be
@@ -211,7 +211,7 @@ def test_invalid_records_are_rejected_not_retried(sqlite_store: ServingStore):
     assert log.submitted == log.written + log.rejected + log.dropped
 
 
-def test_records_submitted_before_start_or_after_close(sqlite_store: ServingStore):
+def test_records_submitted_before_start_or_after_close(sqlite_store: PredictionLogStore):
     log = PredictionLog(sqlite_store)
     assert log.submit(record(0))
     assert log.flush(timeout=0.1) is False  # no writer yet
@@ -222,7 +222,7 @@ def test_records_submitted_before_start_or_after_close(sqlite_store: ServingStor
     log.close()  # twice is fine
 
 
-def test_submit_costs_about_a_microsecond(sqlite_store: ServingStore):
+def test_submit_costs_about_a_microsecond(sqlite_store: PredictionLogStore):
     records = [record(i) for i in range(50_000)]
     with PredictionLog(sqlite_store) as log:
         start = time.perf_counter()
@@ -243,6 +243,8 @@ def test_submit_costs_about_a_microsecond(sqlite_store: ServingStore):
         ({"when_full": "wait"}, "when_full"),
     ],
 )
-def test_parameters_are_checked(sqlite_store: ServingStore, kwargs: dict[str, Any], match: str):
+def test_parameters_are_checked(
+    sqlite_store: PredictionLogStore, kwargs: dict[str, Any], match: str
+):
     with pytest.raises(InputError, match=match):
         PredictionLog(sqlite_store, **kwargs)

@@ -325,7 +325,7 @@ def test_v2_errors_raise_inference_server_exceptions_naming_the_field(v2, comple
 def test_v2_version_pinned_route(serve_ws, models, complete_rows):
     # version 2 rides along as a shadow that receives no traffic: loaded, reachable only by
     # its own route
-    serve_ws.serving.set_route(
+    serve_ws.routing.set_route(
         "adult-lgbm", {"split": {"production": 1}, "shadow": {"version": 2, "fraction": 0}}
     )
     try:
@@ -384,4 +384,4 @@ def test_v2_version_pinned_route(serve_ws, models, complete_rows):
             finally:
                 client.close()
     finally:
-        serve_ws.serving.clear_route("adult-lgbm")
+        serve_ws.routing.clear_route("adult-lgbm")

@@ -215,7 +215,7 @@ def test_shadow_answers_are_logged_never_returned(serve_ws, adult):
             assert body["version"] == 1
             ids.append(body["request_id"])
         httpx.delete(f"{s.url}/admin/models/adult-lgbm/route", timeout=60)
-    shadow = serve_ws.serving.predictions("adult-lgbm", role="shadow")
+    shadow = serve_ws.predlog.predictions("adult-lgbm", role="shadow")
     assert set(ids) <= set(shadow["request_id"])
     assert set(shadow.loc[shadow["request_id"].isin(ids), "version"]) == {3}
 
@@ -270,7 +270,7 @@ def test_predictions_are_logged_and_take_feedback(serve_ws, adult):
             f"{s.url}/v1/feedback", json={"request_id": body["request_id"], "labels": ["x"]}
         )
         assert wrong.status_code in (400, 422)
-    logged = serve_ws.serving.predictions("adult-hgb")
+    logged = serve_ws.predlog.predictions("adult-hgb")
     mine = logged[logged["request_id"] == body["request_id"]]
     assert len(mine) == 3
     assert mine["prediction"].tolist() == body["predictions"]

@@ -85,7 +85,7 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(s
                 f.result()
     assert not failures, failures
     assert len(answered) > 50
-    logged = serve_ws.serving.predictions("adult-lgbm", version=2)
+    logged = serve_ws.predlog.predictions("adult-lgbm", version=2)
     logged_ids = set(logged["request_id"])
     missing = set(answered) - logged_ids
     assert not missing, f"{len(missing)} answered predictions are not in the log"
@@ -111,5 +111,5 @@ def test_two_workers_serve_with_structured_access_logs_and_stop_cleanly(serve_ws
     entry = next(a for a in access if a.get("request_id") in ids)
     assert entry["status"] == 200 and entry["model"] == "adult-hgb" and entry["version"] == 1
     assert entry["method"] == "POST" and entry["ms"] > 0
-    stored = set(serve_ws.serving.predictions("adult-hgb")["request_id"])
+    stored = set(serve_ws.predlog.predictions("adult-hgb")["request_id"])
     assert ids <= stored

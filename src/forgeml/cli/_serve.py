@@ -130,7 +130,7 @@ def set_route(
         return int(ws.models.resolve(name, which).version)
 
     route = parse_route(config, resolve)
-    revision = ws.serving.set_route(name, config, user=get_settings(ctx).user)
+    revision = ws.routing.set_route(name, config, user=get_settings(ctx).user)
     if json:
         print_json({"model": name, "config": config, "revision": revision, **route.to_dict()})
         return
@@ -150,7 +150,7 @@ def show_routes(
     ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
 ) -> None:
     """Show stored routes."""
-    routes = open_workspace(ctx).serving.routes()
+    routes = open_workspace(ctx).routing.routes()
     if json:
         print_json({k: {"config": c, "revision": r} for k, (c, r) in routes.items()})
         return
@@ -175,5 +175,5 @@ def clear_route(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The served model's name.")]
 ) -> None:
     """Drop a model's route: all traffic goes to the served reference again."""
-    open_workspace(ctx).serving.clear_route(name)
+    open_workspace(ctx).routing.clear_route(name)
     console.print(f"{name}: route cleared")

@@ -136,7 +136,7 @@ class PredictionServer:
         self._loop = asyncio.get_running_loop()
         if self.options.log_predictions:
             self.log = PredictionLog(
-                self.workspace.serving,
+                self.workspace.predlog,
                 capacity=self.options.log_capacity,
                 when_full=self.options.when_full,
             )
@@ -185,7 +185,7 @@ class PredictionServer:
         """Read aliases and stored routes; load and install whatever changed (runs in the
         refresher thread)."""
         ws = self.workspace
-        stored = ws.serving.routes()
+        stored = ws.routing.routes()
         for name, ref in self.refs.items():
             try:
                 route = self._desired_route(name, ref, stored.get(name))
@@ -803,7 +803,7 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
                     code="conflict",
                 )
             log = server.log
-            store = server.workspace.serving
+            store = server.workspace.predlog
 
             def attach() -> None:
                 known = store.known_requests(list(labels))
@@ -1079,10 +1079,10 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
                 raise RequestError(f"The body is not JSON: {e}", field="body") from None
 
             def apply() -> None:
-                stored = server.workspace.serving.routes().get(name)
+                stored = server.workspace.routing.routes().get(name)
                 revision = (stored[1] if stored else 0) + 1
                 server._desired_route(name, server.refs[name], (config, revision))  # validates
-                server.workspace.serving.set_route(name, config)
+                server.workspace.routing.set_route(name, config)
                 server.refresh_now()
 
             try:
@@ -1104,7 +1104,7 @@ def _routes(app: FastAPI, server: PredictionServer, options: ServeOptions) -> No
             server.entry(name)
 
             def apply() -> None:
-                server.workspace.serving.clear_route(name)
+                server.workspace.routing.clear_route(name)
                 server.refresh_now()
 
             await asyncio.get_running_loop().run_in_executor(server._slow, apply)

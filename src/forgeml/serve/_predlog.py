@@ -31,7 +31,7 @@ _MAX_BACKOFF = 5.0
 
 
 class PredictionWriter(Protocol):
-    """What the log needs from a store: ``ServingStore.write_predictions``."""
+    """What the log needs from a store: ``PredictionLogStore.write_predictions``."""
 
     def write_predictions(
         self, records: list[PredictionRecord], *, on_invalid: Literal["raise", "skip"] = ...
@@ -42,7 +42,7 @@ class PredictionLog:
     """A bounded, non-blocking queue of prediction records written by one background thread.
 
     Args:
-        store: where records are written (a ``ServingStore``).
+        store: where records are written (a ``PredictionLogStore``).
         capacity: the most records held in memory (queued or being written); a record
             submitted beyond it is dropped or waits, as ``when_full`` says.
         batch_size: the most records written in one transaction.

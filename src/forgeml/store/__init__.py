@@ -2,7 +2,8 @@
 
 ``Workspace`` opens both from ``Settings``; ``RunStore`` keeps experiments and runs;
 ``DatasetStore`` keeps dataset versions; ``RegistryStore`` keeps models, versions and aliases;
-``ServingStore`` keeps logged predictions, their feedback and serving routes;
+``PredictionLogStore`` keeps logged predictions and their feedback; ``RouteStore`` keeps
+serving routes;
 ``ArtifactStore`` keeps content-addressed blobs. Values returned are immutable entities.
 """
 
@@ -15,6 +16,7 @@ from forgeml.store._datasets import (
     SplitRecord,
 )
 from forgeml.store._db import Database, now_ms
+from forgeml.store._predlog import PredictionLogStore, PredictionRecord
 from forgeml.store._registry import (
     ModelEvent,
     ModelRecord,
@@ -22,8 +24,8 @@ from forgeml.store._registry import (
     ModelVersionRecord,
     RegistryStore,
 )
+from forgeml.store._routes import RouteStore
 from forgeml.store._runs import RunStore
-from forgeml.store._serving import PredictionRecord, ServingStore
 from forgeml.store._workspace import Workspace
 from forgeml.store.entities import ArtifactRef, Experiment, Metric, Page, RunRecord, RunStatus
 
@@ -43,12 +45,13 @@ __all__ = [
     "ModelVersionRecord",
     "NewDatasetVersion",
     "Page",
+    "PredictionLogStore",
     "PredictionRecord",
     "RegistryStore",
+    "RouteStore",
     "RunRecord",
     "RunStatus",
     "RunStore",
-    "ServingStore",
     "SplitRecord",
     "TreeEntry",
     "Workspace",

@@ -11,9 +11,10 @@ from forgeml.errors import StoreError, StoreVersionError, WorkspaceError
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore
 from forgeml.store._datasets import DatasetStore
 from forgeml.store._db import Database
+from forgeml.store._predlog import PredictionLogStore
 from forgeml.store._registry import RegistryStore
+from forgeml.store._routes import RouteStore
 from forgeml.store._runs import RunStore
-from forgeml.store._serving import ServingStore
 
 __all__ = ["Workspace"]
 
@@ -46,7 +47,8 @@ class Workspace:
         self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
         self.datasets = DatasetStore(self.db)
         self.models = RegistryStore(self.db)
-        self.serving = ServingStore(self.db)
+        self.predlog = PredictionLogStore(self.db)
+        self.routing = RouteStore(self.db)
 
     @property
     def home(self) -> Path:

@@ -1,10 +1,9 @@
-"""The serving store: logged predictions, the feedback (ground truth) sent for them, routes.
+"""The prediction log: logged predictions and the feedback (ground truth) sent for them.
 
 A prediction is logged as one record per request and answering version: the request's input
 columns and the model's outputs as compact JSON, column-oriented. Reading expands the records
 back into one DataFrame row per predicted row, which is what drift and performance monitoring
-consume. Routes are the traffic configuration of a served model (which versions answer, which
-shadow), versioned by a revision number the server polls.
+consume.
 """
 
 from __future__ import annotations
@@ -13,25 +12,21 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, Literal
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from forgeml.errors import InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
-from forgeml.store._registry import check_model_name
-from forgeml.store._schema import prediction_feedback, predictions, serving_routes
+from forgeml.store._json import dumps_json
+from forgeml.store._predlog_frames import expand
+from forgeml.store._schema import prediction_feedback, predictions
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
-    import pyarrow as pa
 
-__all__ = ["PREDICTION_ROLES", "PredictionRecord", "ServingStore"]
+__all__ = ["PREDICTION_ROLES", "PredictionLogStore", "PredictionRecord"]
 
 PREDICTION_ROLES = frozenset({"primary", "shadow"})
 _ID_LENGTH = 36
@@ -40,9 +35,6 @@ _PROTOCOL_LENGTH = 16
 # Keeps every IN list under SQLite's and psycopg's bound-parameter limits.
 _CHUNK = 5_000
 _SHOWN = 10
-_JSON = orjson.OPT_SERIALIZE_NUMPY
-# Columns of ``ServingStore.predictions`` that input columns must not shadow.
-_OWN_COLUMNS = ("request_id", "version", "time_ms", "latency_ms", "prediction", "label")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +68,8 @@ class PredictionRecord:
     protocol: str
 
 
-class ServingStore:
-    """Logged predictions, feedback and serving routes in the metadata store.
+class PredictionLogStore:
+    """Logged predictions and their feedback in the metadata store.
 
     Contract:
         * Thread safe and process safe: every method is one transaction.
@@ -86,8 +78,6 @@ class ServingStore:
         * Feedback is written all or nothing: an unknown request id raises ``NotFoundError``
           and a label count that differs from the request's rows raises ``InputError``;
           nothing is written in either case. Sending feedback again for a request replaces it.
-        * A route's revision increases by one on every change, clearing included, and never
-          goes back (a cleared route that is set again continues from its last revision).
         * Returned values are fresh copies; the store never changes them afterwards.
     """
 
@@ -234,7 +224,7 @@ class ServingStore:
             query = query.order_by(p.time_ms.desc(), p.id.desc()).limit(limit)
         with self._db.transaction(write=False) as conn:
             records = conn.execute(query).all()
-        frame = _expand(records if limit is None else records[::-1])
+        frame = expand(records if limit is None else records[::-1])
         if limit is not None and len(frame) > limit:
             frame = frame.iloc[len(frame) - limit :].reset_index(drop=True)
         return frame
@@ -290,7 +280,7 @@ class ServingStore:
                         f"{len(values)} label(s)"
                     )
                 try:
-                    text = _dumps(values)
+                    text = dumps_json(values)
                 except TypeError as e:
                     raise InputError(
                         f"The labels of request {request_id!r} are not JSON-serializable: {e}"
@@ -319,90 +309,6 @@ class ServingStore:
             found.update((request_id, n) for request_id, n in rows)
         return found
 
-    # -- routes -----------------------------------------------------------------------------
-
-    def set_route(self, model: str, config: Mapping[str, Any], *, user: str | None = None) -> int:
-        """Set the traffic route of ``model`` (replacing the current one).
-
-        Args:
-            model: the served model's name.
-            config: the route, a JSON-serializable mapping; its meaning belongs to the server.
-            user: who changes it.
-
-        Returns:
-            The route's new revision: 1 for a model's first route, one more on every change.
-
-        Raises:
-            InputError: the model name is invalid or the config is not a JSON-serializable
-                mapping.
-        """
-        check_model_name(model)
-        if not isinstance(config, Mapping):
-            raise InputError(f"A route config must be a mapping; got {type(config).__name__}")
-        try:
-            text = _dumps(dict(config))
-        except TypeError as e:
-            raise InputError(f"The route config of {model!r} is not JSON-serializable: {e}") from e
-        stmt = self._db.insert(serving_routes).values(
-            model=model, config=text, updated_at=now_ms(), updated_by=user, revision=1
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["model"],
-            set_={
-                "config": stmt.excluded.config,
-                "updated_at": stmt.excluded.updated_at,
-                "updated_by": stmt.excluded.updated_by,
-                "revision": serving_routes.c.revision + 1,
-            },
-        ).returning(serving_routes.c.revision)
-        with self._db.transaction() as conn:
-            return int(conn.execute(stmt).scalar_one())
-
-    def clear_route(self, model: str, *, user: str | None = None) -> int:
-        """Remove the route of ``model`` (the server falls back to its default).
-
-        Args:
-            model: the served model's name.
-            user: who changes it.
-
-        Returns:
-            The route's new revision.
-
-        Raises:
-            NotFoundError: ``model`` has no route.
-        """
-        r = serving_routes.c
-        with self._db.transaction() as conn:
-            revision = conn.execute(
-                serving_routes.update()
-                .where(r.model == model, r.config.is_not(None))
-                .values(config=None, updated_at=now_ms(), updated_by=user, revision=r.revision + 1)
-                .returning(r.revision)
-            ).scalar()
-        if revision is None:
-            raise NotFoundError(f"Model {model!r} has no route")
-        return int(revision)
-
-    def route(self, model: str) -> tuple[dict[str, Any], int] | None:
-        """The route of ``model`` and its revision, ``None`` when it has none."""
-        r = serving_routes.c
-        with self._db.transaction(write=False) as conn:
-            row = conn.execute(
-                sa.select(r.config, r.revision).where(r.model == model, r.config.is_not(None))
-            ).first()
-        return None if row is None else (orjson.loads(row.config), int(row.revision))
-
-    def routes(self) -> dict[str, tuple[dict[str, Any], int]]:
-        """Every model's route: model -> (config, revision)."""
-        r = serving_routes.c
-        with self._db.transaction(write=False) as conn:
-            rows = conn.execute(
-                sa.select(r.model, r.config, r.revision)
-                .where(r.config.is_not(None))
-                .order_by(r.model)
-            ).all()
-        return {row.model: (orjson.loads(row.config), int(row.revision)) for row in rows}
-
 
 # -- writing ---------------------------------------------------------------------------------
 
@@ -418,28 +324,6 @@ _PREDICTION_COLUMNS = (
     "outputs",
     "protocol",
 )
-
-
-def _json_default(value: Any) -> Any:
-    """Values orjson leaves to the caller: object arrays, NumPy scalars, pandas' missing values."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, default=_json_default, option=_JSON).decode()
 
 
 def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
@@ -482,8 +366,8 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
             f"Request {request_id}: outputs must hold one probability list per row, and classes"
         )
     try:
-        inputs_text = _dumps(r.inputs)
-        outputs_text = _dumps(outputs)
+        inputs_text = dumps_json(r.inputs)
+        outputs_text = dumps_json(outputs)
     except TypeError as e:
         raise InputError(f"Request {request_id}: a value is not JSON-serializable: {e}") from e
     return (
@@ -498,223 +382,3 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
         outputs_text,
         r.protocol,
     )
-
-
-# -- reading ---------------------------------------------------------------------------------
-#
-# Expanding 100,000 logged records creates millions of small Python lists when parsed with a
-# JSON library, and the cyclic garbage collector then dominates the time. The stored documents
-# are therefore parsed by Arrow's JSON reader into columns, without Python objects; irregular
-# logs (a column missing from some requests, a column whose values change type, classes that
-# differ between versions) fall back to a plain Python expansion of the part concerned.
-
-
-def _expand(records: Sequence[Any]) -> pd.DataFrame:
-    """One DataFrame row per predicted row of ``records`` (rows of the predictions query)."""
-    import numpy as np
-    import pandas as pd
-
-    if not records:
-        return pd.DataFrame({c: [] for c in _OWN_COLUMNS})
-    request_ids, versions, times, latencies, counts, inputs_texts, outputs_texts, labels_texts = (
-        zip(*records, strict=True)
-    )
-    n_rows = np.asarray(counts, dtype=np.int64)
-    total = int(n_rows.sum())
-
-    def rows_of(values: Any) -> np.ndarray:
-        return np.repeat(np.asarray(values), n_rows)
-
-    columns: dict[str, Any] = {
-        "request_id": rows_of(np.asarray(request_ids, dtype=object)),
-        "version": rows_of(np.asarray(versions, dtype=np.int64)),
-        "time_ms": rows_of(np.asarray(times, dtype=np.int64)),
-        "latency_ms": rows_of(np.asarray(latencies, dtype=np.float64)),
-    }
-    for name, values in _input_columns(inputs_texts, counts, total).items():
-        columns[f"input_{name}" if name in _OWN_COLUMNS else name] = values
-    predicted, probabilities = _output_columns(outputs_texts, n_rows, total)
-    columns["prediction"] = predicted
-    columns.update(probabilities)
-    columns["label"] = _label_column(labels_texts, counts, total)
-    return pd.DataFrame(columns)
-
-
-def _input_columns(texts: Sequence[str], counts: Sequence[int], total: int) -> dict[str, Any]:
-    table = _read_json_lines(texts)
-    if table is not None:
-        flat = {name: _flat(table, name, total) for name in table.column_names}
-        if all(values is not None for values in flat.values()):
-            return flat
-    inputs = _loads_all(texts)
-    layouts = dict.fromkeys(tuple(d) for d in inputs)
-    names = dict.fromkeys(chain.from_iterable(layouts))
-    if len(layouts) == 1:  # every request has the same columns
-        return {c: list(chain.from_iterable(d[c] for d in inputs)) for c in names}
-    return {
-        c: list(
-            chain.from_iterable(
-                d[c] if c in d else repeat(None, n) for d, n in zip(inputs, counts, strict=True)
-            )
-        )
-        for c in names
-    }
-
-
-def _output_columns(
-    texts: Sequence[str], n_rows: np.ndarray, total: int
-) -> tuple[Any, dict[str, Any]]:
-    """The ``prediction`` column and the ``proba_<class>`` columns."""
-    table = _read_json_lines(texts)
-    predicted = probabilities = None
-    if table is not None and "predictions" in table.column_names:
-        predicted = _flat(table, "predictions", total)
-        probabilities = _arrow_probabilities(table, total)
-    if predicted is not None and probabilities is not None:
-        return predicted, probabilities
-    outputs = _loads_all(texts)
-    if predicted is None:
-        predicted = list(chain.from_iterable(o["predictions"] for o in outputs))
-    if probabilities is None:
-        probabilities = _probability_columns(outputs, n_rows)
-    return predicted, probabilities
-
-
-def _label_column(texts: Sequence[str | None], counts: Sequence[int], total: int) -> Any:
-    """The feedback labels, missing for requests without feedback."""
-    import numpy as np
-
-    if all(t is None for t in texts):
-        return np.full(total, np.nan)
-    missing: dict[int, str] = {}
-    lines = [
-        f'{{"l":{t}}}'
-        if t is not None
-        else missing.get(n) or missing.setdefault(n, '{"l":[' + ",".join(["null"] * n) + "]}")
-        for t, n in zip(texts, counts, strict=True)
-    ]
-    table = _read_json_lines(lines)
-    if table is not None:
-        flat = _flat(table, "l", total)
-        if flat is not None:
-            return flat
-    return list(
-        chain.from_iterable(
-            repeat(None, n) if t is None else orjson.loads(t)
-            for t, n in zip(texts, counts, strict=True)
-        )
-    )
-
-
-def _loads_all(texts: Sequence[str]) -> list[Any]:
-    # One call for the whole batch: joining the documents is cheaper than a call per record.
-    return orjson.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
-
-
-def _read_json_lines(lines: Sequence[str]) -> pa.Table | None:
-    """The JSON objects ``lines`` as an Arrow table, ``None`` when Arrow cannot type them."""
-    import pyarrow as pa
-    from pyarrow import json as pa_json
-
-    data = pa.py_buffer("\n".join(lines).encode())
-    try:
-        table = pa_json.read_json(pa.BufferReader(data))
-        # Arrow reads ISO 8601 strings as timestamps; the logged values were strings and stay
-        # strings (the Python expansion keeps them so too).
-        schema = pa.schema([f.with_type(_strings_for_timestamps(f.type)) for f in table.schema])
-        if not schema.equals(table.schema):
-            table = pa_json.read_json(
-                pa.BufferReader(data), parse_options=pa_json.ParseOptions(explicit_schema=schema)
-            )
-    except (pa.ArrowException, ValueError):
-        return None
-    if table.num_rows != len(lines):
-        return None
-    return table
-
-
-def _strings_for_timestamps(kind: pa.DataType) -> pa.DataType:
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(kind):
-        return pa.string()
-    if pa.types.is_list(kind):
-        return pa.list_(_strings_for_timestamps(kind.value_type))
-    if pa.types.is_struct(kind):
-        return pa.struct([f.with_type(_strings_for_timestamps(f.type)) for f in kind])
-    return kind
-
-
-def _flat(table: pa.Table, name: str, total: int) -> pd.Series | None:
-    """The list column ``name`` flattened to one value per row, ``None`` if a list is missing."""
-    import pyarrow.compute as pc
-
-    column = table.column(name)
-    if column.null_count:
-        return None
-    flat = pc.list_flatten(column)
-    if len(flat) != total:
-        return None
-    return flat.to_pandas()
-
-
-def _arrow_probabilities(table: pa.Table, total: int) -> dict[str, Any] | None:
-    """``proba_<class>`` columns when every request has the same classes, else ``None``."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = table.column_names
-    if "probabilities" not in names:
-        return {}
-    probabilities = table.column("probabilities")
-    if probabilities.null_count == table.num_rows:
-        return {}
-    if probabilities.null_count or "classes" not in names:
-        return None
-    classes = table.column("classes")
-    if classes.null_count:
-        return None
-    first = classes[0].as_py()
-    k = len(first)
-    if not k or pc.min_max(pc.list_value_length(classes)).as_py() != {"min": k, "max": k}:
-        return None
-    if not pc.all(pc.equal(pc.list_flatten(classes), pa.array(first * table.num_rows))).as_py():
-        return None
-    rows = pc.list_flatten(probabilities)
-    if len(rows) != total or rows.null_count:
-        return None
-    if pc.min_max(pc.list_value_length(rows)).as_py() != {"min": k, "max": k}:
-        return None
-    values = pc.cast(pc.list_flatten(rows), pa.float64()).to_numpy(zero_copy_only=False)
-    matrix = np.asarray(values, dtype=np.float64).reshape(total, k)
-    return {f"proba_{label}": matrix[:, j] for j, label in enumerate(first)}
-
-
-def _probability_columns(outputs: list[dict[str, Any]], n_rows: np.ndarray) -> dict[str, Any]:
-    """``proba_<class>`` columns; rows of requests without probabilities hold NaN."""
-    import numpy as np
-
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for i, o in enumerate(outputs):
-        if o.get("probabilities") is not None:
-            groups.setdefault(tuple(o["classes"]), []).append(i)
-    if not groups:
-        return {}
-    total = int(n_rows.sum())
-    columns: dict[str, np.ndarray] = {}
-    for classes, members in groups.items():
-        values = np.asarray(
-            list(chain.from_iterable(outputs[i]["probabilities"] for i in members)),
-            dtype=np.float64,
-        ).reshape(-1, len(classes))
-        if len(members) == len(outputs):
-            where: slice | np.ndarray = slice(None)
-        else:
-            chosen = np.zeros(len(outputs), dtype=bool)
-            chosen[members] = True
-            where = np.repeat(chosen, n_rows)
-        for j, label in enumerate(classes):
-            column = columns.setdefault(f"proba_{label}", np.full(total, np.nan))
-            column[where] = values[:, j]
-    return columns

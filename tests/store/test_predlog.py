@@ -1,4 +1,4 @@
-"""The serving store contract, on SQLite and on PostgreSQL."""
+"""The prediction log store contract, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from forgeml.errors import InputError, NotFoundError
-from forgeml.store import Database, PredictionRecord, ServingStore, Workspace
+from forgeml.store import Database, PredictionLogStore, PredictionRecord, Workspace
 from forgeml.store._db import _MIGRATIONS
 
 CLASSES = ["<=50K", ">50K"]
@@ -80,7 +80,7 @@ def record(
 
 
 def test_records_expand_to_one_row_per_predicted_row(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     records = [record(0, 3), record(3, 1), record(4, 2, version=2)]
     assert store.write_predictions(records) == 3
     frame = store.predictions("adult")
@@ -114,7 +114,7 @@ def test_records_expand_to_one_row_per_predicted_row(workspace: Workspace):
 
 
 def test_filters_select_version_window_role_and_latest_rows(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     primaries = [record(i, 2, version=1 + i % 2, time_ms=T0 + 10 * i) for i in range(10)]
     shadows = [
         record(i, 2, version=3, role="shadow", time_ms=T0 + 10 * i, request_id=r.request_id)
@@ -145,7 +145,7 @@ def test_filters_select_version_window_role_and_latest_rows(workspace: Workspace
 
 
 def test_writing_a_batch_again_adds_no_duplicate(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     records = [record(i) for i in range(20)]
     store.write_predictions(records)
     assert store.write_predictions([*records[10:], record(30)]) == 11
@@ -154,7 +154,7 @@ def test_writing_a_batch_again_adds_no_duplicate(workspace: Workspace):
 
 
 def test_invalid_records_are_refused_or_skipped(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     good = record(0)
     too_long = record(1, request_id="x" * 37)
     short_inputs = PredictionRecord(
@@ -182,7 +182,7 @@ def _fields(r: PredictionRecord) -> dict[str, Any]:
 
 
 def test_numpy_and_missing_values_are_stored(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     r = PredictionRecord(
         request_id="np-1",
         model="adult",
@@ -210,7 +210,7 @@ def test_numpy_and_missing_values_are_stored(workspace: Workspace):
 
 
 def test_irregular_logs_expand_like_regular_ones(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     a = record(0, 2)
     # a later version that lost a column, gained one, names a value differently and has
     # other classes: each part falls back to the plain expansion
@@ -250,7 +250,7 @@ def test_irregular_logs_expand_like_regular_ones(workspace: Workspace):
 
 
 def test_feedback_is_joined_and_replaced(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     a, b, c = record(0, 2), record(2, 1), record(3, 1)
     store.write_predictions([a, b, c])
     store.write_predictions(
@@ -277,7 +277,7 @@ def test_feedback_is_joined_and_replaced(workspace: Workspace):
 
 
 def test_feedback_for_unknown_requests_writes_nothing(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     known = record(0)
     store.write_predictions([known, record(1, role="shadow", request_id="shadow-only")])
     unknown = [f"missing-{i:02d}" for i in range(12)]
@@ -294,7 +294,7 @@ def test_feedback_for_unknown_requests_writes_nothing(workspace: Workspace):
 
 
 def test_feedback_with_a_wrong_label_count_writes_nothing(workspace: Workspace):
-    store = workspace.serving
+    store = workspace.predlog
     a, b = record(0, 1), record(1, 3)
     store.write_predictions([a, b])
     with pytest.raises(InputError, match=rf"{b.request_id}.*3 row\(s\); got 2 label"):
@@ -302,31 +302,6 @@ def test_feedback_with_a_wrong_label_count_writes_nothing(workspace: Workspace):
     with pytest.raises(InputError, match="list"):
         store.add_feedback({a.request_id: "<=50K"})
     assert store.predictions("adult")["label"].isna().all()
-
-
-def test_routes_have_increasing_revisions(workspace: Workspace):
-    store = workspace.serving
-    assert store.routes() == {}
-    assert store.route("adult") is None
-    canary = {"versions": {"1": 0.9, "2": 0.1}, "shadow": [3]}
-    assert store.set_route("adult", canary, user="ada") == 1
-    assert store.set_route("churn", {"versions": {"4": 1.0}}) == 1
-    assert store.set_route("adult", {"versions": {"2": 1.0}}) == 2
-    assert store.routes() == {
-        "adult": ({"versions": {"2": 1.0}}, 2),
-        "churn": ({"versions": {"4": 1.0}}, 1),
-    }
-    assert store.clear_route("adult") == 3
-    assert store.routes() == {"churn": ({"versions": {"4": 1.0}}, 1)}
-    assert store.route("adult") is None
-    with pytest.raises(NotFoundError, match="adult"):
-        store.clear_route("adult")
-    assert store.set_route("adult", canary) == 4  # never back to a revision already seen
-    assert store.route("adult") == (canary, 4)
-    with pytest.raises(InputError):
-        store.set_route("bad name!", {})
-    with pytest.raises(InputError, match="mapping"):
-        store.set_route("adult", [1, 2])  # type: ignore[arg-type]
 
 
 def test_indexes_serve_the_read_paths(store_url: str):
@@ -364,7 +339,7 @@ def test_migration_0004_downgrades_and_upgrades(store_url: str):
 def test_ten_thousand_records_write_in_well_under_a_second(store_url: str):
     db = Database(store_url)
     try:
-        store = ServingStore(db)
+        store = PredictionLogStore(db)
         records = [record(i) for i in range(10_000)]
         start = time.perf_counter()
         store.write_predictions(records)
@@ -380,7 +355,7 @@ def test_ten_thousand_records_write_in_well_under_a_second(store_url: str):
 def test_a_hundred_thousand_rows_load_in_seconds(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'forgeml.db'}")
     try:
-        store = ServingStore(db)
+        store = PredictionLogStore(db)
         for chunk in range(10):
             store.write_predictions([record(chunk * 10_000 + i) for i in range(10_000)])
         start = time.perf_counter()
