@@ -14,7 +14,9 @@ from rich.table import Table
 
 from forgeml.config import Settings
 from forgeml.errors import InputError
+from forgeml.security import Principal
 from forgeml.store import Workspace
+from forgeml.workflows import Context
 
 __all__ = [
     "console",
@@ -22,6 +24,7 @@ __all__ = [
     "fmt_ms",
     "fmt_value",
     "get_settings",
+    "open_context",
     "open_workspace",
     "print_json",
     "table",
@@ -45,6 +48,12 @@ def open_workspace(ctx: typer.Context) -> Workspace:
     workspace = Workspace(get_settings(ctx))
     ctx.call_on_close(workspace.close)
     return workspace
+
+
+def open_context(ctx: typer.Context) -> Context:
+    """The use-case context of this invocation: the workspace, acted on by the local user
+    the settings name (``FORGEML_USER`` or the login name)."""
+    return Context(open_workspace(ctx), Principal.from_settings(get_settings(ctx)))
 
 
 def _default(obj: Any) -> Any:

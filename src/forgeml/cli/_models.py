@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from forgeml.cli._common import console, fmt_ms, fmt_value, open_workspace, print_json, table
+from forgeml.cli._common import (
+    console,
+    fmt_ms,
+    fmt_value,
+    open_context,
+    open_workspace,
+    print_json,
+    table,
+)
 from forgeml.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, cards.")
@@ -115,11 +123,9 @@ def promote(
     json: JsonOption = False,
 ) -> None:
     """Point NAME@ALIAS at VERSION (atomically; who, when and why are recorded)."""
-    from forgeml import registry
+    from forgeml import workflows
 
-    event = registry.promote(
-        name, _number(version), alias=alias, reason=reason, workspace=open_workspace(ctx)
-    )
+    event = workflows.promote(open_context(ctx), name, _number(version), alias=alias, reason=reason)
     if json:
         print_json(event.to_dict())
         return
@@ -133,7 +139,7 @@ def _number(version: str) -> int:
     return int(version)
 
 
-def _status_command(action: str) -> Any:
+def _status_command(status: str) -> Any:
     def command(
         ctx: typer.Context,
         name: Annotated[str, typer.Argument(help="The model.")],
@@ -141,10 +147,10 @@ def _status_command(action: str) -> Any:
         reason: ReasonOption = None,
         json: JsonOption = False,
     ) -> None:
-        from forgeml import registry
+        from forgeml import workflows
 
-        record = getattr(registry, action)(
-            name, _number(version), reason=reason, workspace=open_workspace(ctx)
+        record = workflows.change_status(
+            open_context(ctx), name, _number(version), status, reason=reason
         )
         if json:
             print_json(record.to_dict())
@@ -155,11 +161,11 @@ def _status_command(action: str) -> Any:
 
 
 app.command("archive", help="Archive a version (kept and loadable, hidden from lists).")(
-    _status_command("archive")
+    _status_command("archived")
 )
-app.command("restore", help="Make an archived version active again.")(_status_command("restore"))
+app.command("restore", help="Make an archived version active again.")(_status_command("active"))
 app.command("retire", help="Retire a version for good: never served or promoted again.")(
-    _status_command("retire")
+    _status_command("retired")
 )
 
 
@@ -337,7 +343,10 @@ def import_mlflow(
     """Import a model saved by MLflow (sklearn, LightGBM or XGBoost flavor)."""
     from forgeml import registry
 
-    record = registry.import_mlflow(path, name=name, trust=trust, workspace=open_workspace(ctx))
+    context = open_context(ctx)
+    record = registry.import_mlflow(
+        path, name=name, trust=trust, workspace=context.workspace, actor=context.principal
+    )
     if json:
         print_json(record.to_dict())
         return

@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from forgeml.cli._common import console, get_settings, open_workspace, print_json, table
+from forgeml.cli._common import (
+    console,
+    get_settings,
+    open_context,
+    open_workspace,
+    print_json,
+    table,
+)
 from forgeml.errors import InputError, NotFoundError
 
 routes_app = typer.Typer(
@@ -114,7 +121,7 @@ def set_route(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Set a model's route; running servers apply it within their poll interval."""
-    from forgeml.serve._runtime import parse_route
+    from forgeml import workflows
 
     config: dict[str, Any] = {"split": _parse_split(split), "sticky": sticky}
     if shadow:
@@ -123,25 +130,15 @@ def set_route(
             config["shadow"] = {"version": version, "fraction": float(fraction or 1.0)}
         except ValueError:
             raise InputError(f"--shadow fraction is a number; got {fraction!r}") from None
-    ws = open_workspace(ctx)
-    ws.models.get_model(name)  # NotFoundError names it
-
-    def resolve(which: str) -> int:
-        return int(ws.models.resolve(name, which).version)
-
-    route = parse_route(config, resolve)
-    revision = ws.routing.set_route(name, config, user=get_settings(ctx).user)
+    change = workflows.set_route(open_context(ctx), name, config)
     if json:
-        print_json({"model": name, "config": config, "revision": revision, **route.to_dict()})
+        print_json(change.to_dict())
         return
-    shares = ", ".join(f"v{v} {w:.0%}" for v, w in route.to_dict()["split"].items())
+    shares = ", ".join(f"v{v} {w:.0%}" for v, w in change.resolved["split"].items())
+    shadow = change.resolved.get("shadow")
     console.print(
         f"{name}: {shares}"
-        + (
-            f"; shadow v{route.shadow} {route.shadow_fraction:.0%}"
-            if route.shadow is not None
-            else ""
-        )
+        + (f"; shadow v{shadow['version']} {shadow['fraction']:.0%}" if shadow else "")
     )
 
 
@@ -175,5 +172,7 @@ def clear_route(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The served model's name.")]
 ) -> None:
     """Drop a model's route: all traffic goes to the served reference again."""
-    open_workspace(ctx).routing.clear_route(name)
+    from forgeml import workflows
+
+    workflows.clear_route(open_context(ctx), name)
     console.print(f"{name}: route cleared")

@@ -28,6 +28,7 @@ from forgeml.data._split import (
 )
 from forgeml.data._version import DatasetVersion, SplitInfo, check_dataset_name, parse_ref
 from forgeml.errors import InputError, NotFoundError
+from forgeml.security import Principal, actor_name
 from forgeml.store import DatasetRecord, NewDatasetVersion, SplitRecord, Workspace, now_ms
 
 __all__ = [
@@ -84,6 +85,7 @@ def add(
     id: str | None = None,
     types: Mapping[str, str] | None = None,
     workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> DatasetVersion:
     """Add a table as a new version of dataset ``name``.
 
@@ -101,6 +103,7 @@ def add(
         id: the column identifying an entity; rows of one entity stay in one split part.
         types: kinds that override inference, e.g. ``{"zip": "categorical"}``.
         workspace: where to store (default: ``forgeml.tracking.default_workspace()``).
+        actor: who adds it (default: the local user of the workspace's settings).
 
     Returns:
         The new version, or the existing one with identical content.
@@ -188,7 +191,7 @@ def add(
             id_column=id,
             sensitive=sensitive_columns,
             source=description,
-            created_by=ws.settings.user,
+            created_by=actor_name(actor, ws.settings),
         ),
     )
     return DatasetVersion.from_record(record)
@@ -351,6 +354,7 @@ def split(
     seed: int = 0,
     name: str = "default",
     workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> SplitInfo:
     """Draw a train/validation/test split of a version and record it with the version.
 
@@ -367,6 +371,7 @@ def split(
         seed: the seed of the random permutation.
         name: the split's name.
         workspace: where to record.
+        actor: who records it (default: the local user of the workspace's settings).
 
     Raises:
         InputError: bad fractions or strategy, or a strategy whose column is not declared.
@@ -401,7 +406,7 @@ def split(
         counts={p: int(c) for p, c in zip(PARTS, counts, strict=True)},
         assignment_digest=digest,
         created_at=now_ms(),
-        created_by=ws.settings.user,
+        created_by=actor_name(actor, ws.settings),
     )
     stored, _ = ws.datasets.add_split(version.name, version.version, record)
     return SplitInfo.from_record(stored)

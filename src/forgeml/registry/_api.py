@@ -23,6 +23,7 @@ from forgeml.registry._signature import (
     names_only_signature,
     signature_from_columns,
 )
+from forgeml.security import Principal, actor_name
 from forgeml.store import (
     ModelEvent,
     ModelRecord,
@@ -161,6 +162,7 @@ def register(
     evaluation: Any = None,
     signature: Signature | None = None,
     workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
     """Register a model as the next version of ``name``.
 
@@ -182,6 +184,7 @@ def register(
         signature: the input signature, when there is neither a sample nor a dataset (its
             task and classes are taken from the model).
         workspace: where to register (default: the default workspace).
+        actor: who registers it (default: the local user of the workspace's settings).
 
     Returns:
         The new version (``.name``, ``.version``).
@@ -192,6 +195,7 @@ def register(
         NotFoundError: the run or dataset does not exist.
     """
     ws = _ws(workspace)
+    who = actor_name(actor, ws.settings)
     check_model_name(name)
     model, declared, summary = obj, None, None
     if hasattr(obj, "model") and hasattr(obj, "run_id"):  # a training result
@@ -263,7 +267,7 @@ def register(
         "metrics": metric_values,
         "lineage": {"run_id": run_id, "dataset": dataset, "code_revision": code_revision},
         "description": description,
-        "created_by": ws.settings.user,
+        "created_by": who,
         "created_at": now_ms(),
     }
     staged = stage(
@@ -285,7 +289,7 @@ def register(
             run_id=run_id,
             dataset=dataset,
             description=description,
-            created_by=ws.settings.user,
+            created_by=who,
         )
     finally:
         staged.cleanup()
@@ -408,8 +412,11 @@ def promote(
     alias: str = "production",
     reason: str | None = None,
     workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelEvent:
     """Point ``NAME@ALIAS`` at ``version`` (atomically; recorded with who, when and why).
+
+    ``actor`` is who moves it (default: the local user of the workspace's settings).
 
     Raises:
         InputError: invalid alias.
@@ -418,45 +425,70 @@ def promote(
     """
     ws = _ws(workspace)
     return ws.models.set_alias(
-        name, alias, _version_number(version), actor=ws.settings.user, reason=reason
+        name, alias, _version_number(version), actor=actor_name(actor, ws.settings), reason=reason
     )
 
 
 def remove_alias(
-    name: str, alias: str, *, reason: str | None = None, workspace: Workspace | None = None
+    name: str,
+    alias: str,
+    *,
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelEvent:
-    """Remove ``NAME@ALIAS``."""
+    """Remove ``NAME@ALIAS`` (``actor``: who; default the settings' local user)."""
     ws = _ws(workspace)
-    return ws.models.remove_alias(name, alias, actor=ws.settings.user, reason=reason)
+    return ws.models.remove_alias(name, alias, actor=actor_name(actor, ws.settings), reason=reason)
 
 
 def _set_status(
-    name: str, version: int, status: ModelStatus, reason: str | None, ws: Workspace
+    name: str,
+    version: int,
+    status: ModelStatus,
+    reason: str | None,
+    ws: Workspace,
+    actor: Principal | str | None,
 ) -> ModelVersionRecord:
     return ws.models.set_status(
-        name, _version_number(version), status, actor=ws.settings.user, reason=reason
+        name, _version_number(version), status, actor=actor_name(actor, ws.settings), reason=reason
     )
 
 
 def archive(
-    name: str, version: int, *, reason: str | None = None, workspace: Workspace | None = None
+    name: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
     """Archive a version: kept and loadable, hidden from default listings."""
-    return _set_status(name, version, ModelStatus.ARCHIVED, reason, _ws(workspace))
+    return _set_status(name, version, ModelStatus.ARCHIVED, reason, _ws(workspace), actor)
 
 
 def restore(
-    name: str, version: int, *, reason: str | None = None, workspace: Workspace | None = None
+    name: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
     """Make an archived version active again."""
-    return _set_status(name, version, ModelStatus.ACTIVE, reason, _ws(workspace))
+    return _set_status(name, version, ModelStatus.ACTIVE, reason, _ws(workspace), actor)
 
 
 def retire(
-    name: str, version: int, *, reason: str | None = None, workspace: Workspace | None = None
+    name: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
     """Retire a version for good: it can no longer be served or promoted."""
-    return _set_status(name, version, ModelStatus.RETIRED, reason, _ws(workspace))
+    return _set_status(name, version, ModelStatus.RETIRED, reason, _ws(workspace), actor)
 
 
 def _version_number(version: Any) -> int:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from forgeml.errors import InputError
 from forgeml.registry._signature import InputColumn, Signature, infer_signature
+from forgeml.security import Principal
 from forgeml.store import ModelVersionRecord, Workspace
 
 __all__ = ["import_mlflow"]
@@ -172,6 +173,7 @@ def import_mlflow(
     trust: bool = False,
     description: str | None = None,
     workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
     """Register the model of an MLflow model directory as the next version of ``name``.
 
@@ -185,6 +187,7 @@ def import_mlflow(
             when loaded): only for a directory you made.
         description: what the model is for.
         workspace: where to register.
+        actor: who imports it (default: the local user of the workspace's settings).
 
     Raises:
         InputError: not an MLflow model directory, an unsupported flavor, or an untrusted
@@ -216,4 +219,5 @@ def import_mlflow(
         description=description or f"Imported from the MLflow model at {folder.resolve()}",
         signature=signature,
         workspace=workspace,
+        actor=actor,
     )

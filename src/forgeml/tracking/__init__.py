@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.config import Settings
+from forgeml.security import Principal
 from forgeml.store import Metric, RunRecord, Workspace
 from forgeml.tracking._run import ActiveRun
 
@@ -52,6 +53,7 @@ def start_run(
     parent: str | ActiveRun | None = None,
     workspace: Workspace | None = None,
     capture_code: bool = True,
+    actor: Principal | str | None = None,
 ) -> ActiveRun:
     """Start recording a run.
 
@@ -69,6 +71,7 @@ def start_run(
         parent: a parent run (or its id), e.g. the search a trial belongs to.
         workspace: where to record (default: ``default_workspace()``).
         capture_code: record the git revision of the working directory.
+        actor: who runs it (default: the local user of the workspace's settings).
     """
     return ActiveRun(
         workspace or default_workspace(),
@@ -77,6 +80,7 @@ def start_run(
         tags=tags,
         parent=parent,
         capture_code=capture_code,
+        actor=actor,
     )
 
 

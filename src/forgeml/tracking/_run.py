@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from forgeml.errors import ConflictError, ForgeMLError, InputError, NotFoundError, StoreError
+from forgeml.security import Principal, actor_name
 from forgeml.store import ArtifactRef, Metric, RunRecord, RunStatus, Workspace, now_ms
 from forgeml.store._runs import check_key, param_to_text
 from forgeml.tracking._environment import code_revision, environment
@@ -59,6 +60,7 @@ class ActiveRun:
         tags: Mapping[str, Any] | None = None,
         parent: str | ActiveRun | None = None,
         capture_code: bool = True,
+        actor: Principal | str | None = None,
     ) -> None:
         self._workspace = workspace
         self.experiment = experiment
@@ -67,7 +69,7 @@ class ActiveRun:
         self.run_id: str = workspace.runs.create_run(
             experiment,
             name=name,
-            user=workspace.settings.user,
+            user=actor_name(actor, workspace.settings),
             parent_run_id=parent_id,
             code_revision=revision,
             code_dirty=dirty,

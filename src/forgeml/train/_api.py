@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml.errors import InputError
+from forgeml.security import Principal
 from forgeml.store import Workspace
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
@@ -256,6 +257,7 @@ def train(
     max_trials: int | None = None,
     evaluate: bool = False,
     drop: Sequence[str] = (),
+    actor: Principal | str | None = None,
 ) -> TrainResult:
     """Find the best model for ``target`` within ``time_budget`` seconds.
 
@@ -299,6 +301,8 @@ def train(
             ``forgeml.evaluate`` (metrics with intervals, slices, fairness on the dataset's
             sensitive columns, plots, report) inside the same run. It runs after the budget.
         drop: columns to leave out (e.g. ones only known after the outcome).
+        actor: who trains (recorded on the run; default: the local user of the
+            workspace's settings).
 
     Returns:
         The result: ``.model``, ``.leaderboard``, ``.test_metrics``, ``.run_id``...
@@ -441,6 +445,7 @@ def train(
         name=f"train-{target}",
         tags={"forgeml.kind": "train", "forgeml.target": target},
         workspace=ws,
+        actor=actor,
     )
     with run:
         run.log_params(

@@ -1,0 +1,80 @@
+"""Use cases over registered models: promote, remove an alias, change a version's status."""
+
+from __future__ import annotations
+
+from forgeml.store import ModelEvent, ModelStatus, ModelVersionRecord
+from forgeml.workflows._context import Context
+
+__all__ = ["change_status", "promote", "remove_alias"]
+
+
+def promote(
+    ctx: Context, name: str, version: int, *, alias: str = "production", reason: str | None = None
+) -> ModelEvent:
+    """Point ``NAME@ALIAS`` at ``version``, recorded as done by ``ctx.principal``.
+
+    Args:
+        ctx: where and who.
+        name: the model.
+        version: the version number the alias will name.
+        alias: the alias to move (``production``, ``staging``...).
+        reason: why, kept in the model's history.
+
+    Returns:
+        The recorded alias event (``from_version``, ``to_version``, ``actor``...).
+
+    Raises:
+        InputError: an invalid alias or version number.
+        NotFoundError: no such model or version.
+        ConflictError: the version is retired.
+    """
+    from forgeml import registry
+
+    return registry.promote(
+        name, version, alias=alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
+    )
+
+
+def remove_alias(ctx: Context, name: str, alias: str, *, reason: str | None = None) -> ModelEvent:
+    """Remove ``NAME@ALIAS``, recorded as done by ``ctx.principal``.
+
+    Raises:
+        InputError: an invalid alias.
+        NotFoundError: no such model or alias.
+    """
+    from forgeml import registry
+
+    return registry.remove_alias(
+        name, alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
+    )
+
+
+def change_status(
+    ctx: Context,
+    name: str,
+    version: int,
+    status: ModelStatus | str,
+    *,
+    reason: str | None = None,
+) -> ModelVersionRecord:
+    """Archive, restore (``active``) or retire a version, recorded as done by ``ctx.principal``.
+
+    Raises:
+        InputError: an unknown status or invalid version number.
+        NotFoundError: no such model or version.
+        ConflictError: the change is not allowed (a retired version stays retired).
+    """
+    from forgeml import registry
+    from forgeml.errors import InputError
+
+    try:
+        wanted = ModelStatus(status)
+    except ValueError:
+        known = ", ".join(s.value for s in ModelStatus)
+        raise InputError(f"status is one of {known}; got {status!r}") from None
+    action = {
+        ModelStatus.ACTIVE: registry.restore,
+        ModelStatus.ARCHIVED: registry.archive,
+        ModelStatus.RETIRED: registry.retire,
+    }[wanted]
+    return action(name, version, reason=reason, workspace=ctx.workspace, actor=ctx.principal)
