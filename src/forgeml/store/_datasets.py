@@ -112,7 +112,8 @@ class DatasetStore:
     """Datasets and their versions in the metadata store.
 
     Contract:
-        * Thread safe and process safe: every method is one transaction.
+        * Thread safe and process safe: every method is one transaction, which joins the
+          caller's open transaction (a unit of work, ``Database.transaction``) if there is one.
         * Returned objects are immutable and never change after they are returned; a stored
           version is never modified (only splits are added to it).
         * Version numbers of one dataset start at 1 and are allocated under a lock on the

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ _REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 # Key of the PostgreSQL advisory lock that serialises schema upgrades between processes.
 _MIGRATION_LOCK_KEY = 0x666F72676D6C  # "forgml"
+
+# The open transaction of each Database in this thread or task: id(database) -> (its
+# connection, whether it writes). A context variable, so that threads and asyncio tasks never
+# see each other's transactions.
+_OPEN: ContextVar[dict[int, tuple[Connection, bool]]] = ContextVar("forgeml_open_transactions")
 
 
 def now_ms() -> int:
@@ -95,6 +101,11 @@ class Database:
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
         """One transaction: commit on success, roll back on error, driver errors mapped.
 
+        Transactions nest: inside an open transaction of this database (in the same thread or
+        asyncio task), an inner ``transaction()`` joins it and yields the same connection; only
+        the outermost one commits, and an error anywhere rolls all of it back. That is how
+        store methods, each written as one transaction, compose into a unit of work.
+
         Args:
             write: the transaction writes. On SQLite a writer takes the write lock up front
                 (``BEGIN IMMEDIATE``), so it waits for the busy timeout instead of failing
@@ -102,18 +113,43 @@ class Database:
 
         Raises:
             ConflictError: a uniqueness or foreign-key constraint was violated.
-            StoreError: the database failed or could not be reached.
+            StoreError: the database failed or could not be reached, or a writing transaction
+                was asked for inside a read-only one.
         """
-        try:
-            with self.engine.connect() as conn:
-                if self.dialect == "sqlite":
-                    conn.execution_options(forgeml_begin="IMMEDIATE" if write else "DEFERRED")
+        open_ = _OPEN.get({})
+        joined = open_.get(id(self))
+        if joined is not None:
+            conn, writes = joined
+            if write and not writes:
+                raise StoreError(
+                    "A write cannot join a read-only transaction; open the outer transaction "
+                    "with write=True"
+                )
+            with self._mapped_errors():
+                yield conn
+            return
+        with self._mapped_errors(), self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.execution_options(forgeml_begin="IMMEDIATE" if write else "DEFERRED")
+            token = _OPEN.set({**open_, id(self): (conn, write)})
+            try:
                 with conn.begin():
                     yield conn
+            finally:
+                _OPEN.reset(token)
+
+    @contextmanager
+    def _mapped_errors(self) -> Iterator[None]:
+        try:
+            yield
         except exc.IntegrityError as e:
             raise ConflictError(f"The write conflicts with stored data: {e.orig}") from e
         except exc.DBAPIError as e:
             raise StoreError(f"The metadata store failed ({self._safe_url()}): {e.orig}") from e
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction of this database is open in this thread or asyncio task."""
+        return id(self) in _OPEN.get({})
 
     def insert(self, table: sa.Table) -> Any:
         """An INSERT in this dialect, with ``on_conflict_do_nothing`` / ``_do_update``."""

@@ -72,7 +72,8 @@ class PredictionLogStore:
     """Logged predictions and their feedback in the metadata store.
 
     Contract:
-        * Thread safe and process safe: every method is one transaction.
+        * Thread safe and process safe: every method is one transaction, which joins the
+          caller's open transaction (a unit of work, ``Database.transaction``) if there is one.
         * ``write_predictions`` is idempotent per ``(request_id, role)``: writing a record
           again (a retried batch) keeps the first copy and adds no row.
         * Feedback is written all or nothing: an unknown request id raises ``NotFoundError``

@@ -17,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from forgeml.errors import ConflictError, InputError, NotFoundError
+from forgeml.errors import ConflictError, ForgeMLError, InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import model_aliases, model_events, model_versions, models
 
@@ -35,6 +35,8 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 # Names a reference can take besides an alias: ``latest`` and version numbers.
 RESERVED_ALIASES = frozenset({"latest"})
+# How many version numbers a registration tries before giving up to concurrent ones.
+_VERSION_ATTEMPTS = 64
 
 
 class ModelStatus(StrEnum):
@@ -216,11 +218,13 @@ class RegistryStore:
     """Models, versions, aliases and their history in the metadata store.
 
     Contract:
-        * Thread safe and process safe: every method is one transaction.
+        * Thread safe and process safe: every method is one transaction, which joins the
+          caller's open transaction (a unit of work, ``Database.transaction``) if there is one.
         * Returned objects are immutable and never change after they are returned.
         * Version numbers of one model start at 1 and are allocated under a lock on the
           model's row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite writers are exclusive),
-          so concurrent registrations get distinct, gap-free numbers.
+          so concurrent registrations get distinct, gap-free numbers. The bundle is stored
+          before that transaction: no lock is held while blobs are uploaded.
         * Moving an alias is one transaction that updates its row in place and appends to the
           history: a concurrent reader resolves the old or the new version, never none.
         * The history is append-only: every registration, alias move and status change
@@ -250,12 +254,18 @@ class RegistryStore:
     ) -> ModelVersionRecord:
         """Register the next version of ``name`` (the model is created if missing).
 
+        The bundle is stored before the write transaction, never under the model's lock, so
+        a slow upload blocks no other registration. The number it is written for is the one
+        expected next; the transaction then takes that number under the model's lock, or,
+        when a concurrent registration took it first, ``bundle`` is called again with the
+        next one (content-addressed blobs that did not change are the same blobs).
+
         Args:
             name: the model.
             flavor: how the bundle's model is stored and run.
-            bundle: called with the allocated version number, inside the transaction and
-                under the model's lock; writes the bundle and returns ``(digest, size)`` of
-                its tree blob. If it raises, nothing is recorded and the number is not used.
+            bundle: called with a version number, outside any transaction; writes the bundle
+                for that number and returns ``(digest, size)`` of its tree blob. If it raises,
+                nothing is recorded and no number is used.
             task: ``binary``, ``multiclass``, ``regression``...
             metrics: evaluation metrics to record with the version.
             run_id: the training run.
@@ -265,8 +275,61 @@ class RegistryStore:
 
         Returns:
             The new version.
+
+        Raises:
+            ConflictError: concurrent registrations took every number tried.
+            ForgeMLError: called inside an open transaction (a unit of work), where the
+                bundle could not be stored before the write.
         """
         check_model_name(name)
+        if self._db.in_transaction():
+            raise ForgeMLError(
+                "add_version stores the bundle before its own transaction; call it outside "
+                "a unit of work"
+            )
+        for _ in range(_VERSION_ATTEMPTS):
+            with self._db.transaction(write=False) as conn:
+                latest = conn.execute(
+                    sa.select(models.c.latest_version).where(models.c.name == name)
+                ).scalar()
+            version = (latest or 0) + 1
+            digest, size = bundle(version)
+            record = self._insert_version(
+                name,
+                version,
+                flavor=flavor,
+                digest=digest,
+                size=size,
+                task=task,
+                metrics=metrics,
+                run_id=run_id,
+                dataset=dataset,
+                description=description,
+                created_by=created_by,
+            )
+            if record is not None:
+                return record
+        raise ConflictError(
+            f"Concurrent registrations of model {name!r} took every version number tried "
+            f"({_VERSION_ATTEMPTS} attempts); register again"
+        )
+
+    def _insert_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        flavor: str,
+        digest: str,
+        size: int,
+        task: str | None,
+        metrics: Mapping[str, float] | None,
+        run_id: str | None,
+        dataset: str | None,
+        description: str | None,
+        created_by: str | None,
+    ) -> ModelVersionRecord | None:
+        """Record ``name@version`` if it is still the next number, else ``None``."""
         now = now_ms()
         with self._db.transaction() as conn:
             conn.execute(
@@ -284,8 +347,8 @@ class RegistryStore:
             if self._db.dialect == "postgresql":
                 lock = lock.with_for_update()
             parent = conn.execute(lock).one()
-            version = parent.latest_version + 1
-            digest, size = bundle(version)
+            if parent.latest_version + 1 != version:
+                return None
             conn.execute(
                 models.update()
                 .where(models.c.model_id == parent.model_id)

@@ -25,7 +25,8 @@ class RouteStore:
     """The serving routes of models in the metadata store.
 
     Contract:
-        * Thread safe and process safe: every method is one transaction.
+        * Thread safe and process safe: every method is one transaction, which joins the
+          caller's open transaction (a unit of work, ``Database.transaction``) if there is one.
         * A route's revision increases by one on every change, clearing included, and never
           goes back (a cleared route that is set again continues from its last revision).
         * Returned values are fresh copies; the store never changes them afterwards.

@@ -83,7 +83,8 @@ class RunStore:
     """Experiments and runs in the metadata store.
 
     Contract:
-        * Thread safe and process safe: every method is one transaction.
+        * Thread safe and process safe: every method is one transaction, which joins the
+          caller's open transaction (a unit of work, ``Database.transaction``) if there is one.
         * Returned objects are immutable and never change after they are returned.
         * ``NotFoundError`` means the run or experiment does not exist; ``ConflictError``
           means the write contradicts stored state (a parameter logged again with another

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,27 @@ class Workspace:
     @property
     def home(self) -> Path:
         return self.settings.home
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Workspace]:
+        """One metadata transaction that the stores' methods called inside it join.
+
+        Everything written through this workspace's stores in the block (in this thread or
+        asyncio task) commits together when the block ends, or not at all when it raises:
+        for example a promotion and the route change that goes with it. Blobs are not part
+        of it (content-addressed blobs nothing references are harmless), and
+        ``models.add_version`` refuses to run inside it, because it stores its bundle before
+        its own transaction.
+
+        Yields:
+            This workspace.
+
+        Raises:
+            ConflictError: a write conflicts with stored data; nothing was written.
+            StoreError: the database failed; nothing was written.
+        """
+        with self.db.transaction():
+            yield self
 
     def close(self) -> None:
         """Release the database connections."""
