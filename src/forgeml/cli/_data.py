@@ -84,10 +84,17 @@ def add(
         list[str] | None,
         typer.Option("--type", help="Override a column's kind: COLUMN=KIND (repeatable)."),
     ] = None,
+    bins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bins", help="Ranges of a numeric sensitive column: age=25,40,65 (repeatable)."
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Add a table as a new version (identical content returns the existing version)."""
     from forgeml import data
+    from forgeml.cli._train import parse_bins
 
     workspace = open_workspace(ctx)
     before = {d.name: d.latest_version for d in data.list_datasets(workspace=workspace)}
@@ -99,6 +106,7 @@ def add(
         sensitive=tuple(sensitive or ()),
         id=id,
         types=_types(type_),
+        bins=parse_bins(bins),
         workspace=workspace,
     )
     created = before.get(name, 0) < version.version
@@ -110,6 +118,8 @@ def add(
     else:
         console.print(f"Unchanged: identical to {version.ref}", markup=False)
     _summary(version)
+    for finding in version.quality.errors if version.quality is not None else ():
+        console.print(f"  {finding.check}: {finding.message}", markup=False)
 
 
 @app.command("list")

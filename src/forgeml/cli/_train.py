@@ -32,6 +32,24 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def parse_bins(values: list[str] | None) -> dict[str, list[float]]:
+    """``{"age": [25, 40, 65]}`` from ``["age=25,40,65"]``.
+
+    Raises:
+        InputError: an item is not COLUMN=NUMBER,NUMBER...
+    """
+    out: dict[str, list[float]] = {}
+    for item in values or []:
+        column, sep, edges = item.partition("=")
+        try:
+            out[column.strip()] = [float(e) for e in edges.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep or not column.strip():
+            raise InputError(f"--bins takes COLUMN=EDGE,EDGE,... (e.g. age=25,40,65); got {item!r}")
+    return out
+
+
 def _read_table(path: Path) -> Any:
     import pandas as pd
 
@@ -93,6 +111,18 @@ def train(
     drop: Annotated[
         str | None, typer.Option("--drop", help="Columns to leave out, comma-separated.")
     ] = None,
+    use_sensitive: Annotated[
+        bool,
+        typer.Option("--use-sensitive", help="Let sensitive columns be model inputs."),
+    ] = False,
+    allow_leaks: Annotated[
+        bool,
+        typer.Option("--allow-leaks", help="Train although the leak check found leaks."),
+    ] = False,
+    bins: Annotated[
+        list[str] | None,
+        typer.Option("--bins", help="Ranges of a numeric sensitive column: age=25,40,65."),
+    ] = None,
     register: Annotated[
         str | None,
         typer.Option("--register", help="Model name to register (default: the dataset's name)."),
@@ -130,11 +160,12 @@ def train(
             target=target,
             time=time_column,
             sensitive=sensitive or (),
+            bins=parse_bins(bins),
             workspace=workspace,
         )
         source = f"{version.name}@{version.version}"
-    elif sensitive:
-        raise InputError("--sensitive applies to a file source; a dataset keeps its own")
+    elif sensitive or bins:
+        raise InputError("--sensitive and --bins apply to a file source; a dataset keeps its own")
     dataset = datasets.get(source, workspace=workspace)
     result = run_training(
         f"{dataset.name}@{dataset.version}",
@@ -152,6 +183,8 @@ def train(
         max_trials=trials,
         evaluate=not no_evaluate,
         drop=dropped,
+        use_sensitive=use_sensitive,
+        allow_leaks=allow_leaks,
     )
     registered = None
     register_s = 0.0

@@ -40,9 +40,10 @@ if TYPE_CHECKING:
     )
     from forgeml.data._diff import ColumnDiff, DatasetDiff
     from forgeml.data._expectations import Expectation, ExpectationResult, load_expectations
+    from forgeml.data._leaks import find_leaks, leak_gate, leak_summary
     from forgeml.data._profile import ColumnProfile, Histogram, Profile
     from forgeml.data._quality import Finding, QualityReport, Severity
-    from forgeml.data._schema import ColumnKind, ColumnSchema, Schema
+    from forgeml.data._schema import ColumnKind, ColumnSchema, Schema, bin_values
     from forgeml.data._version import DatasetVersion, SplitInfo, parse_ref
 
 __all__ = [
@@ -63,9 +64,13 @@ __all__ = [
     "SplitInfo",
     "ValidationReport",
     "add",
+    "bin_values",
     "diff",
+    "find_leaks",
     "get",
     "infer_schema",
+    "leak_gate",
+    "leak_summary",
     "list_datasets",
     "list_versions",
     "load",
@@ -93,9 +98,10 @@ _HOMES = {
     ),
     "_diff": ("ColumnDiff", "DatasetDiff"),
     "_expectations": ("Expectation", "ExpectationResult", "load_expectations"),
+    "_leaks": ("find_leaks", "leak_gate", "leak_summary"),
     "_profile": ("ColumnProfile", "Histogram", "Profile"),
     "_quality": ("Finding", "QualityReport", "Severity"),
-    "_schema": ("ColumnKind", "ColumnSchema", "Schema"),
+    "_schema": ("ColumnKind", "ColumnSchema", "Schema", "bin_values"),
     "_version": ("DatasetVersion", "SplitInfo", "parse_ref"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from forgeml.data._diff import DatasetDiff, diff_tables
 from forgeml.data._expectations import ExpectationResult, check_expectations, load_expectations
 from forgeml.data._hash import hash_table
 from forgeml.data._io import from_parquet_bytes, read_table, to_parquet_bytes
-from forgeml.data._quality import QualityReport, Severity, check_quality
+from forgeml.data._leaks import find_leaks
+from forgeml.data._quality import Finding, QualityReport, Severity, check_quality
 from forgeml.data._schema import ColumnKind
 from forgeml.data._split import (
     PARTS,
@@ -84,6 +86,7 @@ def add(
     sensitive: Sequence[str] = (),
     id: str | None = None,
     types: Mapping[str, str] | None = None,
+    bins: Mapping[str, Sequence[float]] | None = None,
     workspace: Workspace | None = None,
     actor: Principal | str | None = None,
 ) -> DatasetVersion:
@@ -102,6 +105,9 @@ def add(
         sensitive: columns holding sensitive attributes (audited for fairness).
         id: the column identifying an entity; rows of one entity stay in one split part.
         types: kinds that override inference, e.g. ``{"zip": "categorical"}``.
+        bins: inner edges grouping a numeric sensitive column into ranges for fairness
+            audits, e.g. ``{"age": [25, 40, 65]}``; a numeric sensitive column without them is
+            cut at its quartiles. Recorded in the version's schema (``schema["age"].bins``).
         workspace: where to store (default: ``forgeml.tracking.default_workspace()``).
         actor: who adds it (default: the local user of the workspace's settings).
 
@@ -110,7 +116,8 @@ def add(
 
     Raises:
         InputError: the source is empty or not a table, a named column is missing, a type is
-            unknown or impossible for its column, or the name is invalid.
+            unknown or impossible for its column, bins are given for a column that is not a
+            numeric sensitive one or are not increasing numbers, or the name is invalid.
         NotFoundError: there is no file at the path.
     """
     check_dataset_name(name)
@@ -128,6 +135,7 @@ def add(
     }
     for column in type_overrides:
         _require(frame, column, "type override")
+    edges = _check_bins(bins, sensitive_columns)
 
     hashed = hash_table(frame)
     spec = {
@@ -136,6 +144,7 @@ def add(
         "id": id,
         "sensitive": sorted(sensitive_columns),
         "types": dict(sorted(type_overrides.items())),
+        **({"bins": dict(sorted(edges.items()))} if edges else {}),
     }
     spec_digest = hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()
     existing = ws.datasets.find_version(name, hashed.digest, spec_digest)
@@ -169,9 +178,19 @@ def add(
             f"The time column {time!r} holds {schema[time].kind.value} values; it must hold dates "
             "or numbers"
         )
+    schema = _bin_sensitive(frame, schema, sensitive_columns, edges, target)
     quality = check_quality(
         schema, profile, target=target, id_column=id, time_column=time, sensitive=sensitive_columns
     )
+    if target is not None:
+        leaks = find_leaks(
+            frame,
+            target=target,
+            kinds={c.name: c.kind.value for c in schema},
+            task=profile.task,
+            id_column=id,
+        )
+        quality = _with(quality, leaks)
     data = to_parquet_bytes(frame)
     data_digest = ws.artifacts.put_bytes(data)
     record, _ = ws.datasets.add_version(
@@ -195,6 +214,80 @@ def add(
         ),
     )
     return DatasetVersion.from_record(record)
+
+
+def _check_bins(
+    bins: Mapping[str, Sequence[float]] | None, sensitive: Sequence[str]
+) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for column, values in (bins or {}).items():
+        if column not in sensitive:
+            raise InputError(
+                f"bins apply to sensitive columns; {column!r} is not declared sensitive "
+                f"(sensitive: {', '.join(sensitive) or 'none'})"
+            )
+        try:
+            edges = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise InputError(
+                f"The bins of {column!r} must be numbers such as 25,40,65; got {values!r}"
+            ) from None
+        if (
+            not edges
+            or not all(np.isfinite(edges))
+            or any(b <= a for a, b in itertools.pairwise(edges))
+        ):
+            raise InputError(
+                f"The bins of {column!r} must be increasing finite numbers such as 25,40,65; "
+                f"got {values!r}"
+            )
+        out[str(column)] = edges
+    return out
+
+
+def _bin_sensitive(
+    frame: pd.DataFrame,
+    schema: Any,
+    sensitive: Sequence[str],
+    edges: Mapping[str, list[float]],
+    target: str | None,
+) -> Any:
+    """The schema with ranges recorded for every numeric sensitive column (the quartiles
+    unless given); refuses sensitive columns a fairness audit cannot group."""
+    numeric = (ColumnKind.NUMERIC, ColumnKind.INTEGER)
+    for column in sensitive:
+        kind = schema[column].kind
+        if column == target:
+            raise InputError(f"The target {target!r} cannot also be a sensitive column")
+        if column in edges and kind not in numeric:
+            raise InputError(
+                f"bins apply to numeric columns; the sensitive column {column!r} is {kind.value}"
+            )
+        if kind not in numeric:
+            continue
+        cut = edges.get(column)
+        if cut is None:
+            values = pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy()
+            quartiles = np.quantile(values, [0.25, 0.5, 0.75]) if len(values) else []
+            if kind is ColumnKind.INTEGER:
+                quartiles = np.round(quartiles)
+            cut = sorted(
+                {float(q) for q in quartiles} - {float(values.min())} if len(values) else set()
+            )
+            if not cut:
+                raise InputError(
+                    f"The sensitive column {column!r} has one value; a fairness audit compares "
+                    "at least two groups"
+                )
+        schema = schema.replace(column, bins=tuple(cut))
+    return schema
+
+
+def _with(quality: QualityReport, extra: Sequence[Finding]) -> QualityReport:
+    findings = sorted(
+        (*quality.findings, *extra), key=lambda f: (-f.severity.rank, f.check, f.column or "")
+    )
+    return QualityReport(tuple(findings))
 
 
 def get(ref: str, *, workspace: Workspace | None = None) -> DatasetVersion:
@@ -319,8 +412,21 @@ def validate(
         sensitive=version.sensitive,
     )
     results: tuple[ExpectationResult, ...] = ()
+    frame = None
+    if version.target is not None:
+        frame = load(version, workspace=ws)
+        leaks = find_leaks(
+            frame,
+            target=version.target,
+            kinds={c.name: c.kind.value for c in version.schema},
+            task=version.profile.task,
+            id_column=version.id_column,
+        )
+        quality = _with(quality, leaks)
     if rules:
-        results = check_expectations(load(version, workspace=ws), rules)
+        results = check_expectations(
+            frame if frame is not None else load(version, workspace=ws), rules
+        )
     return ValidationReport(version.ref, quality, results)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from forgeml.data._profile import ColumnProfile, Profile
 from forgeml.data._schema import ColumnKind, Schema
 
-__all__ = ["Finding", "QualityReport", "Severity", "check_quality"]
+__all__ = ["Finding", "QualityReport", "Severity", "check_quality", "leakage_findings"]
 
 QUALITY_FORMAT = "forgeml.quality/1"
 NEAR_CONSTANT_SHARE = 0.99
@@ -167,6 +167,7 @@ def check_quality(
         )
     if target is not None and target in profile:
         findings.extend(_target_findings(profile, target))
+        findings.extend(leakage_findings(schema, profile, target=target, id_column=id_column))
     for name in sensitive:
         findings.append(
             Finding(
@@ -283,22 +284,50 @@ def _column_findings(
             name,
             float(c.outliers),
         )
-    if (
-        not is_target
-        and not is_id
-        and kind is not ColumnKind.IDENTIFIER
-        and c.predictive_power is not None
-        and c.predictive_power >= LEAKAGE_POWER
-    ):
-        yield Finding(
-            "leakage",
-            Severity.ERROR,
-            f"{name!r} alone predicts the target almost perfectly (predictive power "
-            f"{c.predictive_power:.3f}): it is probably derived from the target or known only "
-            "after it; drop it",
-            name,
-            c.predictive_power,
+
+
+def leakage_findings(
+    schema: Schema,
+    profile: Profile,
+    *,
+    target: str,
+    id_column: str | None = None,
+    rows: str | None = None,
+) -> list[Finding]:
+    """Columns that alone predict the target almost perfectly (predictive power at least
+    ``LEAKAGE_POWER``; identifiers are checked by ``_leaks``).
+
+    Args:
+        schema: the table's schema.
+        profile: its profile, with the target's association computed.
+        target: the target column.
+        id_column: the declared identifier.
+        rows: the rows the profile was computed on, as the message should say (default: all
+            of the profile's rows).
+    """
+    shown = rows or f"{profile.n_rows:,} rows"
+    found = []
+    for c in profile:
+        if (
+            c.name == target
+            or c.name == id_column
+            or schema[c.name].kind is ColumnKind.IDENTIFIER
+            or c.predictive_power is None
+            or c.predictive_power < LEAKAGE_POWER
+        ):
+            continue
+        found.append(
+            Finding(
+                "leakage",
+                Severity.ERROR,
+                f"{c.name!r} alone predicts the target {target!r} almost perfectly (predictive "
+                f"power {c.predictive_power:.3f} on {shown}): it is probably derived from the "
+                f"target or known only after it; drop it (--drop {c.name})",
+                c.name,
+                c.predictive_power,
+            )
         )
+    return found
 
 
 def _top_value(c: ColumnProfile) -> str:

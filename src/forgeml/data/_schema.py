@@ -7,14 +7,15 @@ column of dates is a datetime. ``Schema`` is immutable and round-trips through J
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from forgeml.errors import InputError, NotFoundError
 
-__all__ = ["ColumnKind", "ColumnSchema", "Schema"]
+__all__ = ["ColumnKind", "ColumnSchema", "Schema", "bin_labels", "bin_values"]
 
 SCHEMA_FORMAT = "forgeml.schema/1"
 
@@ -61,6 +62,8 @@ class ColumnSchema:
         min: the smallest value (numbers; ISO 8601 text for datetimes), ``None`` if unknown.
         max: the largest value, likewise.
         overridden: the kind was set by the user, not inferred.
+        bins: the inner edges that group a numeric sensitive column into ranges for fairness
+            audits (``(25, 40, 65)``: below 25, 25 to 40, 40 to 65, 65 and over).
     """
 
     name: str
@@ -71,6 +74,7 @@ class ColumnSchema:
     min: float | int | str | None = None
     max: float | int | str | None = None
     overridden: bool = False
+    bins: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -83,6 +87,7 @@ class ColumnSchema:
             "min": self.min,
             "max": self.max,
             "overridden": self.overridden,
+            **({"bins": list(self.bins)} if self.bins is not None else {}),
         }
 
     @classmethod
@@ -98,6 +103,7 @@ class ColumnSchema:
             min=data.get("min"),
             max=data.get("max"),
             overridden=bool(data.get("overridden", False)),
+            bins=None if data.get("bins") is None else tuple(float(b) for b in data["bins"]),
         )
 
 
@@ -161,3 +167,29 @@ class Schema:
         if not isinstance(data, Mapping) or not isinstance(data.get("columns"), list):
             raise InputError("A schema document is a mapping with a 'columns' list")
         return cls(tuple(ColumnSchema.from_dict(c) for c in data["columns"]))
+
+
+def _edge(value: float) -> str:
+    return f"{value:g}"
+
+
+def bin_labels(edges: Sequence[float]) -> list[str]:
+    """The names of the ranges ``edges`` cut: ``<25``, ``25-40``, ``40-65``, ``>=65``."""
+    inner = [f"{_edge(a)}-{_edge(b)}" for a, b in itertools.pairwise(edges)]
+    return [f"<{_edge(edges[0])}", *inner, f">={_edge(edges[-1])}"]
+
+
+def bin_values(values: Any, edges: Sequence[float]) -> Any:
+    """A numeric column as the ranges ``edges`` cut it into (a pandas categorical series;
+    missing values stay missing).
+
+    Args:
+        values: the numbers (a pandas Series).
+        edges: increasing inner edges; a value equal to an edge belongs to the range above it.
+    """
+    import numpy as np
+    import pandas as pd
+
+    numbers = pd.to_numeric(values, errors="coerce")
+    cut = [-np.inf, *edges, np.inf]
+    return pd.cut(numbers, cut, right=False, labels=bin_labels(edges))

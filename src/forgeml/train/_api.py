@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeml.data import leak_gate, leak_summary
 from forgeml.errors import InputError
 from forgeml.security import Principal
 from forgeml.store import Workspace
@@ -142,6 +143,32 @@ def _input_schema(X: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, dict[s
     return schema
 
 
+def failed_trials(records: Sequence[TrialRecord]) -> dict[str, dict[str, Any]]:
+    """Per family with a failed trial: its trials, how many failed, whether all did, and the
+    first failure's error."""
+    out: dict[str, dict[str, Any]] = {}
+    for family in dict.fromkeys(r.family for r in records):
+        own = [r for r in records if r.family == family and r.state != "skipped"]
+        failed = [r for r in own if r.state == "failed"]
+        if failed:
+            out[family] = {
+                "trials": len(own),
+                "failed": len(failed),
+                "all_failed": len(failed) == len(own),
+                "first_error": failed[0].note,
+            }
+    return out
+
+
+def _record_failures(run: Any, failures: Mapping[str, Mapping[str, Any]], notes: list[str]) -> None:
+    """Failed trials on the run (a metric and a tag per family) and in the notes."""
+    run.log_metrics({"failed_trials": float(sum(v["failed"] for v in failures.values()))})
+    for family, v in failures.items():
+        text = f"{v['failed']} of {v['trials']} trials failed; first error: {v['first_error']}"
+        run.set_tags({f"forgeml.failed.{family}": text})
+        notes.append(f"{family}: {text}")
+
+
 def _refit_estimate(record: TrialRecord, problem: Problem) -> float:
     """Seconds a refit on all training rows should take, from the trial's fold fits."""
     if not record.fit_seconds:
@@ -257,6 +284,9 @@ def train(
     max_trials: int | None = None,
     evaluate: bool = False,
     drop: Sequence[str] = (),
+    sensitive: Sequence[str] | None = None,
+    use_sensitive: bool = False,
+    allow_leaks: bool = False,
     actor: Principal | str | None = None,
 ) -> TrainResult:
     """Find the best model for ``target`` within ``time_budget`` seconds.
@@ -300,7 +330,15 @@ def train(
         evaluate: after training, evaluate the model on the held-out rows with
             ``forgeml.evaluate`` (metrics with intervals, slices, fairness on the dataset's
             sensitive columns, plots, report) inside the same run. It runs after the budget.
-        drop: columns to leave out (e.g. ones only known after the outcome).
+        drop: columns to leave out (e.g. ones only known after the outcome). Recorded on
+            the run with the feature list (``features.json``).
+        sensitive: sensitive columns (default: the dataset's). They are not model inputs
+            unless ``use_sensitive``; the evaluation audits fairness on them (numeric ones in
+            the ranges recorded with the dataset).
+        use_sensitive: let the sensitive columns be model inputs.
+        allow_leaks: train although the leak gate found columns that give the target away
+            (single columns predicting it almost perfectly, formulas reproducing it); the
+            findings are then noted on the run.
         actor: who trains (recorded on the run; default: the local user of the
             workspace's settings).
 
@@ -310,7 +348,8 @@ def train(
     Raises:
         InputError: a missing, constant or all-missing target; a class with fewer than 3
             rows; fewer than 20 rows; a budget that is not positive; an unknown model
-            family, metric or task; a metric that does not fit the task.
+            family, metric or task; a metric that does not fit the task; a leak (before any
+            of the budget is spent, unless ``allow_leaks``); every trial failed.
     """
     started = time.monotonic()
     source: _DatasetSource | None = None
@@ -322,6 +361,14 @@ def train(
         column_kinds = {**source.column_kinds, **(column_kinds or {})}
     if target is None:
         raise InputError("train needs target= (the column to predict)")
+    drop = [drop] if isinstance(drop, str) else list(drop)
+    sensitive_columns = list(
+        dict.fromkeys(
+            ([sensitive] if isinstance(sensitive, str) else list(sensitive))
+            if sensitive is not None
+            else (source.sensitive if source else ())
+        )
+    )
     if drop:
         if not isinstance(data, pd.DataFrame):
             raise InputError(f"train takes a pandas DataFrame; got {type(data).__name__}")
@@ -333,6 +380,16 @@ def train(
         data = data.drop(columns=list(drop))
         if column_kinds:
             column_kinds = {k: v for k, v in column_kinds.items() if k not in drop}
+    if isinstance(data, pd.DataFrame):
+        lacking = [c for c in sensitive_columns if c not in data.columns and c not in drop]
+        if lacking:
+            raise InputError(
+                f"The sensitive column {lacking[0]!r} is not in the data "
+                f"(columns: {', '.join(map(str, list(data.columns)[:12]))})"
+            )
+        if target in sensitive_columns:
+            raise InputError(f"The target {target!r} cannot also be a sensitive column")
+    sensitive_columns = [c for c in sensitive_columns if c not in drop]
     families = _check_arguments(
         data, target, time_budget, models, test_size, time_column, max_trials, n_jobs
     )
@@ -382,7 +439,26 @@ def train(
     if time_column is not None:
         order = _time_order(data[time_column], is_test)
         data, is_test = data.iloc[order], is_test[order]
-    features = [c for c in data.columns if c != target]
+    # the leak gate runs before any of the budget is spent: its time is not counted
+    gate_started = time.monotonic()
+    leaks = leak_gate(data, target=target, kinds=kinds_all, task=task, seed=seed)
+    gate_seconds = time.monotonic() - gate_started
+    started += gate_seconds
+    hard_end += gate_seconds
+    leak_errors = [f for f in leaks if f.severity.value == "error"]
+    if leak_errors and not allow_leaks:
+        raise InputError(
+            f"Leak check: {leak_summary(leak_errors)} (or train anyway with allow_leaks=True, "
+            "--allow-leaks)"
+        )
+    notes.extend(f"leak check: {f.message}" for f in leaks)
+    excluded = [] if use_sensitive else [c for c in sensitive_columns if c in data.columns]
+    features = [c for c in data.columns if c != target and c not in excluded]
+    if excluded:
+        notes.append(
+            f"sensitive columns audited, not used as features: {', '.join(map(str, excluded))} "
+            "(use_sensitive=True, --use-sensitive, to use them)"
+        )
     kinds = {c: kinds_all[c] for c in features}
     usable = [c for c in features if kinds[c] != "identifier"]
     if not usable:
@@ -393,6 +469,7 @@ def train(
 
     y_all, classes = _encode_target(y_raw.loc[data.index], task, notes)
     X_all = data.loc[:, features].reset_index(drop=True)
+    S_all = data.loc[:, [c for c in sensitive_columns if c in data.columns]].reset_index(drop=True)
     n_classes = len(classes) if classes is not None else 0
     strat = y_all if task != "regression" else None
     if n_given_test:
@@ -403,6 +480,7 @@ def train(
         )
     X_train, y_train = X_all.iloc[train_pos].reset_index(drop=True), y_all[train_pos]
     X_test, y_test = X_all.iloc[test_pos].reset_index(drop=True), y_all[test_pos]
+    S_test = S_all.iloc[test_pos].reset_index(drop=True)
     min_class = int(np.bincount(y_train).min()) if task != "regression" else None
     if min_class is not None and min_class < 2:
         raise InputError("After holding out the test split a class has fewer than 2 rows")
@@ -467,6 +545,29 @@ def train(
         )
         if source is not None:
             run.log_params({"dataset": source.ref, "dataset_digest": source.digest})
+        run.log_params(
+            {
+                "drop": ",".join(map(str, drop)),
+                "sensitive": ",".join(map(str, sensitive_columns)),
+                "use_sensitive": use_sensitive,
+                "allow_leaks": allow_leaks,
+            }
+        )
+        run.log_text(
+            json.dumps(
+                {
+                    "features": [c for c in features if kinds[c] != "identifier"],
+                    "identifiers": dropped,
+                    "dropped": list(map(str, drop)),
+                    "sensitive": list(map(str, sensitive_columns)),
+                    "sensitive_used": bool(use_sensitive),
+                    "leak_findings": [f.to_dict() for f in leaks],
+                },
+                indent=2,
+                default=str,
+            ),
+            "features.json",
+        )
         _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
         result = _search_and_fit(
             problem=problem,
@@ -488,13 +589,13 @@ def train(
         report = None
         if evaluate:
             labels = y_test if classes is None else np.asarray(classes, dtype=object)[y_test]
-            sensitive = [c for c in (source.sensitive if source else ()) if c in X_test.columns]
+            audit = _audit_frame(S_test, source.bins if source else {})
             report = evaluate_model(
                 result.model,
                 X_test,
                 labels,
                 task=result.task,
-                sensitive=sensitive or None,
+                sensitive=audit,
                 run=run,
                 model_name=f"{target} model",
                 dataset_name=source.ref if source else None,
@@ -514,6 +615,7 @@ class _DatasetSource:
     time_column: str | None
     sensitive: tuple[str, ...]
     column_kinds: dict[str, str]
+    bins: dict[str, tuple[float, ...]]
 
     @classmethod
     def resolve(cls, ref: str, workspace: Workspace | None) -> _DatasetSource:
@@ -529,7 +631,28 @@ class _DatasetSource:
             time_column=version.time_column,
             sensitive=tuple(version.sensitive),
             column_kinds={c.name: str(c.kind) for c in version.schema.columns},
+            bins={c.name: c.bins for c in version.schema.columns if c.bins is not None},
         )
+
+
+def _audit_frame(values: pd.DataFrame, bins: Mapping[str, Sequence[float]]) -> pd.DataFrame | None:
+    """The sensitive columns of the held-out rows as a fairness audit groups them: numeric
+    ones in their recorded ranges (or quartiles), others as they are."""
+    from forgeml.data import bin_values
+
+    if values.shape[1] == 0:
+        return None
+    out = {}
+    for column in values.columns:
+        series = values[column]
+        edges = bins.get(str(column))
+        numeric = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+            series.dtype
+        )
+        if edges is None and numeric and series.nunique() > 10:
+            edges = sorted(set(np.quantile(series.dropna(), [0.25, 0.5, 0.75]).tolist()))
+        out[column] = bin_values(series, edges) if edges else series
+    return pd.DataFrame(out)
 
 
 def evaluate_model(model: Any, X: pd.DataFrame, y: Any, **options: Any) -> Any:
@@ -604,9 +727,26 @@ def _search_and_fit(
         )
         if view is not None:
             view.update(records, "ensembling and refitting")
+        failures = failed_trials(records)
+        _record_failures(run, failures, notes)
         ranked = _ranked(records)
+        usable = [f for f in families if f not in failures or not failures[f]["all_failed"]]
+        if not ranked and not usable:
+            shown = "; ".join(
+                f"{f}: {v['failed']} of {v['trials']} trials failed ({v['first_error']})"
+                for f, v in failures.items()
+            )
+            raise InputError(f"Every trial failed, so no model was trained. {shown}")
         model, cv_score, threshold, ensemble, best, ensemble_row = _select_and_refit(
-            problem, records, hard_end, finish_margin, ensemble_time, classes, features, notes
+            problem,
+            records,
+            hard_end,
+            finish_margin,
+            ensemble_time,
+            classes,
+            features,
+            notes,
+            usable or families,
         )
     finally:
         if view is not None:
@@ -666,6 +806,7 @@ def _search_and_fit(
         best=best,
         ensemble=ensemble,
         n_trials=states,
+        failures=failures,
         elapsed=time.monotonic() - started,
         time_budget=budget,
         notes=notes,
@@ -681,12 +822,13 @@ def _select_and_refit(
     classes: list[Any] | None,
     features: list[str],
     notes: list[str],
+    families: list[str],
 ) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
     metric = problem.metric
     refit_end = hard_end - finish_margin
     ranked = _ranked(records)
     if not ranked:
-        return _fallback(problem, records, refit_end, classes, features, notes)
+        return _fallback(problem, records, refit_end, classes, features, notes, families)
 
     best = ranked[0]
     covered = problem.folds.covered
@@ -810,10 +952,12 @@ def _fallback(
     classes: list[Any] | None,
     features: list[str],
     notes: list[str],
+    families: list[str],
 ) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
     """No trial completed in time. Use the fold models of the unfinished trial that got
-    furthest (most folds, then best mean fold score); if none has a fold, fit LightGBM's
-    starting point on every training row, given at least 5% of the budget."""
+    furthest (most folds, then best mean fold score); if none has a fold, fit the starting
+    point of LightGBM (or of the first family asked for, when LightGBM was not) on every
+    training row, given at least 5% of the budget."""
     partial = [r for r in records if r.fold_models]
     if partial:
         chosen = min(
@@ -833,7 +977,7 @@ def _fallback(
             "without a cross-validated score (raise the time budget)"
         )
     else:
-        family, number = "lgbm", None
+        family, number = ("lgbm" if "lgbm" in families else families[0]), None
         params = FAMILIES[family].start(problem.task, problem.imbalanced, len(problem.y))
         member, _ = fit_pipeline(
             problem,
@@ -845,7 +989,7 @@ def _fallback(
             rounds=100,
         )
         notes.append(
-            "no trial finished within the budget: fitted LightGBM's starting configuration "
+            f"no trial finished within the budget: fitted {family}'s starting configuration "
             "without cross-validation (raise the time budget)"
         )
     model = TrainedModel(

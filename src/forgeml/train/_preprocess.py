@@ -228,7 +228,8 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 dtype = dtypes.get(column)
                 if dtype is None:
                     size = len(self.categories_[column]) + (column in self.frequencies_)
-                    dtype = dtypes[column] = pd.CategoricalDtype(np.arange(size, dtype=float))
+                    # integer categories: XGBoost refuses floating point ones
+                    dtype = dtypes[column] = pd.CategoricalDtype(np.arange(size, dtype=np.int64))
                 # a value is its own code; missing is -1
                 codes = np.where(np.isnan(values), -1, values).astype(np.int64)
                 columns[column] = pd.Categorical.from_codes(codes, dtype=dtype)

@@ -41,6 +41,8 @@ class TrainResult:
         ensemble: each ensemble member's trial number, family and weight (empty if the best
             single model won).
         n_trials: trials run, by state.
+        failures: per family with failed trials: ``trials``, ``failed``, ``all_failed`` and
+            ``first_error``.
         elapsed: wall seconds the call took.
         time_budget: the budget in seconds.
         notes: fallbacks taken (rows dropped, folds reduced...).
@@ -69,6 +71,7 @@ class TrainResult:
     elapsed: float
     time_budget: float
     notes: list[str] = field(default_factory=list)
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset: str | None = None
     evaluation: Any = None
 
@@ -84,6 +87,7 @@ class TrainResult:
             "best": self.best,
             "ensemble": self.ensemble,
             "n_trials": self.n_trials,
+            "failures": self.failures,
             "elapsed": round(self.elapsed, 3),
             "time_budget": self.time_budget,
             "threshold": self.threshold,

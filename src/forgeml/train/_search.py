@@ -238,10 +238,16 @@ def evaluate_config(
         record.state, record.note = stop.state, stop.note
         # the folds it finished: the last resort when no trial completes in time
         record.fold_models = fold_models or None
-    except (ValueError, MemoryError, ArithmeticError) as e:  # a configuration that cannot fit
-        record.state, record.note = "failed", f"{type(e).__name__}: {e}"[:300]
+    except Exception as e:  # a configuration or a library that cannot fit these data
+        record.state, record.note = "failed", _first_line(f"{type(e).__name__}: {e}")
     record.seconds = time.monotonic() - started
     return record
+
+
+def _first_line(text: str) -> str:
+    """The first line of an error (native libraries append stack traces), at most 300
+    characters."""
+    return text.strip().splitlines()[0][:300] if text.strip() else text
 
 
 def run_search(

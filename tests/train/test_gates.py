@@ -1,0 +1,148 @@
+"""Training's gates on real data: leaks stop a training before its budget is spent, sensitive
+columns are audited and not used, failed trials are visible, XGBoost fits categorical data."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+
+import pytest
+
+from forgeml import data
+from forgeml.errors import InputError
+from forgeml.train import _zoo, train
+from forgeml.train._api import _audit_frame
+
+from .conftest import shared
+from .test_cli import forgeml
+
+
+def test_bike_leak_stops_training_before_the_budget(ws):
+    data.add(shared("bike-sharing-hour.csv"), name="bike", target="cnt", workspace=ws)
+    started = time.monotonic()
+    with pytest.raises(InputError) as caught:
+        train("bike", time_budget=60, workspace=ws)
+    message = str(caught.value)
+    assert "casual" in message and "registered" in message
+    assert "--drop casual,registered" in message
+    assert time.monotonic() - started < 30  # refused before the 60 s budget, not after it
+
+
+def test_bike_leak_through_the_cli_exits_2_and_drop_is_recorded(tmp_path):
+    path = str(shared("bike-sharing-hour.csv"))
+    home = tmp_path / "ws"
+    result = forgeml("train", path, "--target", "cnt", "--time-budget", "60", home=home)
+    assert result.returncode == 2, result.stderr
+    assert "casual" in result.stderr and "registered" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = forgeml(
+        "train", "bike-sharing-hour", "--drop", "casual,registered", "--time-budget", "4",
+        "--models", "lgbm", "--no-evaluate", "--no-register", "--json", home=home,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert "casual" not in summary["feature_columns"]
+    from forgeml.config import Settings
+    from forgeml.store import Workspace
+
+    with Workspace(Settings(home=home)) as ws:
+        run = ws.runs.get_run(summary["run_id"])
+        assert run.params["drop"] == "casual,registered"
+        features = json.loads(ws.artifacts.get_bytes(_artifact(run, "features.json")))
+    assert features["dropped"] == ["casual", "registered"]
+    assert "registered" not in features["features"] and "hr" in features["features"]
+    assert features["identifiers"] == ["instant"]
+
+
+def _artifact(run, path: str) -> str:
+    return next(a.digest for a in run.artifacts if a.path == path)
+
+
+def test_allow_leaks_trains_and_notes_the_leak(german, ws):
+    frame = german.assign(flag=(german["class"] == "good").astype(int))
+    with pytest.raises(InputError, match="'flag' alone predicts the target"):
+        train(frame, target="class", time_budget=3, models=["linear"], workspace=ws)
+    result = train(
+        frame, target="class", time_budget=3, models=["linear"], workspace=ws, allow_leaks=True
+    )
+    assert any("leak check: 'flag'" in note for note in result.notes)
+
+
+def test_bank_sensitive_columns_are_not_model_inputs(ws):
+    from forgeml.registry import load, register
+
+    data.add(
+        shared("bank-additional-full.csv"),
+        name="bank",
+        target="y",
+        sensitive=["age", "marital"],
+        workspace=ws,
+    )
+    assert data.get("bank", workspace=ws).schema["age"].bins is not None  # binned at add
+    result = train("bank", time_budget=4, models=["lgbm"], workspace=ws)
+    assert "age" not in result.feature_columns and "marital" not in result.feature_columns
+    assert "duration" in result.feature_columns
+    for member in result.model.members:
+        pipelines = getattr(member, "pipelines", None) or [member]
+        for pipeline in pipelines:
+            encoder = pipeline.named_steps["encode"]
+            assert "age" not in encoder.kinds and "marital" not in encoder.kinds
+    version = data.get("bank", workspace=ws)
+    frame = data.load("bank", workspace=ws)[["age", "marital"]]
+    audit = _audit_frame(frame, {"age": version.schema["age"].bins})
+    assert set(audit["age"].cat.categories) == {"<32", "32-38", "38-47", ">=47"}
+    assert audit["marital"].equals(frame["marital"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a pickled bundle is not the point here
+        registered = register(result, name="bank", workspace=ws)
+    loaded = load(f"bank@{registered.version}", workspace=ws)
+    names = [c.name for c in loaded.signature.inputs]
+    assert "age" not in names and "marital" not in names and "duration" in names
+    # asked for, they are inputs
+    used = train("bank", time_budget=3, models=["lgbm"], workspace=ws, use_sensitive=True)
+    assert {"age", "marital"} <= set(used.feature_columns)
+
+
+def test_xgboost_fits_bank(ws):
+    data.add(shared("bank-additional-full.csv"), name="bank", target="y", workspace=ws)
+    result = train("bank", time_budget=8, models=["xgb"], workspace=ws)
+    assert result.model.families == ["xgb"]
+    assert result.best["model"] == "xgb"
+    assert result.failures == {}
+    assert "failed" not in result.n_trials
+
+
+def test_families_that_all_fail_are_refused_with_their_error(german, ws, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("this family cannot fit")
+
+    family = _zoo.FAMILIES["linear"]
+    monkeypatch.setitem(_zoo.FAMILIES, "linear", dataclasses.replace(family, build=broken))
+    with pytest.raises(InputError) as caught:
+        train(german, target="class", time_budget=3, models=["linear"], workspace=ws)
+    assert "linear" in str(caught.value) and "this family cannot fit" in str(caught.value)
+    # one family failing beside a working one: counted, its first error kept, on the run too
+    result = train(
+        german, target="class", time_budget=20, max_trials=2, models=["linear", "lgbm"],
+        workspace=ws,
+    )  # fmt: skip
+    failures = result.failures["linear"]
+    assert failures["failed"] >= 1 and "this family cannot fit" in failures["first_error"]
+    run = ws.runs.get_run(result.run_id)
+    assert "this family cannot fit" in run.tags["forgeml.failed.linear"]
+    assert any(note.startswith("linear:") for note in result.notes)
+
+
+def test_a_sensitive_column_the_frame_lacks_is_refused(german):
+    with pytest.raises(InputError, match="'nope' is not in the data"):
+        train(german, target="class", sensitive=["nope"], time_budget=2)
+
+
+def test_sensitive_columns_of_a_frame_are_left_out(german, ws):
+    result = train(
+        german, target="class", sensitive=["sex", "age"], time_budget=3, models=["linear"],
+        workspace=ws,
+    )  # fmt: skip
+    assert "sex" not in result.feature_columns and "age" not in result.feature_columns
