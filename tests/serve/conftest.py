@@ -97,7 +97,8 @@ class ServerThread:
     def __init__(self, ws: Workspace, **options: Any) -> None:
         import uvicorn
 
-        from forgeml.serve import ServeOptions, create_app
+        from forgeml.http import create_app
+        from forgeml.serve import ServeOptions
 
         options.setdefault("access_log", False)
         options.setdefault("poll_interval", 0.2)
@@ -113,7 +114,8 @@ class ServerThread:
 
     @property
     def state(self) -> Any:
-        return self.app.state.server
+        """The server's ``PredictionService``."""
+        return self.app.state.serving.service
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

@@ -25,18 +25,11 @@ from hypothesis import strategies as st
 
 import forgeml
 from forgeml.registry import InputColumn, Signature
-from forgeml.serve._codecs import (
-    V2Request,
-    decode_mlflow,
-    decode_native,
-    decode_v2,
-    encode_mlflow,
-    encode_v2,
-    v2_header_length,
-    v2_model_metadata,
-    v2_server_metadata,
-)
+from forgeml.serve._mlflow import decode_mlflow, encode_mlflow
+from forgeml.serve._native import decode_native
 from forgeml.serve._types import Outputs, RequestError, Rows
+from forgeml.serve._v2 import encode_v2, v2_model_metadata, v2_server_metadata
+from forgeml.serve._v2_decode import V2Request, decode_v2, v2_header_length
 
 httpclient = pytest.importorskip("tritonclient.http")
 

@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import forgeml as fm
+
 from .conftest import ServerThread, records
 
 MODELS = ("adult-lgbm", "adult-hgb")
@@ -56,8 +58,8 @@ EXCLUDED_CHECKS = "positive_data_acceptance,status_code_conformance,allow_header
 
 @pytest.fixture(scope="module")
 def fuzz_server(serve_ws) -> Iterator[ServerThread]:
-    """A server of its own: fuzzed admin requests may store routes, removed afterwards so that
-    no other test inherits them."""
+    """A server of its own: fuzzed admin requests may store routes and move aliases, undone
+    afterwards so that no other test inherits them."""
     try:
         with ServerThread(serve_ws, models=("adult-lgbm@production", "adult-hgb@1")) as s:
             yield s
@@ -66,6 +68,7 @@ def fuzz_server(serve_ws) -> Iterator[ServerThread]:
         for name in MODELS:
             if name in stored:
                 serve_ws.routing.clear_route(name)
+        fm.registry.promote("adult-lgbm", 1, workspace=serve_ws)  # as the session fixture set it
 
 
 def test_schemathesis_finds_no_failure_in_any_operation(

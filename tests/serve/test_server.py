@@ -120,12 +120,12 @@ def test_unknown_model_and_path_are_404_json(server):
     assert httpx.get(f"{server.url}/nowhere").json()["error"]["code"] == "not_found"
 
 
-def test_concurrent_requests_are_batched(server, adult):
+def test_concurrent_requests_are_batched(server, serve_ws, adult):
     rows = records(adult, 200)
     state = server.state
     batcher = state.entries["adult-lgbm"].primary.batcher
     batches_before, rows_before = batcher.batches, batcher.rows
-    model = fm.load("adult-lgbm@production", workspace=state.workspace)
+    model = fm.load("adult-lgbm@production", workspace=serve_ws)
     expected = model.predict(adult.drop(columns=[TARGET]).iloc[:200]).tolist()
     with httpx.Client(timeout=30) as client, cf.ThreadPoolExecutor(32) as pool:
         answers = list(

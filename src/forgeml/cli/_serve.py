@@ -15,6 +15,7 @@ from forgeml.cli._common import (
     table,
 )
 from forgeml.errors import InputError, NotFoundError
+from forgeml.serve._options import DEFAULT_LATENCY_BUDGET_MS, DEFAULT_MAX_QUEUE
 
 routes_app = typer.Typer(
     no_args_is_help=True,
@@ -32,6 +33,12 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(help="Wait this long to fill a batch (0: adaptive, never waits).")
     ] = 0.0,
+    max_queue: Annotated[
+        int, typer.Option(help="Requests waiting per model version; beyond, 503 + Retry-After.")
+    ] = DEFAULT_MAX_QUEUE,
+    latency_budget_ms: Annotated[
+        float, typer.Option(help="Longest predicted wait (ms); beyond, 503 + Retry-After.")
+    ] = DEFAULT_LATENCY_BUDGET_MS,
     max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
     cache_size: Annotated[int, typer.Option(help="Rows cached per version (0: off).")] = 0,
     log_predictions: Annotated[
@@ -54,9 +61,9 @@ def serve(
     """Serve registered models over HTTP (native JSON, MLflow, Open Inference v2)."""
     from pydantic import ValidationError
 
+    from forgeml.http._server import run
     from forgeml.registry import parse_model_ref
     from forgeml.serve._options import ServeOptions
-    from forgeml.serve._server import run
 
     try:
         options = ServeOptions(
@@ -66,6 +73,8 @@ def serve(
             workers=workers,
             max_batch_rows=max_batch_rows,
             max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            latency_budget_ms=latency_budget_ms,
             max_rows=max_rows,
             cache_size=cache_size,
             log_predictions=log_predictions,

@@ -1,8 +1,9 @@
-"""The prediction server and batch scoring.
+"""Serving registered models: the prediction service, its wire protocols, batch scoring.
 
-``create_app(ServeOptions(models=("adult@production",)))`` is the ASGI application behind
-``forgeml serve``; ``run`` serves it with Uvicorn; ``predict_file`` scores a CSV or Parquet
-file larger than memory (``forgeml predict``).
+``create_app(ServeOptions(models=("adult@production",)))`` is the ASGI application of the
+prediction paths (``forgeml.http.create_app`` adds the admin routes and authentication, and is
+what ``forgeml serve`` runs); ``predict_file`` scores a CSV or Parquet file larger than memory
+(``forgeml predict``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ __all__ = [
     "ServeOptions",
     "create_app",
     "predict_file",
-    "run",
 ]
 
 
@@ -29,10 +29,6 @@ def __getattr__(name: str) -> Any:
         from forgeml.serve._app import create_app
 
         return create_app
-    if name == "run":
-        from forgeml.serve._server import run
-
-        return run
     if name == "predict_file":
         from forgeml.serve._batch import predict_file
 

@@ -118,6 +118,12 @@ class ServerMetrics:
             ["model", "version", "outcome"],
             registry=r,
         )
+        self.unseen = Counter(
+            "forgeml_unseen_categories",
+            "Input values in a category never seen in training, by model, version and column.",
+            ["model", "version", "column"],
+            registry=r,
+        )
         self.switches = Counter(
             "forgeml_route_changes",
             "Routing table changes applied (alias moves, route updates), by model.",

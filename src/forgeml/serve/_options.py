@@ -8,6 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["ServeOptions"]
 
+#: Requests waiting per served version before new ones are refused with 503.
+DEFAULT_MAX_QUEUE = 1024
+#: Predicted wait (ms) beyond which a request is refused with 503.
+DEFAULT_LATENCY_BUDGET_MS = 2000.0
+
 
 class ServeOptions(BaseModel):
     """How ``forgeml serve`` runs. JSON-serialisable, so worker processes get the same.
@@ -18,6 +23,10 @@ class ServeOptions(BaseModel):
         max_batch_rows: the most rows predicted in one batch.
         max_wait_ms: how long a batch waits for more requests; 0 is adaptive (never waits:
             a batch is what arrived while the previous one ran).
+        max_queue: requests waiting per served version; beyond, new ones get 503 with
+            ``Retry-After`` (default 1024).
+        latency_budget_ms: the longest predicted wait (latency model of the batches) a request
+            is queued for; beyond, it gets 503 with ``Retry-After`` (default 2000 ms).
         max_rows: the most rows in one request.
         max_body_bytes: the largest request body accepted (413 beyond).
         cache_size: rows held in each version's prediction cache (0: no cache).
@@ -41,6 +50,8 @@ class ServeOptions(BaseModel):
     workers: int = Field(default=1, ge=1)
     max_batch_rows: int = Field(default=512, ge=1)
     max_wait_ms: float = Field(default=0.0, ge=0)
+    max_queue: int = Field(default=DEFAULT_MAX_QUEUE, ge=1)
+    latency_budget_ms: float = Field(default=DEFAULT_LATENCY_BUDGET_MS, gt=0)
     max_rows: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     cache_size: int = Field(default=0, ge=0)

@@ -67,7 +67,9 @@ def _body(schema: dict[str, Any], example: Any = None, media: str = "application
             "404": _error_response("The model is not served"),
             "413": _error_response("The body or the number of rows is too large"),
             "422": _error_response("The rows do not fit the model's signature"),
-            "503": _error_response("The model is still loading"),
+            "503": _error_response(
+                "The model is loading, or overloaded: retry after Retry-After s"
+            ),
         },
     }
 
@@ -191,6 +193,21 @@ def route() -> dict[str, Any]:
         },
     }
     return _body(schema, {"split": {"production": 90, "staging": 10}})
+
+
+def promotion() -> dict[str, Any]:
+    """``/admin/models/{name}/promote``: the version an alias moves to."""
+    schema = {
+        "type": "object",
+        "required": ["version"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1},
+            "alias": {"type": "string"},
+            "reason": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+    return _body(schema, {"version": 2, "alias": "production", "reason": "better AUC"})
 
 
 def parse_feedback(body: bytes) -> dict[str, list[Any]]:

@@ -56,6 +56,7 @@ class RequestError(Exception):
             ``age``...), or ``None``.
         status: the HTTP status (4xx).
         code: a stable machine-readable code.
+        headers: HTTP headers the answer carries (``Retry-After`` on a 503).
     """
 
     def __init__(
@@ -65,12 +66,14 @@ class RequestError(Exception):
         field: str | None = None,
         status: int = 400,
         code: str = "invalid_input",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.status = status
         self.code = code
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         """The JSON error body: ``{"error": {"code", "message", "field"}}``."""

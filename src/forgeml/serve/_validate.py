@@ -14,7 +14,7 @@ a number as text ("3.5")   converted; other text is a 422
 a boolean for a number     422
 a missing value (null)     422 when the model never saw missing values in that column
 a category never seen      422 naming the column, row and value (or passed to the model with
-                           ``unknown_categories="pass"``)
+                           ``unknown_categories="pass"``); counted either way (``on_unseen``)
 a list or object value     422: one value per cell
 =========================  ===================================================================
 """
@@ -53,15 +53,24 @@ class Validator:
         signature: the model's signature.
         unknown_categories: ``"error"`` (default) or ``"pass"``.
         max_rows: the most rows one request may hold.
+        on_unseen: called with a column's name and how many of a request's values in it are
+            categories never seen in training (the serving metric
+            ``forgeml_unseen_categories_total``); a refused request counts its first one.
     """
 
     def __init__(
-        self, signature: Signature, *, unknown_categories: str = "error", max_rows: int = 10_000
+        self,
+        signature: Signature,
+        *,
+        unknown_categories: str = "error",
+        max_rows: int = 10_000,
+        on_unseen: Callable[[str, int], None] | None = None,
     ) -> None:
         self.signature = signature
         self.names = signature.names
         self.max_rows = max_rows
         self._strict = unknown_categories != "pass"
+        self._on_unseen = on_unseen
         self._checks: list[Callable[[list[Any]], list[Any]]] = [
             self._column_check(c) for c in signature.inputs
         ]
@@ -99,6 +108,8 @@ class Validator:
 
     def _column_check(self, column: InputColumn) -> Callable[[list[Any]], list[Any]]:
         kind = column.kind
+        unseen = [0]  # values of one request not seen in training (checks run one at a time)
+        on_unseen = self._on_unseen
         if kind in ("numeric", "integer"):
             convert = _number
             what = "numbers" if kind == "numeric" else "integers"
@@ -106,7 +117,7 @@ class Validator:
             convert = _boolean
             what = "booleans (true/false)"
         elif kind == "categorical" and column.categories is not None:
-            convert = self._category_converter(column)
+            convert = self._category_converter(column, unseen)
             what = "one of the categories seen in training"
         else:  # text, identifiers, dates, open categorical sets: scalars as given
             convert = _scalar
@@ -114,7 +125,7 @@ class Validator:
         name = column.name
         nullable = column.nullable
 
-        def check(values: list[Any]) -> list[Any]:
+        def convert_all(values: list[Any]) -> list[Any]:
             out: list[Any] = []
             append = out.append
             for i, value in enumerate(values):
@@ -135,9 +146,21 @@ class Validator:
                     ) from None
             return out
 
+        if convert is _number or convert is _boolean or convert is _scalar:
+            return convert_all
+
+        def check(values: list[Any]) -> list[Any]:
+            try:
+                return convert_all(values)
+            finally:
+                if unseen[0]:
+                    if on_unseen is not None:
+                        on_unseen(name, unseen[0])
+                    unseen[0] = 0
+
         return check
 
-    def _category_converter(self, column: InputColumn) -> Callable[[Any], Any]:
+    def _category_converter(self, column: InputColumn, unseen: list[int]) -> Callable[[Any], Any]:
         assert column.categories is not None
         known: dict[Any, Any] = {}
         for category in column.categories:
@@ -153,6 +176,7 @@ class Validator:
             if found is None:
                 found = known.get(str(value))
             if found is None:
+                unseen[0] += 1
                 if strict:
                     raise KeyError(value)
                 return value

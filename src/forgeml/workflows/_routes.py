@@ -63,7 +63,7 @@ def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange
         InputError: the route is malformed or names a version or alias the model lacks
             (the message names the field).
     """
-    from forgeml.serve._runtime import parse_route
+    from forgeml.serve._routing import parse_route
 
     ws = ctx.workspace
     ws.models.get_model(name)  # NotFoundError names the model

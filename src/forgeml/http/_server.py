@@ -1,4 +1,4 @@
-"""Running the server: Uvicorn with one or several worker processes."""
+"""Running the HTTP interface: Uvicorn with one or several worker processes."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 def app_from_settings() -> Any:
     """The application of a worker process: options from ``FORGEML_SERVE_OPTIONS``."""
-    from forgeml.serve._app import create_app
+    from forgeml.http._app import create_app
 
     settings = Settings()
     if not settings.serve_options:
@@ -89,7 +89,7 @@ def run(options: ServeOptions, *, settings: Settings | None = None) -> None:
         "lifespan": "on",
     }
     if options.workers == 1:
-        from forgeml.serve._app import create_app
+        from forgeml.http._app import create_app
 
         uvicorn.run(create_app(options, settings=settings), **common)
         return
@@ -101,7 +101,7 @@ def run(options: ServeOptions, *, settings: Settings | None = None) -> None:
     if settings.artifacts:
         os.environ["FORGEML_ARTIFACTS"] = str(settings.artifacts.resolve())
     uvicorn.run(
-        "forgeml.serve._server:app_from_settings",
+        "forgeml.http._server:app_from_settings",
         factory=True,
         workers=options.workers,
         **common,

@@ -1,0 +1,210 @@
+"""The server's admin routes: the routing table, a model's route, promotions.
+
+Each acts through a use case with the ``Principal`` the authentication middleware found, so the
+stores record who acted; a request without one gets 401. After a change the route-table
+refresher runs a pass at once, so the answer shows the table now served.
+
+=========================================  =================================================
+``GET /admin/routes``                      every served model's reference, route and error
+``PUT /admin/models/{name}/route``         set its split and shadow (applied without restart)
+``DELETE /admin/models/{name}/route``      drop its route: all traffic to the served reference
+``POST /admin/models/{name}/promote``      ``{"version": 3, "alias": "production"}``: move an
+                                           alias (a server of ``NAME@ALIAS`` follows it)
+=========================================  =================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from forgeml import workflows
+from forgeml.errors import ForgeMLError
+from forgeml.http._auth import principal_of
+from forgeml.security import Principal
+from forgeml.serve._app import Serving
+from forgeml.serve._http import (
+    Operation,
+    from_forgeml,
+    guarded,
+    json_response,
+    operation,
+    read_body,
+)
+from forgeml.serve._schemas import promotion, route
+from forgeml.serve._types import RequestError
+
+__all__ = ["admin_operations"]
+
+
+def _principal(request: Request) -> Principal:
+    found = principal_of(request.scope)
+    if found is None:
+        raise RequestError(
+            "The admin endpoints need 'Authorization: Bearer <admin token>'",
+            field="Authorization",
+            status=401,
+            code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return found
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise RequestError(f"The body is not JSON: {e}", field="body") from None
+
+
+def admin_operations(serving: Serving) -> Sequence[Operation]:
+    """The admin operations of one server."""
+    service, refresher, ws = serving.service, serving.refresher, serving.workspace
+    max_body = serving.options.max_body_bytes
+
+    def describe(name: str) -> dict[str, Any]:
+        out = service.describe(name)
+        return {"ref": out["ref"], "route": out.get("route"), "error": out.get("error")}
+
+    async def act(name: str | None, field: str, change: Callable[[], object]) -> None:
+        """Run a use case and a refresher pass off the event loop."""
+
+        def apply() -> None:
+            change()
+            refresher.refresh_now()
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, apply)
+        except ForgeMLError as e:
+            raise from_forgeml(e, field=field) from None
+
+    async def routes(request: Request) -> Response:
+        async def handle() -> Response:
+            _principal(request)
+            return json_response({name: describe(name) for name in service.refs})
+
+        return await guarded(service, None, None, handle)
+
+    async def set_route(request: Request) -> Response:
+        name = request.path_params["name"]
+
+        async def handle() -> Response:
+            context = workflows.Context(ws, _principal(request))
+            if name not in service.refs:
+                service.entry(name)  # 404
+            config = _json_body(await read_body(request, max_body))
+
+            def change() -> None:
+                stored = refresher.routes.routes().get(name)
+                revision = (stored[1] if stored else 0) + 1
+                refresher.desired_route(name, (config, revision))  # validates before storing
+                workflows.set_route(context, name, config)
+
+            await act(name, "route", change)
+            return json_response(describe(name))
+
+        return await guarded(service, None, name, handle)
+
+    async def clear_route(request: Request) -> Response:
+        name = request.path_params["name"]
+
+        async def handle() -> Response:
+            context = workflows.Context(ws, _principal(request))
+            if name not in service.refs:
+                service.entry(name)  # 404
+            await act(name, "route", lambda: workflows.clear_route(context, name))
+            return json_response(describe(name))
+
+        return await guarded(service, None, name, handle)
+
+    async def promote(request: Request) -> Response:
+        name = request.path_params["name"]
+
+        async def handle() -> Response:
+            context = workflows.Context(ws, _principal(request))
+            if name not in service.refs:
+                service.entry(name)  # 404
+            doc = _json_body(await read_body(request, max_body))
+            if not isinstance(doc, dict) or set(doc) - {"version", "alias", "reason"}:
+                raise RequestError(
+                    "The body is {'version': N, 'alias': 'production', 'reason': '...'}",
+                    field="body",
+                )
+            version = doc.get("version")
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise RequestError(
+                    f"version is a version number (1 or more); got {version!r}", field="version"
+                )
+            alias = doc.get("alias", "production")
+            if not isinstance(alias, str):
+                raise RequestError(f"alias is text; got {alias!r}", field="alias")
+            reason = doc.get("reason")
+            if "reason" in doc and not isinstance(reason, str):
+                raise RequestError(f"reason is text; got {reason!r}", field="reason")
+            events: list[Any] = []
+            await act(
+                name,
+                "version",
+                lambda: events.append(
+                    workflows.promote(context, name, version, alias=alias, reason=reason)
+                ),
+            )
+            return json_response(
+                {
+                    "model": name,
+                    "alias": alias,
+                    "version": version,
+                    "by": context.principal.name,
+                    **describe(name),
+                }
+            )
+
+        return await guarded(service, None, name, handle)
+
+    async def doc_none() -> None: ...
+
+    async def doc_name(name: str) -> None: ...
+
+    tags = ["admin"]
+    path = "/admin/models/{name}"
+    return [
+        operation(
+            "/admin/routes",
+            routes,
+            "GET",
+            doc=doc_none,
+            tags=tags,
+            summary="The routing table of every served model",
+        ),
+        operation(
+            f"{path}/route",
+            set_route,
+            "PUT",
+            doc=doc_name,
+            tags=tags,
+            summary="Set a model's traffic split and shadow (applied without restart)",
+            openapi_extra=route(),
+        ),
+        operation(
+            f"{path}/route",
+            clear_route,
+            "DELETE",
+            doc=doc_name,
+            tags=tags,
+            summary="Drop a model's stored route: all traffic to the served reference",
+        ),
+        operation(
+            f"{path}/promote",
+            promote,
+            "POST",
+            doc=doc_name,
+            tags=tags,
+            summary="Point an alias of the model at a version (recorded with who acted)",
+            openapi_extra=promotion(),
+        ),
+    ]

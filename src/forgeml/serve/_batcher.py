@@ -1,0 +1,315 @@
+"""The micro-batcher of one served model version, with load shedding.
+
+Requests put a ``Job(enqueue_time, columns, n, future)`` on a bounded queue and await the
+future. One dispatcher task takes the first waiting job plus every job queued behind it (up to
+``max_batch_rows`` rows), predicts them in a worker thread as one batch and resolves every
+future; a batch that fails is retried one job at a time, and a job that fails alone gets its
+exception through ``future.set_exception``. With ``max_wait_ms=0`` (the default, *adaptive*) the
+dispatcher never waits for more rows: a lone request is predicted at once, and under load the
+batch is whatever arrived while the previous batch ran. The dispatcher sleeps on an event while
+the queue is empty (no polling), and ``stop`` wakes it to drain the queue and end.
+
+Overload
+    The queue holds at most ``max_queue`` jobs. An online latency model (``LatencyModel``,
+    batch seconds = ``a * rows + b``, fitted by exponentially weighted least squares on every
+    batch) predicts how long a new job would wait: what remains of the running batch, then the
+    queued rows and the job's own, in batches of ``max_batch_rows``. A job that finds the queue
+    full, or whose predicted wait exceeds ``latency_budget_ms``, is refused at once with
+    ``Overloaded`` (HTTP 503 with ``Retry-After``: the predicted seconds until the queue has
+    drained, at least 1), so that a flood is answered quickly instead of piling up memory and
+    latency (MLflow and BentoML queue without bound).
+
+The clock is injectable (``clock``) so that the latency model and shedding are tested on a fake
+clock with a fake runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from forgeml.serve._options import DEFAULT_LATENCY_BUDGET_MS, DEFAULT_MAX_QUEUE
+from forgeml.serve._types import RequestError
+
+__all__ = ["Batcher", "Job", "LatencyModel", "Overloaded"]
+
+
+Result = tuple[list[Any], np.ndarray | None]
+
+
+class BatchRunner(Protocol):
+    """What predicts a batch: ``Runner.run`` (``serve/_runners.py``)."""
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> Result: ...
+
+
+@dataclass(slots=True)
+class Job:
+    """One request waiting for a batch."""
+
+    enqueue_time: float
+    columns: dict[str, list[Any]]
+    n: int
+    future: asyncio.Future[Result]
+
+
+class Overloaded(RequestError):
+    """The version cannot take the request now: 503 with ``Retry-After`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"{message}; retry in {seconds} s",
+            field=None,
+            status=503,
+            code="overloaded",
+            headers={"Retry-After": str(seconds)},
+        )
+        self.retry_after = seconds
+
+
+class LatencyModel:
+    """Batch duration as ``a * rows + b``, fitted online by exponentially weighted least squares.
+
+    Until two batches of different sizes were seen the intercept is 0 and ``a`` is the mean
+    seconds per row (a conservative estimate for small batches).
+
+    Args:
+        decay: weight kept by past observations at each new one (0 < decay < 1).
+    """
+
+    def __init__(self, *, decay: float = 0.98) -> None:
+        self.decay = decay
+        self.observations = 0
+        self._w = self._x = self._y = self._xx = self._xy = 0.0
+
+    def observe(self, rows: int, seconds: float) -> None:
+        """Add one batch's size and duration."""
+        d = self.decay
+        x, y = float(rows), max(0.0, float(seconds))
+        self._w = self._w * d + 1.0
+        self._x = self._x * d + x
+        self._y = self._y * d + y
+        self._xx = self._xx * d + x * x
+        self._xy = self._xy * d + x * y
+        self.observations += 1
+
+    @property
+    def coefficients(self) -> tuple[float, float]:
+        """``(a, b)``: seconds per row and seconds per batch (both >= 0)."""
+        if self.observations == 0 or self._x <= 0:
+            return 0.0, 0.0
+        denominator = self._w * self._xx - self._x * self._x
+        if denominator <= 1e-9 * max(1.0, self._w * self._xx):
+            return self._y / self._x, 0.0
+        a = (self._w * self._xy - self._x * self._y) / denominator
+        b = (self._y - a * self._x) / self._w
+        if a < 0:
+            return 0.0, self._y / self._w
+        if b < 0:
+            return self._xy / self._xx, 0.0
+        return a, b
+
+    def predict(self, rows: int) -> float:
+        """Predicted seconds of one batch of ``rows`` rows."""
+        a, b = self.coefficients
+        return a * rows + b
+
+
+class Batcher:
+    """Gathers concurrent requests for one model version into batches; sheds load.
+
+    Args:
+        runner: what predicts a batch.
+        executor: the threads batches run on (the event loop never runs a model).
+        max_batch_rows: the most rows in one batch (a single larger request runs alone).
+        max_wait_ms: how long to wait for more rows once a request is waiting (0: adaptive).
+        max_queue: the most jobs waiting; beyond, requests get 503.
+        latency_budget_ms: the longest predicted wait accepted; beyond, requests get 503.
+        observe: called with each batch's row count and the seconds it took.
+        clock: seconds, monotonic (``time.perf_counter`` by default).
+    """
+
+    def __init__(
+        self,
+        runner: BatchRunner,
+        executor: Executor,
+        *,
+        max_batch_rows: int = 512,
+        max_wait_ms: float = 0.0,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS,
+        observe: Callable[[int, float], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.runner = runner
+        self._executor = executor
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self.budget = latency_budget_ms / 1000.0
+        self._observe = observe
+        self.clock = clock
+        self.latency = LatencyModel()
+        self._queue: deque[Job] = deque()
+        self._queued_rows = 0
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._running: tuple[float, int] | None = None  # start time and rows of the batch
+        self.batches = 0
+        self.rows = 0
+        self.shed = 0
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting for a batch."""
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Start the dispatcher task on the running event loop."""
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def stop(self) -> None:
+        """Predict what is queued, then end the dispatcher (new requests get 503)."""
+        self._closing = True
+        if self._task is None:
+            return
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await self._task
+        self._task = None
+
+    def predicted_wait(self, n: int) -> float:
+        """Seconds a new job of ``n`` rows would wait for its answer."""
+        now = self.clock()
+        wait = 0.0
+        if self._running is not None:
+            started, rows = self._running
+            wait = max(0.0, self.latency.predict(rows) - (now - started))
+        rows = self._queued_rows + n
+        a, b = self.latency.coefficients
+        batches = max(1, math.ceil(rows / self.max_batch_rows))
+        return wait + a * rows + b * batches
+
+    async def predict(self, columns: dict[str, list[Any]], n: int) -> Result:
+        """Predictions and probabilities for one request's rows.
+
+        Raises:
+            Overloaded: the queue is full or the predicted wait exceeds the budget.
+            RequestError: (503) the batcher is stopped.
+        """
+        if self._closing or self._task is None:
+            raise RequestError(
+                "This model version is being replaced or the server is stopping",
+                status=503,
+                code="not_ready",
+                headers={"Retry-After": "1"},
+            )
+        if len(self._queue) >= self.max_queue:
+            self.shed += 1
+            raise Overloaded(
+                f"The queue of this model version is full ({self.max_queue} requests)",
+                self.predicted_wait(0),
+            )
+        if self.latency.observations and (wait := self.predicted_wait(n)) > self.budget:
+            self.shed += 1
+            raise Overloaded(
+                f"The predicted wait ({wait * 1000:.0f} ms) exceeds the latency budget "
+                f"({self.budget * 1000:.0f} ms)",
+                wait,
+            )
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append(Job(self.clock(), columns, n, future))
+        self._queued_rows += n
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await future
+
+    def _take(self) -> tuple[list[Job], int]:
+        first = self._queue.popleft()
+        batch, rows = [first], first.n
+        while self._queue and rows + self._queue[0].n <= self.max_batch_rows:
+            job = self._queue.popleft()
+            batch.append(job)
+            rows += job.n
+        self._queued_rows -= rows
+        return batch, rows
+
+    async def _dispatch(self) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            if self.max_wait > 0 and not self._closing:
+                await self._fill(wakeup)
+            batch, rows = self._take()
+            await self._run(batch, rows)
+
+    async def _fill(self, wakeup: asyncio.Event) -> None:
+        """Wait up to ``max_wait`` after the first job's arrival for a full batch."""
+        deadline = self._queue[0].enqueue_time + self.max_wait
+        while self._queued_rows < self.max_batch_rows and not self._closing:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            wakeup.clear()
+            try:
+                await asyncio.wait_for(wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _run(self, batch: list[Job], rows: int) -> None:
+        loop = asyncio.get_running_loop()
+        if len(batch) == 1:
+            columns = batch[0].columns
+        else:
+            columns = {name: [] for name in batch[0].columns}
+            for job in batch:
+                for name, values in job.columns.items():
+                    columns[name].extend(values)
+        started = self.clock()
+        self._running = (started, rows)
+        try:
+            labels, proba = await loop.run_in_executor(
+                self._executor, self.runner.run, columns, rows
+            )
+        except Exception as e:  # the whole batch failed: retry each request alone
+            self._running = None
+            if len(batch) > 1:
+                for job in batch:
+                    await self._run([job], job.n)
+                return
+            if not batch[0].future.done():
+                batch[0].future.set_exception(e)
+            return
+        self._running = None
+        seconds = self.clock() - started
+        self.latency.observe(rows, seconds)
+        self.batches += 1
+        self.rows += rows
+        if self._observe is not None:
+            self._observe(rows, seconds)
+        start = 0
+        for job in batch:
+            if not job.future.done():
+                end = start + job.n
+                job.future.set_result(
+                    (labels[start:end], None if proba is None else proba[start:end])
+                )
+            start += job.n

@@ -1,0 +1,293 @@
+"""What every wire protocol shares over HTTP: the ``WireProtocol`` interface (decode, encode,
+errors), the one prediction handler that runs a protocol around ``PredictionService.predict``,
+bounded body reading, request ids and JSON answers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from forgeml.errors import ForgeMLError, http_status_for
+from forgeml.registry import Signature
+from forgeml.serve._metrics import ServerMetrics
+from forgeml.serve._routing import Served
+from forgeml.serve._service import PredictionService
+from forgeml.serve._types import Outputs, RequestError, Rows
+
+__all__ = [
+    "JSON",
+    "Operation",
+    "WireProtocol",
+    "answer",
+    "error_response",
+    "from_forgeml",
+    "guarded",
+    "int_parameter",
+    "json_response",
+    "operation",
+    "read_body",
+    "request_error",
+    "request_id",
+]
+
+_log = logging.getLogger("forgeml.serve")
+JSON = "application/json"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def json_response(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """``content`` as a JSON answer (NumPy arrays and scalars as JSON values)."""
+    body = orjson.dumps(
+        content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    )
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(e: RequestError) -> Response:
+    """forgeml's JSON error body ``{"error": {"code", "message", "field"}}``."""
+    return json_response(e.body(), e.status, e.headers or None)
+
+
+def from_forgeml(e: ForgeMLError, field: str | None = None) -> RequestError:
+    """A forgeml error as the HTTP refusal its code maps to."""
+    return RequestError(e.message, field=field, status=http_status_for(e), code=e.code)
+
+
+def request_error(metrics: ServerMetrics, name: str | None, e: Exception) -> RequestError:
+    """Any exception of a handler as the refusal it answers, counted in the error metrics (an
+    unexpected one is logged with its traceback and answered 500 without details)."""
+    if isinstance(e, RequestError):
+        error = e
+    elif isinstance(e, ForgeMLError):
+        error = from_forgeml(e)
+    else:
+        _log.exception("internal error answering a request")
+        error = RequestError("Internal error; the server logged it", status=500, code="internal")
+    metrics.errors.labels(name or "", str(error.status), error.code).inc()
+    return error
+
+
+def request_id(request: Request) -> str:
+    """The caller's ``X-Request-Id`` when it is a short token, else a new random id."""
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 36 and given.isascii() and given.replace("-", "").isalnum():
+        return given
+    return os.urandom(16).hex()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, inflated when compressed, at most ``limit`` bytes.
+
+    Raises:
+        RequestError: 413 beyond ``limit``, 415 for an unknown ``Content-Encoding``, 400 for
+            an empty body or a corrupt compressed one.
+    """
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise RequestError(
+            f"The body holds {length} bytes; at most {limit}",
+            field="body",
+            status=413,
+            code="too_large",
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(
+                f"The body exceeds {limit} bytes", field="body", status=413, code="too_large"
+            )
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding")
+    if encoding:
+        body = _decompress(body, encoding.strip().lower(), limit)
+    if not body:
+        raise RequestError("The request body is empty; expected JSON", field="body")
+    return body
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate body, inflated to at most ``limit`` bytes."""
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise RequestError(
+            f"Content-Encoding {encoding!r} is not supported; use gzip or deflate",
+            field="Content-Encoding",
+            status=415,
+            code="unsupported_media_type",
+        )
+    inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
+        raise RequestError(
+            f"The body is not valid {encoding}: {e}", field="Content-Encoding"
+        ) from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise RequestError(
+            f"The inflated body exceeds {limit} bytes", field="body", status=413, code="too_large"
+        )
+    return out
+
+
+class WireProtocol(ABC):
+    """One wire protocol: how a request body becomes rows, and outputs and refusals become
+    answers. Implementations are stateless.
+
+    Attributes:
+        name: as logged and counted (``native``, ``mlflow``, ``v2``).
+        needs_signature: decoding needs the answering version's signature, so the version is
+            chosen (by the ``X-Routing-Key`` header) before the body is read.
+    """
+
+    name: str
+    needs_signature: bool = False
+
+    @abstractmethod
+    def decode(
+        self, body: bytes, headers: Mapping[str, str], signature: Signature | None
+    ) -> tuple[Rows, Any]:
+        """The rows of a request and what the answer must remember of it (or ``None``)."""
+
+    @abstractmethod
+    def encode(self, outputs: Outputs, context: Any) -> Response:
+        """The answer to a predicted request."""
+
+    def error(self, error: RequestError) -> Response:
+        """The answer to a refused request (forgeml's JSON error body by default)."""
+        return error_response(error)
+
+
+async def guarded(
+    service: PredictionService,
+    protocol: WireProtocol | None,
+    name: str | None,
+    handler: Callable[[], Awaitable[Response]],
+) -> Response:
+    """``handler()``, or the refusal of whatever it raised in ``protocol``'s error shape."""
+    try:
+        return await handler()
+    except Exception as e:
+        error = request_error(service.metrics, name, e)
+        return error_response(error) if protocol is None else protocol.error(error)
+
+
+async def answer(
+    protocol: WireProtocol,
+    service: PredictionService,
+    request: Request,
+    name: str,
+    *,
+    max_body: int,
+    version: int | None = None,
+    probabilities: bool = True,
+) -> Response:
+    """Answer one prediction request in ``protocol``: choose the version, read and decode the
+    body, predict (``PredictionService.predict``), encode; every refusal in the protocol's
+    error shape."""
+    started = time.perf_counter()
+
+    async def handle() -> Response:
+        served: Served | None = None
+        shadow: Served | None = None
+        if version is not None:
+            served = service.version(name, version)
+        elif protocol.needs_signature:
+            served, shadow = service.entry(name).choose(request.headers.get("x-routing-key"))
+        else:
+            service.entry(name)  # 404 or 503 before the body is read
+        body = await read_body(request, max_body)
+        rows, context = protocol.decode(
+            body, request.headers, None if served is None else served.model.signature
+        )
+        if rows.key is None:
+            rows.key = request.headers.get("x-routing-key")
+        rid = request_id(request)
+        outputs = await service.predict(
+            name,
+            rows,
+            protocol=protocol.name,
+            request_id=rid,
+            started=started,
+            served=served,
+            shadow=shadow,
+            probabilities=probabilities,
+        )
+        request.scope["forgeml"] = (name, outputs.version, rid)
+        response = protocol.encode(outputs, context)
+        response.headers["x-request-id"] = rid
+        return response
+
+    return await guarded(service, protocol, name, handle)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One HTTP operation: the Starlette route that serves it (registered once, in the app's
+    router) and the FastAPI route that only documents it in the OpenAPI description."""
+
+    route: Route
+    doc: APIRoute
+
+
+def operation(
+    path: str,
+    endpoint: Callable[[Request], Awaitable[Response]],
+    method: str,
+    *,
+    doc: Callable[..., Any],
+    tags: list[str],
+    summary: str,
+    openapi_extra: dict[str, Any] | None = None,
+) -> Operation:
+    """An operation served by ``endpoint`` and described by ``doc``'s signature (its path and
+    query parameters, with types), ``summary`` and ``openapi_extra`` (bodies, answers)."""
+    documented = APIRoute(
+        path,
+        doc,
+        methods=[method],
+        tags=list(tags),
+        summary=summary,
+        openapi_extra=openapi_extra,
+        response_class=Response,
+    )
+    return Operation(Route(path, endpoint, methods=[method]), documented)
+
+
+def int_parameter(request: Request, name: str) -> int:
+    """A path parameter that is an integer.
+
+    Raises:
+        RequestError: 422 naming the parameter.
+    """
+    text = request.path_params[name]
+    if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 18:
+        raise RequestError(
+            f"{name}: Input should be a valid integer; got {text[:20]!r}",
+            field=name,
+            status=422,
+        )
+    return int(text)

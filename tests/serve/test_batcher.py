@@ -1,0 +1,194 @@
+"""The micro-batcher on fakes: a fake clock, a fake runner, an executor that runs inline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forgeml.serve._batcher import Batcher, LatencyModel, Overloaded
+from forgeml.serve._types import RequestError
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Inline(Executor):
+    """Runs each submitted call at once, in the caller's thread."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:
+            future.set_exception(e)
+        return future
+
+
+class TimedRunner:
+    """Doubles ``x``; each batch advances the fake clock by ``a * rows + b`` seconds."""
+
+    def __init__(self, clock: FakeClock, a: float = 0.001, b: float = 0.01) -> None:
+        self.clock, self.a, self.b = clock, a, b
+        self.batches: list[int] = []
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        if any(v is None for v in columns["x"]):
+            raise ValueError("a missing x")
+        self.batches.append(n)
+        self.clock.now += self.a * n + self.b
+        return [2 * v for v in columns["x"]], None
+
+
+def rows(*values: Any) -> dict[str, list[Any]]:
+    return {"x": list(values)}
+
+
+def test_latency_model_recovers_a_and_b() -> None:
+    model = LatencyModel()
+    for n in (1, 5, 20, 100, 3, 50) * 5:
+        model.observe(n, 0.002 * n + 0.03)
+    a, b = model.coefficients
+    assert a == pytest.approx(0.002, rel=1e-6)
+    assert b == pytest.approx(0.03, rel=1e-6)
+    assert model.predict(10) == pytest.approx(0.05, rel=1e-6)
+    one_size = LatencyModel()
+    one_size.observe(10, 0.5)
+    assert one_size.coefficients == (pytest.approx(0.05), 0.0)
+
+
+def test_queued_requests_share_a_batch_and_get_their_own_rows() -> None:
+    async def main() -> tuple[list[Any], list[int]]:
+        clock = FakeClock()
+        runner = TimedRunner(clock)
+        batcher = Batcher(runner, Inline(), max_batch_rows=4, clock=clock)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.predict(rows(i, i + 10), 2) for i in range(5)))
+        await batcher.stop()
+        return [a[0] for a in answers], runner.batches
+
+    answers, batches = asyncio.run(main())
+    assert answers == [[2 * i, 2 * (i + 10)] for i in range(5)]
+    assert batches == [4, 4, 2]  # at most max_batch_rows per batch, in arrival order
+
+
+def test_a_failing_request_fails_alone() -> None:
+    async def main() -> list[Any]:
+        clock = FakeClock()
+        batcher = Batcher(TimedRunner(clock), Inline(), clock=clock)
+        batcher.start()
+        answers = await asyncio.gather(
+            batcher.predict(rows(1), 1),
+            batcher.predict(rows(None), 1),
+            batcher.predict(rows(3), 1),
+            return_exceptions=True,
+        )
+        await batcher.stop()
+        return answers
+
+    first, failed, third = asyncio.run(main())
+    assert first[0] == [2] and third[0] == [6]
+    assert isinstance(failed, ValueError) and "missing" in str(failed)
+
+
+def test_a_full_queue_answers_503_with_retry_after() -> None:
+    gate = threading.Event()
+
+    class Blocking:
+        def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], None]:
+            gate.wait(10)
+            return list(columns["x"]), None
+
+    async def main() -> tuple[list[Any], int, int]:
+        pool = ThreadPoolExecutor(1)
+        batcher = Batcher(Blocking(), pool, max_batch_rows=1, max_queue=3)
+        batcher.start()
+        running = asyncio.ensure_future(batcher.predict(rows(0), 1))
+        while batcher.depth:  # the first job left the queue: its batch runs
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        queued = [asyncio.ensure_future(batcher.predict(rows(i), 1)) for i in (1, 2, 3)]
+        await asyncio.sleep(0)
+        refused = await asyncio.gather(
+            *(batcher.predict(rows(9), 1) for _ in range(4)), return_exceptions=True
+        )
+        depth = batcher.depth
+        gate.set()
+        answers = await asyncio.gather(running, *queued)
+        await batcher.stop()
+        pool.shutdown()
+        return refused, depth, len(answers)
+
+    refused, depth, answered = asyncio.run(main())
+    assert depth == 3  # bounded: the refused requests were never queued
+    assert answered == 4
+    for error in refused:
+        assert isinstance(error, Overloaded)
+        assert error.status == 503 and error.code == "overloaded"
+        assert int(error.headers["Retry-After"]) >= 1
+
+
+def test_a_predicted_wait_over_the_budget_is_refused_on_the_fake_clock() -> None:
+    async def main() -> tuple[Overloaded, float]:
+        clock = FakeClock()
+        runner = TimedRunner(clock, a=0.01, b=0.1)  # 100 rows: 1.1 s
+        batcher = Batcher(
+            runner, Inline(), max_batch_rows=100, latency_budget_ms=1500.0, clock=clock
+        )
+        batcher.start()
+        for n in (1, 10, 100, 50):  # teach the latency model
+            await batcher.predict(rows(*range(n)), n)
+        assert batcher.predicted_wait(100) == pytest.approx(1.1, rel=1e-6)
+        await batcher.predict(rows(*range(100)), 100)  # predicted 1.1 s: accepted
+        with pytest.raises(Overloaded) as refused:
+            await batcher.predict(rows(*range(300)), 300)  # 3 batches: 3.3 s
+        wait = batcher.predicted_wait(300)
+        await batcher.stop()
+        return refused.value, wait
+
+    error, wait = asyncio.run(main())
+    assert wait == pytest.approx(3.3, rel=1e-6)
+    assert error.headers["Retry-After"] == "4"  # ceil(3.3)
+    assert "latency budget" in error.message
+
+
+def test_stop_predicts_what_is_queued_then_refuses() -> None:
+    async def main() -> tuple[list[Any], RequestError]:
+        clock = FakeClock()
+        batcher = Batcher(TimedRunner(clock), Inline(), max_batch_rows=1, clock=clock)
+        batcher.start()
+        pending = [asyncio.ensure_future(batcher.predict(rows(i), 1)) for i in range(5)]
+        await asyncio.sleep(0)  # all queued
+        await batcher.stop()  # no polling: wakes the dispatcher, which drains and ends
+        done = [p.result()[0][0] for p in pending]
+        with pytest.raises(RequestError) as refused:
+            await batcher.predict(rows(1), 1)
+        return done, refused.value
+
+    done, refused = asyncio.run(main())
+    assert done == [0, 2, 4, 6, 8]
+    assert refused.status == 503
+
+
+def test_max_wait_fills_a_batch_from_later_arrivals() -> None:
+    async def main() -> list[int]:
+        runner = TimedRunner(FakeClock(), a=0, b=0)
+        batcher = Batcher(runner, Inline(), max_batch_rows=8, max_wait_ms=200)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.predict(rows(1), 1))
+        await asyncio.sleep(0.02)
+        later = [asyncio.ensure_future(batcher.predict(rows(i), 1)) for i in range(7)]
+        await asyncio.gather(first, *later)
+        await batcher.stop()
+        return runner.batches
+
+    assert asyncio.run(main()) == [8]  # one batch: the first waited for the other seven
