@@ -71,15 +71,16 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         out = service.describe(name)
         return {"ref": out["ref"], "route": out.get("route"), "error": out.get("error")}
 
-    async def act(name: str | None, field: str, change: Callable[[], object]) -> None:
-        """Run a use case and a refresher pass off the event loop."""
+    async def act(field: str, change: Callable[[], Any]) -> Any:
+        """Run a use case, then a refresher pass, off the event loop; the use case's answer."""
 
-        def apply() -> None:
-            change()
+        def apply() -> Any:
+            result = change()
             refresher.refresh_now()
+            return result
 
         try:
-            await asyncio.get_running_loop().run_in_executor(None, apply)
+            return await asyncio.get_running_loop().run_in_executor(None, apply)
         except ForgeMLError as e:
             raise from_forgeml(e, field=field) from None
 
@@ -99,14 +100,14 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
                 service.entry(name)  # 404
             config = _json_body(await read_body(request, max_body))
 
-            def change() -> None:
+            def change() -> workflows.RouteChange:
                 stored = refresher.routes.routes().get(name)
                 revision = (stored[1] if stored else 0) + 1
                 refresher.desired_route(name, (config, revision))  # validates before storing
-                workflows.set_route(context, name, config)
+                return workflows.set_route(context, name, config)
 
-            await act(name, "route", change)
-            return json_response(describe(name))
+            done = await act("route", change)
+            return json_response({**describe(name), "by": done.actor})
 
         return await guarded(service, None, name, handle)
 
@@ -117,8 +118,8 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
             context = workflows.Context(ws, _principal(request))
             if name not in service.refs:
                 service.entry(name)  # 404
-            await act(name, "route", lambda: workflows.clear_route(context, name))
-            return json_response(describe(name))
+            done = await act("route", lambda: workflows.clear_route(context, name))
+            return json_response({**describe(name), "by": done.actor})
 
         return await guarded(service, None, name, handle)
 
@@ -146,20 +147,16 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
             reason = doc.get("reason")
             if "reason" in doc and not isinstance(reason, str):
                 raise RequestError(f"reason is text; got {reason!r}", field="reason")
-            events: list[Any] = []
-            await act(
-                name,
+            event = await act(
                 "version",
-                lambda: events.append(
-                    workflows.promote(context, name, version, alias=alias, reason=reason)
-                ),
+                lambda: workflows.promote(context, name, version, alias=alias, reason=reason),
             )
             return json_response(
                 {
                     "model": name,
                     "alias": alias,
-                    "version": version,
-                    "by": context.principal.name,
+                    "version": event.to_version,
+                    "by": event.actor,
                     **describe(name),
                 }
             )
