@@ -25,9 +25,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
+## lint: style, formatting, layers and import circles (tools/check_layers.py), types (mypy)
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/python tools/check_layers.py
+	$(BIN)/mypy
 
 ## bench: the benchmarks in benchmarks/ (needs the bench extra)
 bench: $(VENV)/.installed-dev

@@ -14,8 +14,8 @@ import sys
 import types
 from typing import Any
 
-from forgeml.evaluate._card import ModelCard, model_card
-from forgeml.evaluate._evaluate import EvaluationReport, evaluate
+from forgeml.evaluate._card import ModelCard
+from forgeml.evaluate._evaluate import evaluate
 from forgeml.evaluate._explain import Explainer, Explanation, explain, global_importance, raw_output
 from forgeml.evaluate._fairness import (
     FairnessReport,
@@ -35,6 +35,7 @@ from forgeml.evaluate._metrics import (
     regression_metrics,
     threshold_curve,
 )
+from forgeml.evaluate._result import EvaluationReport, model_card
 from forgeml.evaluate._slices import Slice, slice_metrics
 
 __all__ = [

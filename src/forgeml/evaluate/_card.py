@@ -6,24 +6,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from forgeml.evaluate._metrics import HIGHER_IS_BETTER, MetricValue
+from forgeml.evaluate._metrics import MetricValue
 
-if TYPE_CHECKING:
-    from forgeml.evaluate._evaluate import EvaluationReport
-
-__all__ = ["ModelCard", "model_card"]
-
-_SLICES_SHOWN = 5
-_FEATURES_SHOWN = 10
-# A slice this much worse than all rows is listed as a limitation (absolute for scores in
-# [0, 1], relative for errors).
-_SLICE_GAP = 0.05
+__all__ = ["ModelCard"]
 
 
 @dataclass(frozen=True)
@@ -129,83 +120,3 @@ def _text(value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k}: {v}" for k, v in value.items())
     return str(value)
-
-
-def model_card(
-    report: EvaluationReport,
-    *,
-    intended_use: str | None = None,
-    out_of_scope: str = "",
-    limitations: Sequence[str] = (),
-) -> ModelCard:
-    """Model-card content from an evaluation.
-
-    Args:
-        report: the evaluation.
-        intended_use: what the model is for (default: the one given to ``evaluate``).
-        out_of_scope: uses the model is not meant for.
-        limitations: limits known to the owner, listed before the ones the evaluation found.
-
-    Returns:
-        the card.
-    """
-    metrics = report.metrics
-    found: list[str] = list(limitations)
-    found.append(
-        f"Evaluated on {metrics.n_rows} rows; intervals are {metrics.confidence:.0%} bootstrap "
-        f"percentile intervals over {metrics.n_bootstrap} replicates (seed {metrics.seed})."
-    )
-    if metrics.n_rows < 1000:
-        found.append("Fewer than 1,000 evaluation rows: the intervals are wide.")
-    for s in report.slices[:_SLICES_SHOWN]:
-        higher = HIGHER_IS_BETTER.get(s.metric, True)
-        worse_by = -s.gap if higher else s.gap
-        # scores in [0, 1] compare in absolute terms, errors relative to all rows' error
-        scale = 1.0 if higher else max(abs(s[s.metric] - s.gap), 1e-12)
-        if np.isfinite(worse_by) and worse_by / scale > _SLICE_GAP:
-            found.append(
-                f"Worse on {s.column} = {s.value} ({s.size} rows): {s.metric} "
-                f"{s[s.metric]:.4g} ({s.gap:+.4g} against all rows)."
-            )
-    fairness: list[dict[str, Any]] = []
-    if report.fairness is not None:
-        for audit in report.fairness.audits:
-            fairness.append(
-                {
-                    "column": audit.column,
-                    "groups": {g.group: g.size for g in audit.groups},
-                    "disparities": {d.name: d.to_dict() for d in audit.disparities},
-                    "findings": [f.message for f in audit.findings],
-                }
-            )
-        n_findings = len(report.fairness.findings)
-        if n_findings:
-            found.append(
-                f"The fairness audit flagged {n_findings} finding(s); see the fairness section."
-            )
-    found.extend(report.notes)
-    return ModelCard(
-        model_name=report.model_name,
-        task=report.task,
-        intended_use=intended_use if intended_use is not None else report.intended_use,
-        out_of_scope=out_of_scope,
-        data={
-            "dataset": report.dataset_name or "not named",
-            "rows": metrics.n_rows,
-            "columns": len(report.columns),
-            **(
-                {"class_counts": {str(c.label): c.support for c in metrics.per_class}}
-                if metrics.per_class
-                else {}
-            ),
-        },
-        metrics=metrics.values,
-        confidence=metrics.confidence,
-        slices=tuple(s.to_dict() for s in report.slices[:_SLICES_SHOWN]),
-        fairness=tuple(fairness),
-        explanations={
-            "method": report.explanation_method,
-            "importance": [(k, v) for k, v in report.importance[:_FEATURES_SHOWN]],
-        },
-        limitations=tuple(found),
-    )

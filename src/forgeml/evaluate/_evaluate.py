@@ -13,7 +13,6 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from forgeml.errors import InputError
-from forgeml.evaluate._card import ModelCard, model_card
-from forgeml.evaluate._fairness import FairnessReport, FairnessThresholds, fairness_audit
+from forgeml.evaluate._fairness import FairnessThresholds, fairness_audit
 from forgeml.evaluate._inputs import as_labels, check_known_labels, check_same_length
 from forgeml.evaluate._metrics import Metrics, classification_metrics, regression_metrics
-from forgeml.evaluate._slices import Slice, slice_metrics
+from forgeml.evaluate._result import EvaluationReport
+from forgeml.evaluate._slices import slice_metrics
 
 if TYPE_CHECKING:
     from forgeml.tracking import ActiveRun
@@ -36,92 +35,6 @@ _TASKS = ("binary", "multiclass", "regression")
 # The permutation explainer costs (2 x features + 1) x background evaluations per row: 25
 # rows against 25 background rows keep it to seconds for a model of ~20 columns.
 _PERMUTATION_ROWS = 25
-
-
-@dataclass(frozen=True)
-class EvaluationReport:
-    """The outcome of ``evaluate``. Immutable.
-
-    Attributes:
-        model_name: the model's name.
-        task: ``binary``, ``multiclass`` or ``regression``.
-        columns: the input columns.
-        metrics: overall metrics with intervals.
-        slices: metrics per slice, worst first.
-        fairness: the audit of the sensitive columns (None without any, or for regression).
-        importance: (column, mean |SHAP|), largest first.
-        explanation_method: the algorithm behind ``importance``.
-        plots: plot name -> PNG path.
-        report_path: the HTML report.
-        output_dir: the folder holding every file.
-        dataset_name: the evaluation data's name, if given.
-        intended_use: what the model is for, if given.
-        notes: what could not be computed and why.
-        timings: seconds per step and ``total``.
-        run_id: the run the evaluation was logged to.
-    """
-
-    model_name: str
-    task: str
-    columns: tuple[str, ...]
-    metrics: Metrics
-    slices: tuple[Slice, ...]
-    fairness: FairnessReport | None
-    importance: tuple[tuple[str, float], ...]
-    explanation_method: str
-    plots: tuple[tuple[str, Path], ...] = ()
-    report_path: Path | None = None
-    output_dir: Path | None = None
-    dataset_name: str | None = None
-    intended_use: str = ""
-    notes: tuple[str, ...] = ()
-    timings: dict[str, float] = field(default_factory=dict)
-    run_id: str | None = None
-
-    def card(
-        self,
-        *,
-        intended_use: str | None = None,
-        out_of_scope: str = "",
-        limitations: Sequence[str] = (),
-    ) -> ModelCard:
-        """Model-card content from this evaluation (see ``model_card``)."""
-        return model_card(
-            self, intended_use=intended_use, out_of_scope=out_of_scope, limitations=limitations
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN as None)."""
-        return _finite(
-            {
-                "model_name": self.model_name,
-                "task": self.task,
-                "dataset_name": self.dataset_name,
-                "columns": list(self.columns),
-                "metrics": self.metrics.to_dict(),
-                "slices": [s.to_dict() for s in self.slices],
-                "fairness": None if self.fairness is None else self.fairness.to_dict(),
-                "importance": [[k, v] for k, v in self.importance],
-                "explanation_method": self.explanation_method,
-                "plots": {k: str(v) for k, v in self.plots},
-                "report_path": None if self.report_path is None else str(self.report_path),
-                "notes": list(self.notes),
-                "timings": dict(self.timings),
-                "run_id": self.run_id,
-            }
-        )
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _detect_task(model: Any, y: np.ndarray, task: str | None) -> str:

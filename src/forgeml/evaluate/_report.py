@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from forgeml.evaluate._evaluate import EvaluationReport
+    from forgeml.evaluate._result import EvaluationReport
 
 __all__ = ["render_report", "write_report"]
 
