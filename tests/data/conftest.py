@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -10,16 +10,6 @@ import pytest
 
 from forgeml.config import Settings
 from forgeml.store import Workspace
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-def shared_file(name: str) -> Path:
-    """A file of the shared datasets folder; the test skips when it is absent."""
-    path = SHARED / name
-    if not path.is_file():
-        pytest.skip(f"the shared dataset {path} is absent (see /work/shared/datasets/README.md)")
-    return path
 
 
 @pytest.fixture
@@ -31,23 +21,23 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 
 
 @pytest.fixture
-def adult_path() -> Path:
-    return shared_file("adult.csv")
+def adult_path(shared_dataset: Callable[[str], Path]) -> Path:
+    return shared_dataset("adult.csv")
 
 
 @pytest.fixture(scope="session")
-def adult_frame() -> pd.DataFrame:
+def adult_frame(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     """adult.csv as pandas reads it (tests copy before changing it)."""
-    return pd.read_csv(shared_file("adult.csv"))
+    return pd.read_csv(shared_dataset("adult.csv"))
 
 
 @pytest.fixture(scope="session")
-def compas() -> pd.DataFrame:
+def compas(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     """compas-scores-two-years.csv as pandas reads it."""
-    return pd.read_csv(shared_file("compas-scores-two-years.csv"))
+    return pd.read_csv(shared_dataset("compas-scores-two-years.csv"))
 
 
 @pytest.fixture(scope="session")
-def bike() -> pd.DataFrame:
+def bike(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     """bike-sharing-hour.csv as pandas reads it."""
-    return pd.read_csv(shared_file("bike-sharing-hour.csv"))
+    return pd.read_csv(shared_dataset("bike-sharing-hour.csv"))

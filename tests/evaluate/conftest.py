@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-COMPAS = DATASETS / "compas-scores-two-years.csv"
-
 
 @pytest.fixture(scope="session")
-def compas_path() -> Path:
-    if not COMPAS.is_file():
-        pytest.skip(f"the COMPAS dataset is absent ({COMPAS})")
-    return COMPAS
+def compas_path(shared_dataset: Callable[[str], Path]) -> Path:
+    return shared_dataset("compas-scores-two-years.csv")
 
 
 @pytest.fixture(scope="session")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
 
 @pytest.fixture(scope="session")
-def adult() -> pd.DataFrame:
+def adult(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     """3,000 rows of UCI Adult (real data), features and the target ``income``."""
-    path = DATASETS / "adult.csv"
-    if not path.is_file():
-        pytest.skip(f"the shared dataset {path} is absent")
+    path = shared_dataset("adult.csv")
     frame = pd.read_csv(path, nrows=3000).drop(columns=["split"])
     return frame
 

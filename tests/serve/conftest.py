@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,11 @@ import forgeml as fm
 from forgeml.config import Settings
 from forgeml.store import Workspace
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 TARGET = "income"
 
 
-def adult_frame(rows: int = 4000) -> pd.DataFrame:
+def adult_frame(path: Path, rows: int = 4000) -> pd.DataFrame:
     """UCI Adult rows (real data) with the object columns as pandas categoricals."""
-    path = DATASETS / "adult.csv"
-    if not path.is_file():
-        pytest.skip(f"the shared dataset {path} is absent")
     frame = pd.read_csv(path, nrows=rows).drop(columns=["split"])
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]) and column != TARGET:
@@ -35,8 +31,8 @@ def adult_frame(rows: int = 4000) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def adult() -> pd.DataFrame:
-    return adult_frame()
+def adult(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    return adult_frame(shared_dataset("adult.csv"))
 
 
 def register_lgbm(ws: Workspace, frame: pd.DataFrame, name: str, trees: int, seed: int) -> int:

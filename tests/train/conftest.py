@@ -11,20 +11,11 @@ import pytest
 from forgeml.config import Settings
 from forgeml.store import Workspace
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
-
-def shared(name: str) -> Path:
-    path = DATASETS / name
-    if not path.is_file():
-        pytest.skip(f"the shared dataset {path} is absent")
-    return path
-
 
 @pytest.fixture
-def dataset() -> Callable[[str], Path]:
-    """The path of a shared dataset file; the test skips when it is absent."""
-    return shared
+def dataset(shared_dataset: Callable[[str], Path]) -> Callable[[str], Path]:
+    """The path of a shared dataset file (see the suite's ``shared_dataset``)."""
+    return shared_dataset
 
 
 @pytest.fixture
@@ -35,11 +26,11 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
 
 
 @pytest.fixture(scope="session")
-def german() -> pd.DataFrame:
-    return pd.read_csv(shared("german-credit.csv"))
+def german(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    return pd.read_csv(shared_dataset("german-credit.csv"))
 
 
 @pytest.fixture(scope="session")
-def adult_sample() -> pd.DataFrame:
-    frame = pd.read_csv(shared("adult.csv")).drop(columns=["split"])
+def adult_sample(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    frame = pd.read_csv(shared_dataset("adult.csv")).drop(columns=["split"])
     return frame.sample(n=4000, random_state=0).reset_index(drop=True)
