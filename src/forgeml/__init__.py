@@ -3,6 +3,10 @@
 ``import forgeml as fm``; the public surface is the names in ``__all__``.
 """
 
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
 from forgeml import data
 from forgeml._version import __version__
 from forgeml.config import Settings
@@ -41,21 +45,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # ``fm.evaluate`` loads the evaluation package on first use (it pulls in pandas); the
-    # package is callable, so ``fm.evaluate(model, X, y)`` and ``fm.evaluate.explain`` both work.
-    if name == "evaluate":
-        import forgeml.evaluate
+if TYPE_CHECKING:
+    from forgeml import evaluate, registry, train
+    from forgeml.registry import load, register
 
-        return forgeml.evaluate
-    # ``fm.train(df, target=...)``: the training package, loaded on first use, is callable.
-    if name == "train":
-        import forgeml.train
+# Evaluation, training and the registry (pandas, scikit-learn...) load on first use. The
+# evaluation and training packages are callable: ``fm.train(df, target=...)`` and
+# ``fm.evaluate(model, X, y)`` work as well as ``fm.evaluate.explain``.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submodules=["evaluate", "registry", "train"],
+    submod_attrs={"registry": ["load", "register"]},
+)
 
-        return forgeml.train
-    # ``fm.register`` / ``fm.load`` (the model registry) load it on first use as well.
-    if name in ("register", "load", "registry"):
-        import forgeml.registry
 
-        return forgeml.registry if name == "registry" else getattr(forgeml.registry, name)
-    raise AttributeError(f"module 'forgeml' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(__all__)

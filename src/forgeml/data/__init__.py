@@ -21,8 +21,9 @@ Heavy modules (pandas, pandera, matplotlib) load on first use, so ``import forge
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from forgeml.data._analyze import infer_schema, profile
@@ -104,16 +105,9 @@ _HOMES = {
     "_schema": ("ColumnKind", "ColumnSchema", "Schema", "bin_values"),
     "_version": ("DatasetVersion", "SplitInfo", "parse_ref"),
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'forgeml.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"forgeml.data.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, _, _ = lazy_loader.attach(
+    __name__, submod_attrs={module: list(names) for module, names in _HOMES.items()}
+)
 
 
 def __dir__() -> list[str]:

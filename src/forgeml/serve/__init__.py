@@ -8,7 +8,9 @@ what ``forgeml serve`` runs); ``predict_file`` scores a CSV or Parquet file larg
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from forgeml.serve._options import ServeOptions
 from forgeml.serve._types import Outputs, RequestError, Rows
@@ -22,15 +24,11 @@ __all__ = [
     "predict_file",
 ]
 
+if TYPE_CHECKING:
+    from forgeml.serve._app import create_app
+    from forgeml.serve._batch import predict_file
 
-def __getattr__(name: str) -> Any:
-    # The web stack and the model runtime load on first use.
-    if name == "create_app":
-        from forgeml.serve._app import create_app
-
-        return create_app
-    if name == "predict_file":
-        from forgeml.serve._batch import predict_file
-
-        return predict_file
-    raise AttributeError(name)
+# The web stack and the model runtime load on first use.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__, submod_attrs={"_app": ["create_app"], "_batch": ["predict_file"]}
+)
