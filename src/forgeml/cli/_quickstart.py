@@ -57,7 +57,7 @@ def quickstart(
     errors = version.quality.of("error") if version.quality is not None else ()
     mark = step(f"data: adult@{version.version}, {version.n_rows:,} rows, profiled", mark)
 
-    result = fm.train(
+    result = fm.train.train(
         f"adult@{version.version}",
         time_budget=time_budget,
         seed=seed,

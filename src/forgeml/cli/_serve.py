@@ -78,11 +78,12 @@ def serve(
             max_rows=max_rows,
             cache_size=cache_size,
             log_predictions=log_predictions,
-            when_full=when_full,
+            # pydantic checks the choice; its error is turned into one line below
+            when_full=when_full,  # type: ignore[arg-type]
             access_log=access_log,
             poll_interval=poll_interval,
             admin_token=admin_token,
-            unknown_categories=unknown_categories,
+            unknown_categories=unknown_categories,  # type: ignore[arg-type]
         )
     except ValidationError as e:
         problem = e.errors()[0]

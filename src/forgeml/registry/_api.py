@@ -134,9 +134,7 @@ def _dataset_frame(
 
     version = fd.get(dataset, workspace=ws)
     frame = fd.load(version, workspace=ws)
-    profile = version.profile
-    if profile is not None and hasattr(profile, "to_dict"):
-        profile = profile.to_dict()
+    profile = None if version.profile is None else version.profile.to_dict()
     return f"{version.name}@{version.version}", frame, version.target, profile
 
 

@@ -80,8 +80,8 @@ def requirements(flavor: str, spec: dict[str, Any]) -> dict[str, str]:
     for name in names:
         # the imported module's own version first: a distribution can be installed under
         # another name (xgboost-cpu) next to a stale record of the usual one
-        module = sys.modules.get(_MODULES.get(name, name))
-        version = getattr(module, "__version__", None)
+        loaded = sys.modules.get(_MODULES.get(name, name))
+        version = getattr(loaded, "__version__", None)
         if version is None:
             try:
                 version = importlib_metadata.version(name)
@@ -228,6 +228,7 @@ def read_bundle(artifacts: ArtifactStore, digest: str) -> VerifiedBundle:
             f"{sorted(present)}"
         )
     for name in present:
+        assert isinstance(files, dict)  # ``present`` is empty otherwise
         if files[name].get("sha256") != entries[name].digest:
             raise ArtifactIntegrityError(
                 f"Bundle {digest}: {name} does not match the sha256 its manifest records"

@@ -8,7 +8,7 @@ registry capability (``forgeml.registry``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -722,7 +722,7 @@ class RegistryStore:
         return self._versions(conn, name, row.model_id, [row])[0]
 
     def _versions(
-        self, conn: Connection, name: str, model_id: int, rows: list[Any]
+        self, conn: Connection, name: str, model_id: int, rows: Sequence[Any]
     ) -> list[ModelVersionRecord]:
         held: dict[int, list[str]] = {}
         for alias, version in conn.execute(
@@ -751,7 +751,7 @@ class RegistryStore:
             for r in rows
         ]
 
-    def _models(self, conn: Connection, rows: list[Any]) -> list[ModelRecord]:
+    def _models(self, conn: Connection, rows: Sequence[Any]) -> list[ModelRecord]:
         ids = [r.model_id for r in rows]
         aliases: dict[int, dict[str, int]] = {i: {} for i in ids}
         if ids:
