@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from forgeml.evaluate._inputs import (
     check_same_length,
     label_text,
 )
+from forgeml.metrics import canonical_name, registered_metrics
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -42,33 +44,16 @@ __all__ = [
     "threshold_curve",
 ]
 
-# Direction of every metric this module reports: slices are ranked worst first with it and a
-# search derives its direction from it.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "balanced_accuracy": True,
-    "precision": True,
-    "recall": True,
-    "f1": True,
-    "precision_macro": True,
-    "recall_macro": True,
-    "f1_macro": True,
-    "precision_weighted": True,
-    "recall_weighted": True,
-    "f1_weighted": True,
-    "roc_auc": True,
-    "pr_auc": True,
-    "log_loss": False,
-    "brier_score": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-    "mape": False,
-    "abs_error_p50": False,
-    "abs_error_p90": False,
-    "abs_error_p95": False,
-    "abs_error_p99": False,
-}
+# Direction of every metric, aliases included, from the shared registry: slices are ranked
+# worst first with it. Every metric this module reports is registered there under the same
+# name, with a plain function that gives the same value (tested).
+HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType(
+    {
+        key: spec.greater_is_better
+        for spec in registered_metrics().values()
+        for key in (spec.name, *spec.aliases)
+    }
+)
 
 # Bootstrap replicates are processed in chunks holding at most this many weights, so memory
 # stays bounded (16 MB of float64) whatever the number of rows.
@@ -81,7 +66,7 @@ class MetricValue:
     """A metric with its bootstrap confidence interval.
 
     Attributes:
-        name: the metric's name (a key of ``HIGHER_IS_BETTER``).
+        name: the metric's registered name (see ``forgeml.metrics``).
         value: the value on all rows (NaN when undefined, e.g. ROC AUC with one class).
         lower: lower end of the interval (NaN without bootstrap).
         upper: upper end of the interval.
@@ -184,8 +169,9 @@ def _plain(value: Any) -> Any:
 
 
 def _lookup(values: tuple[MetricValue, ...], name: str) -> MetricValue:
+    wanted = canonical_name(name) if name in HIGHER_IS_BETTER else name
     for v in values:
-        if v.name == name:
+        if v.name == wanted:
             return v
     raise KeyError(f"no metric {name!r}; have {[v.name for v in values]}")
 
@@ -331,9 +317,10 @@ def classification_metrics(
 
     Accuracy, balanced accuracy, precision/recall/F1 per class and macro/weighted averaged
     (plus those of the positive class for binary tasks) from the predicted labels; ROC AUC,
-    PR AUC (average precision), log loss and Brier score from the scores. Multiclass AUCs are
-    one-vs-rest, macro averaged. Values equal scikit-learn's on the same inputs (zero where a
-    ratio is undefined, as scikit-learn's ``zero_division`` default gives).
+    average precision (the area under the PR curve, alias ``pr_auc``), log loss and Brier
+    score from the scores. Multiclass AUCs are one-vs-rest, macro averaged. Values equal
+    scikit-learn's on the same inputs (zero where a ratio is undefined, as scikit-learn's
+    ``zero_division`` default gives).
 
     Args:
         y_true: true labels.
@@ -442,12 +429,12 @@ def classification_metrics(
             if binary:
                 positive = t_idx == positive_index
                 out["roc_auc"] = _roc_auc(w, proba[:, positive_index], positive)
-                out["pr_auc"] = _average_precision(w, proba[:, positive_index], positive)
+                out["average_precision"] = _average_precision(w, proba[:, positive_index], positive)
             else:
                 aucs = [_roc_auc(w, proba[:, j], t_idx == j) for j in range(k)]
                 aps = [_average_precision(w, proba[:, j], t_idx == j) for j in range(k)]
                 out["roc_auc"] = np.mean(aucs, axis=0)
-                out["pr_auc"] = np.mean(aps, axis=0)
+                out["average_precision"] = np.mean(aps, axis=0)
             out["log_loss"] = (w @ per_row_loss) / total
             out["brier_score"] = (w @ per_row_brier) / total
         return out
