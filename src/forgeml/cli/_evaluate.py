@@ -40,7 +40,7 @@ def evaluate(
     from forgeml.tracking import start_run
 
     workspace = open_workspace(ctx)
-    model = load(model_ref if "@" in model_ref else f"{model_ref}@latest", workspace=workspace)
+    model = load(model_ref, workspace=workspace)
     version = datasets.get(data, workspace=workspace)
     ref = f"{version.name}@{version.version}"
     if version.target is None:

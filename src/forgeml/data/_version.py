@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from forgeml.data._profile import Profile
 from forgeml.data._quality import QualityReport
 from forgeml.data._schema import Schema
-from forgeml.errors import InputError
+from forgeml.refs import check_name
+from forgeml.refs import parse_ref as parse_any_ref
 from forgeml.store import DatasetVersionRecord, SplitRecord
 
 __all__ = ["DatasetVersion", "SplitInfo", "check_dataset_name", "parse_ref"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAME_LENGTH = 128
 
 
 def check_dataset_name(name: str) -> str:
@@ -24,12 +24,7 @@ def check_dataset_name(name: str) -> str:
     Raises:
         InputError: the name is not valid.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(
-            f"A dataset name is 1 to 128 letters, digits, '.', '_' or '-' starting with a letter "
-            f"or digit; got {name!r}"
-        )
-    return name
+    return check_name(name, kind="dataset", max_length=_NAME_LENGTH)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -39,18 +34,8 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     Raises:
         InputError: ``ref`` is not of that form.
     """
-    if not isinstance(ref, str) or not ref.strip():
-        raise InputError(f"A dataset reference is NAME, NAME@VERSION or NAME@latest; got {ref!r}")
-    name, at, version = ref.strip().partition("@")
-    check_dataset_name(name)
-    if not at or version == "latest":
-        return name, None
-    if not version.isdigit() or int(version) < 1:
-        raise InputError(
-            f"The version in {ref!r} must be a positive number or 'latest' "
-            f"(e.g. {name}@1 or {name}@latest)"
-        )
-    return name, int(version)
+    parsed = parse_any_ref(ref, kind="dataset", aliases=False, max_name_length=_NAME_LENGTH)
+    return parsed.name, parsed.version
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -13,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from forgeml.errors import ArtifactIntegrityError, ConflictError, InputError, NotFoundError
+from forgeml.refs import parse_ref
 from forgeml.registry._bundle import CARD, read_bundle, stage
 from forgeml.registry._card import card_html, render_card
 from forgeml.registry._flavors import classes_of, flavor_for, is_classifier, task_of
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 ModelVersion = ModelVersionRecord
-_REF = re.compile(r"^(?P<name>[^@\s]+)(?:@(?P<ref>[^@\s]+))?$")
 _CHECK_ROWS = 200
 
 
@@ -75,14 +74,8 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
     Raises:
         InputError: ``ref`` is not of that form.
     """
-    match = _REF.match(ref.strip()) if isinstance(ref, str) else None
-    if match is None:
-        raise InputError(
-            "A model reference is NAME@VERSION, NAME@ALIAS or NAME@latest "
-            f"(e.g. churn@3, churn@production); got {ref!r}"
-        )
-    name = check_model_name(match["name"])
-    return name, match["ref"] or "latest"
+    parsed = parse_ref(ref, kind="model")
+    return parsed.name, parsed.selector
 
 
 # -- register ---------------------------------------------------------------------------------
@@ -542,9 +535,9 @@ def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:
         except NotFoundError:
             out["run"] = {"run_id": record.run_id, "missing": True}
     if record.dataset:
-        name, _, number = record.dataset.partition("@")
+        dataset = parse_ref(record.dataset, kind="dataset", aliases=False)
         try:
-            data = ws.datasets.get_version(name, int(number) if number.isdigit() else None)
+            data = ws.datasets.get_version(dataset.name, dataset.version)
             out["dataset"] = {
                 "ref": f"{data.name}@{data.version}",
                 "digest": data.digest,

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from forgeml.refs import parse_ref
+
 __all__ = ["ServeOptions"]
 
 #: Requests waiting per served version before new ones are refused with 503.
@@ -67,7 +69,7 @@ class ServeOptions(BaseModel):
     @field_validator("models")
     @classmethod
     def _refs(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
-        names = [r.split("@", 1)[0] for r in refs]
+        names = [parse_ref(r).name for r in refs]
         if len(set(names)) != len(names):
             raise ValueError("each model name is served once; use a route to serve two versions")
         return refs
