@@ -150,7 +150,7 @@ def operations(
         if probabilities is None:
             return error_response(
                 RequestError(
-                    f"probabilities is true or false; got {given[:20]!r}",
+                    f"probabilities is true or false; got {str(given)[:20]!r}",
                     field="probabilities",
                     status=422,
                 )

@@ -110,6 +110,7 @@ class Validator:
         kind = column.kind
         unseen = [0]  # values of one request not seen in training (checks run one at a time)
         on_unseen = self._on_unseen
+        convert: Callable[[Any], Any]
         if kind in ("numeric", "integer"):
             convert = _number
             what = "numbers" if kind == "numeric" else "integers"
