@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,3 +146,39 @@ def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]
     part = frame.drop(columns=[TARGET]).iloc[start : start + n].astype(object)
     part = part.where(part.notna(), None)
     return part.to_dict(orient="records")
+
+
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready")
+
+
+@contextlib.contextmanager
+def serve_process(ws, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``forgeml serve ARGS`` as a real process on a free port, ready; killed if still alive
+    at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "forgeml", "serve", *args, "--port", str(port)],
+        env={**os.environ, "FORGEML_HOME": str(ws.home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(url, process)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()

@@ -3,58 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 
-from .conftest import free_port, records
-
-
-def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the server did not become ready")
-
-
-@contextlib.contextmanager
-def _serving(ws, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``forgeml serve ARGS`` as a real process on a free port, ready; killed if still alive
-    at the end."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "forgeml", "serve", *args, "--port", str(port)],
-        env={**os.environ, "FORGEML_HOME": str(ws.home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_ready(url, process)
-        yield url, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+from .conftest import records, serve_process
 
 
 def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(serve_ws, adult):
-    with _serving(serve_ws, "adult-lgbm@2", "--no-access-log") as (url, process):
+    with serve_process(serve_ws, "adult-lgbm@2", "--no-access-log") as (url, process):
         rows = records(adult, 40, start=300)
         answered: list[str] = []
         failures: list[int] = []
@@ -95,7 +54,7 @@ def test_sigterm_under_load_answers_in_flight_requests_and_loses_no_prediction(s
 def test_two_workers_serve_with_structured_access_logs_and_stop_cleanly(serve_ws, adult):
     import json
 
-    with _serving(serve_ws, "adult-hgb@1", "--workers", "2") as (url, process):
+    with serve_process(serve_ws, "adult-hgb@1", "--workers", "2") as (url, process):
         ids = set()
         with httpx.Client(timeout=30) as client:
             for row in records(adult, 20, start=500):
