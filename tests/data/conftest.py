@@ -11,6 +11,10 @@ import pytest
 from forgeml.config import Settings
 from forgeml.store import Workspace
 
+from ..conftest import shared_dataset_path
+
+shared_file = shared_dataset_path  # for tests that open a file directly
+
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
