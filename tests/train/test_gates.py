@@ -8,6 +8,7 @@ import json
 import time
 import warnings
 
+import pandas as pd
 import pytest
 
 from forgeml import data
@@ -44,6 +45,7 @@ def test_bike_leak_through_the_cli_exits_2_and_drop_is_recorded(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert "casual" not in summary["feature_columns"]
+    assert not [n for n in summary["notes"] if "too good" in n]
     from forgeml.config import Settings
     from forgeml.store import Workspace
 
@@ -84,6 +86,10 @@ def test_bank_sensitive_columns_are_not_model_inputs(ws):
     result = train("bank", time_budget=4, models=["lgbm"], workspace=ws)
     assert "age" not in result.feature_columns and "marital" not in result.feature_columns
     assert "duration" in result.feature_columns
+    # a domain leak no statistic names: the model leans on it, and the run says so
+    assert any("too good to be true? 'duration' carries" in n for n in result.notes)
+    run = ws.runs.get_run(result.run_id)
+    assert "--drop duration" in run.tags["forgeml.too_good"]
     for member in result.model.members:
         pipelines = getattr(member, "pipelines", None) or [member]
         for pipeline in pipelines:
@@ -146,3 +152,13 @@ def test_sensitive_columns_of_a_frame_are_left_out(german, ws):
         workspace=ws,
     )  # fmt: skip
     assert "sex" not in result.feature_columns and "age" not in result.feature_columns
+
+
+def test_a_leaky_model_is_called_too_good(ws):
+    frame = pd.read_csv(shared("bike-sharing-hour.csv"))
+    result = train(
+        frame, target="cnt", time_budget=4, models=["lgbm"], workspace=ws, allow_leaks=True
+    )
+    notes = [n for n in result.notes if n.startswith("too good to be true?")]
+    assert any("the test r2 is 0.99" in n and "3,476 held-out rows" in n for n in notes)
+    assert any("leak check:" in n and "casual" in n for n in result.notes)

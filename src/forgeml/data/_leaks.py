@@ -217,57 +217,56 @@ def _ratio_findings(
     flagged: list[set[int]],
     room: int,
 ) -> list[Finding]:
-    """Pairs whose ratio or product reproduces the target (correlation with it >= the
-    formula's threshold, checked column by column over all partners at once)."""
-    if room <= 0:
+    """Pairs whose ratio or product reproduces the target. For positive values ``y = a / b``
+    is ``log y = log a - log b``: the pairs are screened with the linear fits of the logs
+    (from one correlation matrix), and each hit is confirmed on the values themselves."""
+    if room <= 0 or not np.all(y > 0):
         return []
-    order = np.argsort(-np.abs(((X - X.mean(0)) / X.std(0)).T @ (y - y.mean())), kind="stable")
-    cols = np.sort(order[:PAIR_COLUMNS])
-    zy = (y - y.mean()) / y.std()
+    positive = np.flatnonzero(np.all(X > 0, axis=0))
+    if len(positive) < 2:
+        return []
+    logs = np.log(X[:, positive])
+    std = logs.std(axis=0)
+    keep = std > 0
+    positive, logs, std = positive[keep], logs[:, keep], std[keep]
+    if len(positive) < 2:
+        return []
+    Z = (logs - logs.mean(axis=0)) / std
+    ly = np.log(y)
+    zy = (ly - ly.mean()) / ly.std() if ly.std() > 0 else None
+    if zy is None:
+        return []
+    corr_x = (Z.T @ Z) / len(y)
+    corr_y = (Z.T @ zy) / len(y)
     found: list[Finding] = []
-    seen: set[tuple[int, int]] = set()
-    for a in cols:
-        others = cols[cols != a]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            for op, symbol in ((np.divide, "/"), (np.multiply, "*")):
-                if symbol == "*" and a > others.min(initial=a):
-                    others_op = others[others > a]
-                else:
-                    others_op = others
-                if len(others_op) == 0:
-                    continue
-                values = op(X[:, [a]], X[:, others_op])
-                finite = np.isfinite(values).all(axis=0)
-                if not finite.any():
-                    continue
-                values = values[:, finite]
-                partners = others_op[finite]
-                std = values.std(axis=0)
-                good = std > 0
-                if not good.any():
-                    continue
-                z = (values[:, good] - values[:, good].mean(axis=0)) / std[good]
-                r = (z.T @ zy) / len(y)
-                for j in np.flatnonzero(r**2 >= FORMULA_R2):
-                    b = int(partners[good][j])
-                    pair = (int(a), b)
-                    if pair in seen or any(f <= set(pair) for f in flagged):
-                        continue
-                    seen.add(pair)
-                    columns = [names[int(a)], names[b]]
-                    found.append(
-                        Finding(
-                            "leak_formula",
-                            Severity.ERROR,
-                            f"{columns[0]!r} {symbol} {columns[1]!r} reproduces the target "
-                            f"{target!r} (correlation {r[j]:.6f} on {rows}): the target is "
-                            f"computed from them: drop them ({_drop_hint(columns)})",
-                            ",".join(columns),
-                            round(float(r[j] ** 2), 6),
-                        )
+    for subset in _linear_candidates(corr_x, corr_y):
+        if len(subset) != 2:
+            continue
+        a, b = (int(positive[i]) for i in subset)
+        if any(f <= {a, b} for f in flagged):
+            continue
+        for symbol, values, columns in (
+            ("/", X[:, a] / X[:, b], [names[a], names[b]]),
+            ("/", X[:, b] / X[:, a], [names[b], names[a]]),
+            ("*", X[:, a] * X[:, b], [names[a], names[b]]),
+        ):
+            r = float(np.corrcoef(values, y)[0, 1])
+            if np.isfinite(r) and r**2 >= FORMULA_R2:
+                flagged.append({a, b})
+                found.append(
+                    Finding(
+                        "leak_formula",
+                        Severity.ERROR,
+                        f"{columns[0]!r} {symbol} {columns[1]!r} reproduces the target "
+                        f"{target!r} (correlation {r:.6f} on {rows}): the target is computed "
+                        f"from them: drop them ({_drop_hint(columns)})",
+                        ",".join(columns),
+                        round(r**2, 6),
                     )
-                    if len(found) >= room:
-                        return found
+                )
+                break
+        if len(found) >= room:
+            break
     return found
 
 

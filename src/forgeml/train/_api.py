@@ -143,6 +143,82 @@ def _input_schema(X: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, dict[s
     return schema
 
 
+# A test score at least this good is reported as too good to be true.
+_NEAR_PERFECT = {"roc_auc": 0.995, "r2": 0.99, "accuracy": 0.995}
+# A column with at least this share of the permutation importance dominates the model.
+_DOMINANT_SHARE = 0.5
+# Held-out rows the permutation importance reads at most.
+_IMPORTANCE_ROWS = 1000
+
+
+def too_good_to_be_true(
+    model: Any,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    *,
+    task: str,
+    metric: Metric,
+    test_metrics: Mapping[str, float],
+    baseline_metrics: Mapping[str, float],
+    kinds: Mapping[str, str],
+    seed: int = 0,
+) -> list[str]:
+    """Warnings that a model is better than honest data allows: a near-perfect test score,
+    or one column carrying most of the model's permutation importance on held-out rows (the
+    mark of a domain leak such as bank marketing's ``duration``, which no statistic on the
+    data alone can name).
+
+    Returns:
+        One sentence per warning, naming the column and the rows it was computed on.
+    """
+    warnings_: list[str] = []
+    n = len(y_test)
+    for name, limit in _NEAR_PERFECT.items():
+        value = test_metrics.get(name)
+        if name == "accuracy" and baseline_metrics.get(name, 0.0) >= limit:
+            continue  # a majority class that large makes high accuracy trivial
+        if value is not None and math.isfinite(value) and value >= limit:
+            warnings_.append(
+                f"the test {name} is {value:.4f} on {n:,} held-out rows: a column may give the "
+                "target away (see the leak checks; domain leaks such as a value known only "
+                "after the outcome are not caught by statistics)"
+            )
+            break
+    columns = [c for c in X_test.columns if kinds.get(str(c)) != "identifier"]
+    if len(columns) < 2 or n < 50:
+        return warnings_
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, min(n, _IMPORTANCE_ROWS), replace=False))
+    X, y = X_test.iloc[rows].reset_index(drop=True), y_test[rows]
+
+    def loss(frame: pd.DataFrame) -> float:
+        pred = model.predict(frame) if task == "regression" else model.predict_proba(frame)
+        return float(metric.loss(y, pred))
+
+    try:
+        base = loss(X)
+        drops = {}
+        for column in columns:
+            shuffled = X.copy()
+            shuffled[column] = X[column].to_numpy()[rng.permutation(len(X))]
+            drops[column] = max(loss(shuffled) - base, 0.0)
+    except ValueError:  # e.g. a class missing from the sampled rows
+        return warnings_
+    total = sum(drops.values())
+    if total <= 0:
+        return warnings_
+    top = max(drops, key=lambda c: drops[c])
+    share = drops[top] / total
+    if share >= _DOMINANT_SHARE:
+        warnings_.append(
+            f"{top!r} carries {100 * share:.0f}% of the model's permutation importance "
+            f"({metric.name}, {len(X):,} held-out rows): check that it is known when "
+            f"predictions are made; if it is only known after the outcome, drop it "
+            f"(--drop {top})"
+        )
+    return warnings_
+
+
 def failed_trials(records: Sequence[TrialRecord]) -> dict[str, dict[str, Any]]:
     """Per family with a failed trial: its trials, how many failed, whether all did, and the
     first failure's error."""
@@ -764,6 +840,21 @@ def _search_and_fit(
         shares = np.bincount(problem.y, minlength=problem.n_classes) / len(problem.y)
         baseline = np.tile(shares, (len(y_test), 1))
     baseline_metrics = _test_metrics(problem.task, metric, y_test, baseline, None)
+    too_good = too_good_to_be_true(
+        model,
+        X_test,
+        y_test,
+        task=problem.task,
+        metric=metric,
+        test_metrics=test_metrics,
+        baseline_metrics=baseline_metrics,
+        kinds=kinds,
+        seed=problem.seed,
+    )
+    for warning in too_good:
+        notes.append(f"too good to be true? {warning}")
+    if too_good:
+        run.set_tags({"forgeml.too_good": " | ".join(too_good)})
     unseen = model.unseen_category_counts
     if unseen:
         shown = ", ".join(f"{c} ({n})" for c, n in sorted(unseen.items()))
