@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from functools import cache
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -345,3 +347,155 @@ def test_ten_thousand_records_write_in_one_batch(store_url: str):
         assert store.count_predictions("other") == 0
     finally:
         db.close()
+
+
+# -- reading at scale: keyset pages, windows, aggregates in SQL -------------------------------
+
+HOUR = 3_600_000
+H0 = T0 - T0 % HOUR  # a whole UTC hour
+
+
+def spread_log(store: PredictionLogStore) -> list[PredictionRecord]:
+    """Records over three hours: multi-row requests, two versions, equal timestamps."""
+    rng = np.random.default_rng(7)
+    records = []
+    for i in range(60):
+        hour = (0, 0, 1, 2)[i % 4]
+        time_ms = H0 + hour * HOUR + int(rng.integers(0, HOUR)) if i % 10 else H0 + HOUR - 1
+        records.append(
+            record(i, n=1 + i % 3, version=1 + i % 2, time_ms=time_ms, probabilities=i % 7 != 0)
+        )
+    store.write_predictions(records)
+    store.add_feedback({records[5].request_id: [">50K"] * records[5].n_rows})
+    return records
+
+
+def failed(time_ms: int, latency_ms: float, *, model: str = "adult") -> PredictionRecord:
+    return PredictionRecord(
+        request_id=str(uuid.uuid4()),
+        model=model,
+        version=1,
+        role="primary",
+        time_ms=time_ms,
+        latency_ms=latency_ms,
+        n_rows=0,
+        inputs={},
+        outputs={},
+        protocol="json",
+        error="schema_mismatch",
+    )
+
+
+def test_batches_page_by_keyset_and_add_up_to_the_whole_log(workspace: Workspace):
+    store = workspace.predlog
+    spread_log(store)
+    whole = store.predictions("adult")
+    pages = []
+    for batch in store.batches("adult", page_size=7, output="pandas"):
+        assert not workspace.db.in_transaction()  # no transaction spans the caller's work
+        pages.append(batch)
+    assert len(pages) == 9  # 60 records, 7 per page
+    # a page without feedback has a float label column: compare values, not dtypes
+    pd.testing.assert_frame_equal(pd.concat(pages, ignore_index=True), whole, check_dtype=False)
+    arrow = [b for b in store.batches("adult", page_size=7, version=2)]
+    table = pa.concat_tables(arrow, promote_options="default")
+    assert table.num_rows == len(whole[whole["version"] == 2])
+    expected = whole[whole["version"] == 2].reset_index(drop=True)
+    assert table.column("request_id").to_pylist() == expected["request_id"].tolist()
+    assert table.column("age").to_pylist() == expected["age"].tolist()
+    assert table.column("label").null_count == table.num_rows - (expected["label"].notna().sum())
+
+
+def test_ties_on_time_cross_page_boundaries_without_loss_or_repeat(workspace: Workspace):
+    store = workspace.predlog
+    records = [record(i, time_ms=T0) for i in range(25)]  # one instant, 25 requests
+    store.write_predictions(records)
+    ids = [rid for b in store.batches("adult", page_size=4) for rid in b["request_id"].to_pylist()]
+    assert ids == [r.request_id for r in records]
+
+
+def test_windows_hold_one_hour_each_and_add_up_to_the_whole_log(workspace: Workspace):
+    store = workspace.predlog
+    spread_log(store)
+    whole = store.predictions("adult")
+    starts, frames = [], []
+    for start, frame in store.windows("adult", page_size=5, output="pandas"):
+        assert frame["time_ms"].between(start, start + HOUR - 1).all()
+        starts.append(start)
+        frames.append(frame)
+    assert starts == [H0, H0 + HOUR, H0 + 2 * HOUR]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole, check_dtype=False)
+    tables = dict(store.windows("adult", every_ms=2 * HOUR, since_ms=H0 + 1, page_size=1000))
+    assert list(tables) == [H0, H0 + 2 * HOUR]
+    counted = sum(t.num_rows for t in tables.values())
+    assert counted == int((whole["time_ms"] >= H0 + 1).sum())
+    assert isinstance(tables[H0], pa.Table)
+
+
+def test_window_stats_are_computed_in_sql_and_match_numpy(workspace: Workspace):
+    store = workspace.predlog
+    rng = np.random.default_rng(11)
+    records, fails = [], []
+    for i in range(300):
+        time_ms = H0 + int(rng.integers(0, 3 * HOUR))
+        latency = float(np.round(rng.lognormal(1.0, 0.8), 3))
+        if i % 9 == 0:
+            fails.append(failed(time_ms, latency))
+        else:
+            records.append(
+                dataclasses.replace(record(i, n=1 + i % 4, time_ms=time_ms), latency_ms=latency)
+            )
+    store.write_predictions(records + fails)
+    store.write_predictions([record(1_000, model="other", time_ms=H0)])  # another model
+    stats = store.window_stats("adult", percentiles=(50, 90, 99, 99.9))
+    assert [s.start_ms for s in stats] == [H0, H0 + HOUR, H0 + 2 * HOUR]
+    for window in stats:
+        assert window.end_ms == window.start_ms + HOUR
+        inside = [r for r in records + fails if window.start_ms <= r.time_ms < window.end_ms]
+        latencies = np.array([r.latency_ms for r in inside])
+        assert window.requests == len(inside)
+        assert window.rows == sum(r.n_rows for r in inside if r.error is None)
+        assert window.errors == sum(r.error is not None for r in inside)
+        assert window.error_rate == pytest.approx(window.errors / len(inside))
+        for q in (50, 90, 99, 99.9):
+            expected = np.percentile(latencies, q, method="inverted_cdf")  # nearest rank
+            assert window.latency_ms[q] == pytest.approx(expected), q
+    total = store.window_stats("adult", every_ms=10 * HOUR, version=1, since_ms=H0)
+    assert [s.requests for s in total] == [len(records) + len(fails)]
+    assert total[0].to_dict()["latency_ms"].keys() == {"p50", "p90", "p99"}
+    assert store.window_stats("adult", role="shadow") == []
+
+
+def test_failed_requests_count_as_errors_but_hold_no_prediction_rows(workspace: Workspace):
+    store = workspace.predlog
+    ok, bad = record(0), failed(T0 + 1, 3.5)
+    assert store.write_predictions([ok, bad]) == 2
+    assert store.count_predictions("adult") == 2
+    assert store.predictions("adult")["request_id"].tolist() == [ok.request_id]
+    assert store.known_requests([ok.request_id, bad.request_id]) == {ok.request_id}
+    with pytest.raises(NotFoundError, match=bad.request_id):
+        store.add_feedback({bad.request_id: []})
+    (window,) = store.window_stats("adult", every_ms=HOUR)
+    assert (window.requests, window.rows, window.errors) == (2, 1, 1)
+    invalid = dataclasses.replace(failed(T0, 1.0), outputs={"predictions": [1]})
+    with pytest.raises(InputError, match="no outputs"):
+        store.write_predictions([invalid])
+    with pytest.raises(InputError, match="error code"):
+        store.write_predictions([dataclasses.replace(failed(T0, 1.0), error="x" * 65)])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: list(s.batches("adult", page_size=0)), "page_size"),
+        (lambda s: list(s.batches("adult", output="csv")), "output"),
+        (lambda s: list(s.windows("adult", every_ms=0)), "every_ms"),
+        (lambda s: list(s.windows("adult", role="canary")), "role"),
+        (lambda s: s.window_stats("adult", percentiles=[0]), "percentiles"),
+        (lambda s: s.window_stats("adult", percentiles=[99.999]), "percentiles"),
+        (lambda s: s.window_stats("adult", percentiles=[]), "percentiles"),
+    ],
+)
+def test_reading_arguments_are_checked(sqlite_workspace: Workspace, call: Any, match: str):
+    with pytest.raises(InputError, match=match):
+        call(sqlite_workspace.predlog)

@@ -16,7 +16,7 @@ from forgeml.store._datasets import (
     SplitRecord,
 )
 from forgeml.store._db import Database, now_ms
-from forgeml.store._predlog import PredictionLogStore, PredictionRecord
+from forgeml.store._predlog import PredictionLogStore, PredictionRecord, WindowStats
 from forgeml.store._registry import (
     ModelEvent,
     ModelRecord,
@@ -54,6 +54,7 @@ __all__ = [
     "RunStore",
     "SplitRecord",
     "TreeEntry",
+    "WindowStats",
     "Workspace",
     "now_ms",
     "sha256_file",

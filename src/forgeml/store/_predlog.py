@@ -8,9 +8,10 @@ consume.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,21 +21,25 @@ from sqlalchemy.engine import Connection
 from forgeml.errors import InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
 from forgeml.store._json import dumps_json
-from forgeml.store._predlog_frames import expand
+from forgeml.store._predlog_frames import expand, expand_arrow
 from forgeml.store._schema import prediction_feedback, predictions
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
-__all__ = ["PREDICTION_ROLES", "PredictionLogStore", "PredictionRecord"]
+__all__ = ["PREDICTION_ROLES", "PredictionLogStore", "PredictionRecord", "WindowStats"]
 
 PREDICTION_ROLES = frozenset({"primary", "shadow"})
 _ID_LENGTH = 36
 _NAME_LENGTH = 256
 _PROTOCOL_LENGTH = 16
+_ERROR_LENGTH = 64
 # Keeps every IN list under SQLite's and psycopg's bound-parameter limits.
 _CHUNK = 5_000
 _SHOWN = 10
+_PAGE = 10_000
+_HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,9 @@ class PredictionRecord:
         outputs: ``{"predictions": [one per row], "probabilities": [[one per class] per row]
             or None, "classes": [class labels] or None}``.
         protocol: the request protocol the caller used (``json``, ``v2``...).
+        error: for a request that got no prediction, its error code (``schema_mismatch``,
+            ``internal``..., at most 64 characters); then ``outputs`` is empty, ``n_rows``
+            may be 0 and ``inputs`` may be empty. ``None`` for a prediction.
     """
 
     request_id: str
@@ -66,6 +74,46 @@ class PredictionRecord:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     protocol: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """Aggregates of one time window of a model's prediction log.
+
+    Attributes:
+        start_ms: the window's start (included), ms since the epoch.
+        end_ms: its end (excluded).
+        requests: the logged requests (records) in the window, failed ones included; the
+            latency percentiles and the error rate are computed on these.
+        rows: the rows predicted by its successful requests.
+        errors: its failed requests.
+        latency_ms: percentile (50.0, 90.0...) -> nearest-rank latency in milliseconds.
+    """
+
+    start_ms: int
+    end_ms: int
+    requests: int
+    rows: int
+    errors: int
+    latency_ms: Mapping[float, float]
+
+    @property
+    def error_rate(self) -> float:
+        """The share of the window's requests that failed."""
+        return self.errors / self.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "requests": self.requests,
+            "rows": self.rows,
+            "errors": self.errors,
+            "error_rate": self.error_rate,
+            "latency_ms": {f"p{q:g}": v for q, v in self.latency_ms.items()},
+        }
 
 
 class PredictionLogStore:
@@ -209,7 +257,7 @@ class PredictionLogStore:
                 f.labels,
             )
             .select_from(predictions.outerjoin(prediction_feedback, f.request_id == p.request_id))
-            .where(p.model == model, p.role == role)
+            .where(p.model == model, p.role == role, p.error.is_(None))
         )
         if version is not None:
             query = query.where(p.version == version)
@@ -229,6 +277,232 @@ class PredictionLogStore:
         if limit is not None and len(frame) > limit:
             frame = frame.iloc[len(frame) - limit :].reset_index(drop=True)
         return frame
+
+    def batches(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        role: str = "primary",
+        page_size: int = _PAGE,
+        output: Literal["arrow", "pandas"] = "arrow",
+    ) -> Iterator[pa.Table | pd.DataFrame]:
+        """The logged predictions of ``model`` as consecutive batches, oldest first.
+
+        Pages are read by keyset on ``(time_ms, id)``, each in its own short read
+        transaction: memory holds one page, however long the period, and a record logged
+        meanwhile after the last page read is included.
+
+        Args:
+            model: the model.
+            version: only this version's predictions; ``None`` for every version.
+            since_ms: only requests at or after this time (ms since the epoch).
+            until_ms: only requests before this time.
+            role: ``primary`` or ``shadow``.
+            page_size: records (requests) per batch, at least 1.
+            output: ``arrow`` for ``pyarrow.Table`` batches, ``pandas`` for DataFrames.
+
+        Yields:
+            One batch per page, with the columns of ``predictions`` (Arrow batches hold nulls
+            where a DataFrame holds missing values). Failed requests are not in them.
+
+        Raises:
+            InputError: ``role``, ``page_size`` or ``output`` is not valid.
+        """
+        convert = _converter(output)
+        for page in self._pages(model, version, since_ms, until_ms, role, page_size):
+            yield convert(page)
+
+    def windows(
+        self,
+        model: str,
+        *,
+        every_ms: int = _HOUR_MS,
+        version: int | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        role: str = "primary",
+        page_size: int = _PAGE,
+        output: Literal["arrow", "pandas"] = "arrow",
+    ) -> Iterator[tuple[int, pa.Table | pd.DataFrame]]:
+        """The logged predictions of ``model``, one table per time window, oldest first.
+
+        Windows are aligned on multiples of ``every_ms`` since the epoch (whole UTC hours by
+        default); windows without predictions are skipped. Records are read by keyset pages
+        (see ``batches``), so memory holds one window and one page, never the whole period.
+
+        Args:
+            model: the model.
+            every_ms: the window length in milliseconds, at least 1.
+            version: only this version's predictions; ``None`` for every version.
+            since_ms: only requests at or after this time.
+            until_ms: only requests before this time.
+            role: ``primary`` or ``shadow``.
+            page_size: records read per query, at least 1.
+            output: ``arrow`` for ``pyarrow.Table``, ``pandas`` for DataFrames.
+
+        Yields:
+            ``(window_start_ms, table)`` for each window holding predictions; the table has
+            the columns of ``predictions``.
+
+        Raises:
+            InputError: an argument is not valid.
+        """
+        import numpy as np
+
+        every = _positive("every_ms", every_ms)
+        convert = _converter(output)
+        current: int | None = None
+        held: list[Any] = []
+        for page in self._pages(model, version, since_ms, until_ms, role, page_size):
+            times = np.fromiter((row[2] for row in page), dtype=np.int64, count=len(page))
+            buckets = times // every
+            cuts = [0, *(np.flatnonzero(np.diff(buckets)) + 1).tolist(), len(page)]
+            for start, end in itertools.pairwise(cuts):
+                bucket = int(buckets[start])
+                if bucket != current:
+                    if held:
+                        yield current * every, convert(held)  # type: ignore[operator]
+                    current, held = bucket, []
+                held.extend(page[start:end])
+        if held:
+            yield current * every, convert(held)  # type: ignore[operator]
+
+    def window_stats(
+        self,
+        model: str,
+        *,
+        every_ms: int = _HOUR_MS,
+        version: int | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        role: str = "primary",
+        percentiles: Sequence[float] = (50, 90, 99),
+    ) -> list[WindowStats]:
+        """Per-window aggregates of ``model``'s log, computed in one SQL query.
+
+        Counts are of requests (logged records), failed ones included; latency percentiles
+        are nearest-rank (the smallest logged latency at or above that share of the
+        window's requests, failed ones included), so SQLite and PostgreSQL give the same
+        numbers.
+
+        Args:
+            model: the model.
+            every_ms: the window length in milliseconds, aligned on multiples of it since the
+                epoch (whole UTC hours by default).
+            version: only this version's requests; ``None`` for every version.
+            since_ms: only requests at or after this time.
+            until_ms: only requests before this time.
+            role: ``primary`` or ``shadow``.
+            percentiles: the latency percentiles wanted, each in (0, 100], at most two
+                decimals.
+
+        Returns:
+            One ``WindowStats`` per window holding requests, oldest first.
+
+        Raises:
+            InputError: an argument is not valid.
+        """
+        every = _positive("every_ms", every_ms)
+        _check_role(role)
+        wanted = _percentiles(percentiles)
+        where = ["model = :model", "role = :role"]
+        params: dict[str, Any] = {"model": model, "role": role, "every": every}
+        for clause, name, value in (
+            ("version = :version", "version", version),
+            ("time_ms >= :since", "since", since_ms),
+            ("time_ms < :until", "until", until_ms),
+        ):
+            if value is not None:
+                where.append(clause)
+                params[name] = int(value)
+        # nearest rank of percentile q (in hundredths of a percent): ceil(q * n / 10000)
+        ranks = ", ".join(
+            f"MAX(CASE WHEN rank_ = ({q} * n_ + 9999) / 10000 THEN latency_ms END) AS p{i}"
+            for i, q in enumerate(wanted)
+        )
+        sql = f"""
+            WITH ranked AS (
+                SELECT time_ms / CAST(:every AS BIGINT) AS bucket, latency_ms, n_rows,
+                       CASE WHEN error IS NULL THEN 0 ELSE 1 END AS failed,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY time_ms / CAST(:every AS BIGINT) ORDER BY latency_ms
+                       ) AS rank_,
+                       COUNT(*) OVER (PARTITION BY time_ms / CAST(:every AS BIGINT)) AS n_
+                FROM predictions
+                WHERE {" AND ".join(where)}
+            )
+            SELECT bucket, COUNT(*) AS requests,
+                   SUM(CASE WHEN failed = 0 THEN n_rows ELSE 0 END) AS rows_,
+                   SUM(failed) AS errors, {ranks}
+            FROM ranked GROUP BY bucket ORDER BY bucket
+        """
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(sa.text(sql), params).all()
+        return [
+            WindowStats(
+                start_ms=int(row.bucket) * every,
+                end_ms=(int(row.bucket) + 1) * every,
+                requests=int(row.requests),
+                rows=int(row.rows_),
+                errors=int(row.errors),
+                latency_ms={q / 100: float(getattr(row, f"p{i}")) for i, q in enumerate(wanted)},
+            )
+            for row in rows
+        ]
+
+    def _pages(
+        self,
+        model: str,
+        version: int | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        role: str,
+        page_size: int,
+    ) -> Iterator[Sequence[Any]]:
+        """Pages of predictions-query rows (plus ``id`` last), by keyset on (time_ms, id)."""
+        _check_role(role)
+        size = _positive("page_size", page_size)
+        p, f = predictions.c, prediction_feedback.c
+        query = (
+            sa.select(
+                p.request_id,
+                p.version,
+                p.time_ms,
+                p.latency_ms,
+                p.n_rows,
+                p.inputs,
+                p.outputs,
+                f.labels,
+                p.id,
+            )
+            .select_from(predictions.outerjoin(prediction_feedback, f.request_id == p.request_id))
+            .where(p.model == model, p.role == role, p.error.is_(None))
+            .order_by(p.time_ms, p.id)
+            .limit(size)
+        )
+        if version is not None:
+            query = query.where(p.version == version)
+        if since_ms is not None:
+            query = query.where(p.time_ms >= since_ms)
+        if until_ms is not None:
+            query = query.where(p.time_ms < until_ms)
+        page_query = query
+        while True:
+            # no transaction stays open while the caller holds a page
+            with self._db.transaction(write=False) as conn:
+                page = conn.execute(page_query).all()
+            if not page:
+                return
+            yield page
+            if len(page) < size:
+                return
+            last_time, last_id = page[-1][2], page[-1][-1]
+            page_query = query.where(
+                sa.or_(p.time_ms > last_time, sa.and_(p.time_ms == last_time, p.id > last_id))
+            )
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -304,7 +578,7 @@ class PredictionLogStore:
             chunk = request_ids[start : start + _CHUNK]
             rows = conn.execute(
                 sa.select(p.request_id, p.n_rows).where(
-                    p.request_id.in_(chunk), p.role == "primary"
+                    p.request_id.in_(chunk), p.role == "primary", p.error.is_(None)
                 )
             )
             found.update((request_id, n) for request_id, n in rows)
@@ -324,6 +598,7 @@ _PREDICTION_COLUMNS = (
     "inputs",
     "outputs",
     "protocol",
+    "error",
 )
 
 
@@ -340,11 +615,14 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
         raise InputError(f"Request {request_id}: the role must be 'primary' or 'shadow'")
     if not isinstance(r.protocol, str) or len(r.protocol) > _PROTOCOL_LENGTH:
         raise InputError(f"Request {request_id}: the protocol must be at most 16 characters")
+    error = r.error
+    if error is not None and (not isinstance(error, str) or not 0 < len(error) <= _ERROR_LENGTH):
+        raise InputError(f"Request {request_id}: the error code must be 1 to 64 characters")
     try:
         n = operator.index(n)
     except TypeError:
-        n = 0
-    if n < 1:
+        n = -1
+    if n < (0 if error is not None else 1):
         raise InputError(
             f"Request {request_id}: n_rows must be a positive integer; got {r.n_rows!r}"
         )
@@ -358,14 +636,20 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
                 f"{n} rows"
             )
     outputs = r.outputs
-    predicted = outputs.get("predictions")
-    if predicted is None or len(predicted) != n:
-        raise InputError(f"Request {request_id}: outputs must hold one prediction per row")
-    probabilities = outputs.get("probabilities")
-    if probabilities is not None and (len(probabilities) != n or outputs.get("classes") is None):
-        raise InputError(
-            f"Request {request_id}: outputs must hold one probability list per row, and classes"
-        )
+    if error is not None:
+        if outputs:
+            raise InputError(f"Request {request_id}: a failed request has no outputs")
+    else:
+        predicted = outputs.get("predictions")
+        if predicted is None or len(predicted) != n:
+            raise InputError(f"Request {request_id}: outputs must hold one prediction per row")
+        probabilities = outputs.get("probabilities")
+        if probabilities is not None and (
+            len(probabilities) != n or outputs.get("classes") is None
+        ):
+            raise InputError(
+                f"Request {request_id}: outputs must hold one probability list per row, and classes"
+            )
     try:
         inputs_text = dumps_json(r.inputs)
         outputs_text = dumps_json(outputs)
@@ -382,4 +666,43 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
         inputs_text,
         outputs_text,
         r.protocol,
+        error,
     )
+
+
+def _check_role(role: str) -> None:
+    if role not in PREDICTION_ROLES:
+        raise InputError(f"A prediction role is 'primary' or 'shadow'; got {role!r}")
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"The `{name}` parameter must be a positive integer; got {value!r}")
+    return value
+
+
+def _percentiles(values: Sequence[float]) -> list[int]:
+    """Percentiles in hundredths of a percent (99.9 -> 9990), checked."""
+    wanted = []
+    for value in values:
+        try:
+            q = round(float(value) * 100)
+        except (TypeError, ValueError):
+            q = 0
+        if not 0 < q <= 10_000 or abs(q - float(value) * 100) > 1e-6:
+            raise InputError(
+                "The `percentiles` parameter must hold numbers in (0, 100] with at most two "
+                f"decimals; got {value!r}"
+            )
+        wanted.append(q)
+    if not wanted:
+        raise InputError("The `percentiles` parameter must hold at least one percentile")
+    return wanted
+
+
+def _converter(output: str) -> Callable[[Sequence[Any]], Any]:
+    if output == "arrow":
+        return expand_arrow
+    if output == "pandas":
+        return expand
+    raise InputError(f"The `output` parameter must be 'arrow' or 'pandas'; got {output!r}")

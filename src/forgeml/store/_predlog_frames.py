@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["OWN_COLUMNS", "expand"]
+__all__ = ["OWN_COLUMNS", "expand", "expand_arrow"]
 
 # Columns of an expanded log that input columns must not shadow.
 OWN_COLUMNS = ("request_id", "version", "time_ms", "latency_ms", "prediction", "label")
@@ -28,13 +28,59 @@ OWN_COLUMNS = ("request_id", "version", "time_ms", "latency_ms", "prediction", "
 
 def expand(records: Sequence[Any]) -> pd.DataFrame:
     """One DataFrame row per predicted row of ``records`` (rows of the predictions query)."""
-    import numpy as np
     import pandas as pd
+    import pyarrow as pa
+
+    columns = _columns(records)
+    return pd.DataFrame(
+        {
+            name: values.to_pandas() if isinstance(values, pa.Array | pa.ChunkedArray) else values
+            for name, values in columns.items()
+        }
+    )
+
+
+def expand_arrow(records: Sequence[Any]) -> pa.Table:
+    """One Arrow row per predicted row of ``records``, the columns of ``expand``.
+
+    Missing values are nulls (a probability of a request that gave none, a label never sent).
+    An input column whose values change type between requests holds their JSON text.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    columns = _columns(records)
+    label = columns["label"]
+    if isinstance(label, np.ndarray) and label.dtype.kind == "f" and np.isnan(label).all():
+        # no feedback: null-typed, so that batches with and without labels concatenate
+        columns["label"] = pa.nulls(len(label))
+    return pa.table({name: _arrow(values) for name, values in columns.items()})
+
+
+def _arrow(values: Any) -> pa.Array | pa.ChunkedArray:
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return pa.array(values, from_pandas=True)
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return pa.array(
+            [None if v is None else orjson.dumps(v).decode() for v in values], pa.string()
+        )
+
+
+def _columns(records: Sequence[Any]) -> dict[str, Any]:
+    """The expanded columns: NumPy arrays, Arrow arrays or lists, one value per row."""
+    import numpy as np
 
     if not records:
-        return pd.DataFrame({c: [] for c in OWN_COLUMNS})
+        return {c: np.array([], dtype=_EMPTY_TYPES.get(c, object)) for c in OWN_COLUMNS}
     request_ids, versions, times, latencies, counts, inputs_texts, outputs_texts, labels_texts = (
-        zip(*records, strict=True)
+        list(zip(*records, strict=True))[:8]
     )
     n_rows = np.asarray(counts, dtype=np.int64)
     total = int(n_rows.sum())
@@ -54,7 +100,10 @@ def expand(records: Sequence[Any]) -> pd.DataFrame:
     columns["prediction"] = predicted
     columns.update(probabilities)
     columns["label"] = _label_column(labels_texts, counts, total)
-    return pd.DataFrame(columns)
+    return columns
+
+
+_EMPTY_TYPES = {"version": "int64", "time_ms": "int64", "latency_ms": "float64"}
 
 
 def _input_columns(texts: Sequence[str], counts: Sequence[int], total: int) -> dict[str, Any]:
@@ -162,7 +211,7 @@ def _strings_for_timestamps(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
-def _flat(table: pa.Table, name: str, total: int) -> pd.Series | None:
+def _flat(table: pa.Table, name: str, total: int) -> pa.Array | None:
     """The list column ``name`` flattened to one value per row, ``None`` if a list is missing."""
     import pyarrow.compute as pc
 
@@ -172,7 +221,7 @@ def _flat(table: pa.Table, name: str, total: int) -> pd.Series | None:
     flat = pc.list_flatten(column)
     if len(flat) != total:
         return None
-    return flat.to_pandas()
+    return flat
 
 
 def _arrow_probabilities(table: pa.Table, total: int) -> dict[str, Any] | None:

@@ -316,6 +316,9 @@ predictions = sa.Table(
     sa.Column("inputs", sa.Text, nullable=False),  # JSON {column: [values]}
     sa.Column("outputs", sa.Text, nullable=False),  # JSON {predictions, probabilities, classes}
     sa.Column("protocol", sa.String(16), nullable=False),
+    # the error code of a request that got no prediction (no outputs, maybe no rows); NULL
+    # for a prediction
+    sa.Column("error", sa.String(64), nullable=True),
     sa.UniqueConstraint("request_id", "role"),
     sa.Index(None, "model", "time_ms"),
 )
