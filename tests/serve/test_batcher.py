@@ -138,7 +138,7 @@ def test_a_full_queue_answers_503_with_retry_after() -> None:
 
 
 def test_a_predicted_wait_over_the_budget_is_refused_on_the_fake_clock() -> None:
-    async def main() -> tuple[Overloaded, float]:
+    async def main() -> tuple[list[Any], float]:
         clock = FakeClock()
         runner = TimedRunner(clock, a=0.01, b=0.1)  # 100 rows: 1.1 s
         batcher = Batcher(
@@ -147,18 +147,21 @@ def test_a_predicted_wait_over_the_budget_is_refused_on_the_fake_clock() -> None
         batcher.start()
         for n in (1, 10, 100, 50):  # teach the latency model
             await batcher.predict(rows(*range(n)), n)
-        assert batcher.predicted_wait(100) == pytest.approx(1.1, rel=1e-6)
-        await batcher.predict(rows(*range(100)), 100)  # predicted 1.1 s: accepted
-        with pytest.raises(Overloaded) as refused:
-            await batcher.predict(rows(*range(300)), 300)  # 3 batches: 3.3 s
-        wait = batcher.predicted_wait(300)
+        assert batcher.predicted_wait() == 0.0  # idle
+        alone = await batcher.predict(rows(*range(300)), 300)  # 3.3 s of its own: accepted
+        assert len(alone[0]) == 300
+        # Five requests of 100 rows arrive before the dispatcher runs: the first waits 0 s,
+        # the second 1.1 s, the third would wait 2.2 s > 1.5 s: it and later ones are refused.
+        jobs = [asyncio.ensure_future(batcher.predict(rows(*range(100)), 100)) for _ in range(5)]
+        answers = await asyncio.gather(*jobs, return_exceptions=True)
         await batcher.stop()
-        return refused.value, wait
+        return answers, batcher.latency.predict(100)
 
-    error, wait = asyncio.run(main())
-    assert wait == pytest.approx(3.3, rel=1e-6)
-    assert error.headers["Retry-After"] == "4"  # ceil(3.3)
-    assert "latency budget" in error.message
+    answers, per_batch = asyncio.run(main())
+    assert per_batch == pytest.approx(1.1, rel=1e-6)
+    assert [isinstance(a, Overloaded) for a in answers] == [False, False, True, True, True]
+    assert answers[2].headers["Retry-After"] == "3"  # ceil(2.2)
+    assert "latency budget" in answers[2].message
 
 
 def test_stop_predicts_what_is_queued_then_refuses() -> None:

@@ -4,7 +4,10 @@ every answered prediction in the log."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -77,3 +80,18 @@ def test_a_flood_gets_503_with_retry_after_bounded_memory_and_a_complete_log(ser
         f"flood: {len(answered)} answered, {len(refused)} refused with 503, "
         f"RSS {before:.0f} -> {after:.0f} MB"
     )
+
+
+def test_a_bad_queue_option_exits_2_naming_it(serve_ws) -> None:
+    for option, value in (("--max-queue", "0"), ("--latency-budget-ms", "-5")):
+        run = subprocess.run(
+            [sys.executable, "-m", "forgeml", "serve", "adult-lgbm@2", option, value],
+            env={**os.environ, "FORGEML_HOME": str(serve_ws.home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 2, run.stderr
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and option in lines[0], run.stderr

@@ -12,12 +12,13 @@ the queue is empty (no polling), and ``stop`` wakes it to drain the queue and en
 Overload
     The queue holds at most ``max_queue`` jobs. An online latency model (``LatencyModel``,
     batch seconds = ``a * rows + b``, fitted by exponentially weighted least squares on every
-    batch) predicts how long a new job would wait: what remains of the running batch, then the
-    queued rows and the job's own, in batches of ``max_batch_rows``. A job that finds the queue
-    full, or whose predicted wait exceeds ``latency_budget_ms``, is refused at once with
-    ``Overloaded`` (HTTP 503 with ``Retry-After``: the predicted seconds until the queue has
-    drained, at least 1), so that a flood is answered quickly instead of piling up memory and
-    latency (MLflow and BentoML queue without bound).
+    batch) predicts how long a new job would wait before its own batch starts: what remains of
+    the running batch, then the queued rows in batches of ``max_batch_rows``. A job that finds
+    the queue full, or whose predicted wait exceeds ``latency_budget_ms``, is refused at once
+    with ``Overloaded`` (HTTP 503 with ``Retry-After``: the predicted seconds until the queue
+    has drained, at least 1), so that a flood is answered quickly instead of piling up memory
+    and latency (MLflow and BentoML queue without bound). A job's own rows are not counted:
+    a large request on an idle server is predicted, however long it takes.
 
 The clock is injectable (``clock``) so that the latency model and shedding are tested on a fake
 clock with a fake runner.
@@ -190,17 +191,17 @@ class Batcher:
         await self._task
         self._task = None
 
-    def predicted_wait(self, n: int) -> float:
-        """Seconds a new job of ``n`` rows would wait for its answer."""
-        now = self.clock()
+    def predicted_wait(self) -> float:
+        """Seconds a job queued now would wait before its batch starts."""
         wait = 0.0
         if self._running is not None:
             started, rows = self._running
-            wait = max(0.0, self.latency.predict(rows) - (now - started))
-        rows = self._queued_rows + n
-        a, b = self.latency.coefficients
-        batches = max(1, math.ceil(rows / self.max_batch_rows))
-        return wait + a * rows + b * batches
+            wait = max(0.0, self.latency.predict(rows) - (self.clock() - started))
+        queued = self._queued_rows
+        if queued:
+            a, b = self.latency.coefficients
+            wait += a * queued + b * math.ceil(queued / self.max_batch_rows)
+        return wait
 
     async def predict(self, columns: dict[str, list[Any]], n: int) -> Result:
         """Predictions and probabilities for one request's rows.
@@ -220,9 +221,9 @@ class Batcher:
             self.shed += 1
             raise Overloaded(
                 f"The queue of this model version is full ({self.max_queue} requests)",
-                self.predicted_wait(0),
+                self.predicted_wait(),
             )
-        if self.latency.observations and (wait := self.predicted_wait(n)) > self.budget:
+        if self.latency.observations and (wait := self.predicted_wait()) > self.budget:
             self.shed += 1
             raise Overloaded(
                 f"The predicted wait ({wait * 1000:.0f} ms) exceeds the latency budget "
