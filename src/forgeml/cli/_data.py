@@ -38,6 +38,11 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _sensitive(v: DatasetVersion, column: str) -> str:
+    bins = v.schema[column].bins if column in v.schema else None
+    return f"{column} (ranges cut at {', '.join(f'{b:g}' for b in bins)})" if bins else column
+
+
 def _summary(v: DatasetVersion) -> None:
     roles = [
         f"{label} {value}"
@@ -45,7 +50,7 @@ def _summary(v: DatasetVersion) -> None:
             ("target", v.target),
             ("time", v.time_column),
             ("id", v.id_column),
-            ("sensitive", ", ".join(v.sensitive) or None),
+            ("sensitive", ", ".join(_sensitive(v, c) for c in v.sensitive) or None),
         )
         if value
     ]

@@ -44,7 +44,13 @@ if TYPE_CHECKING:
     from forgeml.data._leaks import find_leaks, leak_gate, leak_summary
     from forgeml.data._profile import ColumnProfile, Histogram, Profile
     from forgeml.data._quality import Finding, QualityReport, Severity
-    from forgeml.data._schema import ColumnKind, ColumnSchema, Schema, bin_values
+    from forgeml.data._schema import (
+        ColumnKind,
+        ColumnSchema,
+        Schema,
+        bin_values,
+        sensitive_values,
+    )
     from forgeml.data._version import DatasetVersion, SplitInfo, parse_ref
 
 __all__ = [
@@ -79,6 +85,7 @@ __all__ = [
     "parse_ref",
     "profile",
     "report",
+    "sensitive_values",
     "split",
     "validate",
 ]
@@ -102,7 +109,7 @@ _HOMES = {
     "_leaks": ("find_leaks", "leak_gate", "leak_summary"),
     "_profile": ("ColumnProfile", "Histogram", "Profile"),
     "_quality": ("Finding", "QualityReport", "Severity"),
-    "_schema": ("ColumnKind", "ColumnSchema", "Schema", "bin_values"),
+    "_schema": ("ColumnKind", "ColumnSchema", "Schema", "bin_values", "sensitive_values"),
     "_version": ("DatasetVersion", "SplitInfo", "parse_ref"),
 }
 __getattr__, _, _ = lazy_loader.attach(

@@ -15,7 +15,14 @@ from typing import Any
 
 from forgeml.errors import InputError, NotFoundError
 
-__all__ = ["ColumnKind", "ColumnSchema", "Schema", "bin_labels", "bin_values"]
+__all__ = [
+    "ColumnKind",
+    "ColumnSchema",
+    "Schema",
+    "bin_labels",
+    "bin_values",
+    "sensitive_values",
+]
 
 SCHEMA_FORMAT = "forgeml.schema/1"
 
@@ -193,3 +200,36 @@ def bin_values(values: Any, edges: Sequence[float]) -> Any:
     numbers = pd.to_numeric(values, errors="coerce")
     cut = [-np.inf, *edges, np.inf]
     return pd.cut(numbers, cut, right=False, labels=bin_labels(edges))
+
+
+def sensitive_values(
+    frame: Any, columns: Sequence[str], bins: Mapping[str, Sequence[float]] | None = None
+) -> Any:
+    """The sensitive columns of a table as a fairness audit groups them: numeric ones in their
+    recorded ranges (``bins``; the quartiles for a numeric column without any and with more
+    than 10 values), others as they are.
+
+    Args:
+        frame: the rows (a DataFrame holding ``columns``).
+        columns: the sensitive columns.
+        bins: inner edges by column (a dataset version's ``schema[col].bins``).
+
+    Returns:
+        A DataFrame with one column per sensitive column, or ``None`` without any.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not columns:
+        return None
+    out = {}
+    for column in columns:
+        series = frame[column]
+        edges = (bins or {}).get(column)
+        numeric = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+            series.dtype
+        )
+        if edges is None and numeric and series.nunique() > 10:
+            edges = sorted(set(np.quantile(series.dropna(), [0.25, 0.5, 0.75]).tolist()))
+        out[column] = bin_values(series, edges) if edges else series.reset_index(drop=True)
+    return pd.DataFrame({c: pd.Series(v).reset_index(drop=True) for c, v in out.items()})

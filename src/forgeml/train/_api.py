@@ -712,23 +712,11 @@ class _DatasetSource:
 
 
 def _audit_frame(values: pd.DataFrame, bins: Mapping[str, Sequence[float]]) -> pd.DataFrame | None:
-    """The sensitive columns of the held-out rows as a fairness audit groups them: numeric
-    ones in their recorded ranges (or quartiles), others as they are."""
-    from forgeml.data import bin_values
+    """The sensitive columns of the held-out rows as a fairness audit groups them."""
+    from forgeml.data import sensitive_values
 
-    if values.shape[1] == 0:
-        return None
-    out = {}
-    for column in values.columns:
-        series = values[column]
-        edges = bins.get(str(column))
-        numeric = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-            series.dtype
-        )
-        if edges is None and numeric and series.nunique() > 10:
-            edges = sorted(set(np.quantile(series.dropna(), [0.25, 0.5, 0.75]).tolist()))
-        out[column] = bin_values(series, edges) if edges else series
-    return pd.DataFrame(out)
+    audit: pd.DataFrame | None = sensitive_values(values, [str(c) for c in values.columns], bins)
+    return audit
 
 
 def evaluate_model(model: Any, X: pd.DataFrame, y: Any, **options: Any) -> Any:
