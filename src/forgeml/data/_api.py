@@ -18,7 +18,7 @@ from forgeml.data._diff import DatasetDiff, diff_tables
 from forgeml.data._expectations import ExpectationResult, check_expectations, load_expectations
 from forgeml.data._hash import hash_table
 from forgeml.data._io import from_parquet_bytes, read_table, to_parquet_bytes
-from forgeml.data._leaks import find_leaks
+from forgeml.data._leaks import domain_leak_finding, find_leaks
 from forgeml.data._quality import Finding, QualityReport, Severity, check_quality
 from forgeml.data._schema import ColumnKind
 from forgeml.data._split import (
@@ -190,7 +190,7 @@ def add(
             task=profile.task,
             id_column=id,
         )
-        quality = _with(quality, leaks)
+        quality = _with(quality, (*leaks, domain_leak_finding(len(frame))))
     data = to_parquet_bytes(frame)
     data_digest = ws.artifacts.put_bytes(data)
     record, _ = ws.datasets.add_version(
@@ -422,7 +422,7 @@ def validate(
             task=version.profile.task,
             id_column=version.id_column,
         )
-        quality = _with(quality, leaks)
+        quality = _with(quality, (*leaks, domain_leak_finding(len(frame))))
     if rules:
         results = check_expectations(
             frame if frame is not None else load(version, workspace=ws), rules

@@ -34,7 +34,14 @@ import pandas as pd
 
 from forgeml.data._quality import Finding, Severity
 
-__all__ = ["DOMAIN_LEAK_NOTE", "MAX_ROWS", "find_leaks", "leak_gate", "leak_summary"]
+__all__ = [
+    "DOMAIN_LEAK_NOTE",
+    "MAX_ROWS",
+    "domain_leak_finding",
+    "find_leaks",
+    "leak_gate",
+    "leak_summary",
+]
 
 # Rows the checks read at most (a seeded sample of larger tables).
 MAX_ROWS = 50_000
@@ -426,6 +433,17 @@ def leak_gate(
     findings = [f for f in findings if f.check == "leakage" or f.column not in named]
     findings.sort(key=lambda f: -f.severity.rank)
     return tuple(findings)
+
+
+def domain_leak_finding(n_rows: int) -> Finding:
+    """An information finding: what the leak checks covered, and what they cannot see."""
+    checked = min(n_rows, MAX_ROWS)
+    return Finding(
+        "leak_checks",
+        Severity.INFO,
+        f"leak checks ran on {_rows(n_rows, checked)} (single columns, formulas of up to three "
+        f"numeric columns, identifiers); {DOMAIN_LEAK_NOTE}",
+    )
 
 
 def leak_summary(findings: Sequence[Finding]) -> str:
