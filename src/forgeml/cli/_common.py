@@ -7,11 +7,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from forgeml._json import dumps_text
 from forgeml.config import Settings
 from forgeml.errors import InputError
 from forgeml.security import Principal
@@ -56,24 +56,9 @@ def open_context(ctx: typer.Context) -> Context:
     return Context(open_workspace(ctx), Principal.from_settings(get_settings(ctx)))
 
 
-def _default(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return str(obj)
-
-
 def print_json(obj: Any) -> None:
     """Print JSON for machines to stdout (NaN and infinity as null)."""
-    data = orjson.dumps(
-        obj,
-        default=_default,
-        option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
-    )
-    sys.stdout.write(data.decode() + "\n")
+    sys.stdout.write(dumps_text(obj, indent=True, lenient=True) + "\n")
 
 
 def table(*columns: str, title: str | None = None) -> Table:

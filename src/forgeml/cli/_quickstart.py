@@ -152,9 +152,9 @@ def _serve_and_ask(workspace: Any, rows: Any, labels: list[Any]) -> dict[str, An
     import threading
     import urllib.request
 
-    import orjson
     import uvicorn
 
+    from forgeml._json import dumps, loads
     from forgeml.errors import ForgeMLError
     from forgeml.serve import ServeOptions, create_app
 
@@ -177,11 +177,11 @@ def _serve_and_ask(workspace: Any, rows: Any, labels: list[Any]) -> dict[str, An
     def post(path: str, body: Any) -> dict[str, Any]:
         request = urllib.request.Request(
             url + path,
-            data=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+            data=dumps(body),
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
-            return dict(orjson.loads(response.read()))
+            return dict(loads(response.read()))
 
     try:
         deadline = time.monotonic() + 60

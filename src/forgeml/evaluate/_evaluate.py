@@ -8,7 +8,6 @@ artifact.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from forgeml._json import dumps_text
 from forgeml.errors import InputError
 from forgeml.evaluate._fairness import FairnessThresholds, fairness_audit
 from forgeml.evaluate._inputs import as_labels, check_known_labels, check_same_length
@@ -284,7 +284,7 @@ def evaluate(
     lap("report", t)
     timings["total"] = round(time.perf_counter() - started, 4)
     (out_dir / "evaluation.json").write_text(
-        json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8"
+        dumps_text(report.to_dict(), indent=True, lenient=True), encoding="utf-8"
     )
     if run is not None:
         logged: dict[str, float] = {}

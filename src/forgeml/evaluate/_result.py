@@ -6,7 +6,6 @@ import it, never the other way round.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from forgeml._json import finite
 from forgeml.evaluate._card import ModelCard
 from forgeml.evaluate._fairness import FairnessReport
 from forgeml.evaluate._metrics import HIGHER_IS_BETTER, Metrics
@@ -82,7 +82,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN as None)."""
-        return _finite(
+        return finite(
             {
                 "model_name": self.model_name,
                 "task": self.task,
@@ -100,18 +100,6 @@ class EvaluationReport:
                 "run_id": self.run_id,
             }
         )
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, np.generic):
-        return _finite(obj.item())
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def model_card(

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from forgeml._json import dumps
 from forgeml.errors import ArtifactIntegrityError
 from forgeml.registry._flavors import FLAVORS, Flavor
 from forgeml.store import ArtifactStore, TreeEntry
@@ -51,14 +52,7 @@ _PACKAGES = {
 
 
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(
-        value,
-        option=orjson.OPT_INDENT_2
-        | orjson.OPT_SORT_KEYS
-        | orjson.OPT_SERIALIZE_NUMPY
-        | orjson.OPT_NON_STR_KEYS,
-        default=str,
-    )
+    return dumps(value, indent=True, sort_keys=True, lenient=True)
 
 
 def _sha256(path: Path) -> str:

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-import orjson
+from forgeml._json import dumps_text
 
 __all__ = ["AccessLogMiddleware", "AccessLogWriter"]
 
@@ -90,7 +90,7 @@ class AccessLogWriter:
             }
             if info:
                 line.update(zip(("model", "version", "request_id"), info, strict=False))
-            lines.append(orjson.dumps(line).decode())
+            lines.append(dumps_text(line))
         if lines:
             _access.info("\n".join(lines))
 

@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import orjson
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from forgeml._json import dumps
 from forgeml.errors import ForgeMLError, http_status_for
 from forgeml.registry import Signature
 from forgeml.serve._metrics import ServerMetrics
@@ -47,19 +46,11 @@ _log = logging.getLogger("forgeml.serve")
 JSON = "application/json"
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def json_response(
     content: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """``content`` as a JSON answer (NumPy arrays and scalars as JSON values)."""
-    body = orjson.dumps(
-        content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-    )
+    body = dumps(content)
     return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 

@@ -7,10 +7,10 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forgeml._json import dumps
 from forgeml._version import __version__
 from forgeml.registry import Signature
 from forgeml.serve import _schemas as docs
@@ -281,7 +281,7 @@ def encode_mlflow(out: Outputs) -> bytes:
     Returns:
         The response body.
     """
-    return orjson.dumps({"predictions": out.predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return dumps({"predictions": out.predictions})
 
 
 class MLflowProtocol(WireProtocol):

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forgeml._json import dumps, dumps_text
 from forgeml._version import __version__
 from forgeml.registry import Signature
 from forgeml.serve import _schemas as docs
@@ -154,7 +154,7 @@ def encode_v2(out: Outputs, request: V2Request) -> tuple[bytes, dict[str, str]]:
     if response_id is not None:
         response["id"] = response_id
     response["outputs"] = tensors
-    header = orjson.dumps(response)
+    header = dumps(response)
     if not raws:
         return header, {"Content-Type": JSON_TYPE}
     return header + b"".join(raws), {
@@ -203,7 +203,7 @@ def v2_model_metadata(name: str, versions: Sequence[int], signature: Signature) 
     if signature.task:
         parameters["task"] = signature.task
     if classes:
-        parameters["classes"] = orjson.dumps(list(classes)).decode()
+        parameters["classes"] = dumps_text(list(classes))
     if parameters:
         metadata["parameters"] = parameters
     return metadata

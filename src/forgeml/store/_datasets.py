@@ -15,6 +15,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from forgeml._json import dumps_text
 from forgeml.errors import ConflictError, InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import dataset_splits, dataset_versions, datasets
@@ -102,7 +103,7 @@ class DatasetVersionRecord:
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    return dumps_text(value)
 
 
 _SUMMARY_COLUMNS = [c for c in dataset_versions.c if c.name not in ("profile", "quality")]

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
-from forgeml.store._json import dumps_json
 from forgeml.store._predlog_frames import expand, expand_arrow
 from forgeml.store._schema import prediction_feedback, predictions
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from forgeml._json import dumps_text
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -69,7 +71,7 @@ def _arrow(values: Any) -> pa.Array | pa.ChunkedArray:
         return pa.array(values, from_pandas=True)
     except (pa.ArrowException, TypeError, ValueError):
         return pa.array(
-            [None if v is None else orjson.dumps(v).decode() for v in values], pa.string()
+            [None if v is None else dumps_text(v, lenient=True) for v in values], pa.string()
         )
 
 

@@ -17,6 +17,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from forgeml._json import dumps_text
 from forgeml.errors import ConflictError, ForgeMLError, InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import model_aliases, model_events, model_versions, models
@@ -211,7 +212,7 @@ def check_alias(alias: Any) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    return dumps_text(value)
 
 
 class RegistryStore:

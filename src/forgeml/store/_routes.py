@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
-from forgeml.store._json import dumps_json
 from forgeml.store._registry import check_model_name
 from forgeml.store._schema import serving_routes
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from forgeml._json import dumps_text
 from forgeml.errors import ConflictError, InputError, InvalidFilterError, NotFoundError
 from forgeml.store._db import Database, now_ms
 from forgeml.store._filter import Clause, OrderKey, parse_filter, parse_order_by
@@ -58,7 +59,7 @@ def param_to_text(value: Any) -> tuple[str, float | None]:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         number = float(value)
     try:
-        text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        text = dumps_text(value)
     except TypeError:
         text = str(value)
     return text, number
@@ -177,7 +178,7 @@ class RunStore:
                     "parent_run_id": parent_run_id,
                     "code_revision": code_revision,
                     "code_dirty": code_dirty,
-                    "environment": orjson.dumps(dict(environment or {})).decode(),
+                    "environment": dumps_text(dict(environment or {})),
                 },
             )
             if tags:

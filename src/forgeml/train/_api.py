@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import os
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeml._json import dumps_text
 from forgeml.data import leak_gate, leak_summary
 from forgeml.errors import InputError
 from forgeml.security import Principal
@@ -304,7 +304,7 @@ def _leaderboard(
                 "cv_std": float(np.std(r.fold_scores)) if r.fold_scores else float("nan"),
                 "fit_s": round(float(np.mean(r.fit_seconds)), 3) if r.fit_seconds else None,
                 "trial_s": round(r.seconds, 3),
-                "params": json.dumps(r.own_params(), sort_keys=True, default=str),
+                "params": dumps_text(r.own_params(), sort_keys=True, lenient=True),
             }
         )
     if ensemble_row is not None:
@@ -328,12 +328,12 @@ def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
                 "model": r.family,
                 "state": r.state,
                 "score": r.score,
-                "fold_scores": json.dumps([round(s, 6) for s in r.fold_scores]),
+                "fold_scores": dumps_text([round(s, 6) for s in r.fold_scores]),
                 "seconds": round(r.seconds, 3),
-                "fold_fit_seconds": json.dumps([round(s, 3) for s in r.fit_seconds]),
+                "fold_fit_seconds": dumps_text([round(s, 3) for s in r.fit_seconds]),
                 "rounds": r.rounds,
                 "note": r.note,
-                "params": json.dumps(r.own_params(), sort_keys=True, default=str),
+                "params": dumps_text(r.own_params(), sort_keys=True, lenient=True),
             }
             for r in records
         ]
@@ -630,7 +630,7 @@ def train(
             }
         )
         run.log_text(
-            json.dumps(
+            dumps_text(
                 {
                     "features": [c for c in features if kinds[c] != "identifier"],
                     "identifiers": dropped,
@@ -639,8 +639,8 @@ def train(
                     "sensitive_used": bool(use_sensitive),
                     "leak_findings": [f.to_dict() for f in leaks],
                 },
-                indent=2,
-                default=str,
+                indent=True,
+                lenient=True,
             ),
             "features.json",
         )
@@ -863,7 +863,7 @@ def _search_and_fit(
     _trials_table(records).to_csv(buffer, index=False)
     run.log_text(buffer.getvalue(), "trials.csv")
     schema = _input_schema(problem.X, kinds)
-    run.log_text(json.dumps(schema, indent=2, default=str), "input_schema.json")
+    run.log_text(dumps_text(schema, indent=True, lenient=True), "input_schema.json")
     run.set_tags({"forgeml.best_model": best.get("model", ""), "forgeml.ensemble": bool(ensemble)})
     _log.debug("run written, %.2fs before the budget ends", hard_end - time.monotonic())
     return TrainResult(
@@ -1001,7 +1001,7 @@ def _select_and_refit(
             "cv_std": float("nan"),
             "fit_s": None,
             "trial_s": None,
-            "params": json.dumps(
+            "params": dumps_text(
                 {f"{e['model']}#{e['trial']}": e["weight"] for e in ensemble}, sort_keys=True
             ),
         }
