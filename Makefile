@@ -36,6 +36,7 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/budgets.py
 
 clean:
 	rm -rf $(VENV) .forgeml

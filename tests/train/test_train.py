@@ -3,28 +3,22 @@ tracking and bad input."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_wine
 
 from forgeml.errors import InputError, SchemaMismatchError
-from forgeml.train import TrainResult, train
+from forgeml.train import train
 
 BUDGET = 8.0
 
 
-def timed(frame: pd.DataFrame, **kwargs) -> tuple[TrainResult, float]:
-    started = time.monotonic()
-    result = train(frame, **kwargs)
-    return result, time.monotonic() - started
+# That training ends within its budget is measured in benchmarks/budgets.py, not here.
 
 
-def test_binary_german_credit_beats_baseline_within_budget(german, ws):
-    result, elapsed = timed(german, target="class", time_budget=BUDGET, workspace=ws)
-    assert elapsed <= BUDGET * 1.1
+def test_binary_german_credit_beats_baseline(german, ws):
+    result = train(german, target="class", time_budget=BUDGET, workspace=ws)
     assert result.task == "binary" and result.metric == "roc_auc"
     # the trivial model scores 0.5; the published reference (HGB, 5-fold) is 0.78
     assert result.baseline_metrics["roc_auc"] == 0.5
@@ -36,11 +30,10 @@ def test_binary_german_credit_beats_baseline_within_budget(german, ws):
     assert set(result.model.predict(german.head(50))) <= {"bad", "good"}
 
 
-def test_imbalanced_bank_marketing_beats_baseline_within_budget(dataset, ws):
+def test_imbalanced_bank_marketing_beats_baseline(dataset, ws):
     frame = pd.read_csv(dataset("bank-additional-full.csv")).drop(columns=["duration"])
     frame = frame.sample(n=8000, random_state=0).reset_index(drop=True)  # 11% "yes"
-    result, elapsed = timed(frame, target="y", time_budget=BUDGET, workspace=ws, seed=1)
-    assert elapsed <= BUDGET * 1.1
+    result = train(frame, target="y", time_budget=BUDGET, workspace=ws, seed=1)
     assert result.task == "binary"
     # reference without `duration` (HGB, all rows): 0.81; chance is 0.5
     assert result.test_metrics["roc_auc"] >= 0.74
@@ -49,10 +42,9 @@ def test_imbalanced_bank_marketing_beats_baseline_within_budget(dataset, ws):
     )
 
 
-def test_regression_california_housing_beats_baseline_within_budget(dataset, ws):
+def test_regression_california_housing_beats_baseline(dataset, ws):
     frame = pd.read_csv(dataset("california-housing.csv")).sample(n=6000, random_state=0)
-    result, elapsed = timed(frame, target="median_house_value", time_budget=BUDGET, workspace=ws)
-    assert elapsed <= BUDGET * 1.1
+    result = train(frame, target="median_house_value", time_budget=BUDGET, workspace=ws)
     assert result.task == "regression" and result.metric == "rmse"
     # the mean predictor's RMSE is ~115k; HGB on all rows reaches 47k
     assert result.test_metrics["rmse"] < 0.6 * result.baseline_metrics["rmse"]
@@ -61,11 +53,10 @@ def test_regression_california_housing_beats_baseline_within_budget(dataset, ws)
     assert "INLAND" in result.input_schema["ocean_proximity"]["categories"]
 
 
-def test_multiclass_wine_beats_baseline_within_budget(ws):
+def test_multiclass_wine_beats_baseline(ws):
     data = load_wine(as_frame=True)
     frame = data.frame.assign(target=data.target.map(dict(enumerate(data.target_names))))
-    result, elapsed = timed(frame, target="target", time_budget=6, workspace=ws)
-    assert elapsed <= 6 * 1.1
+    result = train(frame, target="target", time_budget=6, workspace=ws)
     assert result.task == "multiclass" and result.metric == "log_loss"
     assert result.test_metrics["log_loss"] < 0.3 * result.baseline_metrics["log_loss"]
     assert result.test_metrics["accuracy"] >= 0.85
