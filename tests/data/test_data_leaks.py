@@ -104,6 +104,16 @@ def test_identifier_following_the_target_is_reported(california):
     found = _gate(ordered, "median_house_value")
     assert [f.check for f in found] == ["leak_identifier"]
     assert found[0].column == "row_id" and found[0].severity is Severity.WARNING
+    assert "not used as a feature" in found[0].message
+    # unique integers roughly in target order, with gaps: not taken for an identifier, so a
+    # feature (a loose order: a perfect one would be a single-column leak)
+    rng = np.random.default_rng(3)
+    y = california["median_house_value"].to_numpy()
+    loose = np.argsort(np.argsort(y + rng.normal(0, 2 * y.std(), len(y))))
+    parcel = rng.integers(1, 50, len(y)).cumsum()[loose]
+    found = _gate(california.assign(parcel=parcel), "median_house_value")
+    assert [f.column for f in found] == ["parcel"]
+    assert "it is used as a feature" in found[0].message and "--drop parcel" in found[0].message
 
 
 def test_large_tables_are_sampled_and_say_so(california):

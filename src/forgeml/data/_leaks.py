@@ -294,7 +294,12 @@ def _identifier_findings(
             continue
         values = frame[name]
         declared = column == id_column
-        if kinds.get(column) != "identifier" and not declared:
+        kind = kinds.get(column)
+        # an integer with a distinct value in every row numbers rows even when not named so
+        numbering = (
+            kind == "integer" and len(values) >= 20 and values.notna().all() and values.is_unique
+        )
+        if kind != "identifier" and not declared and not numbering:
             continue
         order = pd.to_numeric(values, errors="coerce")
         if order.notna().mean() < 0.95:
@@ -318,9 +323,14 @@ def _identifier_findings(
                 "leak_identifier",
                 Severity.WARNING,
                 f"the identifier {column!r} follows the target {target_name!r} ({strength} on "
-                f"{rows}): row order carries target information (often time); it is not used "
-                f"as a feature, but a copy of it or a random split over ordered rows can leak: "
-                f"declare a time column or drop it ({_drop_hint([column])})",
+                f"{rows}): row order carries target information (often time); "
+                + (
+                    "it is used as a feature, where it leaks that order: drop it "
+                    if numbering
+                    else "it is not used as a feature, but a copy of it or a random split "
+                    "over ordered rows can leak: declare a time column or drop it "
+                )
+                + f"({_drop_hint([column])})",
                 column,
                 round(abs(rho) if task == "regression" else power, 6),
             )
