@@ -13,7 +13,7 @@ import pandas as pd
 
 from forgeml.errors import ArtifactIntegrityError, ConflictError, InputError, NotFoundError
 from forgeml.refs import parse_ref
-from forgeml.registry._bundle import CARD, read_bundle, stage
+from forgeml.registry._bundle import CARD, PROFILE, REFERENCE, read_bundle, stage
 from forgeml.registry._card import card_html, render_card
 from forgeml.registry._flavors import classes_of, flavor_for, is_classifier, task_of
 from forgeml.registry._predictor import LoadedModel
@@ -50,6 +50,7 @@ __all__ = [
     "models_trained_on",
     "parse_model_ref",
     "promote",
+    "reference",
     "register",
     "remove_alias",
     "restore",
@@ -352,6 +353,51 @@ def load(
 
 
 # -- reading ----------------------------------------------------------------------------------
+
+
+def reference(
+    ref: str, *, workspace: Workspace | None = None
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """The drift baseline of a version: its reference sample and its training data profile.
+
+    Only the bundle's tree, ``reference.parquet`` and ``profile.json`` are read (each checked
+    against its digest); the model file is neither read nor deserialized.
+
+    Args:
+        ref: ``NAME@VERSION``, ``NAME@ALIAS`` or ``NAME@latest``.
+        workspace: the workspace; the default one when ``None``.
+
+    Returns:
+        The reference sample (training rows, at most 10,000, the target among them when it
+        was registered with the model) and the profile document (``None`` when the version
+        has none).
+
+    Raises:
+        InputError: ``ref`` is malformed.
+        NotFoundError: no such model, version or alias, or the version was registered
+            without sample rows and so has no reference sample.
+        ArtifactIntegrityError: a file read does not match its digest.
+    """
+    import io
+
+    import orjson
+
+    ws = _ws(workspace)
+    name, which = parse_model_ref(ref)
+    record = ws.models.resolve(name, which)
+    entries = {e.path: e for e in ws.artifacts.tree(record.bundle_digest)}
+    if REFERENCE not in entries:
+        raise NotFoundError(
+            f"{record.ref} has no reference sample: it was registered without sample rows"
+        )
+    frame = pd.read_parquet(io.BytesIO(ws.artifacts.get_bytes(entries[REFERENCE].digest)))
+    profile = None
+    if PROFILE in entries:
+        try:
+            profile = orjson.loads(ws.artifacts.get_bytes(entries[PROFILE].digest))
+        except orjson.JSONDecodeError:
+            raise ArtifactIntegrityError(f"The profile of {record.ref} is not JSON") from None
+    return frame, profile
 
 
 def get_version(ref: str, *, workspace: Workspace | None = None) -> ModelVersionRecord:

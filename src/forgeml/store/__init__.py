@@ -17,6 +17,7 @@ from forgeml.store._datasets import (
 )
 from forgeml.store._db import Database, now_ms
 from forgeml.store._predlog import PredictionLogStore, PredictionRecord, WindowStats
+from forgeml.store._predlog_api import PredictionLogReader, PredictionLogWriter
 from forgeml.store._registry import (
     ModelEvent,
     ModelRecord,
@@ -45,7 +46,9 @@ __all__ = [
     "ModelVersionRecord",
     "NewDatasetVersion",
     "Page",
+    "PredictionLogReader",
     "PredictionLogStore",
+    "PredictionLogWriter",
     "PredictionRecord",
     "RegistryStore",
     "RouteStore",

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from forgeml.store._predlog_api import PredictionLogReader, PredictionLogWriter
+
 __all__ = ["PREDICTION_ROLES", "PredictionLogStore", "PredictionRecord", "WindowStats"]
 
 PREDICTION_ROLES = frozenset({"primary", "shadow"})
@@ -706,3 +708,10 @@ def _converter(output: str) -> Callable[[Sequence[Any]], Any]:
     if output == "pandas":
         return expand
     raise InputError(f"The `output` parameter must be 'arrow' or 'pandas'; got {output!r}")
+
+
+if TYPE_CHECKING:
+
+    def _implements(store: PredictionLogStore) -> tuple[PredictionLogWriter, PredictionLogReader]:
+        """Type-checked: the SQL log provides both sides of the interface."""
+        return store, store
