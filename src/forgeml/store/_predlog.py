@@ -12,7 +12,6 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
@@ -21,14 +20,18 @@ from sqlalchemy.engine import Connection
 from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import InputError, NotFoundError
 from forgeml.store._db import Database, now_ms
+from forgeml.store._predlog_api import (
+    PredictionLogReader,
+    PredictionLogWriter,
+    PredictionRecord,
+    WindowStats,
+)
 from forgeml.store._predlog_frames import expand, expand_arrow
 from forgeml.store._schema import prediction_feedback, predictions
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-    from forgeml.store._predlog_api import PredictionLogReader, PredictionLogWriter
 
 __all__ = ["PREDICTION_ROLES", "PredictionLogStore", "PredictionRecord", "WindowStats"]
 
@@ -42,80 +45,6 @@ _CHUNK = 5_000
 _SHOWN = 10
 _PAGE = 10_000
 _HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRecord:
-    """One request answered by one model version, as logged.
-
-    Attributes:
-        request_id: the request's id (at most 36 characters, a UUID string).
-        model: the served model's name.
-        version: the version that answered.
-        role: ``primary`` (its answer went to the caller) or ``shadow`` (it saw the request
-            and its answer was only logged).
-        time_ms: when the request arrived, milliseconds since the epoch.
-        latency_ms: how long this version took to answer, in milliseconds.
-        n_rows: the number of rows predicted (at least 1).
-        inputs: input column name -> one value per row (JSON-like values or NumPy arrays).
-        outputs: ``{"predictions": [one per row], "probabilities": [[one per class] per row]
-            or None, "classes": [class labels] or None}``.
-        protocol: the request protocol the caller used (``json``, ``v2``...).
-        error: for a request that got no prediction, its error code (``schema_mismatch``,
-            ``internal``..., at most 64 characters); then ``outputs`` is empty, ``n_rows``
-            may be 0 and ``inputs`` may be empty. ``None`` for a prediction.
-    """
-
-    request_id: str
-    model: str
-    version: int
-    role: str
-    time_ms: int
-    latency_ms: float
-    n_rows: int
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    protocol: str
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WindowStats:
-    """Aggregates of one time window of a model's prediction log.
-
-    Attributes:
-        start_ms: the window's start (included), ms since the epoch.
-        end_ms: its end (excluded).
-        requests: the logged requests (records) in the window, failed ones included; the
-            latency percentiles and the error rate are computed on these.
-        rows: the rows predicted by its successful requests.
-        errors: its failed requests.
-        latency_ms: percentile (50.0, 90.0...) -> nearest-rank latency in milliseconds.
-    """
-
-    start_ms: int
-    end_ms: int
-    requests: int
-    rows: int
-    errors: int
-    latency_ms: Mapping[float, float]
-
-    @property
-    def error_rate(self) -> float:
-        """The share of the window's requests that failed."""
-        return self.errors / self.requests
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "start_ms": self.start_ms,
-            "end_ms": self.end_ms,
-            "requests": self.requests,
-            "rows": self.rows,
-            "errors": self.errors,
-            "error_rate": self.error_rate,
-            "latency_ms": {f"p{q:g}": v for q, v in self.latency_ms.items()},
-        }
 
 
 class PredictionLogStore:
