@@ -148,9 +148,9 @@ def _case(folder: Path, ref: str, kind: str, jobs: int | None, chunk_rows: int) 
     import lightgbm  # noqa: F401  (imported before the clock, for every case)
     import pandas as pd
 
+    from forgeml.batch import predict_file
     from forgeml.config import Settings
     from forgeml.registry import load
-    from forgeml.serve._batch import predict_file
     from forgeml.store import Workspace
 
     warnings.simplefilter("ignore")

@@ -1,9 +1,8 @@
-"""Serving registered models: the prediction service, its wire protocols, batch scoring.
+"""Serving registered models: the prediction service and its wire protocols.
 
 ``create_app(ServeOptions(models=("adult@production",)))`` is the ASGI application of the
 prediction paths (``forgeml.http.create_app`` adds the admin routes and authentication, and is
-what ``forgeml serve`` runs); ``predict_file`` scores a CSV or Parquet file larger than memory
-(``forgeml predict``).
+what ``forgeml serve`` runs). Batch scoring of files is ``forgeml.batch``.
 """
 
 from __future__ import annotations
@@ -21,14 +20,10 @@ __all__ = [
     "Rows",
     "ServeOptions",
     "create_app",
-    "predict_file",
 ]
 
 if TYPE_CHECKING:
     from forgeml.serve._app import create_app
-    from forgeml.serve._batch import predict_file
 
 # The web stack and the model runtime load on first use.
-__getattr__, _, _ = lazy_loader.attach(
-    __name__, submod_attrs={"_app": ["create_app"], "_batch": ["predict_file"]}
-)
+__getattr__, _, _ = lazy_loader.attach(__name__, submod_attrs={"_app": ["create_app"]})

@@ -25,10 +25,13 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import forgeml as fm
+from forgeml.batch import ChunkScored, predict_file
+from forgeml.batch._executors import Processes
+from forgeml.batch._scorer import Scorer
+from forgeml.batch._source import chunks
 from forgeml.config import Settings
 from forgeml.errors import InputError, NotFoundError, SchemaMismatchError
 from forgeml.examples import adult_path
-from forgeml.serve._batch import BatchProgress, _chunks, _Pool, _Scorer, predict_file
 from forgeml.store import Workspace
 
 TARGET = "income"
@@ -39,7 +42,7 @@ CHUNK = 7_000  # 48,842 rows: six full chunks and one of 6,842
 def workers_score_every_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``jobs > 1`` every chunk goes to the worker processes: the parent scores none
     while they start (it would score all of these small files)."""
-    monkeypatch.setattr(_Pool, "score_while_starting", False)
+    monkeypatch.setattr(Processes, "score_while_starting", False)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +146,7 @@ def test_scores_equal_the_model_on_the_whole_table_in_input_order(
 
 
 def test_the_parent_scores_while_the_workers_start(ws, files, adult_table, tmp_path, monkeypatch):
-    monkeypatch.setattr(_Pool, "score_while_starting", True)
+    monkeypatch.setattr(Processes, "score_while_starting", True)
     out = tmp_path / "scored.parquet"
     predict_file("adult-lgbm", files["parquet"], out, workspace=ws, chunk_rows=CHUNK, jobs=2)
     labels, proba = _expected(ws, "adult-lgbm", adult_table)
@@ -153,9 +156,9 @@ def test_the_parent_scores_while_the_workers_start(ws, files, adult_table, tmp_p
 
 
 def test_a_worker_that_cannot_load_the_model_gives_its_error(ws, files, tmp_path):
-    local = _Scorer(fm.load("adult-lgbm@1", workspace=ws), True)
+    local = Scorer(fm.load("adult-lgbm@1", workspace=ws), True, find_all=False)
     empty = Settings(home=tmp_path / "empty")  # the workers' workspace lacks the model
-    pool = _Pool("adult-lgbm@1", empty, local, 2)
+    pool = Processes("adult-lgbm@1", empty, local, 2)
     try:
         with pytest.raises(NotFoundError, match="adult-lgbm"):
             pool.submit(pq.read_table(files["parquet"]).slice(0, 10)).result()
@@ -170,7 +173,8 @@ def test_csv_to_parquet_has_one_schema_and_a_row_group_per_chunk(ws, files, tmp_
     assert metadata.num_row_groups == 7
     assert metadata.row_group(6).num_rows == 48_842 - 6 * CHUNK
     schema = pq.read_schema(out)
-    assert schema.field("age").type == pa.string()  # kept CSV columns are their text
+    assert schema.field("age").type == pa.int64()  # kept CSV columns keep their types
+    assert schema.field("workclass").type == pa.string()
     assert schema.field("prediction").type == pa.string()
     assert schema.field("proba_>50K").type == pa.float64()
 
@@ -202,7 +206,7 @@ def test_a_chunk_that_fails_the_signature_stops_and_leaves_no_output(
     with pytest.raises(SchemaMismatchError) as caught:
         predict_file("adult-lgbm", source, out, workspace=ws, chunk_rows=CHUNK, jobs=jobs)
     message = caught.value.message
-    assert "bad.csv, rows 14,001-21,000" in message and "'age'" in message and "forty" in message
+    assert message.startswith("bad.csv, row 15,001: Column 'age'") and "forty" in message
     assert out.read_bytes() == b"previous output"  # untouched
     assert not _partials(tmp_path)
 
@@ -212,7 +216,7 @@ def test_an_unknown_category_names_the_column_and_rows(ws, adult_table, tmp_path
     frame.loc[48_000, "workclass"] = "Astronaut"
     source = tmp_path / "new.parquet"
     frame.to_parquet(source, index=False)
-    with pytest.raises(SchemaMismatchError, match=r"rows 42,001-48,842: Column 'workclass'"):
+    with pytest.raises(SchemaMismatchError, match=r"new.parquet, row 48,001: Column 'workclass'"):
         predict_file("adult-lgbm", source, tmp_path / "o.csv", workspace=ws, chunk_rows=CHUNK)
     assert not (tmp_path / "o.csv").exists() and not _partials(tmp_path)
 
@@ -274,17 +278,17 @@ def test_a_file_without_rows_gives_an_output_without_rows(ws, adult_table, tmp_p
 
 
 def test_progress_counts_rows_of_parquet_and_bytes_of_csv(ws, files, tmp_path):
-    seen: list[BatchProgress] = []
+    seen: list[ChunkScored] = []
     predict_file(
         "adult-lgbm", files["parquet"], tmp_path / "a.parquet", workspace=ws,
-        chunk_rows=20_000, jobs=1, progress=seen.append,
+        chunk_rows=20_000, jobs=1, on_event=lambda e: isinstance(e, ChunkScored) and seen.append(e),
     )  # fmt: skip
     assert [p.rows for p in seen] == [0, 20_000, 40_000, 48_842]
     assert {p.total_rows for p in seen} == {48_842} and seen[-1].fraction == 1.0
     seen.clear()
     predict_file(
         "adult-lgbm", files["csv"], tmp_path / "a.csv", workspace=ws,
-        chunk_rows=20_000, jobs=1, progress=seen.append,
+        chunk_rows=20_000, jobs=1, on_event=lambda e: isinstance(e, ChunkScored) and seen.append(e),
     )  # fmt: skip
     size = files["csv"].stat().st_size
     assert {p.total_bytes for p in seen} == {size} and seen[-1].rows == 48_842
@@ -294,7 +298,7 @@ def test_progress_counts_rows_of_parquet_and_bytes_of_csv(ws, files, tmp_path):
 
 def test_chunks_have_the_asked_size_whatever_the_batches():
     batches = [pa.record_batch({"x": list(range(a, b))}) for a, b in [(0, 3), (3, 3), (3, 11)]]
-    tables = list(_chunks(iter(batches), 4, "x"))
+    tables = list(chunks(iter(batches), 4, "x"))
     assert [t.num_rows for t in tables] == [4, 4, 3]
     assert [v for t in tables for v in t.column("x").to_pylist()] == list(range(11))
 
@@ -333,7 +337,10 @@ def test_cli_scores_a_file_and_prints_rows_and_speed(ws, files, adult_table, tmp
         "--jobs", "1", "--no-probabilities", "--predictions-only",
     )  # fmt: skip
     assert text.returncode == 0, text.stderr
-    assert "48,842 rows scored by adult-pipe@1" in text.stdout and "rows/s" in text.stdout
+    assert (
+        "48,842 of 48,842 rows of adult.csv scored by adult-pipe@1" in text.stdout
+        and "rows/s" in text.stdout
+    )
     assert list(_read(tmp_path / "s.csv").columns) == ["prediction"]
 
 
@@ -349,7 +356,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(ws, files, adult_table, tmp_path):
         (["adult-lgbm", "-i", str(tmp_path / "x.xlsx"), "-o", out], "extension .xlsx"),
         (["nope", "-i", str(files["csv"]), "-o", out], "nope"),
         (["adult-lgbm", "-i", str(no_age), "-o", out], "lacks the column 'age'"),
-        (["adult-lgbm", "-i", str(bad), "-o", out, "--jobs", "2"], "rows 1-"),
+        (["adult-lgbm", "-i", str(bad), "-o", out, "--jobs", "2"], "bad.csv, row 1: Column 'age'"),
         (["adult-lgbm", "-i", str(files["csv"]), "-o", out, "--chunk-rows", "0"], "at least 1"),
     ]
     for args, words in cases:
