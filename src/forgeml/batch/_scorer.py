@@ -134,27 +134,123 @@ def find_bad_rows(
 ) -> tuple[BadRow, ...]:
     """The rows of ``frame`` that fail the signature check, each with its first bad column.
 
-    With ``first_only``, only the first such row (in row order).
+    With ``first_only``, only the first such row (in row order). Rows are first picked out
+    column by column with vectorised tests of the kind of value the check refuses, each
+    distinct refused value confirmed (and its message taken) from the check on one row; the
+    rows left must then pass the check as a whole, or bisection finds the rest.
     """
     from forgeml.registry import Signature
 
+    checks = {
+        c.name: _one_column_check(Signature(inputs=(c,)), model) for c in model.signature.inputs
+    }
     found: dict[int, BadRow] = {}
     for column in model.signature.inputs:
-        one = Signature(inputs=(column,))
-        part = frame[[column.name]]
-
-        def check(rows: pd.DataFrame, signature: Signature = one) -> str | None:
-            try:
-                signature.check(rows, unknown_categories=model.unknown_categories)
-            except SchemaMismatchError as e:
-                return e.message
-            return None
-
-        limit = min(found) if first_only and found else len(part)
-        for position, reason in _failing(part, check, 0, limit, first_only):
-            found.setdefault(position, BadRow(position, column.name, reason))
+        name, check = column.name, checks[column.name]
+        suspects = _suspects(column, frame[name], model.unknown_categories == "error")
+        if first_only and found:
+            suspects[min(found) :] = False
+        messages: dict[tuple[str, str], str | None] = {}
+        for position in np.flatnonzero(suspects).tolist():
+            value = frame[name].iloc[position]
+            key = _key(value)
+            if key not in messages:
+                messages[key] = check(frame[[name]].iloc[position : position + 1])
+            reason = messages[key]
+            if reason is not None:
+                found.setdefault(position, BadRow(position, name, reason))
+                if first_only:
+                    break
+    limit = min(found) if first_only and found else len(frame)
+    rest = np.ones(limit, dtype=bool)
+    rest[[p for p in found if p < limit]] = False
+    others = np.flatnonzero(rest)
+    whole = _one_column_check(model.signature, model)
+    if others.size and whole(frame.iloc[others]) is not None:
+        left = frame.iloc[others]
+        for column in model.signature.inputs:
+            stop = len(left)
+            if first_only and found:
+                stop = int(np.searchsorted(others, min(found)))
+            part = left[[column.name]]
+            for position, reason in _failing(part, checks[column.name], 0, stop, first_only):
+                found.setdefault(
+                    int(others[position]), BadRow(int(others[position]), column.name, reason)
+                )
     rows = sorted(found.values(), key=lambda b: b.position)
     return tuple(rows[:1]) if first_only else tuple(rows)
+
+
+def _key(value: Any) -> tuple[str, str]:
+    """What identifies a value for the check: its type and text, or missing."""
+    import pandas as pd
+
+    try:
+        if bool(pd.isna(value)):
+            return ("", "missing")
+    except (TypeError, ValueError):
+        pass
+    return (type(value).__name__, str(value))
+
+
+def _one_column_check(
+    signature: Signature, model: LoadedModel
+) -> Callable[[pd.DataFrame], str | None]:
+    def check(rows: pd.DataFrame) -> str | None:
+        try:
+            signature.check(rows, unknown_categories=model.unknown_categories)
+        except SchemaMismatchError as e:
+            return e.message
+        return None
+
+    return check
+
+
+_BOOLEAN_WORDS = [
+    True,
+    False,
+    "true",
+    "True",
+    "TRUE",
+    "1",
+    "yes",
+    "false",
+    "False",
+    "FALSE",
+    "0",
+    "no",
+]
+
+
+def _suspects(column: InputColumn, series: pd.Series, strict: bool) -> np.ndarray:
+    """Rows whose value in ``series`` the signature check may refuse (a superset)."""
+    import warnings
+
+    import pandas as pd
+
+    present = series.notna().to_numpy()
+    suspects = np.zeros(len(series), dtype=bool)
+    if not column.nullable:
+        suspects |= ~present
+    kind = column.kind
+    if kind in ("numeric", "integer"):
+        if pd.api.types.is_bool_dtype(series):
+            suspects |= present
+        elif not pd.api.types.is_numeric_dtype(series):
+            suspects |= present & pd.to_numeric(series, errors="coerce").isna().to_numpy()
+    elif kind == "boolean" and not pd.api.types.is_bool_dtype(series):
+        suspects |= present & ~series.isin(_BOOLEAN_WORDS).to_numpy()
+    elif kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(series, errors="coerce")
+        suspects |= present & parsed.isna().to_numpy()
+    elif kind == "categorical" and column.categories is not None and strict:
+        values = series.astype(object)
+        allowed = list(column.categories)
+        known = values.isin(allowed) | values.astype(str).isin([str(c) for c in allowed])
+        suspects |= present & ~known.to_numpy()
+    return suspects
 
 
 def _failing(

@@ -120,7 +120,7 @@ def predict(
     if json:
         print_json(result.to_dict())
         return
-    console.print(_summary(result), markup=False)
+    console.print(_summary(result), markup=False, soft_wrap=True)
 
 
 def _summary(result: BatchResult) -> str:
