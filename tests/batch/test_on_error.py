@@ -255,3 +255,15 @@ def test_cli_on_error(ws, corrupted, tmp_path):
         assert bad.returncode == 2, (args, bad.stderr)
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], bad.stderr
+
+
+def test_the_score_a_file_use_case_scores_in_the_contexts_workspace(ws, bank, corrupted, tmp_path):
+    from forgeml.workflows import Context, Principal, score_file
+
+    out = tmp_path / "scored.parquet"
+    result = score_file(
+        Context(ws, Principal("ana")), "bank-lgbm@1", corrupted, out, on_error="skip", jobs=1
+    )
+    labels, _ = _clean_scores(ws, bank)
+    assert (result.rows, result.skipped) == (ROWS - 3, 3)
+    assert pq.read_table(out).column("prediction").to_pylist() == labels.tolist()

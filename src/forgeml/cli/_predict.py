@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from forgeml.cli._common import console, err_console, open_workspace, print_json, require_positive
+from forgeml.cli._common import console, err_console, open_context, print_json, require_positive
 from forgeml.errors import InputError
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def predict(
     The output has the scored input rows in their order: the kept input columns, then
     prediction, then proba_<class> per class for classifiers.
     """
-    from forgeml.batch import predict_file
+    from forgeml.workflows import score_file
 
     if keep and predictions_only:
         raise InputError("--keep and --predictions-only exclude each other; give one")
@@ -97,14 +97,14 @@ def predict(
             if quarantine is None
             else f"--quarantine goes with --on-error quarantine, not {policy}"
         )
-    workspace = open_workspace(ctx)
+    context = open_context(ctx)
     view = _ProgressView() if err_console.is_terminal and not json else None
     try:
-        result = predict_file(
+        result = score_file(
+            context,
             model_ref,
             input,
             output,
-            workspace=workspace,
             chunk_rows=chunk_rows,
             jobs=jobs,
             executor=executor,

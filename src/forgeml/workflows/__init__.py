@@ -11,6 +11,7 @@ from forgeml.security import Principal
 from forgeml.workflows._context import Context
 from forgeml.workflows._models import change_status, promote, remove_alias
 from forgeml.workflows._routes import RouteChange, clear_route, set_route
+from forgeml.workflows._score import score_file
 
 __all__ = [
     "Context",
@@ -20,5 +21,6 @@ __all__ = [
     "clear_route",
     "promote",
     "remove_alias",
+    "score_file",
     "set_route",
 ]
