@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from forgeml.cli._common import console, open_workspace, print_json
+from forgeml.cli._live import training_view
 
 # ``fnlwgt`` is a census sampling weight, not a property of the person.
 _DROP = ("fnlwgt", "split")
@@ -57,16 +58,19 @@ def quickstart(
     errors = version.quality.of("error") if version.quality is not None else ()
     mark = step(f"data: adult@{version.version}, {version.n_rows:,} rows, profiled", mark)
 
+    view = training_view(ctx, not json and console.is_terminal)
     result = fm.train.train(
         f"adult@{version.version}",
         time_budget=time_budget,
         seed=seed,
         experiment="quickstart",
         workspace=workspace,
-        progress=not json and console.is_terminal,
+        progress=view or False,
         evaluate=True,
         drop=_DROP,
     )
+    if view is not None:
+        view.close()
     mark = step(
         f"train: {sum(result.n_trials.values())} trials, best {result.best.get('model')}", mark
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from forgeml.cli._common import console, fmt_value, open_workspace, print_json, table
+from forgeml.cli._live import training_view
 from forgeml.errors import InputError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
@@ -167,6 +168,7 @@ def train(
     elif sensitive or bins:
         raise InputError("--sensitive and --bins apply to a file source; a dataset keeps its own")
     dataset = datasets.get(source, workspace=workspace)
+    view = training_view(ctx, not json and console.is_terminal)
     result = run_training(
         f"{dataset.name}@{dataset.version}",
         target=target,
@@ -179,13 +181,15 @@ def train(
         time_column=time_column,
         experiment=experiment,
         workspace=workspace,
-        progress=not json and console.is_terminal,
+        progress=view or False,
         max_trials=trials,
         evaluate=not no_evaluate,
         drop=dropped,
         use_sensitive=use_sensitive,
         allow_leaks=allow_leaks,
     )
+    if view is not None:
+        view.close()
     registered = None
     register_s = 0.0
     if not no_register:

@@ -17,6 +17,7 @@ from forgeml.train._api import train
 from forgeml.train._metrics import DEFAULT_METRICS, METRICS, Metric
 from forgeml.train._model import TrainedModel
 from forgeml.train._preprocess import TabularEncoder
+from forgeml.train._progress import TrainingProgress
 from forgeml.train._result import TrainResult
 from forgeml.train._task import KINDS, TASKS, detect_task, infer_column_kinds, infer_kind
 from forgeml.train._zoo import FAMILIES
@@ -31,6 +32,7 @@ __all__ = [
     "TabularEncoder",
     "TrainResult",
     "TrainedModel",
+    "TrainingProgress",
     "detect_task",
     "infer_column_kinds",
     "infer_kind",

@@ -23,6 +23,7 @@ from forgeml.store import Workspace
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
 from forgeml.train._model import FoldBag, TrainedModel
+from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progress
 from forgeml.train._result import TrainResult
 from forgeml.train._search import Problem, TrialRecord, fit_pipeline, run_search
 from forgeml.train._task import (
@@ -356,7 +357,7 @@ def train(
     test_data: pd.DataFrame | None = None,
     experiment: str | None = None,
     workspace: Workspace | None = None,
-    progress: bool = False,
+    progress: bool | ProgressHandler = False,
     max_trials: int | None = None,
     evaluate: bool = False,
     drop: Sequence[str] = (),
@@ -400,7 +401,9 @@ def train(
             one fixed split.
         experiment: the experiment to record the run in (default ``train``).
         workspace: where to record (default: the default workspace).
-        progress: show a live view of the search on stderr.
+        progress: a callable given a ``TrainingProgress`` event after every trial and at
+            each change of phase (the command line draws them as a live view); ``True``
+            logs one line per event on the ``forgeml.train`` logger.
         max_trials: run exactly this many trials (the deterministic mode: with one job,
             the same seed and data give the same leaderboard); the budget still caps time.
         evaluate: after training, evaluate the model on the held-out rows with
@@ -747,7 +750,7 @@ def _search_and_fit(
     started: float,
     hard_end: float,
     max_trials: int | None,
-    progress: bool,
+    progress: bool | ProgressHandler,
     run: Any,
     X_test: pd.DataFrame,
     y_test: np.ndarray,
@@ -766,55 +769,59 @@ def _search_and_fit(
         reserve = sum(_refit_estimate(r, problem) for r in _ranked(records)[:_REFIT_RESERVED])
         return hard_end - finish_margin - ensemble_time - reserve
 
-    view = None
-    if progress:
-        from forgeml.train._progress import LiveView
+    emit: ProgressHandler | None = None
+    if progress is True:
+        emit = log_progress
+    elif callable(progress):
+        emit = progress
 
-        view = LiveView(
-            budget=budget, metric=metric.name, greater_is_better=metric.greater_is_better
-        )
-        view.__enter__()
-    try:
-
-        def on_trial(record: TrialRecord, records: list[TrialRecord]) -> None:
-            if record.score is not None:
-                run.log_metric("trial_score", record.score, step=record.number)
-            if view is not None:
-                view.update(records)
-
-        records = run_search(
-            problem,
-            families,
-            search_deadline=search_deadline,
-            max_trials=max_trials,
-            on_trial=on_trial,
-        )
-        if view is not None:
-            view.update(records, "ensembling and refitting")
-        failures = failed_trials(records)
-        _record_failures(run, failures, notes)
-        ranked = _ranked(records)
-        usable = [f for f in families if f not in failures or not failures[f]["all_failed"]]
-        if not ranked and not usable:
-            shown = "; ".join(
-                f"{f}: {v['failed']} of {v['trials']} trials failed ({v['first_error']})"
-                for f, v in failures.items()
+    def report(records: list[TrialRecord], phase: str) -> None:
+        if emit is not None:
+            emit(
+                TrainingProgress(
+                    phase=phase,
+                    elapsed=time.monotonic() - started,
+                    budget=budget,
+                    metric=metric.name,
+                    greater_is_better=metric.greater_is_better,
+                    trials=tuple(records),
+                )
             )
-            raise InputError(f"Every trial failed, so no model was trained. {shown}")
-        model, cv_score, threshold, ensemble, best, ensemble_row = _select_and_refit(
-            problem,
-            records,
-            hard_end,
-            finish_margin,
-            ensemble_time,
-            classes,
-            features,
-            notes,
-            usable or families,
+
+    def on_trial(record: TrialRecord, records: list[TrialRecord]) -> None:
+        if record.score is not None:
+            run.log_metric("trial_score", record.score, step=record.number)
+        report(records, "searching")
+
+    records = run_search(
+        problem,
+        families,
+        search_deadline=search_deadline,
+        max_trials=max_trials,
+        on_trial=on_trial,
+    )
+    report(records, "ensembling and refitting")
+    failures = failed_trials(records)
+    _record_failures(run, failures, notes)
+    ranked = _ranked(records)
+    usable = [f for f in families if f not in failures or not failures[f]["all_failed"]]
+    if not ranked and not usable:
+        shown = "; ".join(
+            f"{f}: {v['failed']} of {v['trials']} trials failed ({v['first_error']})"
+            for f, v in failures.items()
         )
-    finally:
-        if view is not None:
-            view.__exit__()
+        raise InputError(f"Every trial failed, so no model was trained. {shown}")
+    model, cv_score, threshold, ensemble, best, ensemble_row = _select_and_refit(
+        problem,
+        records,
+        hard_end,
+        finish_margin,
+        ensemble_time,
+        classes,
+        features,
+        notes,
+        usable or families,
+    )
 
     _log.debug("model ready, %.2fs before the budget ends", hard_end - time.monotonic())
     # -- final evaluation on the held-out rows ---------------------------------------------

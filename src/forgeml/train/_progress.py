@@ -1,86 +1,60 @@
-"""The live Rich view of a training: time used against the budget, the leaderboard so far."""
+"""What a training reports while it searches: ``TrainingProgress`` events.
+
+Training prints nothing: ``fm.train(progress=handler)`` hands each event to ``handler`` (the
+command line draws them as a live view); ``progress=True`` writes one line per event to the
+``forgeml.train`` logger.
+"""
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from forgeml.train._search import TrialRecord
 
-__all__ = ["LiveView"]
+__all__ = ["ProgressHandler", "TrainingProgress", "log_progress"]
+
+_log = logging.getLogger("forgeml.train")
 
 
-class LiveView:
-    """Shows progress on a console (stderr by default) while ``train`` runs.
+@dataclass(frozen=True, slots=True)
+class TrainingProgress:
+    """Where a training is: after every trial and at every change of phase.
 
-    Args:
+    Attributes:
+        phase: ``searching``, then ``ensembling and refitting``.
+        elapsed: seconds since the training started.
         budget: the time budget in seconds.
         metric: the metric's name.
         greater_is_better: its direction.
-        console: a Rich console (default: stderr).
+        trials: every trial so far, in the order they started.
     """
 
-    def __init__(
-        self, *, budget: float, metric: str, greater_is_better: bool, console: Any = None
-    ) -> None:
-        from rich.console import Console
+    phase: str
+    elapsed: float
+    budget: float
+    metric: str
+    greater_is_better: bool
+    trials: tuple[TrialRecord, ...]
 
-        self.budget = budget
-        self.metric = metric
-        self.greater_is_better = greater_is_better
-        self.console = console or Console(stderr=True)
-        self.started = time.monotonic()
-        self.phase = "searching"
-        self._records: list[TrialRecord] = []
-        self._lock = threading.Lock()
-        self._live: Any = None
+    @property
+    def complete(self) -> int:
+        """Trials that completed (not pruned, not failed)."""
+        return sum(r.state == "complete" for r in self.trials)
 
-    def __enter__(self) -> LiveView:
-        from rich.live import Live
 
-        self._live = Live(
-            get_renderable=self._render,
-            console=self.console,
-            refresh_per_second=4,
-            transient=True,
-        )
-        self._live.start()
-        return self
+ProgressHandler = Callable[[TrainingProgress], None]
+"""What ``fm.train(progress=...)`` takes: a callable given each event, on the training thread."""
 
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.stop()
 
-    def update(self, records: list[TrialRecord], phase: str | None = None) -> None:
-        """New trials (and optionally a new phase: refitting, evaluating...)."""
-        with self._lock:
-            self._records = list(records)
-            if phase is not None:
-                self.phase = phase
-
-    def _render(self) -> Any:
-        from rich.console import Group
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
-        from rich.text import Text
-
-        with self._lock:
-            records, phase = list(self._records), self.phase
-        elapsed = time.monotonic() - self.started
-        done = sum(r.state == "complete" for r in records)
-        header = Text(
-            f"{phase}: {elapsed:5.1f}s of {self.budget:g}s   trials {len(records)} "
-            f"({done} complete)"
-        )
-        bar = ProgressBar(total=self.budget, completed=min(elapsed, self.budget), width=50)
-        table = Table(header_style="bold", show_edge=False, pad_edge=False)
-        for column in ("#", "model", self.metric, "seconds"):
-            table.add_column(column)
-        complete = sorted(
-            (r for r in records if r.state == "complete" and r.loss is not None),
-            key=lambda r: r.loss or 0.0,
-        )
-        for r in complete[:8]:
-            table.add_row(str(r.number), r.family, f"{r.score:.5g}", f"{r.seconds:.1f}")
-        return Group(header, bar, table)
+def log_progress(event: TrainingProgress) -> None:
+    """One INFO line per event on the ``forgeml.train`` logger (``progress=True``)."""
+    _log.info(
+        "%s: %.1fs of %gs, trials %d (%d complete)",
+        event.phase,
+        event.elapsed,
+        event.budget,
+        len(event.trials),
+        event.complete,
+    )
