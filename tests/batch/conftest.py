@@ -1,22 +1,14 @@
-"""The shared real datasets for batch-scoring tests (required in CI, skipped elsewhere)."""
+"""The shared real dataset the bad-row tests corrupt (skipped if absent, failed in CI)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-
 
 @pytest.fixture(scope="session")
-def bank_path() -> Path:
-    """bank-additional-full.csv; in CI (``CI=true``) its absence fails the test."""
-    path = DATASETS / "bank-additional-full.csv"
-    if not path.is_file():
-        message = f"the shared dataset {path} is absent"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def bank_path(shared_dataset: Callable[[str], Path]) -> Path:
+    """bank-additional-full.csv, through the suite's shared-dataset helper."""
+    return shared_dataset("bank-additional-full.csv")
