@@ -7,7 +7,8 @@ on Adult. Then times, each in a fresh process and REPEAT times (cases interleave
 - the anchor: ``LoadedModel.predict_proba`` on the whole table, read from Parquet beforehand
   (the clock starts after the read), in one process with LightGBM's threads on every core;
 - ``predict_file`` CSV -> CSV and Parquet -> Parquet, all input columns kept, with every core
-  and with one process. The clock covers the whole call (model load, worker start, read,
+  and with one process; and CSV -> Parquet, whose kept columns get their types from one more
+  pass over the CSV. The clock covers the whole call (model load, worker start, read,
   score, write, rename); the libraries are imported before it starts, as for the anchor.
 
 Peak memory is the largest proportional set size (PSS) of the case's whole process tree
@@ -40,6 +41,7 @@ TARGET_RATIO = 1.5
 CASES = {
     "anchor": ("anchor", None),
     "CSV -> CSV": ("csv", None),
+    "CSV -> Parquet (typed)": ("csv-parquet", None),
     "Parquet -> Parquet": ("parquet", None),
     "CSV -> CSV, jobs=1": ("csv", 1),
     "Parquet -> Parquet, jobs=1": ("parquet", 1),
@@ -164,8 +166,8 @@ def _case(folder: Path, ref: str, kind: str, jobs: int | None, chunk_rows: int) 
             seconds = time.perf_counter() - start
             rows = len(frame)
         else:
-            suffix = ".csv" if kind == "csv" else ".parquet"
-            out = folder / f"scored-{os.getpid()}{suffix}"
+            suffix = ".csv" if kind.startswith("csv") else ".parquet"
+            out = folder / f"scored-{os.getpid()}{'.csv' if kind == 'csv' else '.parquet'}"
             cpu, start = _tree_cpu(os.getpid()), time.perf_counter()
             result = predict_file(
                 ref, folder / f"rows{suffix}", out, workspace=ws, chunk_rows=chunk_rows, jobs=jobs

@@ -38,7 +38,17 @@ from forgeml.errors import ForgeMLError, InputError
 if TYPE_CHECKING:
     from forgeml.config import Settings
 
-__all__ = ["EXECUTORS", "Executor", "choose", "cores", "died"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "InProcess",
+    "Processes",
+    "Threads",
+    "choose",
+    "cores",
+    "died",
+    "plan",
+]
 
 EXECUTORS = ("auto", "local", "threads", "processes", "ray")
 PLANNED = ("ray",)
