@@ -99,6 +99,9 @@ def create_app(
             log_holder.append(log.start())
             service.log = log
         refresher.start(loop)
+        # Accept requests once the models are loaded (or failed to load): with several worker
+        # processes on one socket, a worker still loading would answer 503 beside a ready one.
+        await loop.run_in_executor(None, refresher.wait_first_pass)
         try:
             yield
         finally:

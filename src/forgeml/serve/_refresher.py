@@ -119,6 +119,12 @@ class RouteRefresher:
             self._passes += 1
             self._passed.notify_all()
 
+    def wait_first_pass(self, timeout: float = 120.0) -> bool:
+        """Wait until the thread finished its first pass (every model loaded or its error
+        recorded); ``False`` after ``timeout`` seconds (blocking)."""
+        with self._passed:
+            return self._passed.wait_for(lambda: self._passes >= 1, timeout)
+
     def refresh_now(self, timeout: float = 60.0) -> None:
         """Wake the thread and wait until it finished a full pass (blocking)."""
         with self._passed:
