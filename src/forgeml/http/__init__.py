@@ -6,19 +6,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 __all__ = ["create_app", "run"]
 
+if TYPE_CHECKING:
+    from forgeml.http._app import create_app
+    from forgeml.http._server import run
 
-def __getattr__(name: str) -> Any:
-    # The web stack loads on first use.
-    if name == "create_app":
-        from forgeml.http._app import create_app
-
-        return create_app
-    if name == "run":
-        from forgeml.http._server import run
-
-        return run
-    raise AttributeError(name)
+# The web stack loads on first use.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__, submod_attrs={"_app": ["create_app"], "_server": ["run"]}
+)
