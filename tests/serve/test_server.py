@@ -316,6 +316,14 @@ def test_operations_endpoints(server, adult):
     assert 'forgeml_model_ready{model="adult-lgbm"} 1.0' in text
     spec = httpx.get(f"{server.url}/openapi.json").json()
     assert "/v2/models/{name}/infer" in spec["paths"]
+    predict = spec["paths"]["/v1/models/{name}/predict"]["post"]
+    parameters = {p["name"]: (p["in"], p["schema"]["type"]) for p in predict["parameters"]}
+    assert parameters == {"name": ("path", "string"), "probabilities": ("query", "boolean")}
+    assert "application/json" in predict["requestBody"]["content"]
+    version = spec["paths"]["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert {p["name"]: p["schema"]["type"] for p in version["parameters"]}["version"] == "integer"
+    assert "/admin/models/{name}/promote" in spec["paths"]
+    assert not [p for p in spec["paths"] if p.startswith("/docs")]
     assert httpx.get(f"{server.url}/docs").status_code == 200
     listed = httpx.get(f"{server.url}/v1/models").json()["models"]
     assert {m["name"] for m in listed} == {"adult-lgbm", "adult-hgb"}
