@@ -125,3 +125,17 @@ def test_the_checker_passes_a_clean_tree(tmp_path):
         },
     )
     assert checker.check(root) == []
+
+
+def test_lazy_attributes_use_the_one_mechanism():
+    # modules load their heavy parts lazily through lazy_loader.attach, never a hand-written
+    # module __getattr__
+    import ast
+
+    hand_written = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "src" / "forgeml").rglob("*.py"))
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+    ]
+    assert hand_written == []
