@@ -34,7 +34,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"CI=true and this test skipped: {reason}"
+        report.longrepr = f"CI=true and this test skipped: {str(reason).removeprefix('Skipped: ')}"
 
 
 def shared_dataset_path(name: str) -> Path:

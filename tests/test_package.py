@@ -139,3 +139,29 @@ def test_lazy_attributes_use_the_one_mechanism():
         if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
     ]
     assert hand_written == []
+
+
+def test_a_skip_fails_under_ci(tmp_path):
+    (tmp_path / "test_probe.py").write_text(
+        "import pytest\n\n\ndef test_needs_data():\n"
+        "    pytest.skip('the shared dataset x is absent')\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src")])
+
+    def run(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-rA"],
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    here = run()
+    assert here.returncode == 0 and "1 skipped" in here.stdout, here.stdout + here.stderr
+    ci = run(CI="true")
+    assert ci.returncode == 1, ci.stdout + ci.stderr
+    assert "CI=true and this test skipped: the shared dataset x is absent" in ci.stdout
