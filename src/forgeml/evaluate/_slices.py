@@ -14,6 +14,7 @@ import pandas as pd
 from forgeml.errors import InputError
 from forgeml.evaluate._inputs import check_same_length
 from forgeml.evaluate._metrics import HIGHER_IS_BETTER
+from forgeml.metrics import get_metric
 
 __all__ = ["Slice", "slice_metrics"]
 
@@ -75,24 +76,24 @@ def _slice_labels(column: pd.Series, n_bins: int, max_values: int) -> pd.Series:
 def _task_metrics(
     task: str, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, positive: Any
 ) -> dict[str, float]:
-    from sklearn import metrics as m
-
+    """The slice's metrics: the registered ones by their registered functions, plus the mean
+    error (regression) and the positive rate (binary), which describe a slice but rank none."""
     if task == "regression":
-        error = y_pred - y_true
         return {
-            "rmse": float(np.sqrt(np.mean(error**2))),
-            "mae": float(np.mean(np.abs(error))),
-            "mean_error": float(np.mean(error)),
+            "rmse": get_metric("rmse")(y_true, y_pred),
+            "mae": get_metric("mae")(y_true, y_pred),
+            "mean_error": float(np.mean(y_pred - y_true)),
         }
-    out = {"accuracy": float(np.mean(y_true == y_pred))}
+    out = {"accuracy": get_metric("accuracy")(y_true, y_pred)}
     if task == "binary":
-        is_pos = y_true == positive
+        is_pos = (y_true == positive).astype(int)
+        said_pos = (y_pred == positive).astype(int)
         out["positive_rate"] = float(is_pos.mean())
-        out["recall"] = float(np.mean(y_pred[is_pos] == positive)) if is_pos.any() else np.nan
+        out["recall"] = get_metric("recall")(is_pos, said_pos) if is_pos.any() else np.nan
         if proba is not None:
             score = proba if proba.ndim == 1 else proba[:, 1]
             both = 0 < is_pos.sum() < len(is_pos)
-            out["roc_auc"] = float(m.roc_auc_score(is_pos, score)) if both else np.nan
+            out["roc_auc"] = get_metric("roc_auc")(is_pos, score) if both else np.nan
     return out
 
 
