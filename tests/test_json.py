@@ -110,3 +110,36 @@ def test_the_cli_the_server_and_the_stores_write_through_the_policy(capsys):
     assert json.loads(capsys.readouterr().out) == {"auc": None, "n": 3}
     assert json.loads(json_response(value).body) == {"auc": None, "n": 3}
     assert json.loads(_dumps(value)) == {"auc": None, "n": 3}
+
+
+def test_sorted_compact_text_is_what_stored_digests_were_computed_over():
+    # dataset split specs and artifact tree manifests are hashed: their bytes must not change
+    import orjson
+
+    spec = {"strategy": "stratified", "fractions": [0.7, 0.15, 0.15], "seed": 3, "by": None}
+    manifest = [{"path": "model.json", "digest": "ab" * 32, "size": 120}]
+    for value in (spec, manifest):
+        assert _json.dumps(value, sort_keys=True) == orjson.dumps(
+            value, option=orjson.OPT_SORT_KEYS
+        )
+
+
+def test_forgeml_writes_json_only_through_the_policy():
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "src" / "forgeml"
+    # the request decoder serializes once only to check what it parsed, and writes nothing
+    allowed = {root / "_json.py", root / "serve" / "_codec.py"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("dumps", "dump")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("json", "orjson")
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []

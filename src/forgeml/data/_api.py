@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
+from forgeml._json import dumps
 from forgeml.data._analyze import analyze
 from forgeml.data._diff import DatasetDiff, diff_tables
 from forgeml.data._expectations import ExpectationResult, check_expectations, load_expectations
@@ -146,7 +146,7 @@ def add(
         "types": dict(sorted(type_overrides.items())),
         **({"bins": dict(sorted(edges.items()))} if edges else {}),
     }
-    spec_digest = hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    spec_digest = hashlib.sha256(dumps(spec, sort_keys=True)).hexdigest()
     existing = ws.datasets.find_version(name, hashed.digest, spec_digest)
     if existing is not None:
         return DatasetVersion.from_record(existing)

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import orjson
 
+from forgeml._json import dumps
 from forgeml.errors import ArtifactIntegrityError, InputError, NotFoundError, WorkspaceError
 
 __all__ = ["ArtifactStore", "LocalArtifactStore", "TreeEntry", "sha256_file"]
@@ -117,7 +118,7 @@ class ArtifactStore(ABC):
                 {"path": file.relative_to(root).as_posix(), "digest": digest, "size": size}
             )
         manifest = {"format": _TREE_FORMAT, "files": entries}
-        return self.put_bytes(orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS))
+        return self.put_bytes(dumps(manifest, sort_keys=True))
 
     def put(self, path: str | os.PathLike[str]) -> tuple[str, str]:
         """Store a file or a folder; return (digest, kind) with kind ``"file"`` or ``"dir"``."""

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from forgeml._json import dumps_text
+from forgeml._json import dumps, dumps_text
 from forgeml.errors import ConflictError, InputError, InvalidFilterError, NotFoundError
 from forgeml.store._db import Database, now_ms
 from forgeml.store._filter import Clause, OrderKey, parse_filter, parse_order_by
@@ -633,7 +633,7 @@ def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
 
 
 def _encode_token(token: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(token)).decode().rstrip("=")
+    return base64.urlsafe_b64encode(dumps(token)).decode().rstrip("=")
 
 
 def _decode_token(token: str | None) -> dict[str, Any] | None:
