@@ -19,6 +19,12 @@ def adult(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def german(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    """German credit (real data): 1,000 rows, 13 text columns, the target ``class``."""
+    return pd.read_csv(shared_dataset("german-credit.csv"))
+
+
+@pytest.fixture(scope="session")
 def tiny() -> tuple[pd.DataFrame, np.ndarray]:
     """A tiny numeric table and a binary target, for tests about the registry, not models."""
     rng = np.random.default_rng(0)

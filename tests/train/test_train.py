@@ -103,7 +103,7 @@ def test_predict_reordered_columns_unseen_categories_and_missing_column(german, 
     rows["extra column"] = 1
     proba = result.model.predict_proba(rows)
     assert proba.shape == (40, 2) and np.isfinite(proba).all()
-    assert result.model.unseen_category_counts.get("purpose") == 5
+    assert result.model.unseen_categories(rows) == {"purpose": 5}
     with pytest.raises(SchemaMismatchError, match="purpose"):
         result.model.predict(rows.drop(columns=["purpose"]))
 

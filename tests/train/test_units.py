@@ -142,7 +142,9 @@ def test_encoder_unseen_categories_reordered_columns_and_identifiers(output):
     a = np.asarray(encoder.transform(new), dtype=float)
     b = np.asarray(encoder.transform(shuffled), dtype=float)
     np.testing.assert_array_equal(a, b)  # columns are matched by name
-    assert encoder.unseen_counts_ == {"cat": 10, "many": 6}
+    assert encoder.unseen_categories(new) == {"cat": 5, "many": 3}
+    assert encoder.unseen_categories(shuffled) == {"cat": 5, "many": 3}
+    assert not hasattr(encoder, "unseen_counts_")  # transforming did not change the encoder
 
 
 def test_encoder_learns_categories_from_training_rows_only():
@@ -216,3 +218,17 @@ def test_fits_stop_at_the_deadline(family):
     )
     assert outcome.truncated
     assert outcome.estimator.predict_proba(X[:5]).shape == (5, 2)
+
+
+def test_f1_threshold_equals_the_metric_search():
+    from forgeml.train._api import _f1_threshold
+    from forgeml.train._metrics import METRICS, tune_threshold
+
+    rng = np.random.default_rng(0)
+    for n, share in ((60, 0.5), (2000, 0.1)):
+        y = (rng.random(n) < share).astype(int)
+        score = np.clip(0.3 * y + 0.7 * rng.random(n), 0, 1)
+        proba = np.column_stack([1 - score, score])
+        expected = tune_threshold(METRICS["f1"], y, proba)
+        assert _f1_threshold(y, proba) == expected
+        assert expected != 0.5

@@ -30,6 +30,13 @@ def evaluate(
         Path | None, typer.Option("--output", "-o", help="Also write the report files here.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and SHAP.")] = 0,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Load a model stored with joblib (pickle runs code when loaded).",
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Metrics with intervals, slices, fairness, explanations and an HTML report, as a run."""
@@ -40,7 +47,7 @@ def evaluate(
     from forgeml.tracking import start_run
 
     workspace = open_workspace(ctx)
-    model = load(model_ref, workspace=workspace)
+    model = load(model_ref, workspace=workspace, trust_pickle=trust_pickle)
     version = datasets.get(data, workspace=workspace)
     ref = f"{version.name}@{version.version}"
     if version.target is None:
@@ -61,7 +68,7 @@ def evaluate(
     ) as run:
         run.log_params({"model": name, "dataset": ref, "part": part or "all", "seed": seed})
         report = run_evaluation(
-            model.model,
+            model,
             labelled[columns],
             labelled[version.target].to_numpy(),
             task=model.task,
@@ -86,6 +93,11 @@ def evaluate(
         )
         shown.add_row(value.name, fmt_value(value.value), interval)
     console.print(shown)
+    if report.threshold is not None:
+        console.print(
+            f"decision threshold: {report.threshold:.3g} on P({model.classes_[1]})",
+            markup=False,
+        )
     if report.fairness is not None:
         console.print(f"fairness: {len(report.fairness.findings)} finding(s) over the thresholds")
         for finding in report.fairness.findings[:5]:

@@ -133,6 +133,34 @@ def promote(
     console.print(f"{name}@{alias} -> {event.to_version}{before}", markup=False)
 
 
+@app.command("threshold")
+def threshold(
+    ctx: typer.Context,
+    model_ref: Annotated[str, typer.Argument(help="The version: NAME@VERSION or NAME@ALIAS.")],
+    value: Annotated[
+        str, typer.Argument(help="Predict the positive class at this probability or above.")
+    ],
+    reason: ReasonOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Register a copy of a binary classifier with another decision threshold.
+
+    Bundles never change, so the threshold makes a new version (same model file, lineage and
+    metrics); promote it to serve it.
+    """
+    from forgeml import registry
+
+    record = registry.set_threshold(model_ref, value, reason=reason, workspace=open_workspace(ctx))
+    if json:
+        print_json(record.to_dict())
+        return
+    console.print(
+        f"{record.ref}: decision threshold {float(value):g} (from {model_ref}); "
+        f"promote it with: forgeml models promote {record.name} {record.version}",
+        markup=False,
+    )
+
+
 def _number(version: str) -> int:
     if not version.strip().isdigit() or int(version) < 1:
         raise InputError(f"VERSION is a positive number; got {version!r}")

@@ -98,9 +98,14 @@ def evaluate(
         report.metrics["roc_auc"]          # MetricValue(value, lower, upper)
         report.report_path                 # self-contained HTML
 
+    A model with a decision threshold (``threshold``: a registered or forgeml-trained binary
+    classifier) is judged on the labels it gives at that threshold; its label metrics at 0.5
+    are reported beside them. A registered model (``forgeml.registry.LoadedModel``) checks
+    the rows against its signature first and is explained through its underlying model.
+
     Args:
-        model: a fitted estimator or scikit-learn Pipeline with ``predict`` (and
-            ``predict_proba`` for classifiers).
+        model: a fitted estimator, scikit-learn Pipeline or loaded registry model with
+            ``predict`` (and ``predict_proba`` for classifiers).
         X: the input rows (a DataFrame; an array gets columns ``x0``, ``x1``...).
         y: the true labels or values.
         task: ``binary``, ``multiclass``, ``regression`` or ``classification`` (default:
@@ -151,9 +156,17 @@ def evaluate(
     )
     truth = as_labels(y, "y")
     check_same_length(X=frame, y=truth)
+    own_task = getattr(model, "task", None)
+    if task is None and isinstance(own_task, str) and own_task in _TASKS:
+        task = own_task
     task = _detect_task(model, truth, task)
     sens = _sensitive_frame(frame, sensitive)
     model_input = X if isinstance(X, pd.DataFrame) else frame.to_numpy()
+    prepare = getattr(model, "prepare", None)
+    explained = model
+    if callable(prepare):  # a registered model: rows checked against its signature once
+        model_input = prepare(frame)
+        explained = getattr(model, "explainable_model", model)
     out_dir = (
         Path(output_dir)
         if output_dir is not None
@@ -164,6 +177,8 @@ def evaluate(
     t = time.perf_counter()
 
     y_pred = np.asarray(model.predict(model_input))
+    threshold: float | None = None
+    at_default: Metrics | None = None
     proba: np.ndarray | None = None
     classes: np.ndarray | None = None
     positive = None
@@ -179,15 +194,32 @@ def evaluate(
             if len(classes) == 2 and hasattr(classes[1], "item")
             else (classes[1] if len(classes) == 2 else None)
         )
+        own = getattr(model, "threshold", None)
+        if task == "binary" and isinstance(own, int | float) and not isinstance(own, bool):
+            threshold = float(own)
         metrics = classification_metrics(
             truth,
             y_pred,
             y_score=proba,
             classes=classes,
+            threshold=threshold,
             n_bootstrap=n_bootstrap,
             confidence=confidence,
             seed=seed,
         )
+        if threshold is not None and threshold != 0.5 and proba is not None:
+            at_default = classification_metrics(
+                truth, y_score=proba, classes=classes, threshold=0.5, n_bootstrap=0
+            )
+            shown = ", ".join(
+                f"{k} {at_default[k].value:.3f} (at {threshold:.3g}: {metrics[k].value:.3f})"
+                for k in ("precision", "recall", "f1")
+                if k in at_default.as_dict()
+            )
+            notes.append(
+                f"Labels are at the model's decision threshold {threshold:.3g}; "
+                f"at 0.5 on the same {len(truth):,} rows: {shown}."
+            )
     else:
         metrics = regression_metrics(
             truth, y_pred, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
@@ -231,12 +263,12 @@ def evaluate(
         from forgeml.evaluate._explain import Explainer
 
         family_rows, background_rows = max_explain_rows, 100
-        if Explainer(model).family_ == "other":
+        if Explainer(explained).family_ == "other":
             family_rows = min(max_explain_rows, _PERMUTATION_ROWS)
             background_rows = _PERMUTATION_ROWS
         try:
             series, explanation = global_importance(
-                model,
+                explained,
                 model_input if isinstance(X, pd.DataFrame) else frame,
                 max_rows=family_rows,
                 background=model_input,
@@ -278,6 +310,8 @@ def evaluate(
         notes=tuple(notes),
         timings=timings,
         run_id=run.run_id if run is not None else None,
+        threshold=threshold,
+        metrics_at_default=at_default,
     )
     write_report(report, images, out_dir / "report.html")
     (out_dir / "card.md").write_text(report.card().to_markdown(), encoding="utf-8")

@@ -49,6 +49,10 @@ class EvaluationReport:
         notes: what could not be computed and why.
         timings: seconds per step and ``total``.
         run_id: the run the evaluation was logged to.
+        threshold: the model's own decision threshold (binary), when it has one; ``metrics``
+            are at that threshold.
+        metrics_at_default: a binary model's label metrics at the 0.5 threshold, when its own
+            threshold differs (no intervals).
     """
 
     model_name: str
@@ -67,6 +71,8 @@ class EvaluationReport:
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
+    threshold: float | None = None
+    metrics_at_default: Metrics | None = None
 
     def card(
         self,
@@ -98,6 +104,10 @@ class EvaluationReport:
                 "notes": list(self.notes),
                 "timings": dict(self.timings),
                 "run_id": self.run_id,
+                "threshold": self.threshold,
+                "metrics_at_default_threshold": None
+                if self.metrics_at_default is None
+                else self.metrics_at_default.to_dict(),
             }
         )
 

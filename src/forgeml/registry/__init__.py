@@ -31,7 +31,9 @@ from forgeml.registry._api import (
     remove_alias,
     restore,
     retire,
+    set_threshold,
 )
+from forgeml.registry._bundle import UnsafeModelError
 from forgeml.registry._mlflow import import_mlflow
 from forgeml.registry._predictor import LoadedModel
 from forgeml.registry._signature import (
@@ -52,6 +54,7 @@ __all__ = [
     "ModelVersion",
     "Signature",
     "UnknownCategoryWarning",
+    "UnsafeModelError",
     "alias_at",
     "archive",
     "card",
@@ -72,4 +75,5 @@ __all__ = [
     "remove_alias",
     "restore",
     "retire",
+    "set_threshold",
 ]

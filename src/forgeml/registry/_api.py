@@ -55,6 +55,7 @@ __all__ = [
     "remove_alias",
     "restore",
     "retire",
+    "set_threshold",
 ]
 
 ModelVersion = ModelVersionRecord
@@ -153,6 +154,7 @@ def register(
     description: str | None = None,
     evaluation: Any = None,
     signature: Signature | None = None,
+    threshold: float | None = None,
     workspace: Workspace | None = None,
     actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
@@ -175,6 +177,9 @@ def register(
             into the bundle's card.
         signature: the input signature, when there is neither a sample nor a dataset (its
             task and classes are taken from the model).
+        threshold: a binary classifier's decision threshold on the positive class's
+            probability (default: the one a forgeml training tuned, else none: the most
+            probable class).
         workspace: where to register (default: the default workspace).
         actor: who registers it (default: the local user of the workspace's settings).
 
@@ -189,13 +194,17 @@ def register(
     ws = _ws(workspace)
     who = actor_name(actor, ws.settings)
     check_model_name(name)
-    model, declared, summary = obj, None, None
+    model, declared, summary, tuned_for = obj, None, None, None
     if hasattr(obj, "model") and hasattr(obj, "run_id"):  # a training result
         model = obj.model
+        tuned_for = getattr(obj, "threshold_metric", None) or getattr(obj, "metric", None)
         run_id = run_id or obj.run_id
         task = task or getattr(obj, "task", None)
         metrics = metrics if metrics is not None else getattr(obj, "test_metrics", None)
         declared = getattr(obj, "feature_columns", None)
+        kinds = getattr(obj, "column_kinds", None) or {}
+        if declared is not None:  # identifiers are not model inputs: not asked for at serving
+            declared = [c for c in declared if kinds.get(c) != "identifier"]
         summary = getattr(obj, "input_schema", None)
         found = getattr(obj, "dataset", None)
         if dataset is None and found is not None:
@@ -251,6 +260,7 @@ def register(
             "dataset=, or fit the model on a DataFrame"
         )
 
+    decision = _decision(model, task, classes, threshold, tuned_for)
     metric_values = _metrics(metrics)
     evaluation_md = _evaluation_markdown(evaluation)
     manifest = {
@@ -262,6 +272,8 @@ def register(
         "created_by": who,
         "created_at": now_ms(),
     }
+    if decision is not None:
+        manifest["decision"] = decision
     staged = stage(
         model,
         flavor,
@@ -282,6 +294,138 @@ def register(
             dataset=dataset,
             description=description,
             created_by=who,
+        )
+    finally:
+        staged.cleanup()
+
+
+def check_threshold(threshold: Any) -> float:
+    """A decision threshold as a float in [0, 1].
+
+    Raises:
+        InputError: it is not a number between 0 and 1.
+    """
+    value = _finite(threshold)
+    if value is None or not 0.0 <= value <= 1.0:
+        raise InputError(
+            f"The threshold must be a number between 0 and 1 (a probability); got {threshold!r}"
+        )
+    return value
+
+
+def _decision(
+    model: Any,
+    task: str | None,
+    classes: list[Any] | None,
+    threshold: float | None,
+    tuned_for: str | None,
+) -> dict[str, Any] | None:
+    """The manifest's ``decision`` section: the binary decision threshold and where it came
+    from (``None``: the most probable class)."""
+    binary = classes is not None and len(classes) == 2 and task == "binary"
+    if threshold is not None:
+        if not binary:
+            raise InputError(
+                f"A decision threshold needs a binary classifier; this model is {task or 'not one'}"
+            )
+        return {"threshold": check_threshold(threshold), "source": "given at registration"}
+    own = getattr(model, "threshold", None)
+    if (
+        binary
+        and type(model).__module__.startswith("forgeml.")
+        and isinstance(own, int | float)
+        and not isinstance(own, bool)
+    ):
+        metric = getattr(model, "threshold_metric", None) or tuned_for
+        return {
+            "threshold": check_threshold(own),
+            "source": "tuned on out-of-fold predictions of the training rows",
+            "metric": metric,
+        }
+    return None
+
+
+def set_threshold(
+    ref: str,
+    threshold: float,
+    *,
+    reason: str | None = None,
+    workspace: Workspace | None = None,
+) -> ModelVersionRecord:
+    """Register a copy of a binary classifier's version with another decision threshold.
+
+    A bundle never changes once registered (it is content-addressed and its predictions are
+    what was promoted), so the new threshold is a new version: the same model file (stored
+    once), the same lineage, signature and metrics, a manifest whose ``decision`` names the
+    version it came from. Promote it like any other version.
+
+    Args:
+        ref: the version to start from (``NAME@VERSION|ALIAS``).
+        threshold: the positive class is predicted when its probability is at least this.
+        reason: why (kept in the manifest and the model card).
+        workspace: where the model is registered.
+
+    Returns:
+        The new version.
+
+    Raises:
+        InputError: the threshold is not in [0, 1] or the model is not a binary classifier.
+        NotFoundError: no such version.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from forgeml.registry._bundle import MANIFEST, StagedBundle
+    from forgeml.registry._flavors import FLAVORS
+
+    ws = _ws(workspace)
+    value = check_threshold(threshold)
+    record = get_version(ref, workspace=ws)
+    bundle = read_bundle(ws.artifacts, record.bundle_digest)
+    old = bundle.manifest
+    classes = (old.get("signature") or {}).get("output", {}).get("classes")
+    if old.get("task") != "binary" or classes is None or len(classes) != 2:
+        raise InputError(
+            f"{record.ref} is a {old.get('task') or 'model without a task'}; a decision "
+            "threshold applies to binary classifiers"
+        )
+    previous = (old.get("decision") or {}).get("threshold")
+    manifest = {k: v for k, v in old.items() if k not in ("name", "version", "files")}
+    manifest.update(
+        decision={
+            "threshold": value,
+            "source": f"set from {record.ref}",
+            "derived_from": record.ref,
+            "previous_threshold": previous,
+            "reason": reason,
+        },
+        created_by=ws.settings.user,
+        created_at=now_ms(),
+    )
+    text = bundle.read_bytes(CARD).decode("utf-8")
+    _, marker, evaluation_md = text.partition("\n## Evaluation\n\n")
+    folder = Path(tempfile.mkdtemp(prefix="forgeml-bundle-"))
+    staged = StagedBundle(
+        folder,
+        FLAVORS[old["flavor"]],
+        manifest,
+        lambda m: render_card(m, evaluation_md.strip() if marker else None),
+    )
+    try:
+        for path, entry in bundle.entries.items():
+            if path not in (MANIFEST, CARD):
+                ws.artifacts.get_file(entry.digest, folder / path)
+        description = getattr(record, "description", None) or old.get("description")
+        return ws.models.add_version(
+            record.name,
+            flavor=old["flavor"],
+            bundle=lambda version: staged.finish(record.name, version, ws.artifacts),
+            task=old.get("task"),
+            metrics=dict(record.metrics),
+            run_id=record.run_id,
+            dataset=record.dataset,
+            description=description,
+            created_by=ws.settings.user,
         )
     finally:
         staged.cleanup()
@@ -318,6 +462,7 @@ def load(
     workspace: Workspace | None = None,
     for_serving: bool = False,
     unknown_categories: str = "error",
+    trust_pickle: bool = False,
 ) -> LoadedModel:
     """Load a model version after verifying every file of its bundle.
 
@@ -327,6 +472,8 @@ def load(
         for_serving: refuse a retired version.
         unknown_categories: ``"error"`` refuses input categories never seen in training;
             ``"pass"`` gives them to the model (its encoder decides) with a warning.
+        trust_pickle: load a model stored with joblib (pickle), which runs code when it is
+            loaded; refused without it (and logged with it).
 
     Returns:
         The loaded model: ``predict``, ``predict_proba``, ``explain``, ``signature``,
@@ -334,6 +481,7 @@ def load(
 
     Raises:
         InputError: ``ref`` is malformed.
+        UnsafeModelError: the model is a pickle and ``trust_pickle`` is false.
         NotFoundError: no such model, version or alias.
         ConflictError: ``for_serving`` and the version is retired.
         ArtifactIntegrityError: a file of the bundle does not match its digest.
@@ -349,7 +497,8 @@ def load(
         raise ArtifactIntegrityError(
             f"The bundle of {record.ref} describes {manifest.get('name')}@{manifest.get('version')}"
         )
-    return LoadedModel(record, bundle, bundle.load_model(), unknown_categories=unknown_categories)
+    model = bundle.load_model(trust_pickle=trust_pickle)
+    return LoadedModel(record, bundle, model, unknown_categories=unknown_categories)
 
 
 # -- reading ----------------------------------------------------------------------------------

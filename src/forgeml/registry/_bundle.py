@@ -17,6 +17,7 @@ deserialized. A mismatch anywhere raises ``ArtifactIntegrityError``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import platform
 import shutil
 import sys
@@ -31,11 +32,26 @@ import orjson
 import pandas as pd
 
 from forgeml._json import dumps
-from forgeml.errors import ArtifactIntegrityError
+from forgeml.errors import ArtifactIntegrityError, InputError
 from forgeml.registry._flavors import FLAVORS, Flavor
 from forgeml.store import ArtifactStore, TreeEntry
 
-__all__ = ["BUNDLE_FORMAT", "MANIFEST", "StagedBundle", "VerifiedBundle", "read_bundle", "stage"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "MANIFEST",
+    "StagedBundle",
+    "UnsafeModelError",
+    "VerifiedBundle",
+    "read_bundle",
+    "stage",
+]
+
+_log = logging.getLogger("forgeml.registry")
+
+
+class UnsafeModelError(InputError):
+    """The model file is a pickle and the caller did not say it trusts it."""
+
 
 BUNDLE_FORMAT = "forgeml.model/1"
 MANIFEST = "model.json"
@@ -180,12 +196,36 @@ class VerifiedBundle:
         """Whether the bundle holds the file ``name``."""
         return name in self.entries
 
-    def load_model(self) -> Any:
-        """Deserialize the model (its file was verified when the bundle was read)."""
+    @property
+    def uses_pickle(self) -> bool:
+        """Whether loading the model runs pickle (a ``joblib`` model file)."""
+        spec = self.manifest.get("model") or {}
+        return spec.get("format") == "joblib" or bool(spec.get("unsafe_format"))
+
+    def load_model(self, *, trust_pickle: bool = False) -> Any:
+        """Deserialize the model (its file was verified when the bundle was read).
+
+        Args:
+            trust_pickle: allow a pickled (``joblib``) model file, which runs code when
+                loaded; without it such a bundle is refused.
+
+        Raises:
+            UnsafeModelError: the model file is a pickle and ``trust_pickle`` is false.
+            ArtifactIntegrityError: the manifest names an unknown flavor.
+        """
         spec = self.manifest["model"]
         flavor = FLAVORS.get(self.manifest.get("flavor", ""))
         if flavor is None:
             raise ArtifactIntegrityError(f"Bundle {self.digest} names an unknown flavor")
+        if self.uses_pickle:
+            ref = f"{self.manifest.get('name')}@{self.manifest.get('version')}"
+            if not trust_pickle:
+                raise UnsafeModelError(
+                    f"{ref} is stored with joblib (pickle), which runs code when it is loaded; "
+                    "load it with trust_pickle=True (--trust-pickle) only if you trust whoever "
+                    "registered it"
+                )
+            _log.warning("%s: loading a pickled (joblib) model file, trusted by the caller", ref)
         with tempfile.TemporaryDirectory(prefix="forgeml-load-") as tmp:
             path = Path(tmp) / spec["file"]
             self.artifacts.get_file(self.entries[spec["file"]].digest, path)

@@ -23,6 +23,11 @@ loads only after its digest is verified{% endif %}) |
 {%- if m.signature.output.classes is not none %}
 | classes | {{ m.signature.output.classes | join(", ") }} |
 {%- endif %}
+{%- if m.decision %}
+| decision threshold | {{ num(m.decision.threshold) }} on P({{ m.signature.output.classes[1] }}), \
+{{ m.decision.source }}{% if m.decision.metric %} for {{ m.decision.metric }}{% endif %}\
+{% if m.decision.reason %}: {{ m.decision.reason }}{% endif %} |
+{%- endif %}
 
 ## Data and lineage
 

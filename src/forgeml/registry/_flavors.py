@@ -27,7 +27,7 @@ import pandas as pd
 
 from forgeml.errors import InputError
 
-__all__ = ["FLAVORS", "Flavor", "flavor_for", "is_classifier", "task_of"]
+__all__ = ["FLAVORS", "Flavor", "flavor_for", "is_classifier", "task_of", "typed_labels"]
 
 
 class Flavor(ABC):
@@ -105,7 +105,7 @@ class LightGBMFlavor(Flavor):
 
     def _labels(self, proba: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
         classes = np.asarray(spec["classes"], dtype=object)
-        return _typed(classes[np.argmax(proba, axis=1)], spec["classes"])
+        return typed_labels(classes[np.argmax(proba, axis=1)], spec["classes"])
 
     def predict(self, model: Any, X: pd.DataFrame, spec: dict[str, Any]) -> np.ndarray:
         if not spec.get("classifier"):
@@ -317,7 +317,7 @@ def task_of(model: Any) -> str:
     return "regression"
 
 
-def _typed(labels: np.ndarray, classes: list[Any]) -> np.ndarray:
+def typed_labels(labels: np.ndarray, classes: list[Any]) -> np.ndarray:
     """Labels as the dtype the fitted model returned them in."""
     if all(isinstance(c, bool) for c in classes):
         return labels.astype(bool)

@@ -1,4 +1,15 @@
-"""``LoadedModel``: a verified model version, ready to predict."""
+"""``LoadedModel``: a verified model version, ready to predict.
+
+It has the estimator surface scikit-learn's tools expect (``classes_``, ``predict``,
+``predict_proba``, ``feature_names_in_``, estimator tags), so a registered model of any flavor
+is evaluated, plotted or calibrated like a fitted estimator, with every input checked against
+its signature first.
+
+A binary classifier's decision threshold lives in the bundle's manifest (``decision``): labels
+are the positive class where its probability is at least the threshold, for every flavor and
+every caller (``predict``, batch scoring, each server protocol, evaluation). A bundle never
+changes; a new threshold is a new version (``forgeml models threshold``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.metaestimators import available_if
 
 from forgeml.errors import InputError
 from forgeml.registry._bundle import CARD, PROFILE, REFERENCE, VerifiedBundle
-from forgeml.registry._flavors import FLAVORS
+from forgeml.registry._flavors import FLAVORS, typed_labels
 from forgeml.registry._signature import Signature
 from forgeml.store import ModelVersionRecord
 
@@ -50,6 +62,12 @@ class LoadedModel:
         self._model = model
         self._flavor = FLAVORS[bundle.manifest["flavor"]]
         self.signature = Signature.from_dict(bundle.manifest["signature"])
+        decision = bundle.manifest.get("decision") or {}
+        threshold = decision.get("threshold")
+        binary = self.signature.classes is not None and len(self.signature.classes) == 2
+        self._threshold: float | None = (
+            float(threshold) if binary and threshold is not None else None
+        )
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -69,6 +87,73 @@ class LoadedModel:
         return self.signature.classes
 
     @property
+    def threshold(self) -> float | None:
+        """The decision threshold on the positive class's probability (binary classifiers
+        whose bundle records one), else ``None``: the most probable class."""
+        return self._threshold
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class labels, in ``predict_proba``'s column order (classifiers only)."""
+        if self.classes is None:
+            raise AttributeError("classes_: this model is not a classifier")
+        return np.asarray(list(self.classes))
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """The input columns the model takes."""
+        return np.asarray(list(self.signature.names), dtype=object)
+
+    @property
+    def n_features_in_(self) -> int:
+        """How many input columns the model takes."""
+        return len(self.signature.inputs)
+
+    @property
+    def _estimator_type(self) -> str:
+        return "classifier" if self.classes is not None else "regressor"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def fit(self, X: Any, y: Any = None) -> LoadedModel:
+        """Refused: a registered version is fitted once and never changes (train and register
+        a new version instead). Present because scikit-learn recognises estimators by it.
+
+        Raises:
+            InputError: always.
+        """
+        raise InputError(
+            f"{self.name}@{self.version} is a registered, fitted model and cannot be refit; "
+            "train and register a new version instead"
+        )
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        classifier = self.classes is not None
+        return Tags(
+            estimator_type=self._estimator_type,
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags() if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(),
+        )
+
+    def prepare(self, rows: Any) -> pd.DataFrame:
+        """``rows`` checked against the signature, as the underlying model takes them.
+
+        Raises:
+            SchemaMismatchError: the rows do not fit the signature.
+        """
+        return self.signature.check(rows, unknown_categories=self.unknown_categories)
+
+    @property
+    def explainable_model(self) -> Any:
+        """The object ``forgeml.evaluate``'s explainer takes for this model (it reads the
+        rows ``prepare`` gives)."""
+        return self._flavor.explainable(self._model, self._spec())
+
+    @property
     def model(self) -> Any:
         """The underlying model object (a scikit-learn pipeline, XGBoost wrapper or LightGBM
         booster)."""
@@ -81,8 +166,12 @@ class LoadedModel:
             SchemaMismatchError: the rows do not fit the signature.
         """
         X = self.signature.check(rows, unknown_categories=self.unknown_categories)
-        return self._flavor.predict(self._model, X, self._spec())
+        spec = self._spec()
+        if self._threshold is not None:
+            return self._labels(self._flavor.predict_proba(self._model, X, spec))
+        return self._flavor.predict(self._model, X, spec)
 
+    @available_if(lambda self: self.classes is not None)
     def predict_proba(self, rows: Any) -> np.ndarray:
         """Class probabilities, one column per class of ``classes``.
 
@@ -90,6 +179,8 @@ class LoadedModel:
             SchemaMismatchError: the rows do not fit the signature.
             InputError: the model is not a classifier.
         """
+        if self.classes is None:
+            raise InputError("This model gives no probabilities (it is not a classifier)")
         X = self.signature.check(rows, unknown_categories=self.unknown_categories)
         return self._flavor.predict_proba(self._model, X, self._spec())
 
@@ -114,9 +205,19 @@ class LoadedModel:
             else rows
         )
         spec = self._spec()
+        if self._threshold is not None:
+            proba = self._flavor.predict_proba(self._model, X, spec)
+            return self._labels(proba), proba if probabilities else None
         if not probabilities or self.classes is None:
             return self._flavor.predict(self._model, X, spec), None
         return self._flavor.predict_both(self._model, X, spec)
+
+    def _labels(self, proba: np.ndarray) -> np.ndarray:
+        """The labels at the decision threshold (positive: probability >= threshold)."""
+        assert self.classes is not None and self._threshold is not None
+        classes = list(self.classes)
+        codes = (np.asarray(proba)[:, 1] >= self._threshold).astype(np.int64)
+        return typed_labels(np.asarray(classes, dtype=object)[codes], classes)
 
     def explain(self, rows: Any) -> Any:
         """Per-row contributions of each input column (``forgeml.evaluate``'s explanation).

@@ -139,6 +139,7 @@ class BoosterRunner(Runner):
         self._booster = booster
         self._names = signature.names
         self._classifier = bool(model.metadata["model"].get("classifier"))
+        self._threshold = model.threshold
         try:
             self._single: _SingleRow | None = _SingleRow(booster, len(self._names))
         except (AttributeError, OSError):  # a LightGBM without the single-row C API
@@ -169,7 +170,11 @@ class BoosterRunner(Runner):
         proba = np.column_stack((1.0 - raw, raw)) if raw.ndim == 1 else raw
         assert self.classes is not None
         classes = self.classes
-        return [classes[i] for i in np.argmax(proba, axis=1).tolist()], proba
+        if self._threshold is not None:  # the bundle's decision threshold, as LoadedModel
+            codes = (proba[:, 1] >= self._threshold).astype(np.int64)
+        else:
+            codes = np.argmax(proba, axis=1)
+        return [classes[i] for i in codes.tolist()], proba
 
 
 class _SingleRow:

@@ -278,6 +278,20 @@ def _judge(problem: Problem, y: np.ndarray, pred: np.ndarray) -> tuple[float, fl
     return metric.loss(y, pred, threshold=threshold), threshold
 
 
+def _f1_threshold(y: np.ndarray, proba: np.ndarray) -> float:
+    """The threshold on the positive class's probability that maximises F1 (the candidates
+    and tie rule of ``tune_threshold``, every candidate counted in one vectorised pass)."""
+    scores = proba[:, 1]
+    candidates = np.append(np.unique(np.quantile(scores, np.linspace(0.0, 1.0, 101))), 0.5)
+    candidates = np.array(sorted(candidates, key=lambda c: abs(c - 0.5)))
+    positive = y == 1
+    predicted = scores[None, :] >= candidates[:, None]
+    tp = (predicted & positive[None, :]).sum(axis=1)
+    denominator = predicted.sum(axis=1) + positive.sum()
+    f1 = np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    return float(candidates[int(np.argmax(f1 > f1.max() - 1e-12))])
+
+
 def _test_metrics(
     task: str, metric: Metric, y: np.ndarray, pred: np.ndarray, threshold: float | None
 ) -> dict[str, float]:
@@ -850,11 +864,10 @@ def _search_and_fit(
         notes.append(f"too good to be true? {warning}")
     if too_good:
         run.set_tags({"forgeml.too_good": " | ".join(too_good)})
-    unseen = model.unseen_category_counts
+    unseen = model.unseen_categories(X_test)
     if unseen:
         shown = ", ".join(f"{c} ({n})" for c, n in sorted(unseen.items()))
         notes.append(f"test split values never seen in training: {shown}")
-    model.reset_unseen_counts()
 
     leaderboard = _leaderboard(ranked, metric, ensemble_row)
     states: dict[str, int] = {}
@@ -951,6 +964,14 @@ def _select_and_refit(
                 members = [candidates[i] for i in kept]
                 weights = kw
                 threshold, cv_loss = blend_threshold, loss
+    threshold_metric = metric.name if threshold is not None else None
+    if threshold is None and problem.task == "binary":
+        # A probability metric leaves the decision open; 0.5 is arbitrary on imbalanced
+        # classes, so the labels come from the threshold that maximises F1 on the same
+        # out-of-fold predictions (never the test rows).
+        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
+        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
+        threshold, threshold_metric = _f1_threshold(y, blend), "f1"
     # refit on every training row; a member whose refit would not fit in the time left (or
     # was cut by the deadline) uses its cross-validation fold models instead
     fitted: list[Any] = []
@@ -1020,6 +1041,7 @@ def _select_and_refit(
         classes=classes,
         threshold=threshold,
         families=[r.family for r in fitted_members],
+        threshold_metric=threshold_metric,
     )
     best_info = {
         "model": best.family,

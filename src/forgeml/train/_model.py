@@ -4,8 +4,8 @@ the raw feature columns by name.
 ``TrainedModel`` follows scikit-learn (``predict``, ``predict_proba``, ``classes_``,
 ``feature_names_in_``). Columns are matched by name, so their order does not matter and extra
 columns are ignored; a missing feature column is a ``SchemaMismatchError`` naming it.
-Categories never seen in training are mapped to "missing" and counted
-(``unseen_category_counts``), never an error.
+Categories never seen in training are mapped to "missing", never an error;
+``unseen_categories(X)`` says how many there are without changing the model.
 """
 
 from __future__ import annotations
@@ -94,11 +94,14 @@ class TrainedModel(BaseEstimator):
         members: the fitted pipelines (encoder then estimator), or ``FoldBag``s.
         weights: their weights (summing to 1).
         task: binary, multiclass or regression.
-        feature_columns: the raw columns the model reads.
+        feature_columns: the raw feature columns of the training table; identifier columns
+            among them are dropped by the encoder and not required (``feature_names_in_``
+            lists the columns the model reads).
         classes: the original class labels (classification), in the order of
             ``predict_proba``'s columns.
-        threshold: the decision threshold on the positive class (binary), tuned for a
-            label metric; ``None`` predicts the most probable class.
+        threshold: the decision threshold on the positive class (binary), tuned on
+            out-of-fold predictions; ``None`` predicts the most probable class.
+        threshold_metric: the metric the threshold was tuned for.
         families: each member's model family (for display).
     """
 
@@ -112,6 +115,7 @@ class TrainedModel(BaseEstimator):
         classes: Sequence[Any] | None = None,
         threshold: float | None = None,
         families: Sequence[str] = (),
+        threshold_metric: str | None = None,
     ) -> None:
         self.members = members
         self.weights = weights
@@ -120,7 +124,12 @@ class TrainedModel(BaseEstimator):
         self.classes = classes
         self.threshold = threshold
         self.families = families
-        self.feature_names_in_ = np.asarray(list(feature_columns), dtype=object)
+        self.threshold_metric = threshold_metric
+        # identifier columns (row numbers, keys) are dropped by the encoder: not required
+        kinds = getattr(_encoder(members[0]), "kinds", {}) if members else {}
+        self.feature_names_in_ = np.asarray(
+            [c for c in feature_columns if kinds.get(c) != "identifier"], dtype=object
+        )
         self.n_features_in_ = len(self.feature_names_in_)
         if classes is not None:
             self.classes_ = np.asarray(list(classes))
@@ -136,11 +145,12 @@ class TrainedModel(BaseEstimator):
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             raise InputError(f"Predict takes a pandas DataFrame; got {type(X).__name__}")
-        missing = [c for c in self.feature_columns if c not in X.columns]
+        required = list(self.feature_names_in_)
+        missing = [c for c in required if c not in X.columns]
         if missing:
             shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
             raise SchemaMismatchError(f"The input lacks feature columns the model reads: {shown}")
-        return X.loc[:, list(self.feature_columns)]
+        return X.loc[:, required]
 
     def _combined(self, X: pd.DataFrame) -> np.ndarray:
         frame = self._frame(X)
@@ -192,20 +202,17 @@ class TrainedModel(BaseEstimator):
             codes = np.argmax(proba, axis=1)
         return self.classes_[codes]
 
-    @property
-    def unseen_category_counts(self) -> dict[str, int]:
-        """Values never seen in training, per categorical column, over every prediction so far
-        (and the test split's)."""
+    def unseen_categories(self, X: pd.DataFrame) -> dict[str, int]:
+        """How many values of each categorical column of ``X`` were never seen in training
+        (they are read as missing). Nothing is counted inside the model: a fitted model does
+        not change when it predicts.
+
+        Raises:
+            InputError: ``X`` is not a DataFrame.
+        """
         if not self.members:
             return {}
-        return dict(_encoder(self.members[0]).unseen_counts_)
-
-    def reset_unseen_counts(self) -> None:
-        """Start counting unseen categories from zero."""
-        for member in self.members:
-            pipelines = member.pipelines if isinstance(member, FoldBag) else [member]
-            for pipeline in pipelines:
-                pipeline.steps[0][1].unseen_counts_.clear()
+        return dict(_encoder(self.members[0]).unseen_categories(self._frame(X)))
 
     def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         parts = ", ".join(f"{f}:{w:.2f}" for f, w in zip(self.families, self.weights, strict=False))

@@ -9,8 +9,14 @@
 - turns text columns into their length in characters and words;
 - maps categorical values to integer codes learnt in ``fit``: the most frequent
   ``max_categories`` values keep their own code, rarer ones share an "other" code, and values
-  never seen in training become missing and are counted in ``unseen_counts_``; a column with
-  more than ``max_categories`` values also gets a frequency-encoded column.
+  never seen in training become missing (``unseen_categories`` counts them without changing
+  the encoder); a column with more than ``max_categories`` values also gets a
+  frequency-encoded column.
+
+A fitted encoder never changes when it transforms. Its learned state is plain Python and NumPy
+(category lists, frequency tables), so ``skops`` stores it without pickle; the pandas
+categorical dtypes and lookup tables built from that state are caches, rebuilt after loading
+and never saved (``__getstate__``).
 
 Its ``output`` decides what the model sees: ``native`` (a DataFrame whose code columns are
 pandas categories, for LightGBM, XGBoost and HistGradientBoosting's own categorical
@@ -36,6 +42,8 @@ _DATE_PARTS = ("year", "month", "day", "day_of_week", "hour", "ordinal")
 _MAX_CATEGORIES = 250
 # Above this many categories the dense output target-encodes instead of one-hot encoding.
 _ONE_HOT_MAX = 30
+# Attributes derived from the learned state on first use; not part of the saved state.
+_CACHES = ("_lookups", "_code_dtypes")
 
 
 def _to_datetime(values: pd.Series) -> pd.Series:
@@ -125,8 +133,6 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 if parsed.notna().any() and (parsed.dropna().dt.hour != 0).any():
                     parts.insert(4, "hour")
                 self.date_parts_[column] = parts
-        self.unseen_counts_: dict[str, int] = {}
-        self._counting = False
         frame = self._encode(X)
         self.feature_names_out_ = list(frame.columns)
         self.code_columns_ = [c for c in frame.columns if c in self.categories_]
@@ -138,10 +144,9 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     self.dense_.fit(frame, y)
-        self._counting = True
         return frame
 
-    def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _encode(self, X: pd.DataFrame, unseen: dict[str, int] | None = None) -> pd.DataFrame:
         out: dict[str, Any] = {}
         n = len(X)
         for column in self.columns_:
@@ -165,10 +170,8 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                     freq = np.array([rare.get(t, 0.0) for t in text.tolist()], dtype=float)
                     freq[missing] = 0.0
                     out[f"{column}__freq"] = freq
-                if self._counting and bool(unseen_mask.any()):
-                    self.unseen_counts_[column] = self.unseen_counts_.get(column, 0) + int(
-                        unseen_mask.sum()
-                    )
+                if unseen is not None and bool(unseen_mask.any()):
+                    unseen[column] = int(unseen_mask.sum())
                 out[column] = codes
             elif kind == "datetime":
                 parsed = _to_datetime(values)
@@ -194,6 +197,28 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                     numbers = pd.to_numeric(lowered, errors="coerce").astype(float)
                 out[column] = numbers.to_numpy()
         return pd.DataFrame(out, index=X.index)
+
+    def unseen_categories(self, X: pd.DataFrame) -> dict[str, int]:
+        """How many values of each categorical column of ``X`` were never seen in training
+        (columns without any are left out). The encoder is not changed."""
+        unseen: dict[str, int] = {}
+        categorical = [c for c in self.columns_ if c in self.categories_ and c in X.columns]
+        if categorical:
+            kinds = {c: "categorical" for c in categorical}
+            view = TabularEncoder(kinds=kinds, max_categories=self.max_categories)
+            view.columns_ = categorical
+            view.categories_ = self.categories_
+            view.frequencies_ = self.frequencies_
+            view._encode(X, unseen)
+        return unseen
+
+    def __getstate__(self) -> dict[str, Any]:
+        # caches built from the learned state: rebuilt on use, never stored (a pandas dtype
+        # is not a type skops can write without pickle)
+        state = dict(super().__getstate__())
+        for cache in _CACHES:
+            state.pop(cache, None)
+        return state
 
     def _lookup(self, column: str) -> dict[str, int]:
         cache = self.__dict__.setdefault("_lookups", {})
