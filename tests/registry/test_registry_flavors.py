@@ -390,3 +390,46 @@ def test_models_threshold_registers_a_new_version_used_by_every_path(bank, tmp_p
     assert report["metrics"]["threshold"] == 0.2
     assert report["metrics_at_default_threshold"]["threshold"] == 0.5
     assert any("at 0.5 on the same 3,000 rows" in note for note in report["notes"])
+
+
+@pytest.mark.parametrize(("family", "output", "method"), [
+    ("lgbm", "native", "lightgbm.pred_contrib"),
+    ("linear", "dense", "shap.LinearExplainer"),
+])  # fmt: skip
+def test_a_trained_pipeline_is_explained_exactly_on_its_raw_columns(
+    german, family, output, method, tmp_path
+):
+    import lightgbm as lgb
+    from sklearn.pipeline import Pipeline
+
+    from forgeml.evaluate import explain, raw_output
+    from forgeml.train._model import TrainedModel
+    from forgeml.train._preprocess import TabularEncoder
+    from forgeml.train._task import infer_column_kinds
+
+    X = german.drop(columns=[TARGET])
+    y = (german[TARGET] == "bad").astype(int).to_numpy()
+    kinds = infer_column_kinds(X)
+    final = (
+        lgb.LGBMClassifier(n_estimators=30, random_state=0, verbose=-1)
+        if family == "lgbm"
+        else LogisticRegression(max_iter=1000)
+    )
+    pipeline = Pipeline([("encode", TabularEncoder(kinds=kinds, output=output)), ("model", final)])
+    pipeline.fit(X, y)
+    model = TrainedModel(
+        members=[pipeline], weights=[1.0], task="binary", feature_columns=list(X.columns),
+        classes=[0, 1], families=[family],
+    )  # fmt: skip
+    assert model.explainable_model is pipeline
+    shuffled = X[list(reversed(X.columns))].head(50)  # columns are matched by name
+    explanation = explain(model.explainable_model, shuffled, background=X.head(100))
+    assert explanation.columns == tuple(shuffled.columns)
+    np.testing.assert_allclose(
+        explanation.contributions.sum(axis=1) + explanation.base_values,
+        raw_output(pipeline, shuffled),
+        atol=1e-6,
+    )
+    report = fm.evaluate(model, X, y, n_bootstrap=0, max_explain_rows=100)
+    assert report.explanation_method == method
+    assert {c for c, _ in report.importance} <= set(X.columns)

@@ -163,10 +163,10 @@ def evaluate(
     sens = _sensitive_frame(frame, sensitive)
     model_input = X if isinstance(X, pd.DataFrame) else frame.to_numpy()
     prepare = getattr(model, "prepare", None)
-    explained = model
     if callable(prepare):  # a registered model: rows checked against its signature once
         model_input = prepare(frame)
-        explained = getattr(model, "explainable_model", model)
+    # what the explainer takes (a registered or forgeml-trained model names it)
+    explained = getattr(model, "explainable_model", model)
     out_dir = (
         Path(output_dir)
         if output_dir is not None

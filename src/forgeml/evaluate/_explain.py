@@ -317,6 +317,15 @@ def _trace(step: Any, sources: np.ndarray) -> np.ndarray:
     )
 
 
+def _named_sources(step: Any) -> Any:
+    """The preprocessing step that names each output's raw column (``feature_sources``),
+    alone or as the only step of a Pipeline, else ``None``."""
+    steps = getattr(step, "steps", None)
+    if steps is not None and len(steps) == 1:
+        step = steps[0][1]
+    return step if callable(getattr(step, "feature_sources", None)) else None
+
+
 def _n_outputs(step: Any, n_inputs: int) -> int | None:
     try:
         return len(step.get_feature_names_out())
@@ -376,7 +385,14 @@ class Explainer:
 
     def _grouping(self, X: Any, n_features: int) -> np.ndarray:
         n_columns = len(self._columns(X))
-        if self.preprocessing_ is None:
+        encoder = _named_sources(self.preprocessing_)
+        if encoder is not None:
+            # an encoder that names the raw column of each of its outputs (forgeml's own)
+            where = {c: i for i, c in enumerate(self._columns(X))}
+            sources = np.array([where.get(str(c), -1) for c in encoder.feature_sources()])
+            if getattr(encoder, "output", None) == "dense":
+                sources = _trace(encoder.dense_, sources)
+        elif self.preprocessing_ is None:
             sources = np.arange(n_columns)
         else:
             sources = _trace(self.preprocessing_, np.arange(n_columns))

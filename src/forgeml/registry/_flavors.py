@@ -180,6 +180,10 @@ class SklearnFlavor(Flavor):
         labels, proba = both(X)  # a forgeml TrainedModel: one pass over its members
         return np.asarray(labels), np.asarray(proba)
 
+    def explainable(self, model: Any, spec: dict[str, Any]) -> Any:
+        # a forgeml model names the part its explainer handles exactly
+        return getattr(model, "explainable_model", model)
+
     def save(self, model: Any, folder: Path, *, check: pd.DataFrame | None) -> dict[str, Any]:
         base = {"estimator": _qualname(model), "classifier": is_classifier(model)}
         failure = self._save_skops(model, folder, check)

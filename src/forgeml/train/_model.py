@@ -22,6 +22,9 @@ from forgeml.errors import InputError, SchemaMismatchError
 
 __all__ = ["FoldBag", "TrainedModel", "raw_predict"]
 
+# Families whose refit pipeline the explainer handles exactly (the others: model-agnostic).
+_EXACTLY_EXPLAINED = ("lgbm", "xgb", "rf", "et", "linear")
+
 
 def raw_predict(pipeline: Any, X: pd.DataFrame, task: str) -> np.ndarray:
     """Class probabilities (columns = encoded classes) or regression values of one pipeline."""
@@ -201,6 +204,17 @@ class TrainedModel(BaseEstimator):
         else:
             codes = np.argmax(proba, axis=1)
         return self.classes_[codes]
+
+    @property
+    def explainable_model(self) -> Any:
+        """What explanations are computed on: the one refit pipeline of a single tree or
+        linear model (exact TreeSHAP or linear SHAP through its encoder, summed back to the
+        raw columns), else the model itself (a model-agnostic explainer)."""
+        if len(self.members) != 1 or isinstance(self.members[0], FoldBag):
+            return self
+        if not self.families or self.families[0] not in _EXACTLY_EXPLAINED:
+            return self
+        return self.members[0]
 
     def unseen_categories(self, X: pd.DataFrame) -> dict[str, int]:
         """How many values of each categorical column of ``X`` were never seen in training

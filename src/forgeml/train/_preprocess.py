@@ -198,6 +198,18 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 out[column] = numbers.to_numpy()
         return pd.DataFrame(out, index=X.index)
 
+    def feature_sources(self) -> list[str]:
+        """The raw column each encoded column comes from, in ``feature_names_out_`` order
+        (``age`` for ``age``, ``day`` for ``day__month``): what explanations sum back to."""
+        by_length = sorted(self.columns_, key=lambda c: -len(str(c)))
+        sources = []
+        for name in self.feature_names_out_:
+            found = next(
+                (c for c in by_length if name == c or str(name).startswith(f"{c}__")), name
+            )
+            sources.append(found)
+        return sources
+
     def unseen_categories(self, X: pd.DataFrame) -> dict[str, int]:
         """How many values of each categorical column of ``X`` were never seen in training
         (columns without any are left out). The encoder is not changed."""
