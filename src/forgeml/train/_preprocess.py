@@ -15,8 +15,8 @@
 
 A fitted encoder never changes when it transforms. Its learned state is plain Python and NumPy
 (category lists, frequency tables), so ``skops`` stores it without pickle; the pandas
-categorical dtypes and lookup tables built from that state are caches, rebuilt after loading
-and never saved (``__getstate__``).
+categorical dtypes and lookup tables built from that state are caches, built after fitting
+and after loading, never saved (``__getstate__``). It passes scikit-learn's estimator checks.
 
 Its ``output`` decides what the model sees: ``native`` (a DataFrame whose code columns are
 pandas categories, for LightGBM, XGBoost and HistGradientBoosting's own categorical
@@ -93,7 +93,8 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> TabularEncoder:
-        """Learn categories, frequencies and date parts from the training rows."""
+        """Learn categories, frequencies and date parts from the training rows (a DataFrame;
+        a 2-D array reads as columns ``x0``, ``x1``...)."""
         self._fit(X, y)
         return self
 
@@ -113,6 +114,7 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 "The `output` parameter of TabularEncoder must be native, ordinal or dense; "
                 f"got {self.output!r}"
             )
+        X = self._table(X, reset=True)
         self.columns_ = [c for c in X.columns if self.kinds.get(c, "numeric") != "identifier"]
         self.categories_: dict[str, list[str]] = {}
         self.frequencies_: dict[str, dict[str, float]] = {}
@@ -144,7 +146,47 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     self.dense_.fit(frame, y)
+        self._build_caches()
         return frame
+
+    def _table(self, X: Any, *, reset: bool) -> pd.DataFrame:
+        """``X`` as a DataFrame: a frame as given, an array checked by scikit-learn's rules
+        (2-D, dense, not empty; missing values allowed) with columns ``x0``, ``x1``..."""
+        if isinstance(X, pd.DataFrame):
+            if reset:
+                self.n_features_in_ = X.shape[1]
+            return X
+        from sklearn.utils.validation import validate_data
+
+        array = validate_data(self, X, reset=reset, dtype=None, ensure_all_finite="allow-nan")
+        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
+    def _build_caches(self) -> None:
+        """Lookup tables and pandas dtypes derived from the learned state, built once after
+        fitting or loading so that transforming never changes the encoder."""
+        self._lookups = {
+            c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories_.items()
+        }
+        self._code_dtypes = {
+            # integer categories: XGBoost refuses floating point ones
+            c: pd.CategoricalDtype(
+                np.arange(len(self.categories_[c]) + (c in self.frequencies_), dtype=np.int64)
+            )
+            for c in self.code_columns_
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "categories_" in state and "code_columns_" in state:
+            self._build_caches()
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are encoded, not refused
+        tags.input_tags.string = True  # text and categories are columns it encodes
+        tags.input_tags.categorical = True
+        tags.transformer_tags.preserves_dtype = []  # a frame or float32 codes
+        return tags
 
     def _encode(self, X: pd.DataFrame, unseen: dict[str, int] | None = None) -> pd.DataFrame:
         out: dict[str, Any] = {}
@@ -225,23 +267,22 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         return unseen
 
     def __getstate__(self) -> dict[str, Any]:
-        # caches built from the learned state: rebuilt on use, never stored (a pandas dtype
-        # is not a type skops can write without pickle)
+        # caches built from the learned state: rebuilt when loaded, never stored (a pandas
+        # dtype is not a type skops can write without pickle)
         state = dict(super().__getstate__())
         for cache in _CACHES:
             state.pop(cache, None)
         return state
 
     def _lookup(self, column: str) -> dict[str, int]:
-        cache = self.__dict__.setdefault("_lookups", {})
-        found = cache.get(column)
-        if found is None:
-            found = cache[column] = {v: i for i, v in enumerate(self.categories_[column])}
-        return found  # type: ignore[no-any-return]
+        lookups = self.__dict__.get("_lookups")
+        if lookups is None or column not in lookups:
+            return {v: i for i, v in enumerate(self.categories_[column])}
+        return lookups[column]  # type: ignore[no-any-return]
 
     def transform(self, X: pd.DataFrame) -> Any:
         """Encode rows (columns matched by name; a missing column reads as all missing)."""
-        frame = self._encode(X)
+        frame = self._encode(self._table(X, reset=False))
         if self.output == "dense":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -252,21 +293,19 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         """The ``native`` output as one float matrix: a category's value is its code (the
         categories are 0, 1, 2...), so a LightGBM booster fitted on the native frame gives
         the same answers on this matrix, without its pandas conversion."""
-        return self._encode(X).to_numpy(dtype=np.float64)
+        return self._encode(self._table(X, reset=False)).to_numpy(dtype=np.float64)
 
     def _finish(self, frame: pd.DataFrame) -> Any:
         if self.output == "ordinal":
             return frame.to_numpy(dtype=np.float32)
-        dtypes = self.__dict__.setdefault("_code_dtypes", {})
+        if "_code_dtypes" not in self.__dict__:  # an encoder restored without its caches
+            self._build_caches()
+        dtypes = self._code_dtypes
         columns: dict[str, Any] = {}
         for column in frame.columns:
             values = frame[column].to_numpy()
             if column in self.code_columns_:
-                dtype = dtypes.get(column)
-                if dtype is None:
-                    size = len(self.categories_[column]) + (column in self.frequencies_)
-                    # integer categories: XGBoost refuses floating point ones
-                    dtype = dtypes[column] = pd.CategoricalDtype(np.arange(size, dtype=np.int64))
+                dtype = dtypes[column]
                 # a value is its own code; missing is -1
                 codes = np.where(np.isnan(values), -1, values).astype(np.int64)
                 columns[column] = pd.Categorical.from_codes(codes, dtype=dtype)
