@@ -367,3 +367,27 @@ def test_cli_bad_input_is_one_line_and_exit_2(ws, files, adult_table, tmp_path):
         assert words in lines[0], lines[0]
         assert "Traceback" not in result.stderr
     assert not Path(out).exists() and not _partials(tmp_path)
+
+
+def test_the_cli_progress_bar_is_drawn_from_the_events(ws, files, tmp_path):
+    from rich.console import Console
+
+    from forgeml.cli._predict import _ProgressView
+
+    console = Console(record=True, force_terminal=True, width=120)
+    view = _ProgressView(console)
+    frames: list[str] = []
+
+    def draw(event: object) -> None:
+        view(event)  # type: ignore[arg-type]
+        if isinstance(event, ChunkScored) and view._progress is not None:
+            view._progress.refresh()
+            frames.append(console.export_text(clear=False))
+
+    predict_file(
+        "adult-lgbm", files["parquet"], tmp_path / "a.parquet", workspace=ws,
+        chunk_rows=20_000, jobs=1, on_event=draw,
+    )  # fmt: skip
+    view.close()
+    assert "scoring adult.parquet with adult-lgbm@1" in frames[-1]
+    assert "48,842 rows (0 skipped)" in frames[-1] and "100%" in frames[-1]

@@ -147,7 +147,8 @@ class _ProgressView:
     """A Rich progress bar on standard error fed by batch scoring's events: rows of a known
     total, else bytes of the file."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
+        self._console = console if console is not None else err_console
         self._progress: Any = None
         self._task: Any = None
 
@@ -175,7 +176,7 @@ class _ProgressView:
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("{task.fields[rows]:,} rows ({task.fields[skipped]:,} skipped)"),
             TimeRemainingColumn(),
-            console=err_console,
+            console=self._console,
             transient=True,
         )
         self._task = self._progress.add_task(description, total=None, rows=0, skipped=0)
