@@ -199,7 +199,9 @@ def test_a_joblib_bundle_loads_only_when_trusted(tiny, tmp_path, caplog):
         with caplog.at_level(logging.WARNING, logger="forgeml.registry"):
             loaded = registry.load("pickled@1", workspace=ws, trust_pickle=True)
         assert "pickle" in caplog.text
-        assert list(loaded.predict(X)) == list(y[:0]) + list(loaded.model.predict(X))
+        assert list(loaded.predict(X)) == list(loaded.model.predict(X))
+        native, _ = _served_labels(ws, "pickled@1", X, trust_pickle=True)  # --trust-pickle
+        assert native == loaded.predict(X).tolist()
     refused = _cli(tmp_path / "ws", "evaluate", "pickled@1", "--data", "x", check=False)
     assert refused.returncode == 2
     assert "--trust-pickle" in refused.stderr and "Traceback" not in refused.stderr
@@ -278,7 +280,7 @@ def bank(shared_dataset) -> pd.DataFrame:
     return frame.sample(n=3000, random_state=0).reset_index(drop=True)
 
 
-def _served_labels(ws: Workspace, ref: str, rows: pd.DataFrame) -> tuple[list, list]:
+def _served_labels(ws: Workspace, ref: str, rows: pd.DataFrame, **options) -> tuple[list, list]:
     """Labels from the native and the MLflow protocol of a real server on 127.0.0.1."""
     import socket
     import threading
@@ -292,9 +294,11 @@ def _served_labels(ws: Workspace, ref: str, rows: pd.DataFrame) -> tuple[list, l
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    options = ServeOptions(models=(ref,), port=port, log_predictions=False, access_log=False)
+    served = ServeOptions(
+        models=(ref,), port=port, log_predictions=False, access_log=False, **options
+    )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(options, workspace=ws), host="127.0.0.1", port=port,
+        uvicorn.Config(create_app(served, workspace=ws), host="127.0.0.1", port=port,
                        log_level="warning", lifespan="on")
     )  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)

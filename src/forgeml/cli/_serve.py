@@ -57,6 +57,13 @@ def serve(
     unknown_categories: Annotated[
         str, typer.Option(help="error (422) or pass (given to the model).")
     ] = "error",
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Load models stored with joblib (pickle runs code when loaded).",
+        ),
+    ] = False,
 ) -> None:
     """Serve registered models over HTTP (native JSON, MLflow, Open Inference v2)."""
     from pydantic import ValidationError
@@ -84,6 +91,7 @@ def serve(
             poll_interval=poll_interval,
             admin_token=admin_token,
             unknown_categories=unknown_categories,  # type: ignore[arg-type]
+            trust_pickle=trust_pickle,
         )
     except ValidationError as e:
         problem = e.errors()[0]

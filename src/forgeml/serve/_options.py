@@ -41,6 +41,7 @@ class ServeOptions(BaseModel):
         admin_token: required as ``Authorization: Bearer ...`` by the admin endpoints (none:
             admin endpoints are open, for a server bound to 127.0.0.1).
         unknown_categories: ``error`` (422) or ``pass`` (given to the model).
+        trust_pickle: load models stored with joblib (pickle runs code when loaded).
         seed: seed of the random traffic split for requests without a key.
     """
 
@@ -64,6 +65,7 @@ class ServeOptions(BaseModel):
     access_log: bool = True
     admin_token: str | None = None
     unknown_categories: Literal["error", "pass"] = "error"
+    trust_pickle: bool = False
     seed: int = 0
 
     @field_validator("models")

@@ -103,6 +103,7 @@ class RouteRefresher:
                         workspace=self.workspace,
                         for_serving=True,
                         unknown_categories=service.options.unknown_categories,
+                        trust_pickle=service.options.trust_pickle,
                     )
                     fresh[version] = (model, runner_for(model))
                 assert self._loop is not None
