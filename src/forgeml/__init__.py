@@ -28,6 +28,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "Settings",
+    "TrainConfig",
     "Workspace",
     "__version__",
     "data",
@@ -48,6 +49,7 @@ __all__ = [
 if TYPE_CHECKING:
     from forgeml import evaluate, registry, train
     from forgeml.registry import load, register
+    from forgeml.train import TrainConfig
 
 # Evaluation, training and the registry (pandas, scikit-learn...) load on first use. The
 # evaluation and training packages are callable: ``fm.train(df, target=...)`` and
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
     submodules=["evaluate", "registry", "train"],
-    submod_attrs={"registry": ["load", "register"]},
+    submod_attrs={"registry": ["load", "register"], "train": ["TrainConfig"]},
 )
 
 

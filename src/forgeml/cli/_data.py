@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from forgeml.cli._common import console, fmt_ms, fmt_value, open_workspace, print_json, table
+from forgeml.cli._common import (
+    console,
+    fmt_ms,
+    fmt_value,
+    open_context,
+    open_workspace,
+    print_json,
+    table,
+)
 from forgeml.errors import InputError
 
 if TYPE_CHECKING:
@@ -98,12 +106,11 @@ def add(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Add a table as a new version (identical content returns the existing version)."""
-    from forgeml import data
     from forgeml.cli._train import parse_bins
+    from forgeml.workflows import add_data
 
-    workspace = open_workspace(ctx)
-    before = {d.name: d.latest_version for d in data.list_datasets(workspace=workspace)}
-    version = data.add(
+    added = add_data(
+        open_context(ctx),
         path,
         name=name,
         target=target,
@@ -112,9 +119,8 @@ def add(
         id=id,
         types=_types(type_),
         bins=parse_bins(bins),
-        workspace=workspace,
     )
-    created = before.get(name, 0) < version.version
+    version, created = added.version, added.created
     if json:
         print_json({"created": created, **version.to_dict(details=False)})
         return
@@ -351,7 +357,7 @@ def split(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Draw a reproducible train/validation/test split and record it with the version."""
-    from forgeml import data
+    from forgeml.workflows import split_data
 
     try:
         parts = [float(x) for x in fractions.split(",")]
@@ -359,13 +365,8 @@ def split(
         raise InputError(
             f"--fractions takes numbers like 0.7,0.15,0.15; got {fractions!r}"
         ) from None
-    info = data.split(
-        ref,
-        strategy=strategy,
-        fractions=parts,
-        seed=seed,
-        name=name,
-        workspace=open_workspace(ctx),
+    info = split_data(
+        open_context(ctx), ref, strategy=strategy, fractions=parts, seed=seed, name=name
     )
     if json:
         print_json(info.to_dict())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from forgeml.cli._common import console, fmt_value, open_workspace, print_json, table
+from forgeml.cli._common import console, fmt_value, open_context, print_json, table
 
 
 def evaluate(
@@ -20,8 +20,25 @@ def evaluate(
     ],
     part: Annotated[
         str | None,
-        typer.Option("--part", help="Only this part of the dataset's recorded split (e.g. test)."),
+        typer.Option(
+            "--part",
+            help="Only this part (train, validation, test) of a recorded split. Default: the "
+            "model's own held-out rows on its training data, else every labelled row.",
+        ),
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split", help="The recorded split --part refers to (default: the model's own)."
+        ),
+    ] = None,
+    allow_training_rows: Annotated[
+        bool,
+        typer.Option(
+            "--allow-training-rows",
+            help="Score rows the model was trained on (the report says so; scores are optimistic).",
+        ),
+    ] = False,
     sensitive: Annotated[
         list[str] | None,
         typer.Option("--sensitive", help="Sensitive column (default: the dataset's; repeatable)."),
@@ -37,54 +54,36 @@ def evaluate(
             help="Load a model stored with joblib (pickle runs code when loaded).",
         ),
     ] = False,
+    no_explain: Annotated[
+        bool, typer.Option("--no-explain", help="Skip SHAP explanations (faster).")
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Metrics with intervals, slices, fairness, explanations and an HTML report, as a run."""
-    from forgeml import data as datasets
-    from forgeml.errors import InputError
-    from forgeml.evaluate import evaluate as run_evaluation
-    from forgeml.registry import load
-    from forgeml.tracking import start_run
+    """Metrics with intervals, slices, fairness, explanations and an HTML report, as a run.
 
-    workspace = open_workspace(ctx)
-    model = load(model_ref, workspace=workspace, trust_pickle=trust_pickle)
-    version = datasets.get(data, workspace=workspace)
-    ref = f"{version.name}@{version.version}"
-    if version.target is None:
-        raise InputError(f"The dataset {ref} has no target column: add it with --target")
-    frame = datasets.load(ref, part=part, workspace=workspace)
-    columns = list(model.signature.names)
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(f"The dataset {ref} lacks columns the model takes: {', '.join(missing)}")
-    labelled = frame[frame[version.target].notna()]
-    chosen = list(sensitive) if sensitive else [c for c in version.sensitive if c in columns]
-    name = f"{model.metadata['name']}@{model.metadata['version']}"
-    with start_run(
-        "evaluate",
-        name=f"evaluate-{name}",
-        tags={"forgeml.kind": "evaluate", "forgeml.model": name},
-        workspace=workspace,
-    ) as run:
-        run.log_params({"model": name, "dataset": ref, "part": part or "all", "seed": seed})
-        report = run_evaluation(
-            model,
-            labelled[columns],
-            labelled[version.target].to_numpy(),
-            task=model.task,
-            sensitive=chosen or None,
-            run=run,
-            output_dir=output,
-            model_name=name,
-            dataset_name=ref,
-            seed=seed,
-        )
-    if json:
-        print_json({"run_id": run.run_id, "model": name, "dataset": ref, **report.to_dict()})
-        return
-    shown = table(
-        "metric", "value", "95% interval", title=f"{name} on {ref} ({len(labelled):,} rows)"
+    States which rows were scored and how many of them the model was trained on; refuses
+    training rows unless --allow-training-rows.
+    """
+    from forgeml.workflows import evaluate_model
+
+    result = evaluate_model(
+        open_context(ctx),
+        model_ref,
+        data,
+        part=part,
+        split=split,
+        allow_training_rows=allow_training_rows,
+        sensitive=sensitive,
+        output_dir=output,
+        seed=seed,
+        explain=not no_explain,
+        trust_pickle=trust_pickle,
     )
+    if json:
+        print_json(result.to_dict())
+        return
+    report, rows = result.report, result.rows
+    shown = table("metric", "value", "95% interval", title=f"{result.model} on {rows.dataset}")
     for value in report.metrics.values:
         interval = (
             "-"
@@ -92,10 +91,11 @@ def evaluate(
             else f"{fmt_value(value.lower)} .. {fmt_value(value.upper)}"
         )
         shown.add_row(value.name, fmt_value(value.value), interval)
+    console.print(f"rows: {rows.describe()}", markup=False)
     console.print(shown)
     if report.threshold is not None:
         console.print(
-            f"decision threshold: {report.threshold:.3g} on P({model.classes_[1]})",
+            f"decision threshold: {report.threshold:.3g} on P({result.classes[1]})",
             markup=False,
         )
     if report.fairness is not None:
@@ -108,4 +108,4 @@ def evaluate(
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
     where = output if output is not None else "the run's evaluation artifact"
-    console.print(f"report: {where}; run {run.run_id}", markup=False)
+    console.print(f"report: {where}; run {result.run_id}", markup=False)

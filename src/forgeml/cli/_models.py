@@ -330,6 +330,11 @@ def lineage(
             markup=False,
         )
         console.print(f"source   {data['source'] or '-'}", markup=False)
+    if result.get("split"):
+        console.print(
+            f"split    {result['split']} (trained on its train part, tested on its test part)",
+            markup=False,
+        )
     siblings = result["trained_on_same_dataset"]
     if siblings:
         console.print(f"also trained on it: {', '.join(siblings)}", markup=False)

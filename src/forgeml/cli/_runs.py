@@ -1,7 +1,10 @@
-"""``forgeml runs list | show | compare``."""
+"""``forgeml runs list | show | artifacts | compare``."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,11 +13,13 @@ from forgeml.cli._common import (
     console,
     fmt_ms,
     fmt_value,
+    open_context,
     open_workspace,
     print_json,
     require_positive,
     table,
 )
+from forgeml.errors import InputError
 from forgeml.store import RunRecord
 
 app = typer.Typer(no_args_is_help=True, help="List, show and compare tracked runs.")
@@ -57,9 +62,18 @@ def list_runs(
         typer.Option("--order-by", "-o", help="e.g. 'metrics.auc desc' (repeatable)."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")] = 20,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            "-c",
+            help="Columns to show, comma-separated: metrics.NAME, params.NAME, tags.NAME or "
+            "a bare metric name (default: the metrics --filter and --order-by use, then others).",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List runs, newest first (or by --order-by)."""
+    """List runs, newest first (or by --order-by); the metrics filtered or sorted by are shown."""
     require_positive("limit", limit)
     workspace = open_workspace(ctx)
     page = workspace.runs.search_runs(
@@ -71,11 +85,9 @@ def list_runs(
     if not page.items:
         console.print("No runs.")
         return
-    keys: list[str] = []
-    for record in page.items:
-        keys += [k for k in record.metrics if k not in keys]
-    shown = keys[:5]
-    t = table("run", "experiment", "name", "status", "started", "duration", *shown)
+    shown = _columns(page.items, columns, filter, order_by)
+    headers = [key.removeprefix("metrics.") for key in shown]
+    t = table("run", "experiment", "name", "status", "started", "duration", *headers)
     for r in page.items:
         t.add_row(
             r.run_id[:8],
@@ -84,11 +96,88 @@ def list_runs(
             _status(r),
             fmt_ms(r.start_time),
             _duration(r),
-            *(fmt_value(r.metrics.get(k)) for k in shown),
+            *(fmt_value(_cell(r, key)) for key in shown),
         )
     console.print(t)
     if page.next_page_token:
         console.print(f"(more runs: raise --limit above {limit})")
+
+
+_REFERENCE = re.compile(r"\b(metrics|params|tags)\.([A-Za-z0-9_./-]+)")
+_SHOWN_METRICS = 5
+
+
+def _columns(
+    records: Sequence[RunRecord],
+    columns: str | None,
+    filter: str | None,
+    order_by: list[str] | None,
+) -> list[str]:
+    """The ``kind.key`` columns to show: those asked for, else the ones the filter and order
+    name first, then the first other metrics."""
+    if columns is not None:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        if not wanted:
+            raise InputError("--columns names at least one column, e.g. metrics.test_roc_auc")
+        return [c if _REFERENCE.fullmatch(c) else f"metrics.{c}" for c in wanted]
+    named: list[str] = []
+    for text in [filter or "", *(order_by or [])]:
+        for kind, key in _REFERENCE.findall(text):
+            if f"{kind}.{key}" not in named:
+                named.append(f"{kind}.{key}")
+    others: list[str] = []
+    for record in records:
+        others += [f"metrics.{k}" for k in record.metrics if f"metrics.{k}" not in others]
+    rest = [k for k in others if k not in named]
+    return named + rest[: max(0, _SHOWN_METRICS - len(named))]
+
+
+def _cell(record: RunRecord, column: str) -> object:
+    kind, _, key = column.partition(".")
+    values = {"metrics": record.metrics, "params": record.params, "tags": record.tags}[kind]
+    return values.get(key)
+
+
+@app.command("artifacts")
+def artifacts(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix (6+ characters).")],
+    download: Annotated[
+        Path | None,
+        typer.Option("--download", "-d", help="Copy the files (verified) into this folder."),
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Only this file or folder of the run.")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List a run's files (folders expanded), or download them with --download DIR."""
+    from forgeml.workflows import download_run_artifacts, run_artifacts
+
+    context = open_context(ctx)
+    if download is not None:
+        written = download_run_artifacts(context, run_id, download, path=path)
+        if json:
+            print_json([str(p) for p in written])
+            return
+        console.print(f"downloaded {len(written)} file(s) to {download}", markup=False)
+        for p in written:
+            console.print(f"  {p}", markup=False)
+        return
+    files = run_artifacts(context, run_id)
+    if path is not None:
+        prefix = path.strip("/")
+        files = [f for f in files if f.path == prefix or f.path.startswith(prefix + "/")]
+    if json:
+        print_json([f.to_dict() for f in files])
+        return
+    if not files:
+        console.print("No artifacts.")
+        return
+    t = table("path", "size", "digest")
+    for f in files:
+        t.add_row(f.path, f"{f.size:,}", f.digest[:16])
+    console.print(t)
 
 
 @app.command("show")

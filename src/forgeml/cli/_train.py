@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from forgeml.cli._common import console, fmt_value, open_workspace, print_json, table
+from forgeml.cli._common import console, fmt_value, open_context, print_json, table
 from forgeml.cli._live import training_view
 from forgeml.errors import InputError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
-_TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".parquet", ".pq")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -49,20 +46,6 @@ def parse_bins(values: list[str] | None) -> dict[str, list[float]]:
         if not sep or not column.strip():
             raise InputError(f"--bins takes COLUMN=EDGE,EDGE,... (e.g. age=25,40,65); got {item!r}")
     return out
-
-
-def _read_table(path: Path) -> Any:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"No data file at {path}")
-    suffixes = "".join(path.suffixes).lower()
-    try:
-        if ".parquet" in suffixes or suffixes.endswith(".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise InputError(f"Cannot read {path} as CSV or Parquet: {e}") from e
 
 
 def train(
@@ -109,9 +92,6 @@ def train(
     experiment: Annotated[
         str | None, typer.Option("--experiment", "-e", help="Experiment (default: train).")
     ] = None,
-    drop: Annotated[
-        str | None, typer.Option("--drop", help="Columns to leave out, comma-separated.")
-    ] = None,
     use_sensitive: Annotated[
         bool,
         typer.Option("--use-sensitive", help="Let sensitive columns be model inputs."),
@@ -123,6 +103,21 @@ def train(
     bins: Annotated[
         list[str] | None,
         typer.Option("--bins", help="Ranges of a numeric sensitive column: age=25,40,65."),
+    ] = None,
+    run_name: Annotated[
+        str | None,
+        typer.Option("--run-name", help="The run's name (default: what ran, e.g. 'train bank y')."),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="Train on the train part of this split recorded with the dataset (forgeml "
+            "data split) and test on its test part, instead of drawing a hold-out.",
+        ),
+    ] = None,
+    drop: Annotated[
+        str | None, typer.Option("--drop", help="Columns to leave out, comma-separated.")
     ] = None,
     register: Annotated[
         str | None,
@@ -140,64 +135,46 @@ def train(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Find the best model within the time budget, evaluate it on held-out rows, register it."""
-    from forgeml import data as datasets
-    from forgeml.train import train as run_training
+    """Find the best model within the time budget, evaluate it on held-out rows, register it.
 
-    budget = parse_duration(time_budget)
-    families = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    dropped = [c.strip() for c in drop.split(",") if c.strip()] if drop else []
-    workspace = open_workspace(ctx)
-    path = Path(source)
-    looks_like_file = "/" in source or path.suffix.lower() in _TABLE_SUFFIXES
-    if looks_like_file and not path.is_file():
-        raise InputError(f"No data file at {path}")
-    if path.is_file():
-        frame = _read_table(path)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.name.split(".")[0]).strip("-.") or "data"
-        version = datasets.add(
-            frame,
-            name=name,
-            target=target,
-            time=time_column,
-            sensitive=sensitive or (),
-            bins=parse_bins(bins),
-            workspace=workspace,
-        )
-        source = f"{version.name}@{version.version}"
-    elif sensitive or bins:
-        raise InputError("--sensitive and --bins apply to a file source; a dataset keeps its own")
-    dataset = datasets.get(source, workspace=workspace)
-    view = training_view(ctx, not json and console.is_terminal)
-    result = run_training(
-        f"{dataset.name}@{dataset.version}",
-        target=target,
-        task=task,
-        metric=metric,
-        time_budget=budget,
-        models=families,
-        seed=seed,
-        n_jobs=jobs,
-        time_column=time_column,
-        experiment=experiment,
-        workspace=workspace,
-        progress=view or False,
-        max_trials=trials,
-        evaluate=not no_evaluate,
-        drop=dropped,
-        use_sensitive=use_sensitive,
-        allow_leaks=allow_leaks,
+    The rows held out are recorded as a split of the dataset version (``holdout-...``), so
+    ``forgeml evaluate MODEL --data DATASET`` later scores exactly those rows.
+    """
+    from forgeml.train import TrainConfig
+    from forgeml.workflows import train_model
+
+    config = TrainConfig.build(
+        {
+            "target": target,
+            "task": task,
+            "metric": metric,
+            "time_budget": parse_duration(time_budget),
+            "models": models,
+            "seed": seed,
+            "n_jobs": jobs,
+            "time_column": time_column,
+            "max_trials": trials,
+            "experiment": experiment,
+            "drop": drop or (),
+            "split": split,
+            "run_name": run_name,
+            "evaluate": not no_evaluate,
+            "use_sensitive": use_sensitive,
+            "allow_leaks": allow_leaks,
+        }
     )
-    if view is not None:
-        view.close()
-    registered = None
-    register_s = 0.0
-    if not no_register:
-        from forgeml.registry import register as register_model
-
-        mark = time.monotonic()
-        registered = register_model(result, name=register or dataset.name, workspace=workspace)
-        register_s = time.monotonic() - mark
+    outcome = train_model(
+        open_context(ctx),
+        source,
+        config,
+        sensitive=sensitive or (),
+        register=not no_register,
+        model_name=register,
+        progress=training_view(ctx, not json and console.is_terminal) or False,
+        data_options={"bins": parse_bins(bins)} if bins else None,
+    )
+    result, registered = outcome.result, outcome.registered
+    register_s = outcome.seconds.get("registration", 0.0)
     if json:
         summary = result.summary()
         summary["registered"] = (
@@ -235,7 +212,12 @@ def train(
         console.print(f"({len(board) - 15} more rows in the run's leaderboard.csv)")
     tests = "  ".join(f"{k} {fmt_value(v)}" for k, v in result.test_metrics.items())
     base = fmt_value(result.baseline_metrics.get(result.metric))
-    console.print(f"test split: {tests}   (trivial baseline {result.metric} {base})", markup=False)
+    where = f"split {result.split}, part test" if result.split else "held-out rows"
+    console.print(
+        f"test ({where}, {result.n_test_rows:,} rows; trained on {result.n_train_rows:,}): "
+        f"{tests}   (trivial baseline {result.metric} {base})",
+        markup=False,
+    )
     trials_text = ", ".join(f"{n} {state}" for state, n in sorted(result.n_trials.items()))
     console.print(
         f"{trials_text}; {result.elapsed:.1f}s of {result.time_budget:g}s; run {result.run_id}",

@@ -35,8 +35,10 @@ if TYPE_CHECKING:
         list_datasets,
         list_versions,
         load,
+        record_split,
         report,
         split,
+        split_parts,
         validate,
     )
     from forgeml.data._diff import ColumnDiff, DatasetDiff
@@ -84,9 +86,11 @@ __all__ = [
     "load_expectations",
     "parse_ref",
     "profile",
+    "record_split",
     "report",
     "sensitive_values",
     "split",
+    "split_parts",
     "validate",
 ]
 
@@ -100,8 +104,10 @@ _HOMES = {
         "list_datasets",
         "list_versions",
         "load",
+        "record_split",
         "report",
         "split",
+        "split_parts",
         "validate",
     ),
     "_diff": ("ColumnDiff", "DatasetDiff"),

@@ -41,8 +41,10 @@ __all__ = [
     "list_datasets",
     "list_versions",
     "load",
+    "record_split",
     "report",
     "split",
+    "split_parts",
     "validate",
 ]
 
@@ -516,6 +518,82 @@ def split(
     )
     stored, _ = ws.datasets.add_split(version.name, version.version, record)
     return SplitInfo.from_record(stored)
+
+
+def record_split(
+    ref: str | DatasetVersion,
+    parts: np.ndarray,
+    *,
+    name: str,
+    strategy: str,
+    seed: int,
+    params: Mapping[str, Any] | None = None,
+    workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
+) -> SplitInfo:
+    """Record a given assignment of rows to parts (0 train, 1 validation, 2 test) as a split.
+
+    For splits drawn elsewhere, such as the hold-out a training drew: the rows it trained on
+    and the rows it was tested on stay known with the data. Recording the same assignment
+    under the same name again is a no-op.
+
+    Args:
+        ref: ``NAME[@V]`` or the version.
+        parts: one part number per row of the version, in row order.
+        name: the split's name.
+        strategy: how it was drawn (e.g. ``holdout``).
+        seed: the seed it was drawn with.
+        params: what else decided it (fractions, columns, the run that drew it).
+        workspace: where to record.
+        actor: who records it (default: the local user of the workspace's settings).
+
+    Raises:
+        InputError: ``parts`` does not have one part number (0, 1 or 2) per row.
+        ConflictError: another assignment is recorded under ``name``.
+    """
+    ws = _workspace(workspace)
+    version = ref if isinstance(ref, DatasetVersion) else get(ref, workspace=ws)
+    assignment = np.asarray(parts)
+    if assignment.shape != (version.n_rows,) or not np.isin(assignment, (0, 1, 2)).all():
+        raise InputError(
+            f"A split of {version.ref} has one part (0, 1 or 2) for each of its "
+            f"{version.n_rows} rows; got shape {assignment.shape}"
+        )
+    assignment = assignment.astype(np.int8)
+    digest = ws.artifacts.put_bytes(parts_to_bytes(assignment))
+    counts = np.bincount(assignment, minlength=3)
+    record = SplitRecord(
+        name=name,
+        strategy=strategy,
+        seed=seed,
+        params=dict(params or {}),
+        counts={p: int(c) for p, c in zip(PARTS, counts, strict=True)},
+        assignment_digest=digest,
+        created_at=now_ms(),
+        created_by=actor_name(actor, ws.settings),
+    )
+    stored, _ = ws.datasets.add_split(version.name, version.version, record)
+    return SplitInfo.from_record(stored)
+
+
+def split_parts(
+    ref: str | DatasetVersion, name: str = "default", *, workspace: Workspace | None = None
+) -> tuple[SplitInfo, np.ndarray]:
+    """A recorded split and the part number (0 train, 1 validation, 2 test) of every row.
+
+    Raises:
+        NotFoundError: no such dataset, version or split.
+    """
+    ws = _workspace(workspace)
+    version = ref if isinstance(ref, DatasetVersion) else get(ref, workspace=ws)
+    info = version.split(name)
+    if info is None:
+        recorded = ", ".join(s.name for s in version.splits) or "none"
+        raise NotFoundError(
+            f"{version.ref} has no split named {name!r} (recorded: {recorded}); record one "
+            f"with forgeml data split {version.ref}"
+        )
+    return info, parts_from_bytes(ws.artifacts.get_bytes(info.digest))
 
 
 def report(ref: str, path: str | Path, *, workspace: Workspace | None = None) -> Path:

@@ -89,6 +89,7 @@ def evaluate(
     slice_columns: Sequence[str] | None = None,
     fairness_thresholds: FairnessThresholds | None = None,
     metric_prefix: str = "eval_",
+    rows: str | None = None,
 ) -> EvaluationReport:
     """Evaluate a fitted model on labelled rows: metrics, plots, slices, fairness, explanations.
 
@@ -125,6 +126,8 @@ def evaluate(
         slice_columns: columns to slice by (default: all).
         fairness_thresholds: where fairness findings start.
         metric_prefix: prefix of the metric names logged to ``run``.
+        rows: which rows these are and how many the model was trained on (shown in the
+            report's header).
 
     Returns:
         the report.
@@ -139,6 +142,7 @@ def evaluate(
     from forgeml.evaluate._report import write_report
 
     started = time.perf_counter()
+    evaluated_at = int(time.time() * 1000)
     timings: dict[str, float] = {}
     notes: list[str] = []
 
@@ -312,7 +316,11 @@ def evaluate(
         run_id=run.run_id if run is not None else None,
         threshold=threshold,
         metrics_at_default=at_default,
+        rows=rows,
+        evaluated_at=evaluated_at,
     )
+    # the header states the time spent so far (everything but writing the page itself)
+    timings["total"] = round(time.perf_counter() - started, 4)
     write_report(report, images, out_dir / "report.html")
     (out_dir / "card.md").write_text(report.card().to_markdown(), encoding="utf-8")
     lap("report", t)

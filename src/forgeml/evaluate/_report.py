@@ -42,8 +42,10 @@ figcaption { color: #666; font-size: .85rem; }
 <h1>Evaluation: {{ r.model_name }}</h1>
 <p class="meta">task {{ r.task }} · {{ r.metrics.n_rows }} rows · {{ r.columns|length }} columns
 {% if r.dataset_name %}· dataset {{ r.dataset_name }}{% endif %}
+{% if r.evaluated_at %}· evaluated {{ when(r.evaluated_at) }}{% endif %}
 · {{ pct(r.metrics.confidence) }} bootstrap intervals ({{ r.metrics.n_bootstrap }} replicates,
 seed {{ r.metrics.seed }}) · computed in {{ "%.1f"|format(r.timings.get("total", 0)) }} s</p>
+{% if r.rows %}<p class="meta"><strong>rows scored:</strong> {{ r.rows }}</p>{% endif %}
 
 <h2 id="metrics">Metrics</h2>
 <table>
@@ -169,7 +171,14 @@ def render_report(
         num=_num,
         signed=_signed,
         pct=lambda x: f"{x:.0%}",
+        when=_when,
     )
+
+
+def _when(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def write_report(report: EvaluationReport, images: Mapping[str, bytes], path: str | Path) -> Path:

@@ -53,6 +53,8 @@ class EvaluationReport:
             are at that threshold.
         metrics_at_default: a binary model's label metrics at the 0.5 threshold, when its own
             threshold differs (no intervals).
+        rows: which rows were scored and how many of them the model was trained on.
+        evaluated_at: when the evaluation ran (milliseconds since the epoch, UTC).
     """
 
     model_name: str
@@ -73,6 +75,8 @@ class EvaluationReport:
     run_id: str | None = None
     threshold: float | None = None
     metrics_at_default: Metrics | None = None
+    rows: str | None = None
+    evaluated_at: int | None = None
 
     def card(
         self,
@@ -108,6 +112,8 @@ class EvaluationReport:
                 "metrics_at_default_threshold": None
                 if self.metrics_at_default is None
                 else self.metrics_at_default.to_dict(),
+                "rows": self.rows,
+                "evaluated_at": self.evaluated_at,
             }
         )
 

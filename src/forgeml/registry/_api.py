@@ -194,7 +194,7 @@ def register(
     ws = _ws(workspace)
     who = actor_name(actor, ws.settings)
     check_model_name(name)
-    model, declared, summary, tuned_for = obj, None, None, None
+    model, declared, summary, tuned_for, split = obj, None, None, None, None
     if hasattr(obj, "model") and hasattr(obj, "run_id"):  # a training result
         model = obj.model
         tuned_for = getattr(obj, "threshold_metric", None) or getattr(obj, "metric", None)
@@ -210,6 +210,7 @@ def register(
         if dataset is None and found is not None:
             dataset = found if isinstance(found, str) else getattr(found, "ref", None)
         evaluation = evaluation if evaluation is not None else getattr(obj, "evaluation", None)
+        split = getattr(obj, "split", None)
     flavor = flavor_for(model)
     classifier = is_classifier(model)
     task = task or task_of(model)
@@ -221,6 +222,8 @@ def register(
         run_id, code_revision = run.run_id, run.code_revision
         if dataset is None and isinstance(run.params.get("dataset"), str):
             dataset = run.params["dataset"]
+        if split is None and isinstance(run.params.get("split"), str):
+            split = run.params["split"]
 
     frame, target, profile, source = None, None, None, "sample"
     if dataset is not None:
@@ -267,7 +270,12 @@ def register(
         "task": task,
         "signature": signature.to_dict(),
         "metrics": metric_values,
-        "lineage": {"run_id": run_id, "dataset": dataset, "code_revision": code_revision},
+        "lineage": {
+            "run_id": run_id,
+            "dataset": dataset,
+            "split": split,
+            "code_revision": code_revision,
+        },
         "description": description,
         "created_by": who,
         "created_at": now_ms(),
@@ -703,14 +711,15 @@ def models_trained_on(
 
 
 def lineage(ref: str, *, workspace: Workspace | None = None) -> dict[str, Any]:
-    """Version -> training run -> dataset version -> source, and the other models trained on
-    that dataset version."""
+    """Version -> training run -> dataset version (and the recorded split it was trained and
+    tested on) -> source, and the other models trained on that dataset version."""
     ws = _ws(workspace)
     record = get_version(ref, workspace=ws)
     bundle = read_bundle(ws.artifacts, record.bundle_digest)
     out: dict[str, Any] = {
         "model": record.to_dict(),
         "code_revision": bundle.manifest.get("lineage", {}).get("code_revision"),
+        "split": bundle.manifest.get("lineage", {}).get("split"),
         "run": None,
         "dataset": None,
         "trained_on_same_dataset": [],

@@ -14,6 +14,7 @@ import types
 from typing import Any
 
 from forgeml.train._api import train
+from forgeml.train._config import TrainConfig
 from forgeml.train._metrics import DEFAULT_METRICS, METRICS, Metric
 from forgeml.train._model import TrainedModel
 from forgeml.train._preprocess import TabularEncoder
@@ -30,6 +31,7 @@ __all__ = [
     "TASKS",
     "Metric",
     "TabularEncoder",
+    "TrainConfig",
     "TrainResult",
     "TrainedModel",
     "TrainingProgress",

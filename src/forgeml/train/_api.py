@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -20,6 +21,7 @@ from forgeml.data import leak_gate, leak_summary
 from forgeml.errors import InputError
 from forgeml.security import Principal
 from forgeml.store import Workspace
+from forgeml.train._config import TrainConfig
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
 from forgeml.train._model import FoldBag, TrainedModel
@@ -36,7 +38,7 @@ from forgeml.train._task import (
 from forgeml.train._validation import holdout_split, make_folds, n_folds_for
 from forgeml.train._zoo import FAMILIES, load_libraries
 
-__all__ = ["train"]
+__all__ = ["TrainConfig", "train"]
 
 _log = logging.getLogger("forgeml.train")
 
@@ -46,47 +48,17 @@ _ENSEMBLE_CANDIDATES = 8
 _REFIT_RESERVED = 3
 
 
-def _check_arguments(
-    data: Any,
-    target: str,
-    time_budget: float,
-    models: Sequence[str] | None,
-    test_size: float,
-    time_column: str | None,
-    max_trials: int | None,
-    n_jobs: int,
-) -> list[str]:
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(f"train takes a pandas DataFrame; got {type(data).__name__}")
+def _check_arguments(data: pd.DataFrame, target: str, time_column: str | None) -> None:
     if data.columns.duplicated().any():
         dupes = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
         raise InputError(f"The data has duplicate column names: {', '.join(dupes)}")
     if target not in data.columns:
         raise InputError(f"The target column {target!r} is not in the data")
-    if isinstance(time_budget, bool) or not isinstance(time_budget, int | float):
-        raise InputError(f"time_budget must be a number of seconds; got {time_budget!r}")
-    if not math.isfinite(time_budget) or time_budget <= 0:
-        raise InputError(f"time_budget must be a positive number of seconds; got {time_budget}")
-    if not 0 < test_size <= 0.5:
-        raise InputError(f"test_size must be above 0 and at most 0.5; got {test_size}")
     if time_column is not None:
         if time_column not in data.columns:
             raise InputError(f"The time column {time_column!r} is not in the data")
         if time_column == target:
             raise InputError("The time column cannot be the target")
-    if max_trials is not None and max_trials < 1:
-        raise InputError(f"max_trials must be at least 1; got {max_trials}")
-    if n_jobs == 0 or n_jobs < -1:
-        raise InputError(f"n_jobs must be -1 (all cores) or at least 1; got {n_jobs}")
-    names = list(models) if models is not None else list(FAMILIES)
-    if not names:
-        raise InputError("models must name at least one model family")
-    unknown = [m for m in names if m not in FAMILIES]
-    if unknown:
-        raise InputError(
-            f"Unknown model family {unknown[0]!r}; known families: {', '.join(FAMILIES)}"
-        )
-    return list(dict.fromkeys(names))
 
 
 def _encode_target(
@@ -357,40 +329,30 @@ def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
 
 def train(
     data: pd.DataFrame | str,
+    config: TrainConfig | Mapping[str, Any] | None = None,
     *,
-    target: str | None = None,
-    task: str = "auto",
-    metric: str | None = None,
-    time_budget: float = 60,
-    models: Sequence[str] | None = None,
-    seed: int = 0,
-    n_jobs: int = -1,
-    time_column: str | None = None,
-    column_kinds: Mapping[str, str] | None = None,
-    test_size: float = 0.2,
     test_data: pd.DataFrame | None = None,
-    experiment: str | None = None,
     workspace: Workspace | None = None,
     progress: bool | ProgressHandler = False,
-    max_trials: int | None = None,
-    evaluate: bool = False,
-    drop: Sequence[str] = (),
-    sensitive: Sequence[str] | None = None,
-    use_sensitive: bool = False,
-    allow_leaks: bool = False,
     actor: Principal | str | None = None,
+    **options: Any,
 ) -> TrainResult:
     """Find the best model for ``target`` within ``time_budget`` seconds.
 
-    Holds out a test split (the latest rows with ``time_column``), searches model families
-    and their parameters with cross-validation on the rest, builds a greedy ensemble when it
-    beats the best single model out of fold, refits on all training rows and scores the
-    held-out rows once. The call returns within the budget (plus a small margin for a fit
-    that cannot be interrupted). The training is tracked as one run.
+    Holds out a test split (the latest rows with ``time_column``, or the test part of a
+    recorded ``split``), searches model families and their parameters with cross-validation
+    on the rest, builds a greedy ensemble when it beats the best single model out of fold,
+    refits on all training rows and scores the held-out rows once. The call returns within
+    the budget (plus a small margin for a fit that cannot be interrupted). The training is
+    tracked as one run, which records its ``TrainConfig`` (``train_config.json``). Trained
+    from a dataset version, the rows it held out are recorded as a named split of that
+    version (``holdout-...``), linked from the run and from the registered model, so that
+    an evaluation later knows which rows the model never saw.
 
     Example::
 
         result = fm.train(df, target="income", time_budget=60)
+        result = fm.train("bank@1", fm.TrainConfig(target="y", time_budget=120))
         result.leaderboard
         result.model.predict_proba(new_rows)
 
@@ -398,54 +360,42 @@ def train(
         data: the table (features and the target), or a dataset version of the workspace
             (``"adult"``, ``"adult@3"``): its target, time column, column kinds and sensitive
             columns are the defaults, and the run records it as lineage.
-        target: the target column (required for a DataFrame). Rows where it is missing are
-            dropped (and noted).
-        task: ``auto``, ``binary``, ``multiclass`` or ``regression``.
-        metric: the metric to optimise (default ROC AUC, log loss or RMSE by task).
-        time_budget: seconds for the whole call.
-        models: the families to search (default all): linear, lgbm, xgb, hgb, rf, et, mlp.
-        seed: seeds the splits, the search and every model.
-        n_jobs: threads per model (-1: all cores).
-        time_column: order rows by it: the test split is the latest rows and folds are
-            time-ordered. It stays a feature (datetime columns are expanded).
-        column_kinds: known column kinds (from a dataset schema); others are inferred.
-        test_size: share of rows held out for the final evaluation.
+        config: what to train and how (``TrainConfig`` or its dict); keyword ``options``
+            override its fields.
         test_data: held-out rows to evaluate on instead (same columns as ``data``): all of
             ``data`` is then used for the search and the refit, e.g. to compare tools on
             one fixed split.
-        experiment: the experiment to record the run in (default ``train``).
         workspace: where to record (default: the default workspace).
         progress: a callable given a ``TrainingProgress`` event after every trial and at
             each change of phase (the command line draws them as a live view); ``True``
             logs one line per event on the ``forgeml.train`` logger.
-        max_trials: run exactly this many trials (the deterministic mode: with one job,
-            the same seed and data give the same leaderboard); the budget still caps time.
-        evaluate: after training, evaluate the model on the held-out rows with
-            ``forgeml.evaluate`` (metrics with intervals, slices, fairness on the dataset's
-            sensitive columns, plots, report) inside the same run. It runs after the budget.
-        drop: columns to leave out (e.g. ones only known after the outcome). Recorded on
-            the run with the feature list (``features.json``).
-        sensitive: sensitive columns (default: the dataset's). They are not model inputs
-            unless ``use_sensitive``; the evaluation audits fairness on them (numeric ones in
-            the ranges recorded with the dataset).
-        use_sensitive: let the sensitive columns be model inputs.
-        allow_leaks: train although the leak gate found columns that give the target away
-            (single columns predicting it almost perfectly, formulas reproducing it); the
-            findings are then noted on the run.
-        actor: who trains (recorded on the run; default: the local user of the
-            workspace's settings).
+        actor: who trains (recorded on the run and the recorded split; default: the local
+            user of the workspace's settings).
+        **options: any ``TrainConfig`` field: ``target``, ``task``, ``metric``,
+            ``time_budget``, ``models``, ``seed``, ``n_jobs``, ``time_column``,
+            ``column_kinds``, ``test_size``, ``split``, ``max_trials``, ``evaluate``,
+            ``drop`` (recorded on the run with the feature list, ``features.json``),
+            ``sensitive`` (default: the dataset's; audited, not model inputs unless
+            ``use_sensitive``), ``use_sensitive``, ``allow_leaks`` (train although the leak
+            gate found columns that give the target away), ``experiment``, ``run_name``
+            (see ``TrainConfig``).
 
     Returns:
-        The result: ``.model``, ``.leaderboard``, ``.test_metrics``, ``.run_id``...
+        The result: ``.model``, ``.leaderboard``, ``.test_metrics``, ``.run_id``, ``.split``...
 
     Raises:
-        InputError: a missing, constant or all-missing target; a class with fewer than 3
-            rows; fewer than 20 rows; a budget that is not positive; an unknown model
-            family, metric or task; a metric that does not fit the task; a leak (before any
-            of the budget is spent, unless ``allow_leaks``); every trial failed.
+        InputError: an unknown option or a value that does not fit it; a missing, constant
+            or all-missing target; a class with fewer than 3 rows; fewer than 20 rows; an
+            unknown model family, metric or task; a metric that does not fit the task; a
+            ``split`` that is not recorded with the dataset; a leak (before any of the budget
+            is spent, unless ``allow_leaks``); every trial failed.
     """
     started = time.monotonic()
+    cfg = _config(config, options)
+    target, time_column = cfg.target, cfg.time_column
+    column_kinds: dict[str, str] | None = dict(cfg.column_kinds) or None
     source: _DatasetSource | None = None
+    ws_given = workspace
     if isinstance(data, str):
         source = _DatasetSource.resolve(data, workspace)
         data = source.frame
@@ -454,47 +404,60 @@ def train(
         column_kinds = {**source.column_kinds, **(column_kinds or {})}
     if target is None:
         raise InputError("train needs target= (the column to predict)")
-    drop = [drop] if isinstance(drop, str) else list(drop)
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(f"train takes a pandas DataFrame; got {type(data).__name__}")
+    drop = list(cfg.drop)
+    use_sensitive, allow_leaks = cfg.use_sensitive, cfg.allow_leaks
     sensitive_columns = list(
         dict.fromkeys(
-            ([sensitive] if isinstance(sensitive, str) else list(sensitive))
-            if sensitive is not None
-            else (source.sensitive if source else ())
+            cfg.sensitive if cfg.sensitive is not None else (source.sensitive if source else ())
         )
     )
     if drop:
-        if not isinstance(data, pd.DataFrame):
-            raise InputError(f"train takes a pandas DataFrame; got {type(data).__name__}")
         missing = [c for c in drop if c not in data.columns]
         if missing:
             raise InputError(f"Cannot drop columns the data lacks: {', '.join(map(str, missing))}")
         if target in drop:
             raise InputError(f"Cannot drop the target column {target!r}")
-        data = data.drop(columns=list(drop))
+        data = data.drop(columns=drop)
         if column_kinds:
             column_kinds = {k: v for k, v in column_kinds.items() if k not in drop}
-    if isinstance(data, pd.DataFrame):
-        lacking = [c for c in sensitive_columns if c not in data.columns and c not in drop]
-        if lacking:
-            raise InputError(
-                f"The sensitive column {lacking[0]!r} is not in the data "
-                f"(columns: {', '.join(map(str, list(data.columns)[:12]))})"
-            )
-        if target in sensitive_columns:
-            raise InputError(f"The target {target!r} cannot also be a sensitive column")
+    lacking = [c for c in sensitive_columns if c not in data.columns and c not in drop]
+    if lacking:
+        raise InputError(
+            f"The sensitive column {lacking[0]!r} is not in the data "
+            f"(columns: {', '.join(map(str, list(data.columns)[:12]))})"
+        )
+    if target in sensitive_columns:
+        raise InputError(f"The target {target!r} cannot also be a sensitive column")
     sensitive_columns = [c for c in sensitive_columns if c not in drop]
-    families = _check_arguments(
-        data, target, time_budget, models, test_size, time_column, max_trials, n_jobs
-    )
-    budget = float(time_budget)
+    _check_arguments(data, target, time_column)
+    budget = cfg.time_budget
+    seed = cfg.seed
     hard_end = started + budget
     notes: list[str] = []
-    if n_jobs == -1:
-        n_jobs = os.cpu_count() or 1
+    n_jobs = cfg.n_jobs if cfg.n_jobs != -1 else (os.cpu_count() or 1)
+    families = list(cfg.models) if cfg.models is not None else list(FAMILIES)
 
-    # -- target, kinds, task, metric --------------------------------------------------------
-    kinds_all = infer_column_kinds(data, column_kinds)
+    # -- which rows train and which test ---------------------------------------------------
     n_given_test = 0
+    split_name: str | None = None
+    if cfg.split is not None:
+        if source is None:
+            raise InputError(
+                "split= names a split recorded with a dataset version: train from a dataset "
+                "(NAME or NAME@V), not a table"
+            )
+        if test_data is not None:
+            raise InputError("split= and test_data= both choose the test rows; give one")
+        data, n_given_test, validation_rows = _use_recorded_split(source, cfg.split, data, target)
+        split_name = cfg.split
+        if validation_rows:
+            notes.append(
+                f"split {cfg.split}: its {validation_rows} validation rows are neither trained "
+                "nor tested on"
+            )
+    kinds_all = infer_column_kinds(data, column_kinds)
     if test_data is not None:
         if not isinstance(test_data, pd.DataFrame):
             raise InputError(f"test_data must be a DataFrame; got {type(test_data).__name__}")
@@ -522,8 +485,8 @@ def train(
         raise InputError(
             f"The target column {target!r} is constant ({y_raw.iloc[0]!r}); nothing to learn"
         )
-    task = detect_task(y_raw, kinds_all.get(target) or infer_kind(y_raw), task)
-    chosen_metric = get_metric(metric, task)
+    task = detect_task(y_raw, kinds_all.get(target) or infer_kind(y_raw), cfg.task)
+    chosen_metric = get_metric(cfg.metric, task)
     families = [f for f in families if task in FAMILIES[f].tasks]
 
     is_test = np.zeros(len(data), dtype=bool)
@@ -561,6 +524,7 @@ def train(
         notes.append(f"identifier columns not used: {', '.join(map(str, dropped))}")
 
     y_all, classes = _encode_target(y_raw.loc[data.index], task, notes)
+    source_rows = data.index.to_numpy()  # row numbers of the dataset version, when from one
     X_all = data.loc[:, features].reset_index(drop=True)
     S_all = data.loc[:, [c for c in sensitive_columns if c in data.columns]].reset_index(drop=True)
     n_classes = len(classes) if classes is not None else 0
@@ -569,7 +533,11 @@ def train(
         train_pos, test_pos = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     else:
         train_pos, test_pos = holdout_split(
-            len(X_all), strat, test_size=test_size, seed=seed, time_ordered=time_column is not None
+            len(X_all),
+            strat,
+            test_size=cfg.test_size,
+            seed=seed,
+            time_ordered=time_column is not None,
         )
     X_train, y_train = X_all.iloc[train_pos].reset_index(drop=True), y_all[train_pos]
     X_test, y_test = X_all.iloc[test_pos].reset_index(drop=True), y_all[test_pos]
@@ -610,10 +578,17 @@ def train(
     # -- tracking ---------------------------------------------------------------------------
     from forgeml.tracking import default_workspace, start_run
 
-    ws = workspace or default_workspace()
+    ws = ws_given or default_workspace()
+    if source is not None and split_name is None and test_data is None:
+        split_name = _record_holdout(
+            ws, source, source_rows[train_pos], cfg, time_column, actor
+        ).name
+    run_name = cfg.run_name or (
+        f"train {source.name} {target}" if source is not None else f"train {target}"
+    )
     run = start_run(
-        experiment or "train",
-        name=f"train-{target}",
+        cfg.experiment or "train",
+        name=run_name,
         tags={"forgeml.kind": "train", "forgeml.target": target},
         workspace=ws,
         actor=actor,
@@ -628,18 +603,14 @@ def train(
                 "models": ",".join(families),
                 "target": target,
                 "n_rows": len(X_all),
+                "n_train_rows": len(X_train),
+                "n_test_rows": len(X_test),
                 "n_features": len(usable),
                 "n_folds": n_folds,
-                "test_size": test_size,
+                "test_size": cfg.test_size,
                 "time_column": time_column or "",
-                "max_trials": max_trials or "",
+                "max_trials": cfg.max_trials or "",
                 "n_jobs": n_jobs,
-            }
-        )
-        if source is not None:
-            run.log_params({"dataset": source.ref, "dataset_digest": source.digest})
-        run.log_params(
-            {
                 "drop": ",".join(map(str, drop)),
                 "sensitive": ",".join(map(str, sensitive_columns)),
                 "use_sensitive": use_sensitive,
@@ -661,6 +632,14 @@ def train(
             ),
             "features.json",
         )
+        run.log_text(
+            dumps_text({**cfg.to_dict(), "target": target}, indent=True, sort_keys=True),
+            "train_config.json",
+        )
+        if source is not None:
+            run.log_params({"dataset": source.ref, "dataset_digest": source.digest})
+        if split_name is not None:
+            run.log_params({"split": split_name})
         _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
         result = _search_and_fit(
             problem=problem,
@@ -668,7 +647,7 @@ def train(
             budget=budget,
             started=started,
             hard_end=hard_end,
-            max_trials=max_trials,
+            max_trials=cfg.max_trials,
             progress=progress,
             run=run,
             X_test=X_test,
@@ -680,9 +659,14 @@ def train(
             notes=notes,
         )
         report = None
-        if evaluate:
+        if cfg.evaluate:
             labels = y_test if classes is None else np.asarray(classes, dtype=object)[y_test]
             audit = _audit_frame(S_test, source.bins if source else {})
+            rows = (
+                f"split {split_name}, part test: {len(X_test):,} rows, none used in training"
+                if split_name is not None
+                else f"the held-out test rows: {len(X_test):,}, none used in training"
+            )
             report = evaluate_model(
                 result.model,
                 X_test,
@@ -693,8 +677,84 @@ def train(
                 model_name=f"{target} model",
                 dataset_name=source.ref if source else None,
                 seed=seed,
+                rows=rows,
             )
-    return replace(result, dataset=source.ref if source else None, evaluation=report)
+    return replace(
+        result,
+        dataset=source.ref if source else None,
+        evaluation=report,
+        split=split_name,
+        config=cfg,
+        n_train_rows=len(X_train),
+        n_test_rows=len(X_test),
+    )
+
+
+def _config(
+    config: TrainConfig | Mapping[str, Any] | None, options: Mapping[str, Any]
+) -> TrainConfig:
+    """The config of a call: ``config`` (or the defaults) with keyword options applied."""
+    if config is None:
+        base = TrainConfig()
+    elif isinstance(config, TrainConfig):
+        base = config
+    elif isinstance(config, Mapping):
+        base = TrainConfig.build(config)
+    else:
+        raise InputError(
+            f"config is a TrainConfig or a mapping of its fields; got {type(config).__name__}"
+        )
+    # ``None`` for an option means "not given" (the README's keyword style passes defaults)
+    given = {k: v for k, v in options.items() if v is not None}
+    if "models" in given and not isinstance(given["models"], str):
+        given["models"] = list(given["models"])
+    return base.replace(**given) if given else base
+
+
+def _use_recorded_split(
+    source: _DatasetSource, name: str, data: pd.DataFrame, target: str
+) -> tuple[pd.DataFrame, int, int]:
+    """The rows of a recorded split: its train part, then its labelled test part (last)."""
+    from forgeml.data import split_parts
+    from forgeml.errors import NotFoundError
+
+    try:
+        _info, parts = split_parts(source.ref, name, workspace=source.workspace)
+    except NotFoundError as e:
+        raise InputError(f"split: {e.message}") from None
+    train_rows = data.loc[parts == 0]
+    test_rows = data.loc[(parts == 2) & data[target].notna().to_numpy()]
+    if len(test_rows) == 0:
+        raise InputError(f"split {name!r} of {source.ref} has no labelled row in its test part")
+    return pd.concat([train_rows, test_rows]), len(test_rows), int((parts == 1).sum())
+
+
+def _record_holdout(
+    ws: Workspace,
+    source: _DatasetSource,
+    train_rows: np.ndarray,
+    cfg: TrainConfig,
+    time_column: str | None,
+    actor: Principal | str | None,
+) -> Any:
+    """Record the hold-out as a split of the dataset version: trained rows are part 0
+    (train), every other row part 2 (test: held out, or unused for lack of a target)."""
+    from forgeml.data import record_split
+    from forgeml.data._split import parts_to_bytes
+
+    parts = np.full(len(source.frame), 2, dtype=np.int8)
+    parts[train_rows] = 0
+    digest = hashlib.sha256(parts_to_bytes(parts)).hexdigest()
+    return record_split(
+        source.ref,
+        parts,
+        name=f"holdout-{digest[:10]}",
+        strategy="time holdout" if time_column is not None else "holdout",
+        seed=cfg.seed,
+        params={"test_size": cfg.test_size, "time_column": time_column, "target": cfg.target},
+        workspace=ws,
+        actor=actor,
+    )
 
 
 @dataclass(frozen=True)
@@ -702,6 +762,7 @@ class _DatasetSource:
     """A dataset version of the workspace as training input."""
 
     ref: str
+    name: str
     digest: str
     frame: pd.DataFrame
     target: str | None
@@ -709,6 +770,7 @@ class _DatasetSource:
     sensitive: tuple[str, ...]
     column_kinds: dict[str, str]
     bins: dict[str, tuple[float, ...]]
+    workspace: Workspace | None
 
     @classmethod
     def resolve(cls, ref: str, workspace: Workspace | None) -> _DatasetSource:
@@ -718,6 +780,7 @@ class _DatasetSource:
         frame = data.load(f"{version.name}@{version.version}", workspace=workspace)
         return cls(
             ref=f"{version.name}@{version.version}",
+            name=version.name,
             digest=version.digest,
             frame=frame,
             target=version.target,
@@ -725,6 +788,7 @@ class _DatasetSource:
             sensitive=tuple(version.sensitive),
             column_kinds={c.name: str(c.kind) for c in version.schema.columns},
             bins={c.name: c.bins for c in version.schema.columns if c.bins is not None},
+            workspace=workspace,
         )
 
 

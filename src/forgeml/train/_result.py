@@ -48,6 +48,11 @@ class TrainResult:
         notes: fallbacks taken (rows dropped, folds reduced...).
         dataset: the training dataset version, when trained from the dataset store.
         evaluation: the ``forgeml.evaluate`` report on the held-out rows, when asked for.
+        split: the recorded split of the dataset version whose train part the model was
+            fitted on and whose test part it was scored on (trained from a dataset).
+        config: the ``TrainConfig`` the training ran with.
+        n_train_rows: rows the model was searched and refit on.
+        n_test_rows: held-out rows the test metrics were computed on.
     """
 
     model: TrainedModel
@@ -74,6 +79,10 @@ class TrainResult:
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     dataset: str | None = None
     evaluation: Any = None
+    split: str | None = None
+    config: Any = None
+    n_train_rows: int | None = None
+    n_test_rows: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``forgeml train --json`` prints)."""
@@ -95,6 +104,10 @@ class TrainResult:
             "classes": self.classes_,
             "notes": self.notes,
             "dataset": self.dataset,
+            "split": self.split,
+            "n_train_rows": self.n_train_rows,
+            "n_test_rows": self.n_test_rows,
+            "config": None if self.config is None else self.config.to_dict(),
             "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
             "leaderboard": self.leaderboard.to_dict(orient="records"),
         }

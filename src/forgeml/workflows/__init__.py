@@ -9,18 +9,35 @@ from __future__ import annotations
 
 from forgeml.security import Principal
 from forgeml.workflows._context import Context
+from forgeml.workflows._data import AddedData, add_data, split_data
+from forgeml.workflows._evaluate import ModelEvaluation, ScoredRows, evaluate_model
 from forgeml.workflows._models import change_status, promote, remove_alias
+from forgeml.workflows._quickstart import quickstart
 from forgeml.workflows._routes import RouteChange, clear_route, set_route
+from forgeml.workflows._runs import RunArtifact, download_run_artifacts, run_artifacts
 from forgeml.workflows._score import score_file
+from forgeml.workflows._train import TrainOutcome, train_model
 
 __all__ = [
+    "AddedData",
     "Context",
+    "ModelEvaluation",
     "Principal",
     "RouteChange",
+    "RunArtifact",
+    "ScoredRows",
+    "TrainOutcome",
+    "add_data",
     "change_status",
     "clear_route",
+    "download_run_artifacts",
+    "evaluate_model",
     "promote",
+    "quickstart",
     "remove_alias",
+    "run_artifacts",
     "score_file",
     "set_route",
+    "split_data",
+    "train_model",
 ]

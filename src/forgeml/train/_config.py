@@ -1,0 +1,244 @@
+"""``TrainConfig``: everything that decides what a training does, as one serialisable value.
+
+A pipeline step or a retraining policy stores this (``to_json``) and trains again from it
+(``fm.train(data, config)``); the run records it as ``train_config.json``. Only what shapes the
+result lives here: where to record (workspace), who acts, and whether to draw progress are
+arguments of the call, not configuration.
+
+To add an option: add a field with its default and description; give it a validator when a
+type is not enough. Unknown keys are refused, so a stored config never silently loses one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from forgeml._json import dumps_text, loads
+from forgeml.errors import InputError
+
+__all__ = ["TrainConfig"]
+
+_TASKS = ("auto", "binary", "multiclass", "regression")
+
+
+class TrainConfig(BaseModel):
+    """What to train and how. Frozen; ``replace(**changes)`` gives a changed copy.
+
+    Example::
+
+        config = fm.TrainConfig(target="y", time_budget=120, models=("lgbm", "xgb"))
+        result = fm.train("bank", config)
+        TrainConfig.from_json(config.to_json()) == config   # True
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    target: str | None = Field(
+        default=None, description="The column to predict (default: the dataset's target)."
+    )
+    task: str = Field(default="auto", description="auto, binary, multiclass or regression.")
+    metric: str | None = Field(
+        default=None, description="The metric to optimise (default: by task)."
+    )
+    time_budget: float = Field(default=60.0, description="Seconds for the whole training.")
+    models: tuple[str, ...] | None = Field(
+        default=None, description="Model families to search (default: all)."
+    )
+    seed: int = Field(default=0, description="Seeds the hold-out, folds, search and models.")
+    n_jobs: int = Field(default=-1, description="Threads per model (-1: all cores).")
+    time_column: str | None = Field(
+        default=None, description="Order rows by this column (latest rows held out)."
+    )
+    column_kinds: dict[str, str] = Field(
+        default_factory=dict, description="Known column kinds; others are inferred."
+    )
+    test_size: float = Field(default=0.2, description="Share of rows held out for the test.")
+    split: str | None = Field(
+        default=None,
+        description="A split recorded with the dataset version: train on its train part, "
+        "test on its test part (instead of drawing a hold-out).",
+    )
+    max_trials: int | None = Field(
+        default=None, description="Run exactly this many trials (the deterministic mode)."
+    )
+    evaluate: bool = Field(
+        default=False, description="Evaluate on the held-out rows in the same run."
+    )
+    drop: tuple[str, ...] = Field(default=(), description="Columns to leave out.")
+    sensitive: tuple[str, ...] | None = Field(
+        default=None,
+        description="Sensitive columns (default: the dataset's): audited for fairness, not "
+        "model inputs unless use_sensitive.",
+    )
+    use_sensitive: bool = Field(default=False, description="Let sensitive columns be inputs.")
+    allow_leaks: bool = Field(
+        default=False,
+        description="Train although the leak gate found columns that give the target away.",
+    )
+    experiment: str | None = Field(
+        default=None, description="The experiment of the run (default: train)."
+    )
+    run_name: str | None = Field(
+        default=None, description="The run's name (default: what ran, e.g. 'train bank y')."
+    )
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise _input_error(e) from None
+
+    # -- validation --------------------------------------------------------------------------
+
+    @field_validator("time_budget", "test_size", "seed", "n_jobs", "max_trials", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {value!r}")
+        return value
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, value: str) -> str:
+        if value not in _TASKS:
+            raise ValueError(f"task must be one of {', '.join(_TASKS)}; got {value!r}")
+        return value
+
+    @field_validator("time_budget")
+    @classmethod
+    def _budget(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"time_budget must be a positive number of seconds; got {value}")
+        return float(value)
+
+    @field_validator("test_size")
+    @classmethod
+    def _test_size(cls, value: float) -> float:
+        if not 0 < value <= 0.5:
+            raise ValueError(f"test_size must be above 0 and at most 0.5; got {value}")
+        return float(value)
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(f"n_jobs must be -1 (all cores) or at least 1; got {value}")
+        return value
+
+    @field_validator("max_trials")
+    @classmethod
+    def _trials(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"max_trials must be at least 1; got {value}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {value}")
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [m.strip() for m in value.split(",") if m.strip()]
+        if value is not None and len(value) == 0:
+            raise ValueError("models must name at least one model family")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        from forgeml.train._zoo import FAMILIES
+
+        unknown = [m for m in value if m not in FAMILIES]
+        if unknown:
+            raise ValueError(
+                f"Unknown model family {unknown[0]!r}; known families: {', '.join(FAMILIES)}"
+            )
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("drop", "sensitive", mode="before")
+    @classmethod
+    def _drop(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(c.strip() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("split", "run_name", "experiment", "target", "time_column")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    # -- building and serialising ----------------------------------------------------------
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """A config from plain values, every error an ``InputError`` naming the field.
+
+        Raises:
+            InputError: an unknown field or a value that does not fit its field.
+        """
+        if not isinstance(values, Mapping):
+            raise InputError(f"A TrainConfig is built from a mapping; got {type(values).__name__}")
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as e:
+            raise _input_error(e) from None
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with ``changes`` applied.
+
+        Raises:
+            InputError: a change names an unknown field or does not fit its field.
+        """
+        return TrainConfig.build({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (tuples as lists)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """The config ``to_dict`` gave (see ``build`` for errors)."""
+        return cls.build(values)
+
+    def to_json(self) -> str:
+        """The config as a JSON object."""
+        return dumps_text(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TrainConfig:
+        """The config ``to_json`` gave.
+
+        Raises:
+            InputError: not JSON, or a field that does not fit.
+        """
+        try:
+            values = loads(text)
+        except ValueError as e:
+            raise InputError(f"A TrainConfig is a JSON object; the text is not JSON: {e}") from None
+        return cls.build(values)
+
+
+def _input_error(error: ValidationError) -> InputError:
+    problem = error.errors()[0]
+    field = ".".join(str(p) for p in problem["loc"]) or "config"
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if problem["type"] == "extra_forbidden":
+        known = ", ".join(TrainConfig.model_fields)
+        return InputError(f"TrainConfig has no field {field!r}; its fields are {known}")
+    given = problem.get("input")
+    own = problem["type"] == "value_error"  # our validators name the value themselves
+    shown = "" if own or isinstance(given, Mapping) else f"; got {given!r}"
+    return InputError(f"TrainConfig.{field}: {message}{shown}")
