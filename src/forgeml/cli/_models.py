@@ -150,7 +150,10 @@ def threshold(
     """
     from forgeml import registry
 
-    record = registry.set_threshold(model_ref, value, reason=reason, workspace=open_workspace(ctx))
+    context = open_context(ctx)
+    record = registry.set_threshold(
+        model_ref, value, reason=reason, workspace=context.workspace, actor=context.principal
+    )
     if json:
         print_json(record.to_dict())
         return

@@ -359,6 +359,7 @@ def set_threshold(
     *,
     reason: str | None = None,
     workspace: Workspace | None = None,
+    actor: Principal | str | None = None,
 ) -> ModelVersionRecord:
     """Register a copy of a binary classifier's version with another decision threshold.
 
@@ -372,6 +373,7 @@ def set_threshold(
         threshold: the positive class is predicted when its probability is at least this.
         reason: why (kept in the manifest and the model card).
         workspace: where the model is registered.
+        actor: who sets it (default: the local user of the workspace's settings).
 
     Returns:
         The new version.
@@ -407,7 +409,7 @@ def set_threshold(
             "previous_threshold": previous,
             "reason": reason,
         },
-        created_by=ws.settings.user,
+        created_by=actor_name(actor, ws.settings),
         created_at=now_ms(),
     )
     text = bundle.read_bytes(CARD).decode("utf-8")
@@ -433,7 +435,7 @@ def set_threshold(
             run_id=record.run_id,
             dataset=record.dataset,
             description=description,
-            created_by=ws.settings.user,
+            created_by=actor_name(actor, ws.settings),
         )
     finally:
         staged.cleanup()
