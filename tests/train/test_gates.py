@@ -105,6 +105,16 @@ def test_bank_sensitive_columns_are_not_model_inputs(ws):
     loaded = load(f"bank@{registered.version}", workspace=ws)
     names = [c.name for c in loaded.signature.inputs]
     assert "age" not in names and "marital" not in names and "duration" in names
+    # the evaluation of the registered model audits both, age in its recorded ranges
+    from forgeml.security import Principal
+    from forgeml.workflows import Context, evaluate_model
+
+    evaluation = evaluate_model(
+        Context(ws, Principal("ana")), f"bank@{registered.version}", "bank", explain=False
+    )
+    audits = {a.column: a for a in evaluation.report.fairness.audits}
+    assert set(audits) == {"age", "marital"}
+    assert {g.group for g in audits["age"].groups} == {"<32", "32-38", "38-47", ">=47"}
     # asked for, they are inputs
     used = train("bank", time_budget=3, models=["lgbm"], workspace=ws, use_sensitive=True)
     assert {"age", "marital"} <= set(used.feature_columns)

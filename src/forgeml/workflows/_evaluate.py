@@ -144,7 +144,8 @@ def evaluate_model(
         split: the recorded split ``part`` refers to (default: the model's own split on its
             training dataset version, else ``default``).
         allow_training_rows: score rows the model was trained on (the report says so).
-        sensitive: sensitive columns to audit (default: the dataset's that the model takes).
+        sensitive: sensitive columns to audit (default: the dataset's; numeric ones in the
+            ranges recorded with the version).
         output_dir: also write the report files here.
         seed: seed of the bootstrap and SHAP.
         explain: compute SHAP importance (the slowest step on large models).
@@ -215,7 +216,17 @@ def evaluate_model(
             "held-out rows (the default) or pass --allow-training-rows"
         )
     labelled = frame.loc[chosen]
-    audited = list(sensitive) if sensitive else [c for c in version.sensitive if c in columns]
+    # sensitive columns are read from the dataset (a model does not take them unless trained
+    # with use_sensitive), numeric ones in the ranges recorded with the version
+    audited = list(sensitive) if sensitive else [c for c in version.sensitive if c in frame]
+    lacking = [c for c in audited if c not in frame.columns]
+    if lacking:
+        raise InputError(f"The sensitive column {lacking[0]!r} is not in the dataset {ref}")
+    audit = datasets.sensitive_values(
+        labelled,
+        audited,
+        {c.name: c.bins for c in version.schema.columns if c.bins is not None},
+    )
     with start_run(
         "evaluate",
         name=f"evaluate {name} on {ref}",
@@ -240,7 +251,7 @@ def evaluate_model(
             labelled[columns],
             labelled[version.target].to_numpy(),
             task=model.task,
-            sensitive=audited or None,
+            sensitive=audit,
             run=run,
             output_dir=output_dir,
             model_name=name,
