@@ -355,7 +355,7 @@ def _decision(
 
 def set_threshold(
     ref: str,
-    threshold: float,
+    threshold: float | str,
     *,
     reason: str | None = None,
     workspace: Workspace | None = None,
@@ -370,7 +370,8 @@ def set_threshold(
 
     Args:
         ref: the version to start from (``NAME@VERSION|ALIAS``).
-        threshold: the positive class is predicted when its probability is at least this.
+        threshold: the positive class is predicted when its probability is at least this
+            (a number, or its text as a command line gives it).
         reason: why (kept in the manifest and the model card).
         workspace: where the model is registered.
         actor: who sets it (default: the local user of the workspace's settings).
