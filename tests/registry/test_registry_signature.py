@@ -87,3 +87,32 @@ def test_explain_delegates_to_the_evaluation(loaded):
     explanation = model.explain(X.head(4))
     assert explanation.columns == ("age", "color")
     assert explanation.contributions.shape == (4, 2)
+
+
+def test_rows_of_the_training_dataset_are_taken_without_a_warning(german, tmp_path):
+    """The target and the sensitive column (audited, not a model input) ride along silently;
+    a column the training data never had is still named."""
+    import warnings
+
+    import forgeml as fm
+    from forgeml.config import Settings
+    from forgeml.store import Workspace
+
+    ws = Workspace(Settings(home=tmp_path / "ws"))
+    path = tmp_path / "german.csv"
+    german.to_csv(path, index=False)
+    fm.data.add(path, name="german", target="class", sensitive=["sex"], workspace=ws)
+    result = fm.train(
+        "german", time_budget=3, models=["linear"], evaluate=False, workspace=ws, seed=0
+    )
+    version = fm.register(result, name="credit", workspace=ws)
+    model = fm.load(f"credit@{version.version}", workspace=ws)
+    assert "sex" not in model.signature.names
+    assert {"sex", "class"} <= set(model.signature.ignored)
+    rows = german.head(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = model.predict(rows)
+    assert len(labels) == 5
+    with pytest.warns(ExtraColumnsWarning, match="'note'"):
+        model.predict(rows.assign(note="x"))

@@ -195,6 +195,7 @@ def register(
     who = actor_name(actor, ws.settings)
     check_model_name(name)
     model, declared, summary, tuned_for, split = obj, None, None, None, None
+    kinds: Mapping[str, Any] = {}
     if hasattr(obj, "model") and hasattr(obj, "run_id"):  # a training result
         model = obj.model
         tuned_for = getattr(obj, "threshold_metric", None) or getattr(obj, "metric", None)
@@ -263,6 +264,11 @@ def register(
             "dataset=, or fit the model on a DataFrame"
         )
 
+    # The training data's other columns (target, identifiers, sensitive, dropped) are left
+    # out on purpose: rows that carry them are scored without a warning.
+    seen = [str(c) for c in frame.columns] if frame is not None else [str(c) for c in kinds]
+    taken = set(signature.names)
+    signature = replace(signature, ignored=tuple(c for c in seen if c not in taken))
     decision = _decision(model, task, classes, threshold, tuned_for)
     metric_values = _metrics(metrics)
     evaluation_md = _evaluation_markdown(evaluation)

@@ -113,12 +113,16 @@ class Signature:
         classes: the class labels in the model's output order (classification), else ``None``.
         source: where the input types came from: ``dataset``, ``sample``, ``feature_names``
             (names only: every column is taken as a nullable number) or ``mlflow``.
+        ignored: columns of the training data the model leaves out on purpose (the target,
+            identifiers, sensitive and dropped columns): rows that carry them are taken without
+            a warning, so a row of the dataset itself can be scored as it is.
     """
 
     inputs: tuple[InputColumn, ...]
     task: str | None = None
     classes: tuple[Any, ...] | None = None
     source: str = "sample"
+    ignored: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -135,6 +139,7 @@ class Signature:
                 "classes": None if self.classes is None else list(self.classes),
             },
             "source": self.source,
+            "ignored": list(self.ignored),
         }
 
     @classmethod
@@ -155,6 +160,7 @@ class Signature:
             task=output.get("task"),
             classes=None if classes is None else tuple(classes),
             source=str(data.get("source", "sample")),
+            ignored=tuple(str(c) for c in data.get("ignored") or ()),
         )
 
     def check(self, rows: Any, *, unknown_categories: str = "error") -> pd.DataFrame:
@@ -182,7 +188,8 @@ class Signature:
                 f"{_names(missing)}; the model takes {len(self.inputs)} columns: "
                 f"{_names(self.names)}"
             )
-        extra = [str(c) for c in frame.columns if c not in set(self.names)]
+        known = {*self.names, *self.ignored}
+        extra = [str(c) for c in frame.columns if c not in known]
         if extra:
             warnings.warn(
                 f"Dropped {len(extra)} input column{'s' if len(extra) > 1 else ''} the model "
