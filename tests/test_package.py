@@ -23,7 +23,7 @@ def test_readme_python_examples_run(tmp_path):
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=600,
             env={**os.environ, "FORGEML_HOME": str(tmp_path / ".forgeml")},
         )
         assert result.returncode == 0, result.stderr

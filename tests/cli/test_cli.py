@@ -22,7 +22,7 @@ def forgeml(
         [sys.executable, "-m", "forgeml", "--home", str(home), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
 

@@ -19,7 +19,7 @@ def _cli(home, *args):
         [sys.executable, "-m", "forgeml", "--home", str(home), "models", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={**os.environ, "FORGEML_USER": "ana"},
     )
 

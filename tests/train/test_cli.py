@@ -20,7 +20,7 @@ def forgeml(*args: str, home: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "forgeml", "--home", str(home), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={**os.environ, "COLUMNS": "200"},
     )
 
@@ -60,7 +60,7 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
         "--target",
         "class",
         "--time-budget",
-        "4",
+        "8",
         "--models",
         "linear",
         "--json",

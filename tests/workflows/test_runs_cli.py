@@ -20,7 +20,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "forgeml", "--home", str(home), "runs", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={**os.environ, "COLUMNS": "250"},
     )
 
