@@ -431,8 +431,10 @@ class PredictionLogStore:
             if len(page) < size:
                 return
             last_time, last_id = page[-1][2], page[-1][-1]
+            # the redundant lower bound lets the (model, time_ms) index start at the page
             page_query = query.where(
-                sa.or_(p.time_ms > last_time, sa.and_(p.time_ms == last_time, p.id > last_id))
+                p.time_ms >= last_time,
+                sa.or_(p.time_ms > last_time, sa.and_(p.time_ms == last_time, p.id > last_id)),
             )
 
     # -- feedback ---------------------------------------------------------------------------
