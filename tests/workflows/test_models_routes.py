@@ -106,3 +106,18 @@ def test_routes_of_an_unknown_model(ctx: Context) -> None:
         workflows.set_route(ctx, "nope", {"split": {"1": 1}})
     with pytest.raises(NotFoundError, match="nope"):
         workflows.clear_route(ctx, "nope")
+
+
+def test_a_promotion_and_its_route_commit_together(ctx: Context) -> None:
+    workflows.promote(ctx, "adult", 1, alias="production")
+    event = workflows.promote(
+        ctx, "adult", 2, alias="production", reason="canary done", route={"split": {"2": 1}}
+    )
+    assert (event.from_version, event.to_version) == (1, 2)
+    assert ctx.workspace.routing.route("adult") == ({"split": {"2": 1}}, 1)
+    # A route that cannot be stored takes the promotion back with it.
+    with pytest.raises(InputError, match="names '9'"):
+        workflows.promote(ctx, "adult", 3, alias="production", route={"split": {"9": 1}})
+    assert registry.get_version("adult@production", workspace=ctx.workspace).version == 2
+    assert [e.to_version for e in registry.history("adult", workspace=ctx.workspace)][-1] == 2
+    assert ctx.workspace.routing.route("adult") == ({"split": {"2": 1}}, 1)

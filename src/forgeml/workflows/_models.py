@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from forgeml.store import ModelEvent, ModelStatus, ModelVersionRecord
 from forgeml.workflows._context import Context
 
@@ -9,9 +12,18 @@ __all__ = ["change_status", "promote", "remove_alias"]
 
 
 def promote(
-    ctx: Context, name: str, version: int, *, alias: str = "production", reason: str | None = None
+    ctx: Context,
+    name: str,
+    version: int,
+    *,
+    alias: str = "production",
+    reason: str | None = None,
+    route: Mapping[str, Any] | None = None,
 ) -> ModelEvent:
     """Point ``NAME@ALIAS`` at ``version``, recorded as done by ``ctx.principal``.
+
+    With ``route``, the model's traffic route is stored in the same transaction: both
+    happen or neither does (a promotion that also ends a canary, say).
 
     Args:
         ctx: where and who.
@@ -19,6 +31,8 @@ def promote(
         version: the version number the alias will name.
         alias: the alias to move (``production``, ``staging``...).
         reason: why, kept in the model's history.
+        route: a route to store with the promotion (see ``set_route``); its aliases are
+            resolved after the alias moved.
 
     Returns:
         The recorded alias event (``from_version``, ``to_version``, ``actor``...).
@@ -30,9 +44,18 @@ def promote(
     """
     from forgeml import registry
 
-    return registry.promote(
-        name, version, alias=alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
-    )
+    if route is None:
+        return registry.promote(
+            name, version, alias=alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
+        )
+    from forgeml.workflows._routes import set_route
+
+    with ctx.workspace.unit_of_work():
+        event = registry.promote(
+            name, version, alias=alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
+        )
+        set_route(ctx, name, route)
+    return event
 
 
 def remove_alias(ctx: Context, name: str, alias: str, *, reason: str | None = None) -> ModelEvent:

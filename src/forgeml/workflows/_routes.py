@@ -79,8 +79,11 @@ def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange
             ) from None
 
     stored = dict(config)
-    route = parse_route(stored, resolve)
-    revision = ws.routing.set_route(name, stored, user=ctx.principal.name)
+    # The versions the route names are checked and the route written in one transaction: a
+    # version retired in between cannot slip into a stored route.
+    with ws.unit_of_work():
+        route = parse_route(stored, resolve)
+        revision = ws.routing.set_route(name, stored, user=ctx.principal.name)
     resolved = route.to_dict()
     resolved.pop("revision", None)
     return RouteChange(name, stored, revision, resolved, ctx.principal.name)
