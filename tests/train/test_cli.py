@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,10 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "Leaderboard (binary, roc_auc)" in result.stdout
-    assert "test split: roc_auc" in result.stdout
+    # The test score names the recorded split it was computed on and how many rows it has.
+    assert re.search(
+        r"test \(split holdout-\w+, part test, 200 rows; trained on 800\): roc_auc", result.stdout
+    )
     result = forgeml(
         "train",
         str(path),
