@@ -171,31 +171,11 @@ class PredictionLogStore:
         Raises:
             InputError: ``role`` or ``limit`` is not valid.
         """
-        if role not in PREDICTION_ROLES:
-            raise InputError(f"A prediction role is 'primary' or 'shadow'; got {role!r}")
+        _check_role(role)
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise InputError(f"The `limit` parameter must be a non-negative integer; got {limit!r}")
-        p, f = predictions.c, prediction_feedback.c
-        query = (
-            sa.select(
-                p.request_id,
-                p.version,
-                p.time_ms,
-                p.latency_ms,
-                p.n_rows,
-                p.inputs,
-                p.outputs,
-                f.labels,
-            )
-            .select_from(predictions.outerjoin(prediction_feedback, f.request_id == p.request_id))
-            .where(p.model == model, p.role == role, p.error.is_(None))
-        )
-        if version is not None:
-            query = query.where(p.version == version)
-        if since_ms is not None:
-            query = query.where(p.time_ms >= since_ms)
-        if until_ms is not None:
-            query = query.where(p.time_ms < until_ms)
+        p = predictions.c
+        query = _rows_query(model, role, version, since_ms, until_ms)
         if limit is None:
             query = query.order_by(p.time_ms, p.id)
         else:
@@ -396,30 +376,13 @@ class PredictionLogStore:
         """Pages of predictions-query rows (plus ``id`` last), by keyset on (time_ms, id)."""
         _check_role(role)
         size = _positive("page_size", page_size)
-        p, f = predictions.c, prediction_feedback.c
+        p = predictions.c
         query = (
-            sa.select(
-                p.request_id,
-                p.version,
-                p.time_ms,
-                p.latency_ms,
-                p.n_rows,
-                p.inputs,
-                p.outputs,
-                f.labels,
-                p.id,
-            )
-            .select_from(predictions.outerjoin(prediction_feedback, f.request_id == p.request_id))
-            .where(p.model == model, p.role == role, p.error.is_(None))
+            _rows_query(model, role, version, since_ms, until_ms)
+            .add_columns(p.id)
             .order_by(p.time_ms, p.id)
             .limit(size)
         )
-        if version is not None:
-            query = query.where(p.version == version)
-        if since_ms is not None:
-            query = query.where(p.time_ms >= since_ms)
-        if until_ms is not None:
-            query = query.where(p.time_ms < until_ms)
         page_query = query
         while True:
             # no transaction stays open while the caller holds a page
@@ -601,6 +564,34 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
         r.protocol,
         error,
     )
+
+
+def _rows_query(
+    model: str, role: str, version: int | None, since_ms: int | None, until_ms: int | None
+) -> sa.Select[Any]:
+    """The answered requests of ``model`` in ``role`` with their labels, filtered."""
+    p, f = predictions.c, prediction_feedback.c
+    query = (
+        sa.select(
+            p.request_id,
+            p.version,
+            p.time_ms,
+            p.latency_ms,
+            p.n_rows,
+            p.inputs,
+            p.outputs,
+            f.labels,
+        )
+        .select_from(predictions.outerjoin(prediction_feedback, f.request_id == p.request_id))
+        .where(p.model == model, p.role == role, p.error.is_(None))
+    )
+    if version is not None:
+        query = query.where(p.version == version)
+    if since_ms is not None:
+        query = query.where(p.time_ms >= since_ms)
+    if until_ms is not None:
+        query = query.where(p.time_ms < until_ms)
+    return query
 
 
 def _check_role(role: str) -> None:
