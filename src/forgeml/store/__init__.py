@@ -3,7 +3,7 @@
 ``Workspace`` opens both from ``Settings``; ``RunStore`` keeps experiments and runs;
 ``DatasetStore`` keeps dataset versions; ``RegistryStore`` keeps models, versions and aliases;
 ``PredictionLogStore`` keeps logged predictions and their feedback; ``RouteStore`` keeps
-serving routes;
+serving routes; ``MonitorStore`` keeps alerts and monitored values;
 ``ArtifactStore`` keeps content-addressed blobs. Values returned are immutable entities.
 """
 
@@ -16,6 +16,7 @@ from forgeml.store._datasets import (
     SplitRecord,
 )
 from forgeml.store._db import Database, now_ms
+from forgeml.store._monitor import AlertRecord, MonitoredValue, MonitorStore, NewAlert
 from forgeml.store._predlog import PredictionLogStore, PredictionRecord, WindowStats
 from forgeml.store._predlog_api import PredictionLogReader, PredictionLogWriter
 from forgeml.store._registry import (
@@ -31,6 +32,7 @@ from forgeml.store._workspace import Workspace
 from forgeml.store.entities import ArtifactRef, Experiment, Metric, Page, RunRecord, RunStatus
 
 __all__ = [
+    "AlertRecord",
     "ArtifactRef",
     "ArtifactStore",
     "Database",
@@ -44,6 +46,9 @@ __all__ = [
     "ModelRecord",
     "ModelStatus",
     "ModelVersionRecord",
+    "MonitorStore",
+    "MonitoredValue",
+    "NewAlert",
     "NewDatasetVersion",
     "Page",
     "PredictionLogReader",

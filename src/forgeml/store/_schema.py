@@ -345,3 +345,52 @@ serving_routes = sa.Table(
     sa.Column("updated_by", sa.String(_NAME), nullable=True),
     sa.Column("revision", sa.Integer, nullable=False),
 )
+
+# -- monitoring (monitor capability) ----------------------------------------------------------
+
+# One row per alert a rule raised on one window of a served model's log. The unique key makes
+# evaluating the same window again (a restarted watcher, an on-demand check) add nothing.
+monitor_alerts = sa.Table(
+    "monitor_alerts",
+    metadata,
+    sa.Column("alert_id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("rule", sa.String(_NAME), nullable=False),
+    sa.Column("model", sa.String(_NAME), nullable=False),
+    sa.Column("ref", sa.String(_NAME), nullable=False),  # NAME@ALIAS as monitored
+    sa.Column("metric", sa.String(_NAME), nullable=False),
+    sa.Column("op", sa.String(4), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("window_start_ms", sa.BigInteger, nullable=False),
+    sa.Column("window_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    # pending | sent | failed: <reason> | none (no webhook configured)
+    sa.Column("delivery", sa.String(_NAME), nullable=False),
+    sa.UniqueConstraint("rule", "model", "window_start_ms", "window_end_ms"),
+    sa.Index(None, "model", "created_at"),
+)
+
+# The latest monitored value of each model and metric (drift scores, true and estimated
+# performance), which the server exposes as Prometheus gauges.
+monitor_results = sa.Table(
+    "monitor_results",
+    metadata,
+    sa.Column("model", sa.String(_NAME), primary_key=True),
+    sa.Column("metric", sa.String(_NAME), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("is_nan", sa.Boolean, nullable=False),
+    sa.Column("window_start_ms", sa.BigInteger, nullable=False),
+    sa.Column("window_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("computed_at", sa.BigInteger, nullable=False),
+)
+
+# Small JSON documents that let a long-running monitor resume where it stopped.
+monitor_state = sa.Table(
+    "monitor_state",
+    metadata,
+    sa.Column("key", sa.String(_NAME), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
