@@ -197,3 +197,56 @@ def test_a_loaded_model_predicts_exactly_what_the_fitted_one_did(sqlite_workspac
         "xgboost": ["xgboost", "xgboost-ubj"],
         "sklearn": ["sklearn", "skops"],
     }
+
+
+MOVE_ALIAS = textwrap.dedent(
+    """
+    import sys
+    from forgeml.config import Settings
+    from forgeml.store import Workspace
+
+    url, home, worker, moves = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    ws = Workspace(Settings(home=home, store_url=url, artifacts=home))
+    for i in range(moves):
+        ws.models.set_alias("m", "production", 1 + (worker + i) % 3, actor=f"w{worker}")
+    ws.close()
+    """
+)
+
+
+def test_eight_concurrent_alias_writers_give_a_history_in_commit_order(
+    store_url, tmp_path, tiny, tiny_model
+):
+    home = tmp_path / "ws"
+    ws = Workspace(Settings(home=home, store_url=store_url, artifacts=home))
+    try:
+        X, _ = tiny
+        for _ in range(3):
+            registry.register(tiny_model, name="m", sample=X, workspace=ws)
+        procs = [_python(MOVE_ALIAS, store_url, str(home), str(w), "40") for w in range(8)]
+        for p in procs:
+            _out, err = p.communicate(timeout=240)
+            assert p.returncode == 0, err
+        moves = ws.models.history("m", alias="production")
+        assert len(moves) == 320
+        # Each move's `from_version` is where the previous one (in history order) left it:
+        # the history is the order in which the moves committed.
+        previous = None
+        broken = 0
+        for event in moves:
+            broken += event.from_version != previous
+            previous = event.to_version
+        assert broken == 0
+        times = [e.at for e in moves]
+        assert times == sorted(set(times))  # strictly increasing: every instant is exact
+        # What the alias pointed at just after each commit, and just before the next one.
+        wrong = sum(
+            ws.models.alias_at("m", "production", e.at) != e.to_version
+            or ws.models.alias_at("m", "production", e.at - 1) != e.from_version
+            for e in moves
+        )
+        assert wrong == 0
+        whole = ws.models.history("m")
+        assert [e.at for e in whole] == sorted(e.at for e in whole)
+    finally:
+        ws.close()

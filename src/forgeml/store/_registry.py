@@ -229,7 +229,9 @@ class RegistryStore:
         * Moving an alias is one transaction that updates its row in place and appends to the
           history: a concurrent reader resolves the old or the new version, never none.
         * The history is append-only: every registration, alias move and status change
-          records who, when and why.
+          records who, when and why. An event's time is taken after the model's row is
+          locked and is strictly later than the model's previous event, so the history is
+          in commit order and ``alias_at(T)`` is exact even with concurrent writers.
         * ``NotFoundError`` means no such model, version or alias; ``ConflictError`` means the
           change contradicts the version's state (promoting a retired version, retiring a
           version an alias points at); ``InputError`` means an invalid name or alias.
@@ -350,6 +352,7 @@ class RegistryStore:
             parent = conn.execute(lock).one()
             if parent.latest_version + 1 != version:
                 return None
+            now = self._event_time(conn, parent.model_id)
             conn.execute(
                 models.update()
                 .where(models.c.model_id == parent.model_id)
@@ -396,9 +399,9 @@ class RegistryStore:
             ConflictError: the version is retired.
         """
         check_alias(alias)
-        now = now_ms()
         with self._db.transaction() as conn:
             model_id = self._lock_model(conn, name)
+            now = self._event_time(conn, model_id)
             status = self._status(conn, model_id, name, version)
             if status is ModelStatus.RETIRED:
                 raise ConflictError(
@@ -452,9 +455,9 @@ class RegistryStore:
             NotFoundError: no such model or alias.
         """
         check_alias(alias)
-        now = now_ms()
         with self._db.transaction() as conn:
             model_id = self._lock_model(conn, name)
+            now = self._event_time(conn, model_id)
             old = conn.execute(
                 sa.select(model_aliases.c.version).where(
                     model_aliases.c.model_id == model_id, model_aliases.c.alias == alias
@@ -500,9 +503,9 @@ class RegistryStore:
                 f"A version status is one of {', '.join(s.value for s in ModelStatus)}; "
                 f"got {status!r}"
             ) from None
-        now = now_ms()
         with self._db.transaction() as conn:
             model_id = self._lock_model(conn, name)
+            now = self._event_time(conn, model_id)
             current = self._status(conn, model_id, name, version)
             if current is target:
                 return self._version(conn, name, version)
@@ -701,6 +704,17 @@ class RegistryStore:
         if row is None:
             raise NotFoundError(f"No model named {name!r}")
         return int(row.model_id)
+
+    def _event_time(self, conn: Connection, model_id: int) -> int:
+        """The time of the model's next event, read while its row is locked: now, or 1 ms
+        after its last event when the clock has not moved past it (clocks of other hosts,
+        several events in one millisecond). Taken under the lock, event times follow commit
+        order, so ``history`` is in commit order and ``alias_at`` is exact at every instant."""
+        last = conn.execute(
+            sa.select(sa.func.max(model_events.c.at)).where(model_events.c.model_id == model_id)
+        ).scalar()
+        now = now_ms()
+        return now if last is None or now > last else int(last) + 1
 
     def _status(self, conn: Connection, model_id: int, name: str, version: int) -> ModelStatus:
         row = conn.execute(
