@@ -76,7 +76,8 @@ def test_routes_parse_aliases_and_refuse_bad_fields() -> None:
         ({"split": {"3": -5}}, "split"),
         ({"split": {"3": 1}, "shadow": {"version": 4, "fraction": 3}}, "fraction"),
         ({"weights": {}}, "weights"),
-        ({"split": {"3": 0}}, "above 0"),
+        ({"split": {"3": 0}}, "> 0"),
+        ({"split": {"3": float("inf")}}, "finite"),
         ({"split": {"3": 1}, "sticky": "yes"}, "sticky"),
     ]:
         with pytest.raises(InputError, match=word):

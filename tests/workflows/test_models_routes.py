@@ -88,7 +88,7 @@ def test_set_and_clear_route(ctx: Context) -> None:
     [
         ({"split": {"9": 100}}, r"The route names '9', which model 'adult' lacks"),
         ({"split": {"staging": 100}}, r"names 'staging'"),
-        ({"split": {"1": -1}}, r"route.split\['1'\] is a weight >= 0"),
+        ({"split": {"1": -1}}, r"route.split\['1'\] is a finite weight > 0; got -1"),
         ({"split": {"1": 1}, "colour": 1}, r"Unknown route field"),
         ([1, 2], r"A route is an object"),
     ],
@@ -98,6 +98,51 @@ def test_a_bad_route_is_refused_and_nothing_is_written(
 ) -> None:
     with pytest.raises(InputError, match=message):
         workflows.set_route(ctx, "adult", config)  # type: ignore[arg-type]
+    assert ctx.workspace.routing.route("adult") is None
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"split": {"1": float("inf")}}, r"route.split\['1'\] is a finite weight > 0; got inf"),
+        ({"split": {"1": float("nan")}}, r"route.split\['1'\] is a finite weight > 0; got nan"),
+        ({"split": {"1": 100, "2": 0}}, r"route.split\['2'\] is a finite weight > 0; got 0"),
+        ({"split": {"1": 1e308, "2": 1e308}}, r"route.split: the weights' sum is not finite"),
+        ({"split": {"1": 1, "3": 1}}, r"route.split\['3'\]: adult@3 is retired"),
+        ({"split": {"1": 1}, "shadow": {"version": "3"}}, r"route.shadow.version: adult@3 is"),
+        ({"split": {"1": 1}, "shadow": {"version": 2, "fraction": float("nan")}}, "fraction"),
+    ],
+)
+def test_a_route_the_servers_cannot_serve_is_refused(
+    ctx: Context, config: dict, message: str
+) -> None:
+    workflows.change_status(ctx, "adult", 3, "retired")
+    with pytest.raises(InputError, match=message):
+        workflows.set_route(ctx, "adult", config)
+    assert ctx.workspace.routing.route("adult") is None
+
+
+def test_routes_set_exits_2_naming_the_field(ctx: Context, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    workflows.change_status(ctx, "adult", 3, "retired")
+    settings = ctx.workspace.settings
+    root = ["--home", str(settings.home), "--artifacts", str(settings.artifacts)]
+    if settings.store_url:
+        root += ["--store-url", settings.store_url]
+    for split, field in [("1=inf", "route.split['1']"), ("3=1", "route.split['3']")]:
+        done = subprocess.run(
+            [sys.executable, "-m", "forgeml", *root, "routes", "set", "adult", "--split", split],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and field in lines[0], done.stderr
     assert ctx.workspace.routing.route("adult") is None
 
 

@@ -187,6 +187,9 @@ def _operations(service: PredictionService) -> list[Operation]:
         body: dict[str, Any] = {"status": "ready" if not waiting else "loading"}
         if waiting:
             body["waiting"] = waiting
+        if service.fallbacks:
+            # served, but by the reference the server was started with, not the stored route
+            body["fallback"] = dict(service.fallbacks)
         return json_response(body, 200 if not waiting else 503)
 
     async def prometheus(request: Request) -> Response:

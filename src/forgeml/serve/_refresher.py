@@ -5,7 +5,9 @@ at once when woken (``refresh_now``, after an admin change). When a model's desi
 differs from the one served, it loads the versions the new route needs in that thread (never on
 the event loop), then installs the new table on the event loop in one assignment
 (``PredictionService.install``). A model that cannot be served keeps its current table and its
-error is reported by readiness.
+error is reported by readiness. A stored route that cannot be served (a retired version, a
+bundle that fails to load) gives way to the reference the server was started with, and
+readiness says so.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -26,6 +29,7 @@ from forgeml.store import Workspace
 __all__ = ["RouteRefresher", "RouteSource"]
 
 _log = logging.getLogger("forgeml.serve")
+_RELOAD_AFTER = 30.0  # seconds before versions that failed to load are tried again
 
 
 class RouteSource(Protocol):
@@ -62,6 +66,8 @@ class RouteRefresher:
         self._thread: threading.Thread | None = None
         self._passes = 0
         self._passed = threading.Condition()
+        # per model: a route whose versions failed to load, why, and when to try again
+        self._failed: dict[str, tuple[Route, str, float]] = {}
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start polling; tables are installed on ``loop``."""
@@ -86,39 +92,79 @@ class RouteRefresher:
             self._wake.clear()
 
     def refresh(self) -> None:
-        """Read aliases and stored routes; load and install whatever changed (one pass)."""
+        """Read aliases and stored routes; load and install whatever changed (one pass).
+
+        A stored route that cannot be served (a retired version, a version that fails to
+        load...) gives way to the reference the server was started with: the model stays
+        served, ``PredictionService.fallbacks`` says why (``/health/ready`` shows it), and the
+        problem is logged once, not on every poll.
+        """
         stored = self.routes.routes()
         service = self.service
         for name, ref in service.refs.items():
+            found = stored.get(name)
             try:
-                route = self.desired_route(name, stored.get(name))
-                current = service.entries.get(name)
-                if current is not None and current.route == route:
-                    continue
-                kept = {} if current is None else current.versions
-                fresh: dict[int, tuple[LoadedModel, Runner]] = {}
-                for version in sorted(route.versions - kept.keys()):
-                    model = load(
-                        f"{name}@{version}",
-                        workspace=self.workspace,
-                        for_serving=True,
-                        unknown_categories=service.options.unknown_categories,
-                        trust_pickle=service.options.trust_pickle,
+                try:
+                    self._serve(name, self.desired_route(name, found))
+                    self._fallback(name, None)
+                except (ForgeMLError, ValueError) as e:
+                    if found is None:
+                        raise
+                    self._fallback(
+                        name,
+                        f"cannot serve the stored route revision {found[1]} "
+                        f"({_message(e)}); serving {ref}",
                     )
-                    fresh[version] = (model, runner_for(model))
-                assert self._loop is not None
-                asyncio.run_coroutine_threadsafe(
-                    service.install(name, route, fresh), self._loop
-                ).result(timeout=60)
-                _log.info("serving %s: %s", name, route.to_dict())
+                    self._serve(name, self.desired_route(name, None))
             except (ForgeMLError, ValueError) as e:
-                message = e.message if isinstance(e, ForgeMLError) else str(e)
+                message = _message(e)
                 if service.load_errors.get(name) != message:
                     _log.error("cannot serve %s: %s", ref, message)
                 service.load_errors[name] = message
         with self._passed:
             self._passes += 1
             self._passed.notify_all()
+
+    def _serve(self, name: str, route: Route) -> None:
+        """Load what ``route`` needs and install it, unless it is served already."""
+        service = self.service
+        current = service.entries.get(name)
+        if current is not None and current.route == route:
+            return
+        failed = self._failed.get(name)
+        if failed is not None and failed[0] == route and time.monotonic() < failed[2]:
+            raise ForgeMLError(failed[1])  # loading it failed just now: not again every poll
+        kept = {} if current is None else current.versions
+        fresh: dict[int, tuple[LoadedModel, Runner]] = {}
+        try:
+            for version in sorted(route.versions - kept.keys()):
+                model = load(
+                    f"{name}@{version}",
+                    workspace=self.workspace,
+                    for_serving=True,
+                    unknown_categories=service.options.unknown_categories,
+                    trust_pickle=service.options.trust_pickle,
+                )
+                fresh[version] = (model, runner_for(model))
+        except (ForgeMLError, ValueError) as e:
+            self._failed[name] = (route, _message(e), time.monotonic() + _RELOAD_AFTER)
+            raise
+        self._failed.pop(name, None)
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(service.install(name, route, fresh), self._loop).result(
+            timeout=60
+        )
+        _log.info("serving %s: %s", name, route.to_dict())
+
+    def _fallback(self, name: str, message: str | None) -> None:
+        fallbacks = self.service.fallbacks
+        if message is None:
+            if fallbacks.pop(name, None) is not None:
+                _log.info("%s: the stored route is served again", name)
+            return
+        if fallbacks.get(name) != message:
+            _log.error("%s: %s", name, message)
+        fallbacks[name] = message
 
     def wait_first_pass(self, timeout: float = 120.0) -> bool:
         """Wait until the thread finished its first pass (every model loaded or its error
@@ -155,3 +201,7 @@ class RouteRefresher:
             config, revision = stored
             return parse_route(config, resolve, revision=revision)
         return Route(split=((resolve(parse_model_ref(self.service.refs[name])[1]), 1.0),))
+
+
+def _message(e: Exception) -> str:
+    return e.message if isinstance(e, ForgeMLError) else str(e)

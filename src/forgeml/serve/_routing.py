@@ -10,12 +10,13 @@ table or the new one, never a mix.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgeml.errors import InputError
+from forgeml.errors import ConflictError, InputError
 
 if TYPE_CHECKING:
     from forgeml.registry import LoadedModel
@@ -72,9 +73,12 @@ def parse_route(
     ``{"split": {"production": 90, "7": 10}, "shadow": {"version": "staging", "fraction":
     0.2}, "sticky": true}``: split keys and the shadow version are version numbers or aliases
     (resolved with ``resolve`` each time the table is rebuilt, so an alias move is followed).
+    Every weight is a finite number above 0 (a version that gets no traffic is left out) and
+    their sum is finite; ``resolve`` refuses versions that cannot be served (retired).
 
     Raises:
-        InputError: naming the field that is wrong.
+        InputError: naming the field that is wrong (``route.split['7']``,
+            ``route.shadow.version``...), including what ``resolve`` refused.
     """
     if not isinstance(config, Mapping):
         raise InputError("A route is an object with 'split' and optionally 'shadow' and 'sticky'")
@@ -88,19 +92,28 @@ def parse_route(
         raise InputError("route.split maps versions or aliases to weights, e.g. {'3': 90, '4': 10}")
     weights: dict[int, float] = {}
     for key, weight in split_config.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
-            raise InputError(f"route.split[{key!r}] is a weight >= 0; got {weight!r}")
-        version = resolve(str(key))
+        field = f"route.split[{str(key)!r}]"
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not math.isfinite(weight)
+            or not weight > 0
+        ):
+            raise InputError(f"{field} is a finite weight > 0; got {weight!r}")
+        version = _resolved(resolve, str(key), field)
         weights[version] = weights.get(version, 0.0) + float(weight)
-    if sum(weights.values()) <= 0:
-        raise InputError("route.split needs at least one weight above 0")
+    total = sum(weights.values())
+    if not math.isfinite(total):
+        raise InputError(
+            f"route.split: the weights' sum is not finite ({total}); use smaller weights"
+        )
     shadow_config = config.get("shadow")
     shadow: int | None = None
     fraction = 0.0
     if shadow_config is not None:
         if not isinstance(shadow_config, Mapping) or "version" not in shadow_config:
             raise InputError("route.shadow is {'version': V, 'fraction': 0..1}")
-        shadow = resolve(str(shadow_config["version"]))
+        shadow = _resolved(resolve, str(shadow_config["version"]), "route.shadow.version")
         fraction = shadow_config.get("fraction", 1.0)
         if isinstance(fraction, bool) or not isinstance(fraction, int | float):
             raise InputError(f"route.shadow.fraction is a number from 0 to 1; got {fraction!r}")
@@ -110,12 +123,20 @@ def parse_route(
     if not isinstance(sticky, bool):
         raise InputError(f"route.sticky is true or false; got {sticky!r}")
     return Route(
-        split=tuple(sorted((v, w) for v, w in weights.items() if w > 0)),
+        split=tuple(sorted(weights.items())),
         shadow=shadow,
         shadow_fraction=float(fraction),
         sticky=sticky,
         revision=revision,
     )
+
+
+def _resolved(resolve: Callable[[str], int], which: str, field: str) -> int:
+    """``resolve(which)``, its refusal prefixed with the route field that named ``which``."""
+    try:
+        return resolve(which)
+    except (InputError, ConflictError) as e:
+        raise InputError(f"{field}: {e.message}") from None
 
 
 @dataclass(slots=True)

@@ -68,6 +68,8 @@ class PredictionService:
         self.metrics = metrics or ServerMetrics(self._live)
         self.log: PredictionSink | None = None
         self.load_errors: dict[str, str] = {}
+        # models served by their reference because their stored route cannot be served: why
+        self.fallbacks: dict[str, str] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="forgeml-predict")
         self._slow = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgeml-explain")
         self._background: set[asyncio.Future[Any]] = set()
@@ -224,6 +226,9 @@ class PredictionService:
         error = self.load_errors.get(name)
         if error is not None:
             out["error"] = error
+        fallback = self.fallbacks.get(name)
+        if fallback is not None:
+            out["fallback"] = fallback
         return out
 
     # -- prediction ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeml.errors import InputError, NotFoundError
+from forgeml.store import ModelStatus
 from forgeml.workflows._context import Context
 
 __all__ = ["RouteChange", "clear_route", "set_route"]
@@ -46,8 +47,10 @@ class RouteChange:
 def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange:
     """Store the traffic route of model ``name``; running servers apply it when they next poll.
 
-    The route is validated in full before anything is written: every version or alias it
-    names must exist now (an alias is resolved again whenever a server rebuilds its table).
+    The route is validated in full before anything is written: every weight is finite and
+    above 0 with a finite sum, and every version or alias it names must exist now and not be
+    retired (an alias is resolved again whenever a server rebuilds its table; a server that
+    cannot serve a stored route serves the reference it was started with and says so).
 
     Args:
         ctx: where and who (recorded with the route).
@@ -60,8 +63,8 @@ def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange
 
     Raises:
         NotFoundError: no model ``name``.
-        InputError: the route is malformed or names a version or alias the model lacks
-            (the message names the field).
+        InputError: the route is malformed, or names a version or alias the model lacks or
+            a retired version (the message names the field, e.g. ``route.split['7']``).
     """
     from forgeml.serve._routing import parse_route
 
@@ -72,11 +75,14 @@ def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange
 
     def resolve(which: str) -> int:
         try:
-            return int(ws.models.resolve(name, which).version)
+            record = ws.models.resolve(name, which)
         except NotFoundError as e:
             raise InputError(
                 f"The route names {which!r}, which model {name!r} lacks: {e.message}"
             ) from None
+        if record.status is ModelStatus.RETIRED:
+            raise InputError(f"{record.ref} is retired and cannot be served")
+        return int(record.version)
 
     stored = dict(config)
     # The versions the route names are checked and the route written in one transaction: a
