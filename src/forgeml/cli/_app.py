@@ -40,6 +40,7 @@ def build_app() -> typer.Typer:
         _data,
         _evaluate,
         _fairness,
+        _loop,
         _models,
         _predict,
         _quickstart,
@@ -70,4 +71,5 @@ def build_app() -> typer.Typer:
     app.command("predict")(_predict.predict)
     app.command("serve")(_serve.serve)
     app.add_typer(_serve.routes_app, name="routes")
+    app.add_typer(_loop.app, name="loop")
     return app

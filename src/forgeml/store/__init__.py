@@ -3,7 +3,8 @@
 ``Workspace`` opens both from ``Settings``; ``RunStore`` keeps experiments and runs;
 ``DatasetStore`` keeps dataset versions; ``RegistryStore`` keeps models, versions and aliases;
 ``PredictionLogStore`` keeps logged predictions and their feedback; ``RouteStore`` keeps
-serving routes; ``MonitorStore`` keeps alerts and monitored values;
+serving routes; ``MonitorStore`` keeps alerts and monitored values; ``LoopStore`` keeps
+continuous-training steps, decisions and leases;
 ``ArtifactStore`` keeps content-addressed blobs. Values returned are immutable entities.
 """
 
@@ -16,6 +17,7 @@ from forgeml.store._datasets import (
     SplitRecord,
 )
 from forgeml.store._db import Database, now_ms
+from forgeml.store._loop import LeaseRecord, LoopDecision, LoopStep, LoopStore
 from forgeml.store._monitor import AlertRecord, MonitoredValue, MonitorStore, NewAlert
 from forgeml.store._predlog import PredictionLogStore, PredictionRecord, WindowStats
 from forgeml.store._predlog_api import PredictionLogReader, PredictionLogWriter
@@ -40,7 +42,11 @@ __all__ = [
     "DatasetStore",
     "DatasetVersionRecord",
     "Experiment",
+    "LeaseRecord",
     "LocalArtifactStore",
+    "LoopDecision",
+    "LoopStep",
+    "LoopStore",
     "Metric",
     "ModelEvent",
     "ModelRecord",

@@ -394,3 +394,66 @@ monitor_state = sa.Table(
     sa.Column("value", sa.Text, nullable=False),  # JSON
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+# -- continuous training (loop workflow) ------------------------------------------------------
+
+# Every step a retraining loop takes, written when it starts and again when it ends, so a loop
+# restarted after a crash finds the step it was in and finishes it once. ``key`` names the step
+# within the model's history ("cycle-3/train"); starting the same key again counts an attempt
+# instead of adding a row.
+loop_steps = sa.Table(
+    "loop_steps",
+    metadata,
+    sa.Column("step_id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(_NAME), nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(_KEY), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # started | finished | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("finished_at", sa.BigInteger, nullable=True),
+    sa.Column("holder", sa.String(_NAME), nullable=False),
+    sa.Column("output", sa.Text, nullable=True),  # JSON
+    sa.Column("error", sa.Text, nullable=True),
+    sa.UniqueConstraint("model", "key"),
+    sa.Index(None, "model", "state"),
+)
+
+# Every decision a loop made, passed or failed, with its reasons: triggers, the
+# champion/challenger comparison, each gate, rollout, promotion and rollback.
+loop_decisions = sa.Table(
+    "loop_decisions",
+    metadata,
+    sa.Column("decision_id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(_NAME), nullable=False),
+    sa.Column("cycle", sa.Integer, nullable=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(_NAME), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(_NAME), nullable=False),
+    sa.Index(None, "model", "decision_id"),
+)
+
+# Who may act on a model's loop: one holder until ``expires_at``; the holder renews it while it
+# works, anyone may take it once it expired.
+loop_leases = sa.Table(
+    "loop_leases",
+    metadata,
+    sa.Column("model", sa.String(_NAME), primary_key=True),
+    sa.Column("holder", sa.String(_NAME), nullable=False),
+    sa.Column("acquired_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+
+# Small JSON state a model's loop carries between passes (cursors, the candidate in rollout).
+loop_state = sa.Table(
+    "loop_state",
+    metadata,
+    sa.Column("model", sa.String(_NAME), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

@@ -13,6 +13,7 @@ from forgeml.errors import StoreError, StoreVersionError, WorkspaceError
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore
 from forgeml.store._datasets import DatasetStore
 from forgeml.store._db import Database
+from forgeml.store._loop import LoopStore
 from forgeml.store._monitor import MonitorStore
 from forgeml.store._predlog import PredictionLogStore
 from forgeml.store._registry import RegistryStore
@@ -53,6 +54,7 @@ class Workspace:
         self.predlog = PredictionLogStore(self.db)
         self.routing = RouteStore(self.db)
         self.monitor = MonitorStore(self.db)
+        self.loop = LoopStore(self.db)
 
     @property
     def home(self) -> Path:
