@@ -63,3 +63,10 @@ def test_every_interface_uses_the_same_parser():
     )
     with pytest.raises(InputError, match="positive number or 'latest'"):
         parse_dataset_ref("adult@production")
+
+
+@pytest.mark.parametrize("text", ["churn@99999999999999999999", "churn@2147483648", "churn@²"])
+def test_a_version_beyond_the_columns_range_is_bad_input(text):
+    with pytest.raises(InputError, match="must be a positive number"):
+        parse_ref(text)
+    assert parse_ref("churn@2147483647").version == 2147483647

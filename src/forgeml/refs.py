@@ -15,9 +15,20 @@ from dataclasses import dataclass
 
 from forgeml.errors import InputError
 
-__all__ = ["LATEST", "Ref", "check_name", "parse_ref"]
+__all__ = [
+    "LATEST",
+    "MAX_VERSION",
+    "Ref",
+    "check_name",
+    "is_version_text",
+    "parse_ref",
+    "parse_version",
+]
 
 LATEST = "latest"
+# The largest version number: versions are 32-bit integer columns on every back end, so a
+# larger number is refused as bad input instead of overflowing in the database driver.
+MAX_VERSION = 2**31 - 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _EXAMPLES = {"model": ("churn@3", "churn@production"), "dataset": ("adult@1", "adult@latest")}
@@ -68,6 +79,23 @@ def check_name(name: object, *, kind: str = "model", max_length: int = 256) -> s
     return name
 
 
+def is_version_text(text: str) -> bool:
+    """Whether ``text`` is written as a version number (ASCII digits only)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_version(value: object, *, what: str = "A version") -> int:
+    """A version number from ``3``, ``"3"`` or ``" 3 "``.
+
+    Raises:
+        InputError: not a whole number from 1 to ``MAX_VERSION``.
+    """
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    if isinstance(value, bool) or not is_version_text(text) or not 1 <= int(text) <= MAX_VERSION:
+        raise InputError(f"{what} is a whole number from 1 to {MAX_VERSION:,}; got {value!r}")
+    return int(text)
+
+
 def parse_ref(
     text: object, *, kind: str = "model", aliases: bool = True, max_name_length: int = 256
 ) -> Ref:
@@ -97,7 +125,7 @@ def parse_ref(
     check_name(name, kind=kind, max_length=max_name_length)
     if not at or selector == LATEST:
         return Ref(name)
-    if selector.isdigit() and int(selector) >= 1:
+    if is_version_text(selector) and 1 <= int(selector) <= MAX_VERSION:
         return Ref(name, version=int(selector))
     if aliases and _ALIAS.match(selector):
         return Ref(name, alias=selector)
@@ -106,4 +134,6 @@ def parse_ref(
         if aliases
         else "a positive number or 'latest'"
     )
+    if is_version_text(selector):
+        expected += f"; a version number is at most {MAX_VERSION:,}"
     raise InputError(f"The version in {text!r} must be {expected} (e.g. {name}@1 or {name}@latest)")

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from forgeml._json import dumps_text
 from forgeml.config import Settings
@@ -27,13 +28,23 @@ __all__ = [
     "open_context",
     "open_workspace",
     "print_json",
+    "styled",
     "table",
 ]
 
-console = Console(highlight=False, soft_wrap=False)
+# Markup is off on both consoles: every string printed, and every table cell and title, is
+# shown as the text it is. Stored names, descriptions and reasons are written by users and may
+# carry "[/]" or "[bold]"; read as Rich markup they would break the command for every user of
+# the store (MarkupError). Deliberate styling goes through ``styled`` (a ``Text`` object).
+console = Console(highlight=False, soft_wrap=False, markup=False)
 if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
-    console = Console(highlight=False, soft_wrap=False, width=max(console.width, 200))
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one line, never wrapped
+    console = Console(highlight=False, soft_wrap=False, markup=False, width=max(console.width, 200))
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # one line
+
+
+def styled(text: str, style: str) -> Text:
+    """``text`` shown in ``style`` (never read as markup)."""
+    return Text(text, style=style)
 
 
 def get_settings(ctx: typer.Context) -> Settings:

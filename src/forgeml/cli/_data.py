@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from forgeml.cli._common import (
     console,
@@ -15,6 +14,7 @@ from forgeml.cli._common import (
     open_context,
     open_workspace,
     print_json,
+    styled,
     table,
 )
 from forgeml.errors import InputError
@@ -62,7 +62,7 @@ def _summary(v: DatasetVersion) -> None:
         )
         if value
     ]
-    console.print(f"[bold]{escape(v.ref)}[/]  {v.n_rows:,} rows x {v.n_columns} columns")
+    console.print(styled(v.ref, "bold"), f" {v.n_rows:,} rows x {v.n_columns} columns")
     console.print(f"  digest   {v.digest}", markup=False)
     console.print(f"  source   {v.source or '-'}", markup=False)
     parent = f"  parent {v.name}@{v.parent_version}" if v.parent_version else ""
@@ -165,10 +165,10 @@ def list_(
         t = table("name", "versions", "updated", "created by")
         for d in datasets:
             t.add_row(
-                escape(d.name),
+                d.name,
                 str(d.latest_version),
                 fmt_ms(d.updated_at),
-                escape(d.created_by or "-"),
+                d.created_by or "-",
             )
         console.print(t)
         return
@@ -183,10 +183,10 @@ def list_(
             f"{v.n_rows:,}",
             str(v.n_columns),
             v.digest[:12],
-            escape(v.target or "-"),
+            v.target or "-",
             fmt_ms(v.created_at),
-            escape(v.created_by or "-"),
-            escape(v.source or "-"),
+            v.created_by or "-",
+            v.source or "-",
         )
     console.print(t)
 
@@ -214,14 +214,14 @@ def show(
         p = profile[c.name]
         top = ", ".join(f"{v} ({n:,})" for v, n in p.top[:3]) if p.top else "-"
         row = [
-            escape(c.name + (" *" if c.name == version.target else "")),
+            c.name + (" *" if c.name == version.target else ""),
             c.kind.value + (" (set)" if c.overridden else ""),
             f"{100 * p.missing_share:.1f}%" if p.missing else "-",
             f"{p.distinct:,}",
             fmt_value(p.min),
             fmt_value(p.mean),
             fmt_value(p.max),
-            escape(top[:60]),
+            top[:60],
         ]
         if with_target:
             row.append(fmt_value(p.association))
@@ -260,10 +260,10 @@ def validate(
             for f in findings:
                 style = _SEVERITY_STYLE[f.severity.value]
                 t.add_row(
-                    f"[{style}]{f.severity.value}[/]",
+                    styled(f.severity.value, style),
                     f.check,
-                    escape(f.column or ""),
-                    escape(f.message),
+                    f.column or "",
+                    f.message,
                 )
             console.print(t)
         else:
@@ -271,12 +271,12 @@ def validate(
         if result.expectations:
             t = table("result", "severity", "rule", "detail", title="Expectations")
             for r in result.expectations:
-                mark = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+                mark = styled("pass", "green") if r.passed else styled("FAIL", "red")
                 t.add_row(
                     mark,
                     r.expectation.severity.value,
-                    escape(r.expectation.label),
-                    escape(r.message),
+                    r.expectation.label,
+                    r.message,
                 )
             console.print(t)
         counts = result.quality.counts()
@@ -323,7 +323,7 @@ def diff(
             missing = f"{100 * c.missing_before:.1f}% -> {100 * c.missing_after:.1f}%"
         cells = "-" if c.cells_changed is None else f"{c.cells_changed:,}"
         style = "yellow" if c.status != "unchanged" else "white"
-        t.add_row(escape(c.name), f"[{style}]{c.status}[/]", kind, cells, stat, missing)
+        t.add_row(c.name, styled(c.status, style), kind, cells, stat, missing)
     console.print(t)
     if result.identical:
         console.print("No changes.", markup=False)

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from forgeml.cli._common import console, print_json, table
+from forgeml.cli._common import console, print_json, styled, table
 from forgeml.errors import InputError
 
 app = typer.Typer(no_args_is_help=True, help="Audit predictions for disparities between groups.")
@@ -38,7 +37,7 @@ def _cell(value: float, lower: float, upper: float, percent: bool = True) -> str
         text = f"{value:.3f}"
         bounds = f"[{lower:.3f}, {upper:.3f}]"
     if math.isfinite(lower) and math.isfinite(upper):
-        text += " " + escape(bounds)
+        text += " " + bounds
     return text
 
 
@@ -102,14 +101,12 @@ def audit(
             "TPR",
             "FPR",
             "FNR",
-            title=escape(
-                f"{a.column} (positive label {report.positive_label!r}; {level} intervals)"
-            ),
+            title=f"{a.column} (positive label {report.positive_label!r}; {level} intervals)",
         )
         for g in (*a.groups, None):
             values = a.overall if g is None else g.values
             size = report.n_rows if g is None else g.size
-            name = "[bold]all rows[/]" if g is None else escape(g.group)
+            name = styled("all rows", "bold") if g is None else g.group
             t.add_row(name, str(size), *(_cell(v.value, v.lower, v.upper) for v in values))
         console.print(t)
         d = table("disparity", "value", "threshold", "flagged")
@@ -120,9 +117,9 @@ def audit(
                 v.name,
                 _cell(v.value, v.lower, v.upper, percent=False),
                 f"{limit:g}",
-                "[red]yes[/]" if flagged else "no",
+                styled("yes", "red") if flagged else "no",
             )
         console.print(d)
         for f in a.findings:
-            console.print(f"  [yellow]finding[/] {escape(f.message)}")
+            console.print("  ", styled("finding", "yellow"), f" {f.message}", sep="")
         console.print()

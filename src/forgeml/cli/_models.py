@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from forgeml.cli._common import (
     console,
@@ -16,9 +17,11 @@ from forgeml.cli._common import (
     open_context,
     open_workspace,
     print_json,
+    styled,
     table,
 )
 from forgeml.errors import InputError
+from forgeml.refs import parse_version
 
 app = typer.Typer(no_args_is_help=True, help="Registered models: versions, aliases, cards.")
 
@@ -29,8 +32,8 @@ ReasonOption = Annotated[
 ]
 
 
-def _status(value: str) -> str:
-    return f"[{_STATUS_STYLE.get(value, 'white')}]{value}[/]"
+def _status(value: str) -> Text:
+    return styled(value, _STATUS_STYLE.get(value, "white"))
 
 
 def _size(n: int) -> str:
@@ -79,7 +82,7 @@ def show(
         if json:
             print_json({**model.to_dict(), "versions": [v.to_dict() for v in versions]})
             return
-        console.print(f"[bold]{model.name}[/]  created {fmt_ms(model.created_at)}")
+        console.print(styled(model.name, "bold"), f" created {fmt_ms(model.created_at)}")
         t = table("version", "status", "aliases", "flavor", "task", "metrics", "created", "by")
         for v in versions:
             shown = ", ".join(f"{k}={fmt_value(x)}" for k, x in list(v.metrics.items())[:3])
@@ -165,9 +168,7 @@ def threshold(
 
 
 def _number(version: str) -> int:
-    if not version.strip().isdigit() or int(version) < 1:
-        raise InputError(f"VERSION is a positive number; got {version!r}")
-    return int(version)
+    return parse_version(version, what="VERSION")
 
 
 def _status_command(status: str) -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from forgeml.cli._common import console, open_context, print_json
+from forgeml.cli._common import console, open_context, print_json, styled
 from forgeml.cli._live import training_view
 
 
@@ -29,7 +29,7 @@ def quickstart(
 
     def on_step(name: str, seconds: float) -> None:
         if not json:
-            console.print(f"[green]✓[/] {name} ({seconds:.1f}s)")
+            console.print(styled("✓", "green"), f"{name} ({seconds:.1f}s)")
 
     summary = run_quickstart(
         open_context(ctx),
@@ -45,7 +45,10 @@ def quickstart(
         return
     auc = summary["evaluation"].get("roc_auc")
     console.print(
-        f"\n[bold]Quickstart done[/] in {summary['seconds']}s, workspace {summary['workspace']}"
+        "\n",
+        styled("Quickstart done", "bold"),
+        f" in {summary['seconds']}s, workspace {summary['workspace']}",
+        sep="",
     )
     if auc:
         console.print(

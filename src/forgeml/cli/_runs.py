@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from forgeml.cli._common import (
     console,
@@ -17,6 +18,7 @@ from forgeml.cli._common import (
     open_workspace,
     print_json,
     require_positive,
+    styled,
     table,
 )
 from forgeml.errors import InputError
@@ -33,9 +35,9 @@ _STATUS_STYLE = {
 }
 
 
-def _status(record: RunRecord) -> str:
+def _status(record: RunRecord) -> Text:
     value = record.status.value
-    return f"[{_STATUS_STYLE.get(value, 'white')}]{value}[/]"
+    return styled(value, _STATUS_STYLE.get(value, "white"))
 
 
 def _duration(record: RunRecord) -> str:
@@ -191,7 +193,7 @@ def show_run(
     if json:
         print_json(record.to_dict())
         return
-    console.print(f"[bold]Run {record.run_id}[/]  {_status(record)}")
+    console.print(styled(f"Run {record.run_id}", "bold"), _status(record))
     fields = {
         "experiment": record.experiment,
         "name": record.name,

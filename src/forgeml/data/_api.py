@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,7 @@ def add(
     id: str | None = None,
     types: Mapping[str, str] | None = None,
     bins: Mapping[str, Sequence[float]] | None = None,
+    check: Callable[[pd.DataFrame], None] | None = None,
     workspace: Workspace | None = None,
     actor: Principal | str | None = None,
 ) -> DatasetVersion:
@@ -110,6 +111,8 @@ def add(
         bins: inner edges grouping a numeric sensitive column into ranges for fairness
             audits, e.g. ``{"age": [25, 40, 65]}``; a numeric sensitive column without them is
             cut at its quartiles. Recorded in the version's schema (``schema["age"].bins``).
+        check: called with the table once it is read, before anything is written; it raises
+            (``InputError``) to refuse the table, e.g. the checks of the training that follows.
         workspace: where to store (default: ``forgeml.tracking.default_workspace()``).
         actor: who adds it (default: the local user of the workspace's settings).
 
@@ -130,6 +133,8 @@ def add(
         _require(frame, column, role)
     for column in sensitive_columns:
         _require(frame, column, "sensitive")
+    if check is not None:
+        check(frame)
     if target is not None and target in (time, id):
         raise InputError(f"The target {target!r} cannot also be the time or id column")
     type_overrides = {

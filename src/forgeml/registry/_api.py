@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from forgeml.errors import ArtifactIntegrityError, ConflictError, InputError, NotFoundError
-from forgeml.refs import parse_ref
+from forgeml.refs import parse_ref, parse_version
 from forgeml.registry._bundle import CARD, PROFILE, REFERENCE, read_bundle, stage
 from forgeml.registry._card import card_html, render_card
 from forgeml.registry._flavors import classes_of, flavor_for, is_classifier, task_of
@@ -695,10 +695,7 @@ def retire(
 
 
 def _version_number(version: Any) -> int:
-    text = str(version).strip()
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(f"A version is a positive number; got {version!r}")
-    return int(text)
+    return parse_version(version)
 
 
 # -- lineage, compare, card -------------------------------------------------------------------

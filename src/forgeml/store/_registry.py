@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from forgeml._json import dumps_text
 from forgeml.errors import ConflictError, ForgeMLError, InputError, NotFoundError
+from forgeml.refs import is_version_text, parse_version
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import model_aliases, model_events, model_versions, models
 
@@ -596,8 +597,8 @@ class RegistryStore:
         text = str(ref).strip()
         with self._db.transaction(write=False) as conn:
             model_id = self._model_id(conn, name)
-            if text.isdigit():
-                return self._version(conn, name, int(text))
+            if is_version_text(text):
+                return self._version(conn, name, parse_version(text))
             if text == "latest":
                 version = conn.execute(
                     sa.select(sa.func.max(model_versions.c.version)).where(

@@ -13,7 +13,7 @@ import sys
 import types
 from typing import Any
 
-from forgeml.train._api import train
+from forgeml.train._api import check_training_data, train
 from forgeml.train._config import TrainConfig
 from forgeml.train._metrics import DEFAULT_METRICS, METRICS, Metric
 from forgeml.train._model import TrainedModel
@@ -35,6 +35,7 @@ __all__ = [
     "TrainResult",
     "TrainedModel",
     "TrainingProgress",
+    "check_training_data",
     "detect_task",
     "infer_column_kinds",
     "infer_kind",

@@ -38,7 +38,7 @@ from forgeml.train._task import (
 from forgeml.train._validation import holdout_split, make_folds, n_folds_for
 from forgeml.train._zoo import FAMILIES, load_libraries
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "check_training_data", "train"]
 
 _log = logging.getLogger("forgeml.train")
 
@@ -59,6 +59,62 @@ def _check_arguments(data: pd.DataFrame, target: str, time_column: str | None) -
             raise InputError(f"The time column {time_column!r} is not in the data")
         if time_column == target:
             raise InputError("The time column cannot be the target")
+
+
+def check_training_data(
+    data: pd.DataFrame,
+    config: TrainConfig | Mapping[str, Any] | None = None,
+    *,
+    sensitive: Sequence[str] = (),
+) -> None:
+    """Refuse a table that training would refuse, before anything is written or spent.
+
+    The checks ``train`` makes on its input, run alone: the workflow that adds a file as a
+    dataset and trains on it calls this on the table first, so a file training cannot use is
+    refused before a dataset version is committed.
+
+    Args:
+        data: the table (features and the target).
+        config: the training's ``TrainConfig`` (or its fields); its ``target`` is required.
+        sensitive: sensitive columns given with the table.
+
+    Raises:
+        InputError: no target given or not in the table; duplicate column names; a column to
+            drop or a sensitive or time column the table lacks; a target missing on every row,
+            constant or with fewer than ``MIN_ROWS`` labelled rows; a class with fewer than
+            ``MIN_CLASS_ROWS`` rows; a task or metric that does not fit the target.
+    """
+    cfg = _config(config, {})
+    target = cfg.target
+    if target is None:
+        raise InputError("Training needs a target: --target COLUMN (target= in Python)")
+    drop = [c for c in cfg.drop if c not in data.columns]
+    if drop:
+        raise InputError(f"Cannot drop columns the data lacks: {', '.join(map(str, drop))}")
+    if target in cfg.drop:
+        raise InputError(f"Cannot drop the target column {target!r}")
+    sensitive_columns = list(cfg.sensitive if cfg.sensitive is not None else sensitive)
+    lacking = [c for c in sensitive_columns if c not in data.columns]
+    if lacking:
+        raise InputError(f"The sensitive column {lacking[0]!r} is not in the data")
+    _check_arguments(data, target, cfg.time_column)
+    y = data[target]
+    y = y[y.notna()]
+    if len(y) == 0:
+        raise InputError(f"The target column {target!r} is missing on every row")
+    if len(y) < MIN_ROWS:
+        raise InputError(
+            f"Training needs at least {MIN_ROWS} rows with a target to hold out a test split "
+            f"and cross-validate; got {len(y)}"
+        )
+    if y.nunique() < 2:
+        raise InputError(
+            f"The target column {target!r} is constant ({y.iloc[0]!r}); nothing to learn"
+        )
+    kinds = dict(cfg.column_kinds)
+    task = detect_task(y, kinds.get(target) or infer_kind(y), cfg.task)
+    get_metric(cfg.metric, task)
+    _encode_target(y, task, [])
 
 
 def _encode_target(

@@ -85,31 +85,42 @@ def train_model(
         NotFoundError: no such dataset or version.
     """
     from forgeml import data as datasets
-    from forgeml.train import TrainConfig, train
+    from forgeml.refs import check_name
+    from forgeml.train import TrainConfig, check_training_data, train
 
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.build(config or {})
     ws = ctx.workspace
     seconds: dict[str, float] = {}
     mark = time.monotonic()
-    if _is_file_source(source):
+    # Everything the work will need is checked before anything is written or the budget spent:
+    # the model's name, then (for a file) the table, before it is added as a dataset version.
+    file_source = _is_file_source(source)
+    if file_source:
         path = Path(source)
         if not path.is_file():
             raise InputError(f"No data file at {path}")
-        added = add_data(
-            ctx,
-            path,
-            name=dataset_name_for(path),
-            target=cfg.target,
-            time=cfg.time_column,
-            sensitive=tuple(sensitive),
-            **dict(data_options or {}),
-        )
-        version = added.version
+        dataset_name = dataset_name_for(path)
     else:
         if sensitive or data_options:
             raise InputError(
                 "--sensitive and --bins apply to a file source; a dataset keeps its own"
             )
+        dataset_name = datasets.parse_ref(source)[0]
+    if register:
+        check_name(model_name or dataset_name, kind="model")
+    if file_source:
+        added = add_data(
+            ctx,
+            path,
+            name=dataset_name,
+            target=cfg.target,
+            time=cfg.time_column,
+            sensitive=tuple(sensitive),
+            check=lambda frame: check_training_data(frame, cfg, sensitive=sensitive),
+            **dict(data_options or {}),
+        )
+        version = added.version
+    else:
         version = datasets.get(source, workspace=ws)
     seconds["data"] = round(time.monotonic() - mark, 3)
 
