@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from forgeml.cli._common import console, fmt_ms, open_workspace, print_json, require_positive, table
+from forgeml.cli._common import (
+    console,
+    fmt_ms,
+    open_workspace,
+    print_json,
+    require_positive,
+    styled,
+    table,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Continuous training: run, watch, history.")
 
@@ -44,7 +52,7 @@ def history(
         return
     t = table("#", "when", "cycle", "decision", "", "why", title=f"loop decisions of {name}")
     for d in decisions:
-        mark = "[green]pass[/]" if d.passed else "[red]fail[/]"
+        mark = styled("pass", "green") if d.passed else styled("fail", "red")
         t.add_row(
             str(d.decision_id),
             fmt_ms(d.created_at),
