@@ -37,6 +37,7 @@ __all__ = [
     "get_run",
     "load",
     "metric_history",
+    "monitor",
     "register",
     "registry",
     "search_runs",
@@ -47,7 +48,7 @@ __all__ = [
 
 
 if TYPE_CHECKING:
-    from forgeml import evaluate, registry, train
+    from forgeml import evaluate, monitor, registry, train
     from forgeml.registry import load, register
     from forgeml.train import TrainConfig
 
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 # ``fm.evaluate(model, X, y)`` work as well as ``fm.evaluate.explain``.
 __getattr__, _, _ = lazy_loader.attach(
     __name__,
-    submodules=["evaluate", "registry", "train"],
+    submodules=["evaluate", "monitor", "registry", "train"],
     submod_attrs={"registry": ["load", "register"], "train": ["TrainConfig"]},
 )
 

@@ -42,6 +42,7 @@ def build_app() -> typer.Typer:
         _fairness,
         _loop,
         _models,
+        _monitor,
         _predict,
         _quickstart,
         _runs,
@@ -72,4 +73,5 @@ def build_app() -> typer.Typer:
     app.command("serve")(_serve.serve)
     app.add_typer(_serve.routes_app, name="routes")
     app.add_typer(_loop.app, name="loop")
+    app.add_typer(_monitor.app, name="monitor")
     return app
