@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from forgeml.cli._common import console, get_settings, print_json, table
+from forgeml.cli._common import console, get_settings, print_json, styled, table
 
 app = typer.Typer(no_args_is_help=True, help="Monitor data and models: drift, reports.")
 
@@ -17,6 +17,8 @@ app = typer.Typer(no_args_is_help=True, help="Monitor data and models: drift, re
 def _num(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
+    if 0 < value < 1e-300:
+        return "<1e-300"
     return f"{value:.3g}"
 
 
@@ -91,7 +93,7 @@ def drift(
         "drift",
         "missing ref→cur",
         "out of range / unseen",
-        title=escape(
+        title=(
             f"{report.current} ({report.n_current:,} rows) against {report.reference} "
             f"({report.n_reference:,} rows)"
         ),
@@ -103,13 +105,13 @@ def drift(
             else f"{c.unseen_share or 0:.1%} unseen"
         )
         t.add_row(
-            escape(c.column),
+            (c.column),
             c.kind,
             c.test,
             _num(c.effect_size),
             _num(c.threshold),
             _num(c.p_value),
-            "[bold red]yes[/]" if c.drifted else "no",
+            styled("yes", "bold red") if c.drifted else "no",
             f"{c.missing_rate_ref:.1%} → {c.missing_rate_cur:.1%}",
             odd,
         )
@@ -117,27 +119,27 @@ def drift(
     mv = report.multivariate
     if mv is not None and mv.skipped is None and mv.auc is not None:
         top = ", ".join(f"{name} {share:.0%}" for name, share in mv.top_columns)
-        console.print(
+        line = Text(
             f"domain classifier: AUC {mv.auc:.3f} against threshold {mv.threshold:.3f} "
             f"({mv.folds}-fold, {mv.n_reference:,} + {mv.n_current:,} rows): "
-            + ("[bold red]drift[/]" if mv.drifted else "no drift")
-            + (f"; relies on {escape(top)}" if top else "")
         )
+        line.append_text(styled("drift", "bold red") if mv.drifted else Text("no drift"))
+        line.append(f"; relies on {top}" if top else "")
+        console.print(line)
     elif mv is not None and mv.skipped:
-        console.print(f"domain classifier not run: {escape(mv.skipped)}")
+        console.print(f"domain classifier not run: {mv.skipped}")
     for name, why in report.skipped:
-        console.print(f"not compared: {escape(name)} ({escape(why)})")
-    verdict = "[bold red]DRIFT[/]" if report.drifted else "[bold green]no drift[/]"
-    drifted = ", ".join(report.drifted_columns)
-    console.print(
-        f"table: {verdict}"
-        + (
-            f" in {len(report.drifted_columns)} of {len(report.columns)} columns "
-            f"({escape(drifted)})"
-            if drifted
-            else ""
-        )
+        console.print(f"not compared: {name} ({why})")
+    line = Text("table: ")
+    line.append_text(
+        styled("DRIFT", "bold red") if report.drifted else styled("no drift", "bold green")
     )
-    console.print(escape(report.rule), style="dim")
+    drifted = ", ".join(report.drifted_columns)
+    if drifted:
+        line.append(
+            f" in {len(report.drifted_columns)} of {len(report.columns)} columns ({drifted})"
+        )
+    console.print(line)
+    console.print(report.rule, style="dim")
     if html is not None:
-        console.print(f"report written to {escape(str(html))}")
+        console.print(f"report written to {html}")
