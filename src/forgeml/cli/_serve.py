@@ -15,7 +15,14 @@ from forgeml.cli._common import (
     table,
 )
 from forgeml.errors import InputError, NotFoundError
-from forgeml.serve._options import DEFAULT_LATENCY_BUDGET_MS, DEFAULT_MAX_QUEUE
+from forgeml.serve._options import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_GRACEFUL_SHUTDOWN,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_LATENCY_BUDGET_MS,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_QUEUE,
+)
 
 routes_app = typer.Typer(
     no_args_is_help=True,
@@ -64,6 +71,18 @@ def serve(
             help="Load models stored with joblib (pickle runs code when loaded).",
         ),
     ] = False,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send its headers; beyond, 408.")
+    ] = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send its body; beyond, 408.")
+    ] = DEFAULT_BODY_TIMEOUT,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections per process; beyond, 503 at once.")
+    ] = DEFAULT_MAX_CONNECTIONS,
+    graceful_shutdown: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get after SIGTERM.")
+    ] = DEFAULT_GRACEFUL_SHUTDOWN,
 ) -> None:
     """Serve registered models over HTTP (native JSON, MLflow, Open Inference v2)."""
     from pydantic import ValidationError
@@ -92,6 +111,10 @@ def serve(
             admin_token=admin_token,
             unknown_categories=unknown_categories,  # type: ignore[arg-type]
             trust_pickle=trust_pickle,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
+            graceful_shutdown=graceful_shutdown,
         )
     except ValidationError as e:
         problem = e.errors()[0]

@@ -9,6 +9,7 @@ from typing import Any
 
 from forgeml.config import Settings
 from forgeml.errors import InputError
+from forgeml.http._limits import ConnectionLimits, limited_protocol
 from forgeml.serve._options import ServeOptions
 
 __all__ = ["app_from_settings", "run"]
@@ -42,6 +43,22 @@ def _logging(access_log: bool) -> None:
         text.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         main.addHandler(text)
         main.setLevel(logging.INFO)
+
+
+def _raise_descriptor_limit(connections: int) -> None:
+    """Let the process hold ``connections`` sockets and its own files: raise the soft limit
+    of open descriptors towards the hard one (a connection past the cap must be accepted to
+    be answered 503, not left in the backlog)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:
@@ -79,12 +96,19 @@ def run(options: ServeOptions, *, settings: Settings | None = None) -> None:
     # that was there before it started: make that a clean exit, not a death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     _logging(options.access_log)
+    _raise_descriptor_limit(options.max_connections)
+    limits = ConnectionLimits(
+        header_timeout=options.header_timeout,
+        body_timeout=options.body_timeout,
+        max_connections=options.max_connections,
+    )
     common: dict[str, Any] = {
         "host": options.host,
         "port": options.port,
         "access_log": False,  # the server writes its own structured access log
         "log_level": "warning",
-        "timeout_graceful_shutdown": None,
+        "http": limited_protocol(limits),
+        "timeout_graceful_shutdown": options.graceful_shutdown,
         "backlog": 4096,
         "lifespan": "on",
     }

@@ -14,6 +14,15 @@ __all__ = ["ServeOptions"]
 DEFAULT_MAX_QUEUE = 1024
 #: Predicted wait (ms) beyond which a request is refused with 503.
 DEFAULT_LATENCY_BUDGET_MS = 2000.0
+#: Seconds a client has to send a request's headers (slowloris); beyond, 408 and closed.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds a client has to send a request's body once its headers arrived; beyond, 408.
+DEFAULT_BODY_TIMEOUT = 30.0
+#: Open connections per server process; a connection beyond gets 503 at once and is closed.
+DEFAULT_MAX_CONNECTIONS = 1000
+#: Seconds in-flight requests get after SIGTERM before they are cancelled: below Kubernetes'
+#: 30 s grace period, leaving time to write the prediction log.
+DEFAULT_GRACEFUL_SHUTDOWN = 20.0
 
 
 class ServeOptions(BaseModel):
@@ -43,6 +52,11 @@ class ServeOptions(BaseModel):
         unknown_categories: ``error`` (422) or ``pass`` (given to the model).
         trust_pickle: load models stored with joblib (pickle runs code when loaded).
         seed: seed of the random traffic split for requests without a key.
+        header_timeout: seconds a client has to send a request's headers (408 beyond).
+        body_timeout: seconds a client has to send a request's body after its headers (408).
+        max_connections: open connections per process; one more gets 503 at once.
+        graceful_shutdown: seconds in-flight requests get after SIGTERM (default 20, below
+            Kubernetes' 30 s grace period).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -67,6 +81,10 @@ class ServeOptions(BaseModel):
     unknown_categories: Literal["error", "pass"] = "error"
     trust_pickle: bool = False
     seed: int = 0
+    header_timeout: float = Field(default=DEFAULT_HEADER_TIMEOUT, gt=0, allow_inf_nan=False)
+    body_timeout: float = Field(default=DEFAULT_BODY_TIMEOUT, gt=0, allow_inf_nan=False)
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    graceful_shutdown: float = Field(default=DEFAULT_GRACEFUL_SHUTDOWN, ge=0, allow_inf_nan=False)
 
     @field_validator("models")
     @classmethod

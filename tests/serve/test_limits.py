@@ -1,0 +1,132 @@
+"""Server limits against hostile clients, on a real server process and real sockets: header and
+body read timeouts (slowloris), the connection cap, the graceful-shutdown deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from forgeml.serve import ServeOptions
+
+from .conftest import records, serve_process
+
+PATH = "/v1/models/adult-lgbm/predict"
+
+
+def _connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=30)
+
+
+def _read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """What the server sends until it closes the connection, and how long that took."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open for {seconds} s; got {data[:200]!r}")
+    except ConnectionResetError:
+        pass
+    return data, time.monotonic() - started
+
+
+def test_defaults_are_documented_values() -> None:
+    options = ServeOptions(models=("m@1",))
+    assert options.header_timeout == 10.0
+    assert options.body_timeout == 30.0
+    assert options.max_connections == 1000
+    assert options.graceful_shutdown == 20.0  # below Kubernetes' 30 s grace period
+
+
+def test_a_client_that_never_finishes_its_headers_is_cut_off(serve_ws, adult):
+    with serve_process(serve_ws, "adult-lgbm@1", "--header-timeout", "1") as (url, _):
+        with _connect(url) as sock:
+            sock.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Ty".encode())
+            data, seconds = _read_until_closed(sock, 10)
+        assert data.startswith(b"HTTP/1.1 408 ")
+        assert b'"field":"headers"' in data.replace(b" ", b"")
+        assert 0.5 < seconds < 5
+        # A connection that sends nothing at all is closed without an answer.
+        with _connect(url) as idle:
+            data, seconds = _read_until_closed(idle, 10)
+        assert data == b"" and seconds < 5
+        # Ordinary clients are unaffected.
+        answer = httpx.post(f"{url}{PATH}", json={"records": records(adult, 1)}, timeout=30)
+        assert answer.status_code == 200
+
+
+def test_a_client_that_never_finishes_its_body_is_cut_off(serve_ws, adult):
+    with serve_process(serve_ws, "adult-lgbm@1", "--body-timeout", "1") as (url, _):
+        with _connect(url) as sock:
+            sock.sendall(
+                f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                'Content-Length: 1000\r\n\r\n{"records": ['.encode()
+            )
+            data, seconds = _read_until_closed(sock, 10)
+        assert data.startswith(b"HTTP/1.1 408 ")
+        assert b'"field":"body"' in data.replace(b" ", b"")
+        assert seconds < 5
+        answer = httpx.post(f"{url}{PATH}", json={"records": records(adult, 1)}, timeout=30)
+        assert answer.status_code == 200
+
+
+def test_connections_beyond_the_cap_get_a_quick_503(serve_ws, adult):
+    args = ("adult-lgbm@1", "--max-connections", "20", "--header-timeout", "4")
+    with serve_process(serve_ws, *args) as (url, _), contextlib.ExitStack() as sockets:
+        hostages = []
+        for _ in range(20):
+            sock = sockets.enter_context(_connect(url))
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow")
+            hostages.append(sock)
+        time.sleep(0.3)
+        started = time.monotonic()
+        refused = httpx.post(f"{url}{PATH}", json={"records": records(adult, 1)}, timeout=10)
+        assert time.monotonic() - started < 2
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "too_many_connections"
+        # The hostages are cut at the header timeout; the server takes clients again.
+        deadline = time.monotonic() + 15
+        while True:
+            answer = httpx.post(f"{url}{PATH}", json={"records": records(adult, 1)}, timeout=10)
+            if answer.status_code == 200:
+                break
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.5)
+
+
+def test_a_sigtermed_server_with_slow_body_clients_exits_within_its_deadline(serve_ws, adult):
+    # The body timeout is longer than the shutdown deadline: the deadline is what ends them.
+    args = ("adult-lgbm@1", "--body-timeout", "120", "--graceful-shutdown", "3")
+    with serve_process(serve_ws, *args) as (url, process), contextlib.ExitStack() as sockets:
+        slow = []
+        for _ in range(5):
+            sock = sockets.enter_context(_connect(url))
+            sock.sendall(
+                f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100000\r\n\r\n{".encode()
+            )
+            slow.append(sock)
+        answered = httpx.post(f"{url}{PATH}", json={"records": records(adult, 1)}, timeout=30)
+        assert answered.status_code == 200
+        time.sleep(0.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        stop = started + 40
+        while process.poll() is None and time.monotonic() < stop:
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.send(b" ")  # one byte at a time keeps the body coming
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+        assert process.poll() == 0, process.stderr.read().decode()[-2000:]
+        assert seconds < 3 + 10  # the deadline, plus the prediction log's and the exit's time
