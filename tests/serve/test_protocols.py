@@ -385,3 +385,26 @@ def test_v2_version_pinned_route(serve_ws, models, complete_rows):
                 client.close()
     finally:
         serve_ws.routing.clear_route("adult-lgbm")
+
+
+def test_non_finite_numbers_are_refused_naming_the_column(v2, server, complete_rows, features):
+    # Infinity reaches the server in binary tensors, CSV text and numbers as text; the one
+    # policy: refused with 422 naming the column (NaN is a missing value, where one is allowed).
+    name = "adult-lgbm"
+    frame = complete_rows.iloc[:3].astype(object)
+    frame.loc[frame.index[1], "age"] = np.inf
+    with pytest.raises(InferenceServerException, match="age"):
+        v2.infer(name, _kserve_tensor(frame, True))
+    row = frame.iloc[0].to_dict()
+    for value in ("Infinity", "-inf", "1e999"):
+        answer = httpx.post(
+            f"{server.url}/v1/models/{name}/predict", json={"records": [{**row, "age": value}]}
+        )
+        assert answer.status_code == 422, (value, answer.text)
+        assert answer.json()["error"]["field"] == "age"
+    text = frame.to_csv(index=False)
+    answer = httpx.post(
+        f"{server.url}/invocations", content=text, headers={"content-type": "text/csv"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "age" in answer.text

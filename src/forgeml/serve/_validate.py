@@ -11,6 +11,8 @@ input                      handling
 a column is missing        422 naming every missing column
 an extra column            ignored
 a number as text ("3.5")   converted; other text is a 422
+an infinity (binary         422 naming the column and row: the one non-finite policy (NaN is
+tensors, "inf" as text)    a missing value, below)
 a boolean for a number     422
 a missing value (null)     422 when the model never saw missing values in that column
 a category never seen      422 naming the column, row and value (or passed to the model with
@@ -113,7 +115,7 @@ class Validator:
         convert: Callable[[Any], Any]
         if kind in ("numeric", "integer"):
             convert = _number
-            what = "numbers" if kind == "numeric" else "integers"
+            what = "finite numbers" if kind == "numeric" else "finite integers"
         elif kind == "boolean":
             convert = _boolean
             what = "booleans (true/false)"
@@ -187,11 +189,16 @@ class Validator:
 
 
 _SCALAR_TYPES = {str, int, float, bool}
+_INF = math.inf
 
 
 def _number(value: Any) -> float | int:
     cls = value.__class__
-    if cls is float or cls is int:
+    if cls is int:
+        return value  # type: ignore[no-any-return]
+    if cls is float:
+        if value == _INF or value == -_INF:  # NaN was taken as missing before
+            raise ValueError(value)
         return value  # type: ignore[no-any-return]
     if cls is str:
         number = float(value)
