@@ -17,6 +17,17 @@ two tables' sizes, with a minimum effect that counts; a domain classifier catche
 columns move together; the table-level decision controls the family-wise false-alarm rate
 (see ``forgeml.monitor._detector`` for the rule).
 
+A served model is watched window by window over its prediction log::
+
+    report = fm.monitor.served_report("churn@production", window="1d")
+    report.windows[-1].values()   # input_drift.share_drifted, true.accuracy, estimated.roc_auc...
+    rules = fm.monitor.load_rules("rules.yaml")
+    fm.monitor.check_rules(rules, workspace=ws)   # alerts recorded once, sent to the webhook
+
+(input and prediction drift against the bundle's reference, latency and errors, true metrics
+with bootstrap intervals once feedback labels arrive, a confidence-based estimate before,
+fairness per sensitive group, serving cost; see ``_served``, ``_alerts`` and ``_watch``).
+
 Heavy modules (pandas, SciPy, LightGBM, matplotlib) load on first use.
 """
 
@@ -32,16 +43,38 @@ if TYPE_CHECKING:
     from forgeml.monitor._detector import DriftDetector
     from forgeml.monitor._html import render_html, write_html
     from forgeml.monitor._report import ColumnDrift, DriftReport, MultivariateDrift
+    from forgeml.monitor._alerts import AlertRule, Firing, RuleSet, evaluate_rules, load_rules
+    from forgeml.monitor._performance import Calibration, estimated_metrics, expected_roc_auc
+    from forgeml.monitor._served import ServedReport, WindowResult, served_report
+    from forgeml.monitor._watch import CheckResult, check_rules, latest_values, watch
+    from forgeml.monitor._windows import WindowSpec, parse_window
 
 __all__ = [
+    "AlertRule",
+    "Calibration",
+    "CheckResult",
     "ColumnDrift",
     "DriftDetector",
     "DriftReport",
+    "Firing",
     "Histogram",
     "MultivariateDrift",
+    "RuleSet",
+    "ServedReport",
+    "WindowResult",
+    "WindowSpec",
+    "check_rules",
     "drift",
+    "estimated_metrics",
+    "evaluate_rules",
+    "expected_roc_auc",
+    "latest_values",
+    "load_rules",
+    "parse_window",
     "read_source",
     "render_html",
+    "served_report",
+    "watch",
     "write_html",
 ]
 
@@ -51,6 +84,11 @@ _HOMES = {
     "_detector": ("DriftDetector",),
     "_html": ("render_html", "write_html"),
     "_report": ("ColumnDrift", "DriftReport", "MultivariateDrift"),
+    "_alerts": ("AlertRule", "Firing", "RuleSet", "evaluate_rules", "load_rules"),
+    "_performance": ("Calibration", "estimated_metrics", "expected_roc_auc"),
+    "_served": ("ServedReport", "WindowResult", "served_report"),
+    "_watch": ("CheckResult", "check_rules", "latest_values", "watch"),
+    "_windows": ("WindowSpec", "parse_window"),
 }
 __getattr__, _, _ = lazy_loader.attach(
     __name__, submod_attrs={module: list(names) for module, names in _HOMES.items()}

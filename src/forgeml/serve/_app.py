@@ -34,6 +34,7 @@ from forgeml.serve import _schemas as docs
 from forgeml.serve._access import AccessLogMiddleware, AccessLogWriter
 from forgeml.serve._docs import docs_routes
 from forgeml.serve._http import Operation, error_response, json_response, operation
+from forgeml.serve._monitor_gauges import MonitorGauges
 from forgeml.serve._options import ServeOptions
 from forgeml.serve._predlog import PredictionLog
 from forgeml.serve._refresher import RouteRefresher
@@ -84,6 +85,7 @@ def create_app(
     own_workspace = workspace is None
     ws = workspace or Workspace(settings or Settings())
     service = PredictionService(options)
+    service.gauges = MonitorGauges(ws.monitor, lambda: list(service.refs))
     refresher = RouteRefresher(service, ws, poll_interval=options.poll_interval)
     serving = Serving(options=options, workspace=ws, service=service, refresher=refresher)
     access = AccessLogWriter(options.access_log)

@@ -58,6 +58,12 @@ _HELP = {
     "forgeml_prediction_log_write_errors": "Failed writes of the prediction log (retried).",
     "forgeml_model_ready": "1 when the model is loaded and served.",
     "forgeml_route_weight": "Configured share of traffic per model version.",
+    "forgeml_monitor_input_drift_share": "Share of input columns drifted in the latest window.",
+    "forgeml_monitor_input_drifted": "1 when the latest window's inputs drifted (table rule).",
+    "forgeml_monitor_drift_effect_size": "Drift effect size per input column, latest window.",
+    "forgeml_monitor_prediction_drift": "Drift effect size of the model's score, latest window.",
+    "forgeml_monitor_performance": "Latest true (labelled) or estimated model performance.",
+    "forgeml_monitor_window_end_seconds": "End of the window the monitored values describe.",
 }
 
 

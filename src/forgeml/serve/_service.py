@@ -15,7 +15,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -66,6 +66,8 @@ class PredictionService:
         self.refs: dict[str, str] = {parse_model_ref(r)[0]: r for r in options.models}
         self.entries: dict[str, ModelEntry] = {}
         self.metrics = metrics or ServerMetrics(self._live)
+        # more gauges read at scrape time (the stored monitored values)
+        self.gauges: Callable[[], dict[str, list[tuple[dict[str, str], float]]]] | None = None
         self.log: PredictionSink | None = None
         self.load_errors: dict[str, str] = {}
         # models served by their reference because their stored route cannot be served: why
@@ -425,4 +427,6 @@ class PredictionService:
         if self.log is not None:
             for key, value in self.log.stats().items():
                 out[f"forgeml_prediction_log_{key}"] = [({}, float(value))]
+        if self.gauges is not None:
+            out.update(self.gauges())
         return {k: v for k, v in out.items() if v}

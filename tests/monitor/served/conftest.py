@@ -1,0 +1,124 @@
+"""A model registered on real data (UCI Adult) and a real server on 127.0.0.1 that logs its
+predictions, for the served-model monitoring tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import lightgbm as lgb
+import pandas as pd
+import pytest
+
+import forgeml as fm
+from forgeml.store import Workspace
+
+TARGET = "income"
+POSITIVE = ">50K"
+MODEL = "adult"
+
+
+def adult_frame(path: Path, rows: int = 6000) -> pd.DataFrame:
+    """UCI Adult rows with the text columns as pandas categoricals."""
+    frame = pd.read_csv(path, nrows=rows).drop(columns=["split"])
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]) and column != TARGET:
+            frame[column] = frame[column].astype("category")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def adult(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    return adult_frame(shared_dataset("adult.csv"))
+
+
+def register_adult(ws: Workspace, frame: pd.DataFrame, *, with_target: bool = False) -> int:
+    """A LightGBM classifier on the first 3,000 rows as ``adult``, promoted to production."""
+    train = frame.iloc[:3000]
+    X, y = train.drop(columns=[TARGET]), train[TARGET]
+    model = lgb.LGBMClassifier(n_estimators=40, num_leaves=15, random_state=0, verbose=-1)
+    model.fit(X, y)
+    sample = train if with_target else X
+    version = fm.register(model, name=MODEL, sample=sample, workspace=ws).version
+    fm.registry.promote(MODEL, version, workspace=ws)
+    return version
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """A real Uvicorn server on 127.0.0.1 in a thread of the test process."""
+
+    def __init__(self, ws: Workspace, **options: Any) -> None:
+        import uvicorn
+
+        from forgeml.http import create_app
+        from forgeml.serve import ServeOptions
+
+        options.setdefault("access_log", False)
+        options.setdefault("poll_interval", 0.2)
+        self.port = free_port()
+        self.app = create_app(ServeOptions(port=self.port, **options), workspace=ws)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the server did not become ready in 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., ServerThread]]:
+    started: list[ServerThread] = []
+
+    def start(ws: Workspace, **options: Any) -> ServerThread:
+        server = ServerThread(ws, **options).__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__()
+
+
+def records(frame: pd.DataFrame, start: int, n: int) -> list[dict[str, Any]]:
+    """``n`` rows as JSON records (missing values as null), without the target."""
+    part = frame.drop(columns=[TARGET]).iloc[start : start + n].astype(object)
+    part = part.where(part.notna(), None)
+    return part.to_dict(orient="records")
+
+
+def wait_logged(ws: Workspace, model: str, n: int, seconds: float = 60) -> None:
+    """Wait until ``n`` records of ``model`` are in the log."""
+    deadline = time.monotonic() + seconds
+    while ws.predlog.count_predictions(model) < n:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{ws.predlog.count_predictions(model)} of {n} records logged in {seconds} s"
+            )
+        time.sleep(0.1)
