@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 if TYPE_CHECKING:
+    from forgeml.monitor._alerts import AlertRule, Firing, RuleSet, evaluate_rules, load_rules
     from forgeml.monitor._api import drift, read_source
     from forgeml.monitor._columns import Histogram
     from forgeml.monitor._detector import DriftDetector
     from forgeml.monitor._html import render_html, write_html
-    from forgeml.monitor._report import ColumnDrift, DriftReport, MultivariateDrift
-    from forgeml.monitor._alerts import AlertRule, Firing, RuleSet, evaluate_rules, load_rules
     from forgeml.monitor._performance import Calibration, estimated_metrics, expected_roc_auc
+    from forgeml.monitor._report import ColumnDrift, DriftReport, MultivariateDrift
+    from forgeml.monitor._report_served import render_served_html, write_served_html
     from forgeml.monitor._served import ServedReport, WindowResult, served_report
     from forgeml.monitor._watch import CheckResult, check_rules, latest_values, watch
     from forgeml.monitor._windows import WindowSpec, parse_window
@@ -73,9 +74,11 @@ __all__ = [
     "parse_window",
     "read_source",
     "render_html",
+    "render_served_html",
     "served_report",
     "watch",
     "write_html",
+    "write_served_html",
 ]
 
 _HOMES = {
@@ -86,6 +89,7 @@ _HOMES = {
     "_report": ("ColumnDrift", "DriftReport", "MultivariateDrift"),
     "_alerts": ("AlertRule", "Firing", "RuleSet", "evaluate_rules", "load_rules"),
     "_performance": ("Calibration", "estimated_metrics", "expected_roc_auc"),
+    "_report_served": ("render_served_html", "write_served_html"),
     "_served": ("ServedReport", "WindowResult", "served_report"),
     "_watch": ("CheckResult", "check_rules", "latest_values", "watch"),
     "_windows": ("WindowSpec", "parse_window"),

@@ -185,14 +185,16 @@ def load_rules(source: str | Path | Mapping[str, Any]) -> RuleSet:
         except yaml.YAMLError as e:
             raise InputError(f"{path} is not valid YAML: {e}") from None
     if not isinstance(data, Mapping):
-        raise InputError(f"{where}: expected a mapping with a `rules` list; got {type(data).__name__}")
+        raise InputError(
+            f"{where}: expected a mapping with a `rules` list; got {type(data).__name__}"
+        )
     try:
         rules = RuleSet.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(
-            f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]
-        ).replace(".[", "[")
+        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in first["loc"]).replace(
+            ".[", "["
+        )
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {e.error_count() - 1} more problem(s))" if e.error_count() > 1 else ""
         raise InputError(f"{where}: {field or 'rules'}: {message}{more}") from None
@@ -254,14 +256,18 @@ def evaluate_rules(
     for rule in mine:
         run: list[WindowResult] = []
         missing = 0
-        for w in eligible:
-            value = float("nan") if w is None else w.values().get(rule.metric, float("nan"))
-            if w is not None and rule.metric not in w.values():
-                missing += 1
-            if w is None or not rule.breaks(value):
+        for candidate in eligible:
+            if candidate is None:
                 run = []
                 continue
-            run.append(w)
+            values = candidate.values()
+            if rule.metric not in values:
+                missing += 1
+            value = values.get(rule.metric, float("nan"))
+            if not rule.breaks(value):
+                run = []
+                continue
+            run.append(candidate)
             if len(run) >= rule.windows:
                 first = run[-rule.windows]
                 firings.append(
@@ -269,11 +275,11 @@ def evaluate_rules(
                         rule=rule,
                         value=value,
                         window_start_ms=first.start_ms,
-                        window_end_ms=w.end_ms,
+                        window_end_ms=candidate.end_ms,
                         message=(
                             f"{report.ref} (version {report.version}): {rule.metric} = "
-                            f"{value:.4g} {rule.op} {rule.threshold:g} in "
-                            f"{rule.windows} window(s) ending {_span(w.start_ms, w.end_ms)}"
+                            f"{value:.4g} {rule.op} {rule.threshold:g} in {rule.windows} "
+                            f"window(s) ending {_span(candidate.start_ms, candidate.end_ms)}"
                         ),
                     )
                 )

@@ -38,7 +38,9 @@ class Calibration:
     models: tuple[Any, ...] = ()
 
     @classmethod
-    def fit(cls, proba: np.ndarray, labels: Any, classes: tuple[Any, ...], source: str) -> Calibration:
+    def fit(
+        cls, proba: np.ndarray, labels: Any, classes: tuple[Any, ...], source: str
+    ) -> Calibration:
         """Isotonic calibration of ``proba`` (rows x classes) against true ``labels``.
 
         Raises:
@@ -54,8 +56,8 @@ class Calibration:
         unknown = {v for v in truth.tolist() if v not in known}
         if unknown:
             raise InputError(
-                f"The calibration labels hold values that are not classes: {sorted(map(str, unknown))[:5]}; "
-                f"classes are {list(classes)}"
+                "The calibration labels hold values that are not classes: "
+                f"{sorted(map(str, unknown))[:5]}; classes are {list(classes)}"
             )
         index = np.fromiter((known[v] for v in truth.tolist()), dtype=np.int64, count=len(truth))
         targets = [1] if len(classes) == 2 else list(range(len(classes)))

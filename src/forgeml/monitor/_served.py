@@ -97,26 +97,26 @@ class WindowResult:
             "error_rate": self.error_rate,
             "labelled_rows": float(self.labelled_rows),
         }
-        for key, value in self.latency_ms.items():
-            out[f"latency_{key}_ms"] = float(value)
+        for key, latency in self.latency_ms.items():
+            out[f"latency_{key}_ms"] = float(latency)
         if self.input_drift is not None:
             out["input_drift.share_drifted"] = float(self.input_drift["share_drifted"])
             out["input_drift.drifted"] = float(bool(self.input_drift["drifted"]))
             for column, info in self.input_drift["columns"].items():
-                out[f"input_drift.column.{column}"] = float(info["effect_size"])
+                out[f"input_drift.column.{column}"] = _nan_if_none(info["effect_size"])
         if self.prediction_drift is not None:
-            out["prediction_drift.effect_size"] = float(self.prediction_drift["effect_size"])
+            out["prediction_drift.effect_size"] = _nan_if_none(self.prediction_drift["effect_size"])
             out["prediction_drift.drifted"] = float(bool(self.prediction_drift["drifted"]))
-        for name, value in self.true.items():
-            out[f"true.{name}"] = float(value["value"])
+        for name, metric in self.true.items():
+            out[f"true.{name}"] = float(metric["value"])
         for name, number in self.estimated.items():
             out[f"estimated.{name}"] = float(number)
         for column, audit in self.fairness.items():
             for name, value in audit.get("disparities", {}).items():
                 out[f"fairness.{column}.{name}"] = float(value["value"])
-        for name, number in self.resources.items():
-            if number is not None:
-                out[f"resources.{name}"] = float(number)
+        for name, amount in self.resources.items():
+            if amount is not None:
+                out[f"resources.{name}"] = float(amount)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +176,8 @@ class ServedReport:
     price_per_core_hour: float | None = None
     computed_at: int = 0
     seconds: float = 0.0
+    # the newest non-empty window's input DriftReport (its distributions, for the HTML page)
+    latest_drift: Any = field(default=None, repr=False, compare=False)
 
     @property
     def header(self) -> str:
@@ -220,12 +222,6 @@ class ServedReport:
     def to_json(self) -> str:
         """``to_dict`` as JSON (NaN as null)."""
         return dumps_text(self.to_dict(), lenient=True)
-
-    def to_html(self) -> str:
-        """A self-contained offline HTML page (figures inline)."""
-        from forgeml.monitor._report_served import render_served_html
-
-        return render_served_html(self)
 
 
 # -- computing ---------------------------------------------------------------------------------
@@ -319,7 +315,7 @@ class _Baseline:
 
 
 def _detector(seed: int, options: Mapping[str, Any]) -> Any:
-    from forgeml.monitor import DriftDetector
+    from forgeml.monitor._detector import DriftDetector
 
     settings = {"random_state": seed, "multivariate": False, **options}
     return DriftDetector(**settings)
@@ -381,6 +377,10 @@ def _drift_summary(report: Any) -> dict[str, Any]:
         "drifted_columns": [name for name, c in columns.items() if c["drifted"]],
         "columns": columns,
     }
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _number(value: Any) -> float | None:
@@ -458,6 +458,7 @@ def served_report(
             f"{record.name}@{record.version} ({', '.join(base.inputs[:12])})"
         )
     results = []
+    latest_drift = None
     for log_window in log_windows(
         ws.predlog,
         record.name,
@@ -467,7 +468,7 @@ def served_report(
         until_ms=until_ms,
         now_ms=now_ms,
     ):
-        result = _window_result(
+        result, drift_report = _window_result(
             base,
             log_window,
             sensitive=sensitive,
@@ -477,6 +478,8 @@ def served_report(
             price=price_per_core_hour,
         )
         results.append(result)
+        if drift_report is not None:
+            latest_drift = drift_report
         if on_window is not None:
             on_window(result)
     notes = [_NOT_RECORDED]
@@ -498,6 +501,7 @@ def served_report(
         price_per_core_hour=price_per_core_hour,
         computed_at=int(time.time() * 1000),
         seconds=time.perf_counter() - started,
+        latest_drift=latest_drift,
     )
 
 
@@ -518,7 +522,8 @@ def _window_result(
     confidence: float,
     seed: int,
     price: float | None,
-) -> WindowResult:
+) -> tuple[WindowResult, Any]:
+    """The window's result and its input ``DriftReport`` (``None`` for an empty window)."""
     stats = window.stats
     latency = {f"p{q:g}": float(v) for q, v in stats.latency_ms.items() if q in (50.0, 99.0)}
     rows = window.rows
@@ -529,7 +534,7 @@ def _window_result(
         if price is None or stats.rows == 0
         else busy / 3600.0 * price / stats.rows * 1000.0,
     }
-    common = {
+    common: dict[str, Any] = {
         "start_ms": window.start_ms,
         "end_ms": window.end_ms,
         "complete": window.complete,
@@ -540,16 +545,18 @@ def _window_result(
         "resources": resources,
     }
     if len(rows) == 0:
-        return WindowResult(
+        empty = WindowResult(
             **common,
             notes=(
                 f"empty window: its {stats.requests} request(s) all failed; no drift, "
                 "performance or alert is computed on it",
             ),
         )
+        return empty, None
     notes: list[str] = []
     current = _window_inputs(rows, base.reference.loc[:, base.inputs])
-    input_drift = _drift_summary(base.input_detector.score(current))
+    drift_report = base.input_detector.score(current)
+    input_drift = _drift_summary(drift_report)
     predicted, proba = base.window_scores(rows)
     import pandas as pd
 
@@ -587,7 +594,7 @@ def _window_result(
             notes.extend(more)
     else:
         notes.append("no labels yet: performance is estimated only")
-    return WindowResult(
+    result = WindowResult(
         **common,
         input_drift=input_drift,
         prediction_drift=prediction_drift,
@@ -597,6 +604,7 @@ def _window_result(
         fairness=fairness,
         notes=tuple(notes),
     )
+    return result, drift_report
 
 
 def _busy_seconds(rows: pd.DataFrame) -> float:
@@ -632,7 +640,7 @@ def _true_metrics(
                 confidence=confidence,
                 seed=seed,
             )
-            wanted = ("rmse", "mae", "r2")
+            wanted: tuple[str, ...] = ("rmse", "mae", "r2")
         else:
             metrics = classification_metrics(
                 truth,

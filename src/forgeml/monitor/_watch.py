@@ -32,6 +32,9 @@ __all__ = ["CheckResult", "check_rules", "latest_values", "watch"]
 
 log = logging.getLogger("forgeml.monitor")
 
+_KEPT_PREFIXES = ("true.", "estimated.", "input_drift.", "prediction_drift.")
+_KEPT = ("error_rate", "latency_p50_ms", "latency_p99_ms")
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -71,9 +74,7 @@ def latest_values(report: ServedReport) -> tuple[dict[str, float], int, int] | N
         if w.empty:
             continue
         for name, value in w.values().items():
-            if name.startswith(("true.", "estimated.", "input_drift.", "prediction_drift.")):
-                values[name] = value
-            elif name in ("error_rate", "latency_p50_ms", "latency_p99_ms"):
+            if name.startswith(_KEPT_PREFIXES) or name in _KEPT:
                 values[name] = value
         span = (w.start_ms, w.end_ms)
     if span is None:

@@ -59,9 +59,17 @@ def log_day(ws: Workspace, rows: pd.DataFrame, day: int, *, failed: int = 0, per
     for k in range(failed):
         records.append(
             PredictionRecord(
-                request_id=str(uuid.uuid4()), model=MODEL, version=model.version,
-                role="primary", time_ms=T0 + day * DAY + 500 + k, latency_ms=1.0, n_rows=0,
-                inputs={}, outputs={}, protocol="json", error="schema_mismatch",
+                request_id=str(uuid.uuid4()),
+                model=MODEL,
+                version=model.version,
+                role="primary",
+                time_ms=T0 + day * DAY + 500 + k,
+                latency_ms=1.0,
+                n_rows=0,
+                inputs={},
+                outputs={},
+                protocol="json",
+                error="schema_mismatch",
             )
         )
     ws.predlog.write_predictions(records)
@@ -124,7 +132,13 @@ def _rules(tmp_path: Path, webhook: str, **extra: object) -> Path:
                 "severity": "critical",
             },
             {"name": "errors", "model": REF, "metric": "error_rate", "op": ">=", "threshold": 0.5},
-            {"name": "accuracy", "model": REF, "metric": "true.accuracy", "op": "<", "threshold": 0.99},
+            {
+                "name": "accuracy",
+                "model": REF,
+                "metric": "true.accuracy",
+                "op": "<",
+                "threshold": 0.99,
+            },
         ],
         **extra,
     }
@@ -189,8 +203,14 @@ def test_the_watcher_resumes_after_a_restart_without_repeating_alerts(
     for _ in range(2):  # two watcher processes, one after the other
         with Workspace(settings) as ws:
             ran = watch(
-                rules, workspace=ws, window="1d", interval_s=0.01, iterations=2,
-                on_check=checks.append, now_ms=T0 + 10 * DAY, n_bootstrap=0,
+                rules,
+                workspace=ws,
+                window="1d",
+                interval_s=0.01,
+                iterations=2,
+                on_check=checks.append,
+                now_ms=T0 + 10 * DAY,
+                n_bootstrap=0,
             )
             assert ran == 2
     assert [len(c.alerts) for c in checks] == [1, 0, 0, 0]
@@ -207,9 +227,8 @@ def test_the_server_exposes_the_latest_monitored_values(logged, tmp_path, server
     text = httpx.get(f"{server.url}/metrics", timeout=30).text
     share = logged.monitor.latest_values([MODEL])
     expected = {v.metric: v.value for v in share}["input_drift.share_drifted"]
-    line = next(
-        l for l in text.splitlines() if l.startswith("forgeml_monitor_input_drift_share{")
-    )
+    wanted = "forgeml_monitor_input_drift_share{"
+    line = next(row for row in text.splitlines() if row.startswith(wanted))
     assert f'model="{MODEL}"' in line
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(expected)
     assert 'forgeml_monitor_performance{kind="estimated",metric="accuracy",model="adult"}' in text
@@ -219,24 +238,85 @@ def test_the_server_exposes_the_latest_monitored_values(logged, tmp_path, server
 @pytest.mark.parametrize(
     ("document", "expected"),
     [
-        ({"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": "!", "threshold": 1}]},
-         "rules[0].op"),
-        ({"rules": [{"name": "x", "model": REF, "metric": "speed", "op": ">", "threshold": 1}]},
-         "rules[0].metric: unknown metric 'speed'"),
-        ({"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": ">"}]},
-         "rules[0].threshold: Field required"),
-        ({"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": ">", "threshold": 1,
-                     "windows": 0}]}, "rules[0].windows"),
-        ({"rules": [{"name": "x", "model": "adult", "metric": "error_rate", "op": ">",
-                     "threshold": 1}]}, "rules[0].model"),
-        ({"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": ">", "threshold": 1,
-                     "severity": "loud"}]}, "rules[0].severity"),
-        ({"webhook": "ftp://x", "rules": [{"name": "x", "model": REF, "metric": "error_rate",
-                                           "op": ">", "threshold": 1}]}, "webhook: expected an http"),
+        (
+            {
+                "rules": [
+                    {"name": "x", "model": REF, "metric": "error_rate", "op": "!", "threshold": 1}
+                ]
+            },
+            "rules[0].op",
+        ),
+        (
+            {"rules": [{"name": "x", "model": REF, "metric": "speed", "op": ">", "threshold": 1}]},
+            "rules[0].metric: unknown metric 'speed'",
+        ),
+        (
+            {"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": ">"}]},
+            "rules[0].threshold: Field required",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "name": "x",
+                        "model": REF,
+                        "metric": "error_rate",
+                        "op": ">",
+                        "threshold": 1,
+                        "windows": 0,
+                    }
+                ]
+            },
+            "rules[0].windows",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "name": "x",
+                        "model": "adult",
+                        "metric": "error_rate",
+                        "op": ">",
+                        "threshold": 1,
+                    }
+                ]
+            },
+            "rules[0].model",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "name": "x",
+                        "model": REF,
+                        "metric": "error_rate",
+                        "op": ">",
+                        "threshold": 1,
+                        "severity": "loud",
+                    }
+                ]
+            },
+            "rules[0].severity",
+        ),
+        (
+            {
+                "webhook": "ftp://x",
+                "rules": [
+                    {"name": "x", "model": REF, "metric": "error_rate", "op": ">", "threshold": 1}
+                ],
+            },
+            "webhook: expected an http",
+        ),
         ({"rules": []}, "rules: "),
-        ({"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": ">", "threshold": 1},
-                    {"name": "x", "model": REF, "metric": "rows", "op": ">", "threshold": 1}]},
-         "repeated: x"),
+        (
+            {
+                "rules": [
+                    {"name": "x", "model": REF, "metric": "error_rate", "op": ">", "threshold": 1},
+                    {"name": "x", "model": REF, "metric": "rows", "op": ">", "threshold": 1},
+                ]
+            },
+            "repeated: x",
+        ),
     ],
 )
 def test_bad_rules_are_refused_naming_the_field(tmp_path, document, expected):
@@ -260,3 +340,18 @@ def test_unreadable_rules_files_are_refused(tmp_path):
     bad.write_text("- a list")
     with pytest.raises(InputError, match="expected a mapping"):
         load_rules(bad)
+
+
+def test_the_html_report_is_offline_with_drift_performance_and_alerts(logged, tmp_path):
+    from forgeml.monitor import write_served_html
+
+    rules = load_rules(_rules(tmp_path, "http://127.0.0.1:9/x"))
+    check_rules(rules, workspace=logged, window="1d", now_ms=T0 + 10 * DAY, n_bootstrap=0)
+    report = served_report(REF, window="1d", workspace=logged, now_ms=T0 + 10 * DAY)
+    path = write_served_html(report, tmp_path / "out" / "report.html", logged.monitor.alerts())
+    page = path.read_text()
+    assert page.count("data:image/png;base64,") >= 4 + len(report.latest_drift.columns) - 1
+    for title in ("Drift over windows", "Performance over time: accuracy", "Latency and errors"):
+        assert title in page
+    assert "inputs drift" in page and "empty window: not compared" in page
+    assert "<script" not in page and 'src="http' not in page and "href=\"http" not in page

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from forgeml.monitor import Calibration, estimated_metrics, expected_roc_auc, parse_window
 from forgeml.errors import InputError
+from forgeml.monitor import Calibration, estimated_metrics, expected_roc_auc, parse_window
 
 
 def test_expected_metrics_match_labels_drawn_from_the_probabilities():
@@ -63,8 +63,14 @@ def test_multiclass_estimate_uses_the_predicted_class():
 
 @pytest.mark.parametrize(
     ("text", "kind", "size"),
-    [("1d", "time", 86_400_000), ("6h", "time", 21_600_000), ("30m", "time", 1_800_000),
-     ("10000", "count", 10_000), ("10_000", "count", 10_000), (500, "count", 500)],
+    [
+        ("1d", "time", 86_400_000),
+        ("6h", "time", 21_600_000),
+        ("30m", "time", 1_800_000),
+        ("10000", "count", 10_000),
+        ("10_000", "count", 10_000),
+        (500, "count", 500),
+    ],
 )
 def test_window_specs(text, kind, size):
     spec = parse_window(text)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from .conftest import MODEL, POSITIVE, TARGET, records, register_adult, wait_logged
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from forgeml.errors import InputError, NotFoundError
 from forgeml.monitor import served_report
+
+from .conftest import MODEL, POSITIVE, TARGET, records, register_adult, wait_logged
 
 REQUESTS, ROWS = 30, 20
 WINDOW = 200
@@ -51,7 +52,10 @@ def test_delayed_labels_give_the_true_metric_per_window(workspace, adult, server
     # labels come back later, for two requests in three
     labelled = [r for i, r in enumerate(sent) if i % 3 != 2]
     feedback = [
-        {"request_id": r["request_id"], "labels": adult[TARGET].iloc[r["start"] : r["start"] + ROWS].tolist()}
+        {
+            "request_id": r["request_id"],
+            "labels": adult[TARGET].iloc[r["start"] : r["start"] + ROWS].tolist(),
+        }
         for r in labelled
     ]
     answer = httpx.post(f"{server.url}/v1/feedback", json={"feedback": feedback}, timeout=60)
@@ -63,7 +67,8 @@ def test_delayed_labels_give_the_true_metric_per_window(workspace, adult, server
     per_window = WINDOW // ROWS
     for k, w in enumerate(after.windows):
         mine = [
-            (i, r) for i, r in enumerate(sent[k * per_window : (k + 1) * per_window], k * per_window)
+            (i, r)
+            for i, r in enumerate(sent[k * per_window : (k + 1) * per_window], k * per_window)
             if i % 3 != 2
         ]
         truth = np.concatenate(
