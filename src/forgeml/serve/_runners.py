@@ -1,11 +1,23 @@
 """Runners: a loaded model version called on a batch of validated columns.
 
 ``FrameRunner`` works for every flavor: it builds a DataFrame and calls the registry's model
-(``LoadedModel.predict_both``). ``BoosterRunner`` is the fast path for a LightGBM booster: it
-encodes the columns into a float matrix exactly as LightGBM encodes a pandas frame (category
-codes in the training order, NaN for missing) and calls the booster directly, which removes the
-DataFrame round trip that dominates small batches. A booster runner is only used after it gave
-the same answers as the frame runner on the model's reference rows.
+(``LoadedModel.predict_both``). The fast runners skip the DataFrame round trip that dominates
+small batches, with the encoding compiled to plain lookups once, at load:
+
+- ``BoosterRunner`` (LightGBM flavor) encodes the columns into the float matrix LightGBM builds
+  from a pandas frame (category codes in the training order, NaN for missing) and calls the
+  booster (LightGBM's single-row C API for a few rows);
+- ``XGBoostRunner`` (XGBoost flavor) does the same for XGBoost's booster and calls
+  ``inplace_predict``;
+- ``CompiledRunner`` (forgeml's own ``TrainedModel``) calls the model compiled by
+  ``TrainedModel.compile_for_serving``: each member's encoder as array lookups, each member's
+  native predictor on arrays;
+- ``TypedFrameRunner`` (any flavor) still builds a DataFrame, straight in the signature's types,
+  and skips the second check of rows the validator checked already.
+
+A fast runner is only used after it gave exactly the frame runner's predictions (and
+probabilities within 1e-12) on the model's reference rows, in one batch and one row at a time
+(``runner_for``).
 """
 
 from __future__ import annotations
@@ -19,7 +31,15 @@ import pandas as pd
 
 from forgeml.registry import LoadedModel
 
-__all__ = ["BoosterRunner", "FrameRunner", "Runner", "TypedFrameRunner", "runner_for"]
+__all__ = [
+    "BoosterRunner",
+    "CompiledRunner",
+    "FrameRunner",
+    "Runner",
+    "TypedFrameRunner",
+    "XGBoostRunner",
+    "runner_for",
+]
 
 _log = logging.getLogger("forgeml.serve")
 _SMALL_BATCH = 2_000  # rows: below this, one thread predicts faster than a pool
@@ -106,47 +126,30 @@ def _column_builder(column: Any) -> Any:
     return lambda values: np.array(values, dtype=object)
 
 
-class BoosterRunner(Runner):
-    """A LightGBM booster called on a float matrix."""
+class _MatrixRunner(Runner):
+    """A runner that encodes validated columns into one float matrix (signature order)."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, categories: dict[str, list[Any]]) -> None:
+        """``categories``: for each categorical column, its categories in code order."""
         super().__init__(model)
-        booster = model.model
         signature = model.signature
-        if list(booster.feature_name()) != list(signature.names):
-            raise ValueError("the booster's feature names differ from the signature's")
-        categorical = [c for c in signature.inputs if c.dtype == "category"]
-        pandas_categorical = list(getattr(booster, "pandas_categorical", None) or [])
-        if len(categorical) != len(pandas_categorical):
-            raise ValueError("the booster's categorical columns differ from the signature's")
         self._encoders: list[dict[Any, float] | None] = []
-        by_name = {
-            c.name: list(cats) for c, cats in zip(categorical, pandas_categorical, strict=False)
-        }
         for column in signature.inputs:
-            if column.name in by_name:
-                if column.categories is not None and list(column.categories) != [
-                    _plain(v) for v in by_name[column.name]
-                ]:
+            if column.name in categories:
+                known = [_plain(v) for v in categories[column.name]]
+                if column.categories is not None and set(column.categories) - set(known):
                     raise ValueError(f"categories of {column.name!r} differ")
-                self._encoders.append(
-                    {_plain(v): float(i) for i, v in enumerate(by_name[column.name])}
-                )
+                self._encoders.append({v: float(i) for i, v in enumerate(known)})
             elif column.kind in ("numeric", "integer", "boolean"):
                 self._encoders.append(None)
             else:
                 raise ValueError(f"column {column.name!r} is {column.kind}")
-        self._booster = booster
         self._names = signature.names
         self._classifier = bool(model.metadata["model"].get("classifier"))
         self._threshold = model.threshold
-        try:
-            self._single: _SingleRow | None = _SingleRow(booster, len(self._names))
-        except (AttributeError, OSError):  # a LightGBM without the single-row C API
-            self._single = None
 
     def encode(self, columns: dict[str, list[Any]], n: int) -> np.ndarray:
-        """The float matrix LightGBM would build from the same rows as a DataFrame."""
+        """The float matrix the booster would build from the same rows as a DataFrame."""
         X = np.empty((n, len(self._names)), dtype=np.float64)
         nan = np.nan
         for j, (name, encoder) in enumerate(zip(self._names, self._encoders, strict=True)):
@@ -158,23 +161,130 @@ class BoosterRunner(Runner):
                 X[:, j] = [nan if v is None else get(v, nan) for v in values]
         return X
 
-    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
-        X = self.encode(columns, n)
-        if n <= _SINGLE_ROWS and self._single is not None:
-            raw = self._single.predict(X)
-        else:
-            params = {"num_threads": 1} if n < _SMALL_BATCH else {}
-            raw = np.asarray(self._booster.predict(X, **params))
+    def answer(self, raw: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions (and probabilities) from the booster's raw output."""
         if not self._classifier:
             return raw.tolist(), None
         proba = np.column_stack((1.0 - raw, raw)) if raw.ndim == 1 else raw
-        assert self.classes is not None
-        classes = self.classes
-        if self._threshold is not None:  # the bundle's decision threshold, as LoadedModel
-            codes = (proba[:, 1] >= self._threshold).astype(np.int64)
+        return _labels(proba, self.classes, self._threshold), proba
+
+
+def _labels(proba: np.ndarray, classes: list[Any] | None, threshold: float | None) -> list[Any]:
+    """Labels as ``LoadedModel`` gives them: the bundle's decision threshold, else argmax."""
+    assert classes is not None
+    if threshold is not None:
+        codes = (proba[:, 1] >= threshold).astype(np.int64)
+    else:
+        codes = np.argmax(proba, axis=1)
+    return [classes[i] for i in codes.tolist()]
+
+
+class BoosterRunner(_MatrixRunner):
+    """A LightGBM booster called on a float matrix."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        booster = model.model
+        signature = model.signature
+        if list(booster.feature_name()) != list(signature.names):
+            raise ValueError("the booster's feature names differ from the signature's")
+        categorical = [c.name for c in signature.inputs if c.dtype == "category"]
+        pandas_categorical = list(getattr(booster, "pandas_categorical", None) or [])
+        if len(categorical) != len(pandas_categorical):
+            raise ValueError("the booster's categorical columns differ from the signature's")
+        super().__init__(
+            model, {c: list(v) for c, v in zip(categorical, pandas_categorical, strict=True)}
+        )
+        self._booster = booster
+        self._single = single_row_predictor(booster)
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        X = self.encode(columns, n)
+        if n <= _SINGLE_ROWS and self._single is not None:
+            raw = self._single(X)
         else:
-            codes = np.argmax(proba, axis=1)
-        return [classes[i] for i in codes.tolist()], proba
+            params = {"num_threads": 1} if n < _SMALL_BATCH else {}
+            raw = np.asarray(self._booster.predict(X, **params))
+        return self.answer(raw)
+
+
+class XGBoostRunner(_MatrixRunner):
+    """An XGBoost model's booster called on a float matrix (``inplace_predict``), one thread
+    for small batches."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        estimator = model.model
+        booster = estimator.get_booster()
+        signature = model.signature
+        names = booster.feature_names
+        if names is not None and list(names) != list(signature.names):
+            raise ValueError("the booster's feature names differ from the signature's")
+        types = list(booster.feature_types or ["float"] * len(signature.names))
+        stored = _xgboost_categories(booster)
+        categories: dict[str, list[Any]] = {}
+        for column, kind in zip(signature.inputs, types, strict=True):
+            if kind == "c":
+                found = stored.get(column.name)
+                if found is None:
+                    if column.categories is None:
+                        raise ValueError(f"no categories known for {column.name!r}")
+                    found = list(column.categories)
+                categories[column.name] = found
+            elif column.dtype == "category":
+                raise ValueError(f"{column.name!r} is categorical but the booster's is not")
+        super().__init__(model, categories)
+        try:
+            best = int(estimator.best_iteration)
+            self._iterations: tuple[int, int] = (0, best + 1)
+        except AttributeError:  # trained without early stopping: every tree
+            self._iterations = (0, 0)
+        self._booster = booster
+        self._one_thread = booster.copy()
+        self._one_thread.set_param({"nthread": 1})
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        X = self.encode(columns, n)
+        booster = self._one_thread if n < _SMALL_BATCH else self._booster
+        raw = np.asarray(booster.inplace_predict(X, iteration_range=self._iterations))
+        return self.answer(raw)
+
+
+def _xgboost_categories(booster: Any) -> dict[str, list[Any]]:
+    """The categories XGBoost stored with the model (3.1 and later), by column."""
+    get = getattr(booster, "get_categories", None)
+    if get is None:
+        return {}
+    try:
+        stored = get(export_to_arrow=True).to_arrow()
+    except (TypeError, ValueError):
+        return {}
+    return {name: array.to_pylist() for name, array in stored if array is not None}
+
+
+class CompiledRunner(Runner):
+    """forgeml's ``TrainedModel`` compiled to array lookups and native predictors."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        super().__init__(model)
+        compile_for_serving = getattr(model.model, "compile_for_serving", None)
+        if compile_for_serving is None:
+            raise ValueError("the model cannot be compiled for serving")
+        self._compiled = compile_for_serving(booster_predictor=single_row_predictor)
+        self._threshold = model.threshold
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        labels, proba = self._compiled.predict_both(columns, n)
+        if proba is not None and self._threshold is not None:
+            return _labels(proba, self.classes, self._threshold), proba
+        return _json_list(labels), proba
+
+
+def single_row_predictor(booster: Any) -> Any:
+    """LightGBM's single-row predictor of ``booster`` (a function of a float matrix), or
+    ``None`` when this LightGBM has no single-row C API."""
+    try:
+        return _SingleRow(booster, booster.num_feature()).predict
+    except (AttributeError, OSError):
+        return None
 
 
 class _SingleRow:
@@ -250,36 +360,38 @@ def runner_for(model: LoadedModel, *, sample: pd.DataFrame | None = None) -> Run
     rows = rows.loc[:, list(model.signature.names)].head(200)
     columns = {c: [_plain(v) for v in rows[c].astype(object)] for c in rows.columns}
     columns = {c: [None if v != v else v for v in vs] for c, vs in columns.items()}
+    n = len(rows)
+    # one more row: the first, with every column that may be missing missing
+    nullable = {c.name for c in model.signature.inputs if c.nullable}
+    if nullable:
+        for name, values in columns.items():
+            values.append(None if name in nullable else values[0])
+        n += 1
     try:
-        expected, expected_proba = general.run(columns, len(rows))
+        expected, expected_proba = general.run(columns, n)
     except Exception as e:  # the reference rows do not fit: keep the general path
         _log.info("%s@%s: fast paths not checked (%s)", model.name, model.version, e)
         return general
     candidates: list[type[Runner]] = [TypedFrameRunner]
-    if model.metadata.get("flavor") == "lightgbm":
+    flavor = model.metadata.get("flavor")
+    if flavor == "lightgbm":
         candidates.insert(0, BoosterRunner)
+    elif flavor == "xgboost":
+        candidates.insert(0, XGBoostRunner)
+    elif hasattr(model.model, "compile_for_serving"):
+        candidates.insert(0, CompiledRunner)
     for candidate in candidates:
         try:
             fast = candidate(model)  # type: ignore[call-arg]
-            got, got_proba = fast.run(columns, len(rows))
-            for i in range(min(10, len(rows))):  # small requests may take another path
+            got, got_proba = fast.run(columns, n)
+            for i in [*range(min(10, n)), n - 1]:  # small requests may take another path
                 one, one_proba = fast.run({c: v[i : i + 1] for c, v in columns.items()}, 1)
-                if one != got[i : i + 1] or (
-                    one_proba is not None
-                    and got_proba is not None
-                    and not np.allclose(one_proba, got_proba[i : i + 1], rtol=0, atol=1e-12)
-                ):
+                if not _same(one, one_proba, got[i : i + 1], _rows(got_proba, i)):
                     raise ValueError("one-row answers differ from batch answers")
         except Exception as e:
             _log.info("%s@%s: no %s (%s)", model.name, model.version, candidate.__name__, e)
             continue
-        same = expected == got and (
-            expected_proba is None
-            or (
-                got_proba is not None and np.allclose(expected_proba, got_proba, rtol=0, atol=1e-12)
-            )
-        )
-        if same:
+        if _same(got, got_proba, expected, expected_proba):
             return fast
         _log.warning(
             "%s@%s: %s disagrees with the checked path",
@@ -288,6 +400,28 @@ def runner_for(model: LoadedModel, *, sample: pd.DataFrame | None = None) -> Run
             candidate.__name__,
         )
     return general
+
+
+def _rows(proba: np.ndarray | None, i: int) -> np.ndarray | None:
+    return None if proba is None else proba[i : i + 1]
+
+
+def _same(
+    labels: list[Any], proba: np.ndarray | None, other: list[Any], other_proba: np.ndarray | None
+) -> bool:
+    """The same answers: labels equal (regression values within 1e-12, relative), class
+    probabilities within 1e-12."""
+    if labels != other:
+        numbers = (float, int)
+        if len(labels) != len(other) or not all(
+            type(v) in numbers and type(w) in numbers for v, w in zip(labels, other, strict=True)
+        ):
+            return False
+        if not np.allclose(labels, other, rtol=1e-12, atol=1e-12):
+            return False
+    if (proba is None) != (other_proba is None):
+        return False
+    return proba is None or np.allclose(proba, other_proba, rtol=0, atol=1e-12)  # type: ignore[arg-type]
 
 
 def _plain(value: Any) -> Any:

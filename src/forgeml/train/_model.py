@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from forgeml.errors import InputError, SchemaMismatchError
+from forgeml.train._compiled import CompiledModel
 
 __all__ = ["FoldBag", "TrainedModel", "raw_predict"]
 
@@ -215,6 +216,21 @@ class TrainedModel(BaseEstimator):
         if not self.families or self.families[0] not in _EXACTLY_EXPLAINED:
             return self
         return self.members[0]
+
+    def compile_for_serving(self, *, booster_predictor: Any = None) -> CompiledModel:
+        """This model as functions of plain column lists (a ``CompiledModel``): the encoding
+        compiled to array lookups once, each member's native predictor called on arrays
+        without DataFrames. Same numbers as ``predict_with_proba``; a caller that serves it
+        still checks that on known rows first.
+
+        Args:
+            booster_predictor: given a LightGBM booster, a faster predictor of a few rows (or
+                ``None``).
+
+        Raises:
+            NotCompilable: a member is not an (encoder, estimator) pipeline.
+        """
+        return CompiledModel(self, raw_predict=raw_predict, booster_predictor=booster_predictor)
 
     def unseen_categories(self, X: pd.DataFrame) -> dict[str, int]:
         """How many values of each categorical column of ``X`` were never seen in training

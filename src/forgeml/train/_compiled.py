@@ -1,0 +1,338 @@
+"""A ``TrainedModel`` compiled for serving: rows as plain column lists in, arrays out.
+
+The general path (``TrainedModel.predict_proba`` on a DataFrame) pays for pandas on every
+call, which dominates one-row requests. Compiling does the work once, at load:
+
+- each member's ``TabularEncoder`` becomes a list of per-column functions over plain Python
+  values (category lookups in dictionaries, numbers as floats) that fill the float matrix the
+  encoder's ``codes`` would give, in ``feature_names_out_`` order;
+- each member's estimator becomes a call on that matrix without a DataFrame: LightGBM's booster
+  (or a faster one-row predictor the caller injects), XGBoost's ``inplace_predict``, the
+  forests on the ordinal float32 matrix; the dense output of linear models and the MLP goes
+  through its fitted column transformer on a frame of encoded columns; an estimator it cannot
+  call directly (HistGradientBoosting's categorical handling) is given the raw rows as a
+  DataFrame, as ``TrainedModel`` does.
+
+The compiled model gives the same numbers as the model it came from; callers still check that on
+known rows before trusting it (the server's runner gate does).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CompiledModel", "NotCompilable", "compile_encoder"]
+
+Columns = Mapping[str, Sequence[Any]]
+MemberCall = Callable[[Columns, int], np.ndarray]
+BoosterPredictor = Callable[[Any], Callable[[np.ndarray], np.ndarray] | None]
+
+_SMALL_BATCH = 2_000  # rows: below this, one thread predicts faster than a pool
+_TRUE_TEXT = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+class NotCompilable(ValueError):
+    """The model holds a part compiling does not handle (the reason is the message)."""
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (value.__class__ is float and value != value) or value is pd.NA
+
+
+def _number(value: Any) -> float:
+    """One value as the encoder's numeric columns read it (missing and non-numbers: NaN)."""
+    if value is None:
+        return math.nan
+    cls = value.__class__
+    if cls is float or cls is int or cls is bool:
+        return float(value)
+    if cls is str:
+        lowered = value.lower()
+        known = _TRUE_TEXT.get(lowered)
+        if known is not None:
+            return known
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    try:
+        return math.nan if pd.isna(value) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def compile_encoder(encoder: Any) -> tuple[list[str], Callable[[Columns, int], np.ndarray]]:
+    """The encoded column names and a function giving ``encoder.codes`` of plain column lists.
+
+    Args:
+        encoder: a fitted ``TabularEncoder``.
+
+    Returns:
+        ``(names, encode)``: ``encode(columns, n)`` is the float64 matrix (one row per input
+        row, one column per name) for ``columns`` (raw column -> list of ``n`` values; a column
+        absent from it reads as missing).
+
+    Raises:
+        NotCompilable: the encoder's output columns cannot be reproduced.
+    """
+    parts: list[tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]] = []
+    for column in encoder.columns_:
+        kind = encoder.kinds.get(column, "numeric")
+        if kind == "categorical":
+            parts.append(_categorical_part(encoder, column))
+        elif kind == "datetime":
+            parts.append(_datetime_part(encoder, column))
+        elif kind == "text":
+            parts.append((column, [f"{column}__chars", f"{column}__words"], _text_values))
+        else:
+            parts.append((column, [column], _numeric_values))
+    names = [name for _, produced, _ in parts for name in produced]
+    if names != list(encoder.feature_names_out_):
+        raise NotCompilable("the encoder's output columns differ from the compiled ones")
+    width = len(names)
+
+    def encode(columns: Columns, n: int) -> np.ndarray:
+        out = np.empty((n, width), dtype=np.float64)
+        j = 0
+        for source, _, build in parts:
+            values = columns.get(source)
+            if values is None:
+                values = [None] * n
+            for array in build(values):
+                out[:, j] = array
+                j += 1
+        return out
+
+    return names, encode
+
+
+def _numeric_values(values: Sequence[Any]) -> list[np.ndarray]:
+    try:
+        return [np.array(values, dtype=np.float64)]  # numbers and None (NaN)
+    except (TypeError, ValueError):
+        return [np.array([_number(v) for v in values], dtype=np.float64)]
+
+
+def _text_values(values: Sequence[Any]) -> list[np.ndarray]:
+    texts = ["" if _missing(v) else str(v) for v in values]
+    chars = np.array([len(t) for t in texts], dtype=np.float64)
+    words = np.array([len(t.split()) for t in texts], dtype=np.float64)
+    return [chars, words]
+
+
+def _categorical_part(
+    encoder: Any, column: str
+) -> tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]:
+    lookup = {text: float(code) for text, code in encoder._lookup(column).items()}
+    rare = encoder.frequencies_.get(column)
+    nan = math.nan
+    if rare is None:
+
+        def codes(values: Sequence[Any]) -> list[np.ndarray]:
+            get = lookup.get
+            return [
+                np.array(
+                    [nan if _missing(v) else get(str(v), nan) for v in values], dtype=np.float64
+                )
+            ]
+
+        return column, [column], codes
+    other = float(len(encoder.categories_[column]))
+
+    def codes_and_frequencies(values: Sequence[Any]) -> list[np.ndarray]:
+        code_list, freq_list = [], []
+        for v in values:
+            if _missing(v):
+                code_list.append(nan)
+                freq_list.append(0.0)
+                continue
+            text = str(v)
+            code = lookup.get(text)
+            if code is None:
+                code = other if text in rare else nan
+            code_list.append(code)
+            freq_list.append(rare.get(text, 0.0))
+        return [np.array(freq_list, dtype=np.float64), np.array(code_list, dtype=np.float64)]
+
+    return column, [f"{column}__freq", column], codes_and_frequencies
+
+
+def _datetime_part(
+    encoder: Any, column: str
+) -> tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]:
+    from forgeml.train._preprocess import _to_datetime
+
+    parts = list(encoder.date_parts_[column])
+
+    def dates(values: Sequence[Any]) -> list[np.ndarray]:
+        parsed = _to_datetime(pd.Series(list(values), dtype=object))
+        out = []
+        for part in parts:
+            if part == "ordinal":
+                vals = (parsed - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400
+            else:
+                vals = getattr(parsed.dt, part)
+            out.append(vals.astype(float).to_numpy())
+        return out
+
+    return column, [f"{column}__{part}" for part in parts], dates
+
+
+def _member_call(
+    member: Any,
+    task: str,
+    booster_predictor: BoosterPredictor | None,
+    raw_predict: Callable[[Any, pd.DataFrame, str], np.ndarray],
+) -> tuple[MemberCall, bool]:
+    """One member as a function of plain columns, and whether it avoids DataFrames."""
+    pipelines = getattr(member, "pipelines", None)
+    if pipelines is not None:  # a bag of fold models: their mean
+        calls = [_member_call(p, task, booster_predictor, raw_predict) for p in pipelines]
+
+        def bag(columns: Columns, n: int) -> np.ndarray:
+            return np.mean([call(columns, n) for call, _ in calls], axis=0)
+
+        return bag, all(direct for _, direct in calls)
+    steps = getattr(member, "steps", None)
+    if not steps or len(steps) != 2:
+        raise NotCompilable("a member is not an (encoder, estimator) pipeline")
+    encoder, estimator = steps[0][1], steps[1][1]
+    if not hasattr(encoder, "columns_") or not hasattr(encoder, "feature_names_out_"):
+        raise NotCompilable("a member's first step is not a fitted TabularEncoder")
+    names, encode = compile_encoder(encoder)
+    module = type(estimator).__module__
+    output = encoder.output
+
+    def shaped(out: np.ndarray) -> np.ndarray:
+        # in the estimator's own precision first, as its predict_proba computes it
+        out = np.asarray(out)
+        if task != "regression" and out.ndim == 1:
+            out = np.column_stack((1.0 - out, out))
+        return out.astype(float, copy=False)
+
+    if output == "native" and module.startswith("lightgbm") and hasattr(estimator, "booster_"):
+        if list(getattr(estimator, "feature_names_in_", [])) != names:
+            raise NotCompilable("a LightGBM member's feature names differ from its encoder's")
+        booster = estimator.booster_
+        single = booster_predictor(booster) if booster_predictor is not None else None
+
+        def lightgbm(columns: Columns, n: int) -> np.ndarray:
+            matrix = encode(columns, n)
+            if single is not None and n <= 8:
+                return shaped(single(matrix))
+            params = {"num_threads": 1} if n < _SMALL_BATCH else {}
+            return shaped(booster.predict(matrix, **params))
+
+        return lightgbm, True
+    if output == "native" and module.startswith("xgboost") and hasattr(estimator, "get_booster"):
+        return _xgboost_call(estimator, encode, shaped), True
+    if output == "ordinal" and hasattr(
+        estimator, "predict_proba" if task != "regression" else "predict"
+    ):
+
+        def ordinal(columns: Columns, n: int) -> np.ndarray:
+            matrix = encode(columns, n).astype(np.float32)
+            if task == "regression":
+                return np.asarray(estimator.predict(matrix), dtype=float)
+            return np.asarray(estimator.predict_proba(matrix), dtype=float)
+
+        return ordinal, True
+    if output == "dense":
+        dense = encoder.dense_
+
+        def dense_call(columns: Columns, n: int) -> np.ndarray:
+            frame = pd.DataFrame(encode(columns, n), columns=names)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                matrix = dense.transform(frame)
+            if task == "regression":
+                return np.asarray(estimator.predict(matrix), dtype=float)
+            return np.asarray(estimator.predict_proba(matrix), dtype=float)
+
+        return dense_call, False
+    raw_columns = list(encoder.columns_)
+
+    def through_frame(columns: Columns, n: int) -> np.ndarray:
+        frame = pd.DataFrame({c: list(columns.get(c, [None] * n)) for c in raw_columns})
+        return raw_predict(member, frame, task)
+
+    return through_frame, False
+
+
+def _xgboost_call(
+    estimator: Any, encode: Callable[[Columns, int], np.ndarray], shaped: Callable[..., Any]
+) -> MemberCall:
+    booster = estimator.get_booster()
+    try:
+        best = int(estimator.best_iteration)
+        iterations: tuple[int, int] = (0, best + 1)
+    except AttributeError:  # no early stopping: every tree
+        iterations = (0, 0)
+    one_thread = booster.copy()
+    one_thread.set_param({"nthread": 1})
+
+    def xgboost(columns: Columns, n: int) -> np.ndarray:
+        matrix = encode(columns, n)
+        chosen = one_thread if n < _SMALL_BATCH else booster
+        return shaped(chosen.inplace_predict(matrix, iteration_range=iterations))
+
+    return xgboost
+
+
+class CompiledModel:
+    """A ``TrainedModel`` as functions of plain column lists (see the module docstring).
+
+    Args:
+        model: the trained model.
+        raw_predict: how the model calls one member on a DataFrame (``train._model``'s), for
+            the members compiling does not call directly.
+        booster_predictor: given a LightGBM booster, a faster predictor of a few rows (or
+            ``None``); LightGBM's ``Booster.predict`` otherwise.
+
+    Attributes:
+        direct: every member runs without building a DataFrame.
+
+    Raises:
+        NotCompilable: a member is not an (encoder, estimator) pipeline.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        raw_predict: Callable[[Any, pd.DataFrame, str], np.ndarray],
+        booster_predictor: BoosterPredictor | None = None,
+    ) -> None:
+        self.task = model.task
+        self.threshold = model.threshold
+        self.classes_ = getattr(model, "classes_", None)
+        members = [
+            _member_call(m, model.task, booster_predictor, raw_predict) for m in model.members
+        ]
+        self._members = [call for call, _ in members]
+        self._weights = [float(w) for w in model.weights]
+        self.direct = all(direct for _, direct in members)
+
+    def predict_both(self, columns: Columns, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """What ``TrainedModel.predict_with_proba`` gives for the same rows: predictions and,
+        for classifiers, class probabilities."""
+        total: np.ndarray | None = None
+        for weight, call in zip(self._weights, self._members, strict=True):
+            part = weight * call(columns, n)
+            total = part if total is None else total + part
+        assert total is not None
+        if self.task == "regression":
+            return total, None
+        proba = total / total.sum(axis=1, keepdims=True)
+        if self.threshold is not None and proba.shape[1] == 2:
+            codes = (proba[:, 1] >= self.threshold).astype(int)
+        else:
+            codes = np.argmax(proba, axis=1)
+        assert self.classes_ is not None
+        return self.classes_[codes], proba

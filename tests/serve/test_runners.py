@@ -1,0 +1,255 @@
+"""The fast runners give the checked path's answers on real rows, or are not used."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+
+import forgeml as fm
+from forgeml.config import Settings
+from forgeml.registry import UnknownCategoryWarning
+from forgeml.serve._runners import (
+    BoosterRunner,
+    CompiledRunner,
+    FrameRunner,
+    Runner,
+    TypedFrameRunner,
+    XGBoostRunner,
+    runner_for,
+)
+from forgeml.serve._types import Rows
+from forgeml.serve._validate import Validator
+from forgeml.store import Workspace
+from forgeml.train import TabularEncoder, TrainedModel, infer_column_kinds
+from forgeml.train._model import FoldBag
+
+from .conftest import TARGET, adult_frame
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    with Workspace(Settings(home=tmp_path_factory.mktemp("runners"))) as workspace:
+        yield workspace
+
+
+@pytest.fixture(scope="module")
+def adult_rows(shared_dataset) -> pd.DataFrame:
+    """6,000 real Adult rows: the first 4,000 to fit on, the rest to compare answers on."""
+    return adult_frame(shared_dataset("adult.csv"), rows=6000)
+
+
+def _columns(model: Any, frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """Rows as the server hands them to a runner: decoded JSON values, validated."""
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    names = list(records[0])
+    rows = Rows(columns={c: [r[c] for r in records] for c in names}, n=len(records))
+    return Validator(model.signature, unknown_categories="pass").check(rows)
+
+
+def _same_answers(runner: Runner, model: Any, frame: pd.DataFrame) -> None:
+    """The runner's answers equal the registry model's own, in one batch and row by row."""
+    columns = _columns(model, frame)
+    labels, proba = runner.run(columns, len(frame))
+    model.unknown_categories = "pass"  # categories never seen in training: compared too
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownCategoryWarning)
+        expected, expected_proba = FrameRunner(model).run(columns, len(frame))
+    assert labels == expected
+    if expected_proba is None:
+        assert proba is None
+    else:
+        np.testing.assert_allclose(proba, expected_proba, rtol=0, atol=1e-12)
+    for i in range(0, len(frame), 97):
+        one, one_proba = runner.run({c: v[i : i + 1] for c, v in columns.items()}, 1)
+        assert one == expected[i : i + 1]
+        if expected_proba is not None:
+            np.testing.assert_allclose(one_proba, expected_proba[i : i + 1], rtol=0, atol=1e-12)
+
+
+def _register(ws: Workspace, model: Any, name: str, sample: pd.DataFrame) -> Any:
+    version = fm.register(model, name=name, sample=sample, workspace=ws).version
+    return fm.load(f"{name}@{version}", workspace=ws)
+
+
+def test_xgboost_classifier_runs_on_its_booster(ws, adult_rows):
+    X, y = adult_rows.drop(columns=[TARGET]), (adult_rows[TARGET] == ">50K").astype(int)
+    fitted = xgb.XGBClassifier(
+        n_estimators=40, max_depth=5, enable_categorical=True, tree_method="hist", random_state=0
+    ).fit(X[:4000], y[:4000])
+    model = _register(ws, fitted, "adult-xgb", X[:4000])
+    runner = runner_for(model)
+    assert isinstance(runner, XGBoostRunner)
+    _same_answers(runner, model, X[4000:])
+
+
+def test_xgboost_regressor_runs_on_its_booster(ws, shared_dataset):
+    frame = pd.read_csv(shared_dataset("california-housing.csv"), nrows=5000)
+    target = "median_house_value"
+    X, y = frame.drop(columns=[target]), frame[target]
+    categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    X = X.astype({c: "category" for c in categorical})
+    fitted = xgb.XGBRegressor(
+        n_estimators=30, enable_categorical=True, tree_method="hist", random_state=0
+    ).fit(X[:4000], y[:4000])
+    model = _register(ws, fitted, "housing-xgb", X[:4000])
+    runner = runner_for(model)
+    assert isinstance(runner, XGBoostRunner)
+    _same_answers(runner, model, X[4000:])
+
+
+def test_lightgbm_classifier_runs_on_its_booster(ws, adult_rows):
+    X, y = adult_rows.drop(columns=[TARGET]), adult_rows[TARGET]
+    fitted = lgb.LGBMClassifier(n_estimators=40, random_state=0, verbose=-1).fit(X[:4000], y[:4000])
+    model = _register(ws, fitted, "adult-lgbm-runner", X[:4000])
+    runner = runner_for(model)
+    assert isinstance(runner, BoosterRunner)
+    _same_answers(runner, model, X[4000:])
+
+
+def _pipeline(kinds: dict[str, str], output: str, estimator: Any, X, y) -> Pipeline:
+    encoder = TabularEncoder(kinds=kinds, output=output, max_categories=8)
+    return Pipeline([("encode", encoder), ("model", estimator)]).fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def ensemble(adult_rows) -> tuple[TrainedModel, pd.DataFrame, pd.DataFrame]:
+    """forgeml's model of every member kind training gives: LightGBM, XGBoost and
+    HistGradientBoosting on the native encoding, a forest on the ordinal one, a linear model
+    on the dense one, and a bag of fold models; with rare categories sharing one code (at
+    most 8 kept per column) and their frequencies."""
+    frame = adult_rows.drop(columns=[TARGET])
+    X = frame.astype({c: object for c in frame.columns if frame[c].dtype == "category"})
+    y = (adult_rows[TARGET] == ">50K").astype(int)
+    kinds = infer_column_kinds(X)
+    fit_X, fit_y = X[:4000], y[:4000]
+    members = [
+        _pipeline(kinds, "native", lgb.LGBMClassifier(n_estimators=30, verbose=-1), fit_X, fit_y),
+        _pipeline(
+            kinds,
+            "native",
+            xgb.XGBClassifier(n_estimators=30, enable_categorical=True, tree_method="hist"),
+            fit_X,
+            fit_y,
+        ),
+        _pipeline(
+            kinds,
+            "ordinal",
+            RandomForestClassifier(n_estimators=20, random_state=0),
+            fit_X,
+            fit_y,
+        ),
+        _pipeline(kinds, "dense", LogisticRegression(max_iter=300), fit_X, fit_y),
+        _pipeline(
+            kinds,
+            "native",
+            HistGradientBoostingClassifier(
+                max_iter=20, categorical_features="from_dtype", random_state=0
+            ),
+            fit_X,
+            fit_y,
+        ),
+        FoldBag(
+            pipelines=[
+                _pipeline(
+                    kinds,
+                    "native",
+                    lgb.LGBMClassifier(n_estimators=20, random_state=s, verbose=-1),
+                    fit_X[s * 1000 :],
+                    fit_y[s * 1000 :],
+                )
+                for s in range(2)
+            ],
+            task="binary",
+        ),
+    ]
+    model = TrainedModel(
+        members=members,
+        weights=[0.3, 0.2, 0.15, 0.15, 0.1, 0.1],
+        task="binary",
+        feature_columns=list(X.columns),
+        classes=["<=50K", ">50K"],
+        threshold=0.4,
+        families=["lgbm", "xgb", "rf", "linear", "hgb", "lgbm"],
+    )
+    return model, fit_X, X[4000:]
+
+
+def test_trained_ensembles_run_compiled(ws, ensemble):
+    trained, fit_X, held_out = ensemble
+    model = _register(ws, trained, "adult-ensemble", fit_X)
+    runner = runner_for(model)
+    assert isinstance(runner, CompiledRunner)
+    _same_answers(runner, model, held_out)
+    # and the answers are the trained model's own
+    columns = _columns(model, held_out)
+    labels, proba = runner.run(columns, len(held_out))
+    np.testing.assert_allclose(proba, trained.predict_proba(held_out), rtol=0, atol=1e-12)
+    assert labels == trained.predict(held_out).tolist()
+
+
+def test_compiled_members_avoid_dataframes_where_they_can(ensemble):
+    trained = ensemble[0]
+    direct = TrainedModel(
+        members=[m for m, f in zip(trained.members, trained.families, strict=True) if f != "hgb"]
+        and [trained.members[i] for i in (0, 1, 2, 5)],
+        weights=[0.25] * 4,
+        task="binary",
+        feature_columns=trained.feature_columns,
+        classes=trained.classes,
+    )
+    assert direct.compile_for_serving().direct
+    assert not trained.compile_for_serving().direct  # HistGradientBoosting takes a frame
+
+
+def test_compiled_regression_matches(ws, shared_dataset):
+    frame = pd.read_csv(shared_dataset("bike-sharing-hour.csv"), nrows=5000)
+    y = frame.pop("cnt")
+    X = frame.drop(columns=["casual", "registered", "instant"])
+    kinds = infer_column_kinds(X)
+    assert "datetime" in kinds.values()
+    members = [
+        _pipeline(
+            kinds, "native", lgb.LGBMRegressor(n_estimators=30, verbose=-1), X[:4000], y[:4000]
+        ),
+        _pipeline(kinds, "dense", Ridge(), X[:4000], y[:4000]),
+    ]
+    trained = TrainedModel(
+        members=members, weights=[0.7, 0.3], task="regression", feature_columns=list(X.columns)
+    )
+    model = _register(ws, trained, "bike-compiled", X[:4000])
+    runner = runner_for(model)
+    assert isinstance(runner, CompiledRunner)
+    _same_answers(runner, model, X[4000:])
+
+
+def test_a_fast_runner_that_disagrees_is_not_used(ws, ensemble, monkeypatch, caplog):
+    trained, fit_X, _ = ensemble
+    model = _register(ws, trained, "adult-ensemble-off", fit_X)
+    original = CompiledRunner.run
+
+    def off_by_a_little(self, columns, n):
+        labels, proba = original(self, columns, n)
+        return labels, proba + 1e-9
+
+    monkeypatch.setattr(CompiledRunner, "run", off_by_a_little)
+    with caplog.at_level("WARNING", logger="forgeml.serve"):
+        runner = runner_for(model)
+    assert type(runner) is TypedFrameRunner
+    assert "CompiledRunner disagrees with the checked path" in caplog.text
+
+
+def test_a_model_without_reference_rows_takes_the_checked_path(ws, ensemble):
+    trained = ensemble[0]
+    version = fm.register(trained, name="adult-no-sample", workspace=ws).version
+    model = fm.load(f"adult-no-sample@{version}", workspace=ws)
+    assert model.reference() is None
+    assert type(runner_for(model)) is FrameRunner
