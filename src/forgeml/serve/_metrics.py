@@ -130,6 +130,14 @@ class ServerMetrics:
             ["model", "version", "column"],
             registry=r,
         )
+        self.quality = Counter(
+            "forgeml_input_quality_issues",
+            "Input values with a data-quality issue at serving time, by model, version, column "
+            "and issue: out_of_range (outside the training data's range), unseen_category, "
+            "unexpected_missing (missing where the training data had none).",
+            ["model", "version", "column", "issue"],
+            registry=r,
+        )
         self.switches = Counter(
             "forgeml_route_changes",
             "Routing table changes applied (alias moves, route updates), by model.",

@@ -1,7 +1,8 @@
 """``PredictionService``: serving without a web framework.
 
 For one request's decoded rows: choose the version (``ModelEntry.choose``: canary split,
-sticky keys), validate against its signature (``Validator``), look up the cache, predict through
+sticky keys), validate against its signature (``Validator``: data-quality issues counted per
+column and flagged on the logged record), look up the cache, predict through
 the version's micro-batcher (``Batcher``, which sheds load with 503), log the prediction (the
 prediction log's queue, never waited on) and, when the route has a shadow, predict a copy in a
 background task whose answer is logged, never returned. Wire protocols (``_native``,
@@ -29,7 +30,7 @@ from forgeml.serve._options import ServeOptions
 from forgeml.serve._routing import ModelEntry, Route, Served
 from forgeml.serve._runners import Runner
 from forgeml.serve._types import Outputs, RequestError, Rows
-from forgeml.serve._validate import Validator
+from forgeml.serve._validate import Quality, Validator
 from forgeml.store import PredictionRecord
 
 __all__ = ["PredictionService", "PredictionSink"]
@@ -138,6 +139,15 @@ class PredictionService:
         def on_unseen(column: str, count: int) -> None:
             unseen.labels(*labels, column).inc(count)
 
+        quality = self.metrics.quality
+        counters: dict[tuple[str, str], Any] = {}
+
+        def on_issue(column: str, issue: str, count: int) -> None:
+            counter = counters.get((column, issue))
+            if counter is None:
+                counter = counters[(column, issue)] = quality.labels(*labels, column, issue)
+            counter.inc(count)
+
         options = self.options
         batcher = Batcher(
             runner,
@@ -155,6 +165,7 @@ class PredictionService:
             unknown_categories=options.unknown_categories,
             max_rows=options.max_rows,
             on_unseen=on_unseen,
+            on_issue=on_issue,
         )
         return Served(model=model, runner=runner, validator=validator, batcher=batcher, cache=cache)
 
@@ -265,7 +276,7 @@ class PredictionService:
         """
         if served is None:
             served, shadow = self.entry(name).choose(rows.key)
-        columns = served.validator.check(rows)
+        columns, quality = served.validator.check_quality(rows)
         labels, proba = await self._run(served, columns, rows.n)
         version = served.version
         classes = served.runner.classes
@@ -290,7 +301,17 @@ class PredictionService:
         counters[1].inc()
         counters[2].inc(rows.n)
         self._record(
-            name, served, "primary", request_id, columns, rows.n, labels, proba, latency, protocol
+            name,
+            served,
+            "primary",
+            request_id,
+            columns,
+            rows.n,
+            labels,
+            proba,
+            latency,
+            protocol,
+            quality,
         )
         if shadow is not None and shadow is not served:
             self._spawn(self._shadow(name, shadow, rows, request_id, protocol))
@@ -321,7 +342,7 @@ class PredictionService:
         counter = self.metrics.shadow
         version = str(served.version)
         try:
-            columns = served.validator.check(rows)
+            columns, quality = served.validator.check_quality(rows)
             labels, proba = await served.batcher.predict(columns, rows.n)
         except RequestError as e:
             counter.labels(name, version, "shed" if e.status == 503 else "invalid").inc()
@@ -333,7 +354,17 @@ class PredictionService:
         counter.labels(name, version, "ok").inc()
         latency = time.perf_counter() - started
         self._record(
-            name, served, "shadow", request_id, columns, rows.n, labels, proba, latency, protocol
+            name,
+            served,
+            "shadow",
+            request_id,
+            columns,
+            rows.n,
+            labels,
+            proba,
+            latency,
+            protocol,
+            quality,
         )
 
     def _record(
@@ -348,6 +379,7 @@ class PredictionService:
         proba: np.ndarray | None,
         latency: float,
         protocol: str,
+        quality: Quality | None = None,
     ) -> None:
         if self.log is None:
             return
@@ -367,6 +399,7 @@ class PredictionService:
                     "classes": served.runner.classes,
                 },
                 protocol=protocol,
+                quality=quality,
             )
         )
 

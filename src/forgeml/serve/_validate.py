@@ -16,9 +16,17 @@ tensors, "inf" as text)    a missing value, below)
 a boolean for a number     422
 a missing value (null)     422 when the model never saw missing values in that column
 a category never seen      422 naming the column, row and value (or passed to the model with
-                           ``unknown_categories="pass"``); counted either way (``on_unseen``)
+                           ``unknown_categories="pass"``); counted either way
+a number outside the       passed to the model, counted
+training data's range
 a list or object value     422: one value per cell
 =========================  ===================================================================
+
+Data quality: ``check_quality`` also says, per column, how many of a request's values were out
+of the training data's range (``out_of_range``), categories never seen (``unseen_category``)
+and missing where the training data had none (``unexpected_missing``); ``on_issue`` receives
+the same counts (the server's ``forgeml_input_quality_issues_total``). A refused request
+counts the issue it was refused for (its first value).
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ from forgeml.registry import Signature
 from forgeml.registry._signature import InputColumn
 from forgeml.serve._types import RequestError, Rows
 
-__all__ = ["Validator"]
+__all__ = ["ISSUES", "Quality", "Validator"]
+
+ISSUES = ("out_of_range", "unseen_category", "unexpected_missing")
+Quality = dict[str, dict[str, int]]  # column -> issue -> values of one request
 
 _TRUE = {True, "true", "True", "TRUE", "1", "yes"}
 _FALSE = {False, "false", "False", "FALSE", "0", "no"}
@@ -58,6 +69,8 @@ class Validator:
         on_unseen: called with a column's name and how many of a request's values in it are
             categories never seen in training (the serving metric
             ``forgeml_unseen_categories_total``); a refused request counts its first one.
+        on_issue: called with a column's name, an issue of ``ISSUES`` and how many of a
+            request's values in the column have it.
     """
 
     def __init__(
@@ -67,18 +80,29 @@ class Validator:
         unknown_categories: str = "error",
         max_rows: int = 10_000,
         on_unseen: Callable[[str, int], None] | None = None,
+        on_issue: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.signature = signature
         self.names = signature.names
         self.max_rows = max_rows
         self._strict = unknown_categories != "pass"
         self._on_unseen = on_unseen
-        self._checks: list[Callable[[list[Any]], list[Any]]] = [
+        self._on_issue = on_issue
+        self._checks: list[Callable[[list[Any], Quality], list[Any]]] = [
             self._column_check(c) for c in signature.inputs
         ]
 
     def check(self, rows: Rows) -> dict[str, list[Any]]:
         """The request's columns in the signature's order, converted.
+
+        Raises:
+            RequestError: 422 naming the column (and row) at fault; 413 for too many rows.
+        """
+        return self.check_quality(rows)[0]
+
+    def check_quality(self, rows: Rows) -> tuple[dict[str, list[Any]], Quality | None]:
+        """The request's columns in the signature's order, converted, and its data-quality
+        issues (column -> issue -> count; ``None`` when there are none).
 
         Raises:
             RequestError: 422 naming the column (and row) at fault; 413 for too many rows.
@@ -102,16 +126,31 @@ class Validator:
                 f"Missing input column{'s' if len(missing) > 1 else ''} {shown}{more}; the "
                 f"model takes {len(self.names)} columns",
             )
-        return {
-            name: check(given[name]) for name, check in zip(self.names, self._checks, strict=True)
-        }
+        issues: Quality = {}
+        try:
+            columns = {
+                name: check(given[name], issues)
+                for name, check in zip(self.names, self._checks, strict=True)
+            }
+        finally:
+            if issues:
+                self._report(issues)
+        return columns, issues or None
+
+    def _report(self, issues: Quality) -> None:
+        on_issue, on_unseen = self._on_issue, self._on_unseen
+        for column, counts in issues.items():
+            for issue, count in counts.items():
+                if on_issue is not None:
+                    on_issue(column, issue, count)
+                if on_unseen is not None and issue == "unseen_category":
+                    on_unseen(column, count)
 
     # -- per kind -----------------------------------------------------------------------------
 
-    def _column_check(self, column: InputColumn) -> Callable[[list[Any]], list[Any]]:
+    def _column_check(self, column: InputColumn) -> Callable[[list[Any], Quality], list[Any]]:
         kind = column.kind
         unseen = [0]  # values of one request not seen in training (checks run one at a time)
-        on_unseen = self._on_unseen
         convert: Callable[[Any], Any]
         if kind in ("numeric", "integer"):
             convert = _number
@@ -128,12 +167,13 @@ class Validator:
         name = column.name
         nullable = column.nullable
 
-        def convert_all(values: list[Any]) -> list[Any]:
+        def convert_all(values: list[Any], issues: Quality) -> list[Any]:
             out: list[Any] = []
             append = out.append
             for i, value in enumerate(values):
                 if value is None or (value.__class__ is float and value != value):
                     if not nullable:
+                        issues.setdefault(name, {})["unexpected_missing"] = 1
                         raise _mismatch(
                             name,
                             f"Column {name!r} has a missing value in row {i}; the model was "
@@ -149,16 +189,31 @@ class Validator:
                     ) from None
             return out
 
-        if convert is _number or convert is _boolean or convert is _scalar:
+        if convert is _number:
+            low, high = _bound(column.min, -math.inf), _bound(column.max, math.inf)
+            if low == -math.inf and high == math.inf:
+                return convert_all
+
+            def in_range(values: list[Any], issues: Quality) -> list[Any]:
+                out = convert_all(values, issues)
+                outside = 0
+                for v in out:
+                    if v is not None and (v < low or v > high):
+                        outside += 1
+                if outside:
+                    issues.setdefault(name, {})["out_of_range"] = outside
+                return out
+
+            return in_range
+        if convert is _boolean or convert is _scalar:
             return convert_all
 
-        def check(values: list[Any]) -> list[Any]:
+        def check(values: list[Any], issues: Quality) -> list[Any]:
             try:
-                return convert_all(values)
+                return convert_all(values, issues)
             finally:
                 if unseen[0]:
-                    if on_unseen is not None:
-                        on_unseen(name, unseen[0])
+                    issues.setdefault(name, {})["unseen_category"] = unseen[0]
                     unseen[0] = 0
 
         return check
@@ -189,6 +244,15 @@ class Validator:
 
 
 _SCALAR_TYPES = {str, int, float, bool}
+
+
+def _bound(value: Any, default: float) -> float:
+    """A range bound of the signature as a number (``default`` when there is none)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value) if math.isfinite(value) else default
+
+
 _INF = math.inf
 
 

@@ -548,7 +548,8 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
             )
     try:
         inputs_text = dumps_json(r.inputs)
-        outputs_text = dumps_json(outputs)
+        quality = r.quality
+        outputs_text = dumps_json({**outputs, "quality": quality} if quality else outputs)
     except TypeError as e:
         raise InputError(f"Request {request_id}: a value is not JSON-serializable: {e}") from e
     return (

@@ -43,6 +43,10 @@ class PredictionRecord:
         error: for a request that got no prediction, its error code (``schema_mismatch``,
             ``internal``..., at most 64 characters); then ``outputs`` is empty, ``n_rows``
             may be 0 and ``inputs`` may be empty. ``None`` for a prediction.
+        quality: the request's input data-quality issues, column -> issue
+            (``out_of_range``, ``unseen_category``, ``unexpected_missing``) -> how many of
+            its values have it; ``None`` when there were none. Stored with the outputs
+            (their document's ``quality`` key).
     """
 
     request_id: str
@@ -56,6 +60,7 @@ class PredictionRecord:
     outputs: dict[str, Any]
     protocol: str
     error: str | None = None
+    quality: dict[str, dict[str, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -314,7 +314,9 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("inputs", sa.Text, nullable=False),  # JSON {column: [values]}
-    sa.Column("outputs", sa.Text, nullable=False),  # JSON {predictions, probabilities, classes}
+    # JSON {predictions, probabilities, classes, and quality: {column: {issue: count}} when the
+    # inputs had data-quality issues}
+    sa.Column("outputs", sa.Text, nullable=False),
     sa.Column("protocol", sa.String(16), nullable=False),
     # the error code of a request that got no prediction (no outputs, maybe no rows); NULL
     # for a prediction
