@@ -31,6 +31,23 @@ __all__ = ["CategoricalColumn", "ColumnModel", "NumericColumn", "numeric_values"
 # always taken over every row.
 _CUT_SAMPLE = 200_000
 _DISPLAY_BINS = 30
+_LOOKUP_SPAN = 1_000_000
+_GRID_TOLERANCE = 1e-6
+
+
+def _grid_lookup(cuts: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """(step, table) when every cut is ``cuts[0] + k * step`` for integers ``k`` up to
+    ``_LOOKUP_SPAN``: ``table[k + 1]`` is the bin of grid point ``k`` for ``k`` in
+    ``-1 .. K + 1``. ``(1.0, None)`` otherwise."""
+    if cuts.size < 2:
+        return 1.0, np.array([0, 1, 1], dtype=np.int64)
+    step = float(np.diff(cuts).min())
+    ratio = (cuts - cuts[0]) / step
+    grid = np.round(ratio)
+    if not np.all(np.abs(ratio - grid) < _GRID_TOLERANCE) or grid[-1] > _LOOKUP_SPAN:
+        return 1.0, None
+    points = np.arange(-1, int(grid[-1]) + 2)
+    return step, np.searchsorted(grid, points, side="right").astype(np.int64)
 
 
 def numeric_values(series: pd.Series, *, column: str, where: str) -> np.ndarray:
@@ -60,10 +77,28 @@ def numeric_values(series: pd.Series, *, column: str, where: str) -> np.ndarray:
     return converted.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _datetime_values(series: pd.Series) -> pd.Series:
+def _datetime_values(series: pd.Series, *, column: str, where: str) -> np.ndarray:
+    """Dates and times (or text holding them) as float64 nanoseconds since the epoch, UTC.
+
+    Text is parsed once per distinct value: a window of a million rows holds a few thousand
+    dates at most.
+
+    Raises:
+        SchemaMismatchError: some text is not a date.
+    """
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
-        return series
-    return pd.to_datetime(series, errors="coerce", format="mixed")
+        return numeric_values(series, column=column, where=where)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), errors="coerce", format="mixed")
+    if bool(parsed.isna().any()):
+        example = uniques[int(np.flatnonzero(parsed.isna().to_numpy())[0])]
+        raise SchemaMismatchError(
+            f"The column {column!r} holds dates in the reference but {where} holds values that "
+            f"are not dates (e.g. {str(example)[:40]!r})"
+        )
+    table = numeric_values(parsed, column=column, where=where)
+    values = np.append(table, np.nan)[codes]  # code -1 (missing) takes the appended NaN
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +145,14 @@ class NumericColumn:
         self.max = float(ok.max())
         self.mean = float(ok.mean())
         self.std = float(ok.std())
-        sample = ok if ok.size <= _CUT_SAMPLE else rng.choice(ok, _CUT_SAMPLE, replace=False)
+        sample = ok if ok.size <= _CUT_SAMPLE else ok[rng.integers(0, ok.size, _CUT_SAMPLE)]
         distinct = np.unique(sample)
         if distinct.size > bins:
             distinct = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, bins + 1)))
         cuts = np.unique(np.concatenate([[self.min], distinct, [self.max]]))
         self.cuts: np.ndarray = cuts
-        self.counts: np.ndarray = self.bin_counts(values)
+        self._step, self._lookup = _grid_lookup(cuts)
+        self.counts: np.ndarray = self.bin_counts(values)[0]
         self.display_edges, self._display_of_bin = self._display(distinct)
         self.reference_display = self._display_shares(self.counts)
 
@@ -127,32 +163,71 @@ class NumericColumn:
 
     def _values(self, series: pd.Series, *, where: str) -> np.ndarray:
         if self.datetime:
-            return numeric_values(_datetime_values(series), column=self.name, where=where)
+            return _datetime_values(series, column=self.name, where=where)
         return numeric_values(series, column=self.name, where=where)
 
-    def bin_counts(self, values: np.ndarray) -> np.ndarray:
-        """Counts of ``values`` (float64, NaN missing) over this column's bins."""
+    def bin_counts(self, values: np.ndarray) -> tuple[np.ndarray, float]:
+        """Counts of ``values`` (float64, NaN missing) over this column's bins, and the sum of
+        the values that are not missing.
+
+        Cuts on a grid: one gather per value (``_grid_index``). Other cuts: the values are
+        sorted and the cuts looked up in them: a thousand binary searches instead of a
+        million, and a sort costs less than a million unpredictable binary searches (about
+        90 ms against 230 ms for a million values and a thousand cuts).
+        """
         size = int(self.cuts.size)
-        index = np.searchsorted(self.cuts, values, side="right")
-        # NaN sorts after every number: searchsorted puts it at ``size``, with the maximum
-        missing = np.isnan(values)
-        above = values > self.max
-        counts = np.bincount(index, minlength=size + 3)
-        n_missing = int(missing.sum())
-        n_above = int(above.sum())
-        counts[size] -= n_missing + n_above
-        counts[size + 1] += n_above
-        counts[size + 2] += n_missing
-        return counts
+        if self._lookup is not None:
+            present = ~np.isnan(values)
+            n_present = int(np.count_nonzero(present))
+            total = float(np.add.reduce(values, where=present))
+            # NaN is counted with the maximum by the lookup, like searchsorted does
+            counts = np.bincount(self._grid_index(values), minlength=size + 3)
+            counts[size] -= values.size - n_present
+        else:
+            ordered = np.sort(values)  # NaN last
+            n_present = int(np.searchsorted(ordered, np.nan, side="left"))
+            ordered = ordered[:n_present]
+            total = float(ordered.sum())
+            below = np.searchsorted(ordered, self.cuts, side="left")
+            counts = np.zeros(size + 3, dtype=np.int64)
+            counts[0] = below[0]
+            counts[1:size] = np.diff(below)
+            counts[size] = n_present - below[-1]
+        n_above = int(np.count_nonzero(values > self.max))
+        counts[size] -= n_above
+        counts[size + 1] = n_above
+        counts[size + 2] = values.size - n_present
+        return counts, total
 
     def encode(self, series: pd.Series) -> np.ndarray:
         """The values as float64 for the domain classifier (missing as NaN)."""
         return self._values(series, where="the current table")
 
-    def current_counts(self, series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """The current column's bin counts and its float values."""
-        values = self._values(series, where="the current table")
-        return self.bin_counts(values), values
+    def current_counts(self, series: pd.Series) -> tuple[np.ndarray, float | None]:
+        """The current column's bin counts and the mean of its values (``None``: none)."""
+        counts, total = self.bin_counts(self._values(series, where="the current table"))
+        present = int(counts.sum() - counts[-1])
+        return counts, (total / present if present else None)
+
+    def _grid_index(self, values: np.ndarray) -> np.ndarray:
+        """``searchsorted(cuts, values, side="right")`` by table lookup, for cuts on a grid
+        (integers, dates, numbers with a fixed number of decimals).
+
+        With cuts at ``min + k * step`` the bin of ``x`` is the bin of the grid point
+        ``floor((x - min) / step)``, so one gather replaces a binary search per value (four
+        to five times faster on a million values). ``floor`` is taken a millionth of a step
+        above the value so that a value written as a cut lands on it despite rounding.
+        """
+        assert self._lookup is not None
+        offset = values - self.min
+        if self._step != 1.0:
+            offset /= self._step
+        offset += _GRID_TOLERANCE
+        np.floor(offset, out=offset)
+        # grid points -1 (below) .. K + 1 (above); NaN joins the maximum's bin like searchsorted
+        np.clip(offset, -1, self._lookup.size - 2, out=offset)
+        np.copyto(offset, self._lookup.size - 2, where=np.isnan(offset))
+        return self._lookup[offset.astype(np.int64) + 1]
 
     def _display(self, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if distinct.size <= _DISPLAY_BINS and not self.datetime:
@@ -210,6 +285,8 @@ class CategoricalColumn:
             raise SchemaMismatchError(f"The column {name!r} has no values in the reference")
         frequencies = observed.value_counts(sort=True)
         self.numeric_categories = pd.api.types.is_numeric_dtype(observed.dtype)
+        # Good-Turing: the chance that a new row's category is none of the reference's
+        self.unseen_mass = float((frequencies == 1).sum()) / max(int(series.size), 1)
         self.known = pd.Index(frequencies.index)
         self._known_text = pd.Index(frequencies.index.astype(str))
         kept = min(len(frequencies), max_categories)
@@ -239,10 +316,18 @@ class CategoricalColumn:
         return counts
 
     def _positions(self, series: pd.Series) -> np.ndarray:
-        """Each value's position among the reference categories; -1 unseen or missing."""
-        if pd.api.types.is_numeric_dtype(series.dtype) == self.numeric_categories:
-            return self.known.get_indexer(series)
-        return self._known_text.get_indexer(series.astype(str))
+        """Each value's position among the reference categories; -1 unseen or missing.
+
+        The column is factorised first (one hash pass, Arrow's for Arrow strings) and only its
+        distinct values are looked up among the reference's categories.
+        """
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        distinct = pd.Index(uniques)
+        if pd.api.types.is_numeric_dtype(distinct.dtype) == self.numeric_categories:
+            found = self.known.get_indexer(distinct)
+        else:
+            found = self._known_text.get_indexer(distinct.astype(str))
+        return np.append(found, -1)[codes]
 
     def encode(self, series: pd.Series) -> np.ndarray:
         """Category codes as float64 for the domain classifier: unseen ones share one code,
@@ -290,6 +375,10 @@ class CategoricalColumn:
             reference=tuple(columns[0]),
             current=tuple(columns[1]) if current is not None else (),
         )
+
+    @property
+    def unseen_bin(self) -> int:
+        return len(self.labels) + 1
 
     def unseen_share(self, counts: np.ndarray) -> float:
         present = int(counts[:-1].sum())

@@ -102,7 +102,7 @@ class DriftDetector:
         folds: cross-validation folds of the domain classifier.
         min_reference_rows: the fewest reference rows accepted.
         random_state: seed of every random choice (samples, bootstrap, classifier).
-        n_jobs: threads of the domain classifier (default: LightGBM's choice).
+        n_jobs: threads of the domain classifier.
     """
 
     def __init__(
@@ -123,7 +123,7 @@ class DriftDetector:
         folds: int = 5,
         min_reference_rows: int = 100,
         random_state: int = 0,
-        n_jobs: int | None = None,
+        n_jobs: int = 1,
     ) -> None:
         self.alpha = alpha
         self.columns = columns
@@ -183,10 +183,7 @@ class DriftDetector:
             )
         if self.multivariate not in (True, False, "auto"):
             raise _param_error("multivariate", "True, False or 'auto'", self.multivariate)
-        if self.n_jobs is not None and (
-            not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs < 1
-        ):
-            raise _param_error("n_jobs", "a positive integer or None", self.n_jobs)
+        number("n_jobs", 1, 1024, integer=True)
 
     def fit(self, reference: pd.DataFrame) -> DriftDetector:
         """Learn the reference table.
@@ -311,8 +308,13 @@ class DriftDetector:
             rng = np.random.default_rng([self.random_state, index, n, m])
             shares = self._test_counts(model, model.counts, test)
             statistic = _stats.psi if test == "psi" else _stats.jensen_shannon
+            unseen = (
+                (model.unseen_bin, model.unseen_mass)
+                if isinstance(model, CategoricalColumn)
+                else None
+            )
             null = _stats.quadratic_null(
-                statistic, shares, n, m, n_bootstrap=self.n_bootstrap, rng=rng
+                statistic, shares, n, m, n_bootstrap=self.n_bootstrap, rng=rng, unseen=unseen
             )
         with self._lock:
             if len(self._nulls) > 4096:
@@ -417,12 +419,9 @@ class DriftDetector:
     ) -> ColumnDrift:
         common: dict[str, Any]
         if isinstance(model, NumericColumn):
-            counts, values = model.current_counts(series)
+            counts, mean = model.current_counts(series)
             test: str = self.numeric_test
-            ok = values[~np.isnan(values)]
-            shift = (
-                (float(ok.mean()) - model.mean) / model.std if ok.size and model.std > 0 else None
-            )
+            shift = (mean - model.mean) / model.std if mean is not None and model.std > 0 else None
             common = {
                 "out_of_range_share": model.out_of_range(counts),
                 "mean_shift": shift,

@@ -122,12 +122,25 @@ def quadratic_null(
     *,
     n_bootstrap: int,
     rng: np.random.Generator,
+    unseen: tuple[int, float] | None = None,
 ) -> Null:
-    """A scaled chi-square fitted to ``n_bootstrap`` draws of ``statistic`` under the null."""
+    """A scaled chi-square fitted to ``n_bootstrap`` draws of ``statistic`` under the null.
+
+    Args:
+        unseen: ``(bin, mass)``: a fresh sample of the reference's distribution falls outside
+            the categories the reference happened to hold with probability ``mass`` (estimated
+            by Good-Turing: the share of the reference's rows whose category occurs once);
+            the current draws put that mass in ``bin``. Without it, columns of many rare
+            categories (countries, products) would drift on every window at small sizes.
+    """
     p = np.asarray(shares, dtype="float64")
     p = p / p.sum()
+    q = p
+    if unseen is not None and unseen[1] > 0:
+        q = p * (1 - unseen[1])
+        q[unseen[0]] += unseen[1]
     reference = rng.multinomial(n, p, size=n_bootstrap)
-    current = rng.multinomial(m, p, size=n_bootstrap)
+    current = rng.multinomial(m, q, size=n_bootstrap)
     draws = statistic(reference, current)
     mean, var = float(draws.mean()), float(draws.var(ddof=1))
     if mean <= 0 or var <= 0:
