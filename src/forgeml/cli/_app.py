@@ -43,6 +43,7 @@ def build_app() -> typer.Typer:
         _loop,
         _models,
         _monitor,
+        _monitor_served,
         _predict,
         _quickstart,
         _runs,
@@ -73,5 +74,6 @@ def build_app() -> typer.Typer:
     app.command("serve")(_serve.serve)
     app.add_typer(_serve.routes_app, name="routes")
     app.add_typer(_loop.app, name="loop")
+    _monitor_served.register(_monitor.app)
     app.add_typer(_monitor.app, name="monitor")
     return app

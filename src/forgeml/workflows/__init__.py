@@ -12,6 +12,7 @@ from forgeml.workflows._context import Context
 from forgeml.workflows._data import AddedData, add_data, split_data
 from forgeml.workflows._evaluate import ModelEvaluation, ScoredRows, evaluate_model
 from forgeml.workflows._models import change_status, promote, remove_alias
+from forgeml.workflows._monitor import check_alerts, served_model_report, watch_alerts
 from forgeml.workflows._quickstart import quickstart
 from forgeml.workflows._routes import RouteChange, clear_route, set_route
 from forgeml.workflows._runs import RunArtifact, download_run_artifacts, run_artifacts
@@ -29,6 +30,7 @@ __all__ = [
     "TrainOutcome",
     "add_data",
     "change_status",
+    "check_alerts",
     "clear_route",
     "download_run_artifacts",
     "evaluate_model",
@@ -37,7 +39,9 @@ __all__ = [
     "remove_alias",
     "run_artifacts",
     "score_file",
+    "served_model_report",
     "set_route",
     "split_data",
     "train_model",
+    "watch_alerts",
 ]

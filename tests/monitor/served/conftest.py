@@ -6,21 +6,24 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 import pytest
 
 import forgeml as fm
-from forgeml.store import Workspace
+from forgeml.store import PredictionRecord, Workspace
 
 TARGET = "income"
 POSITIVE = ">50K"
 MODEL = "adult"
+REF = f"{MODEL}@production"
 
 
 def adult_frame(path: Path, rows: int = 6000) -> pd.DataFrame:
@@ -47,6 +50,88 @@ def register_adult(ws: Workspace, frame: pd.DataFrame, *, with_target: bool = Fa
     version = fm.register(model, name=MODEL, sample=sample, workspace=ws).version
     fm.registry.promote(MODEL, version, workspace=ws)
     return version
+
+
+DAY = 86_400_000
+T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+
+
+def log_day(ws: Workspace, rows: pd.DataFrame, day: int, *, failed: int = 0, per: int = 25) -> None:
+    """Log ``rows`` (Adult inputs) as requests of ``per`` rows on day ``day`` with the served
+    model's real predictions, plus ``failed`` failed requests."""
+    model = fm.load(REF, workspace=ws)
+    X = rows.drop(columns=[TARGET])
+    records = []
+    predicted, proba = model.predict_both(X) if len(X) else (np.empty(0), np.empty((0, 2)))
+    for k, start in enumerate(range(0, len(X), per)):
+        part = X.iloc[start : start + per].astype(object)
+        part = part.where(part.notna(), None)
+        records.append(
+            PredictionRecord(
+                request_id=str(uuid.uuid4()),
+                model=MODEL,
+                version=model.version,
+                role="primary",
+                time_ms=T0 + day * DAY + k * 1000,
+                latency_ms=2.0 + k % 3,
+                n_rows=len(part),
+                inputs={c: part[c].tolist() for c in part.columns},
+                outputs={
+                    "predictions": predicted[start : start + per].tolist(),
+                    "probabilities": proba[start : start + per].tolist(),
+                    "classes": list(model.classes),
+                },
+                protocol="json",
+            )
+        )
+    for k in range(failed):
+        records.append(
+            PredictionRecord(
+                request_id=str(uuid.uuid4()),
+                model=MODEL,
+                version=model.version,
+                role="primary",
+                time_ms=T0 + day * DAY + 500 + k,
+                latency_ms=1.0,
+                n_rows=0,
+                inputs={},
+                outputs={},
+                protocol="json",
+                error="schema_mismatch",
+            )
+        )
+    ws.predlog.write_predictions(records)
+
+
+def shifted(rows: pd.DataFrame) -> pd.DataFrame:
+    """Older people working longer hours: a shift of two inputs."""
+    out = rows.copy()
+    out["age"] = out["age"] + 25
+    out["hours_per_week"] = np.minimum(out["hours_per_week"] + 30, 99)
+    return out
+
+
+def populate(ws: Workspace, adult: pd.DataFrame) -> Workspace:
+    """Day 0 and 1 like training, days 2 and 3 shifted, day 4 only failed requests."""
+    register_adult(ws, adult)
+    log_day(ws, adult.iloc[3000:3400], 0)
+    log_day(ws, adult.iloc[3400:3800], 1, failed=2)
+    log_day(ws, shifted(adult.iloc[3800:4200]), 2)
+    log_day(ws, shifted(adult.iloc[4200:4600]), 3)
+    log_day(ws, adult.iloc[:0], 4, failed=5)
+    return ws
+
+
+@pytest.fixture
+def logged(workspace: Workspace, adult: pd.DataFrame) -> Workspace:
+    """``populate`` on each back end."""
+    return populate(workspace, adult)
+
+
+@pytest.fixture
+def logged_sqlite(sqlite_workspace: Workspace, adult: pd.DataFrame) -> Workspace:
+    """``populate`` in an embedded workspace (for the CLI tests)."""
+    return populate(sqlite_workspace, adult)
 
 
 def free_port() -> int:

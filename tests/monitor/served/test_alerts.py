@@ -7,80 +7,17 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
 
-import forgeml as fm
 from forgeml.errors import InputError
 from forgeml.monitor import check_rules, load_rules, served_report, watch
-from forgeml.store import PredictionRecord, Workspace
+from forgeml.store import Workspace
 
-from .conftest import MODEL, TARGET, register_adult
-
-DAY = 86_400_000
-T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
-REF = f"{MODEL}@production"
-
-
-def log_day(ws: Workspace, rows: pd.DataFrame, day: int, *, failed: int = 0, per: int = 25) -> None:
-    """Log ``rows`` (Adult inputs) as requests of ``per`` rows on day ``day`` with the served
-    model's real predictions, plus ``failed`` failed requests."""
-    model = fm.load(REF, workspace=ws)
-    X = rows.drop(columns=[TARGET])
-    records = []
-    predicted, proba = model.predict_both(X) if len(X) else (np.empty(0), np.empty((0, 2)))
-    for k, start in enumerate(range(0, len(X), per)):
-        part = X.iloc[start : start + per].astype(object)
-        part = part.where(part.notna(), None)
-        records.append(
-            PredictionRecord(
-                request_id=str(uuid.uuid4()),
-                model=MODEL,
-                version=model.version,
-                role="primary",
-                time_ms=T0 + day * DAY + k * 1000,
-                latency_ms=2.0 + k % 3,
-                n_rows=len(part),
-                inputs={c: part[c].tolist() for c in part.columns},
-                outputs={
-                    "predictions": predicted[start : start + per].tolist(),
-                    "probabilities": proba[start : start + per].tolist(),
-                    "classes": list(model.classes),
-                },
-                protocol="json",
-            )
-        )
-    for k in range(failed):
-        records.append(
-            PredictionRecord(
-                request_id=str(uuid.uuid4()),
-                model=MODEL,
-                version=model.version,
-                role="primary",
-                time_ms=T0 + day * DAY + 500 + k,
-                latency_ms=1.0,
-                n_rows=0,
-                inputs={},
-                outputs={},
-                protocol="json",
-                error="schema_mismatch",
-            )
-        )
-    ws.predlog.write_predictions(records)
-
-
-def shifted(rows: pd.DataFrame) -> pd.DataFrame:
-    """Older people working longer hours: a shift of two inputs."""
-    out = rows.copy()
-    out["age"] = out["age"] + 25
-    out["hours_per_week"] = np.minimum(out["hours_per_week"] + 30, 99)
-    return out
+from .conftest import DAY, MODEL, REF, T0
 
 
 @pytest.fixture
@@ -104,18 +41,6 @@ def receiver() -> Iterator[tuple[str, list[dict]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def logged(workspace, adult) -> Workspace:
-    """Day 0 and 1 like training, days 2 and 3 shifted, day 4 only failed requests."""
-    register_adult(workspace, adult)
-    log_day(workspace, adult.iloc[3000:3400], 0)
-    log_day(workspace, adult.iloc[3400:3800], 1, failed=2)
-    log_day(workspace, shifted(adult.iloc[3800:4200]), 2)
-    log_day(workspace, shifted(adult.iloc[4200:4600]), 3)
-    log_day(workspace, adult.iloc[:0], 4, failed=5)
-    return workspace
 
 
 def _rules(tmp_path: Path, webhook: str, **extra: object) -> Path:
@@ -354,4 +279,4 @@ def test_the_html_report_is_offline_with_drift_performance_and_alerts(logged, tm
     for title in ("Drift over windows", "Performance over time: accuracy", "Latency and errors"):
         assert title in page
     assert "inputs drift" in page and "empty window: not compared" in page
-    assert "<script" not in page and 'src="http' not in page and "href=\"http" not in page
+    assert "<script" not in page and 'src="http' not in page and 'href="http' not in page
