@@ -165,12 +165,18 @@ def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> Non
 @contextlib.contextmanager
 def serve_process(ws, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """``forgeml serve ARGS`` as a real process on a free port, ready; killed if still alive
-    at the end."""
+    at the end. The process serves ``ws`` (its home, store and artifacts)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    settings = ws.settings
+    env = {**os.environ, "FORGEML_HOME": str(ws.home)}
+    if settings.store_url:
+        env["FORGEML_STORE_URL"] = settings.store_url
+    if settings.artifacts:
+        env["FORGEML_ARTIFACTS"] = str(settings.artifacts)
     process = subprocess.Popen(
         [sys.executable, "-m", "forgeml", "serve", *args, "--port", str(port)],
-        env={**os.environ, "FORGEML_HOME": str(ws.home)},
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -230,3 +230,93 @@ def test_parameters_are_checked(
 ):
     with pytest.raises(InputError, match=match):
         PredictionLog(sqlite_store, **kwargs)
+
+
+# -- the spool: what the store cannot take is kept on disk and written at the next start ----
+
+
+def spool_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_records_the_store_cannot_take_are_spooled_and_replayed_at_the_next_start(
+    store: PredictionLogStore, tmp_path: Path
+):
+    folder = tmp_path / "spool"
+    log = PredictionLog(FailingStore(store, failures=10**9), spool=folder, interval=0).start()
+    for i in range(500):
+        assert log.submit(record(i))
+    log.close(timeout=0.5)
+    assert (log.submitted, log.written, log.dropped, log.spooled) == (500, 0, 0, 500)
+    assert any(name.endswith(".jsonl") for name in spool_files(folder))
+    assert stored_ids(store) == (0, 0)
+
+    again = PredictionLog(store, spool=folder).start()
+    again.close()
+    assert again.replayed == 500
+    assert stored_ids(store) == (500, 500)
+    assert spool_files(folder) == []  # replayed files and their lock are removed
+
+
+def test_a_working_store_leaves_no_spool_behind(sqlite_store: PredictionLogStore, tmp_path):
+    folder = tmp_path / "spool"
+    log = PredictionLog(sqlite_store, spool=folder, segment_records=100, interval=0).start()
+    for i in range(1_000):
+        log.submit(record(i))
+    assert log.flush(timeout=30)
+    # written segments are removed as soon as every record in them is in the store
+    assert len([n for n in spool_files(folder) if n.endswith(".jsonl")]) <= 1
+    log.close()
+    assert (log.written, log.spooled) == (1_000, 0)
+    assert spool_files(folder) == []
+
+
+def test_a_torn_last_line_is_skipped_when_replaying(sqlite_store: PredictionLogStore, tmp_path):
+    folder = tmp_path / "spool"
+    log = PredictionLog(FailingStore(sqlite_store, 10**9), spool=folder, interval=0).start()
+    for i in range(50):
+        log.submit(record(i))
+    log.close(timeout=0.3)
+    segment = next(p for p in folder.iterdir() if p.suffix == ".jsonl")
+    with segment.open("ab") as f:
+        f.write(b'{"request_id": "torn-by-a-cr')  # a machine crash mid-line
+    again = PredictionLog(sqlite_store, spool=folder).start()
+    again.close()
+    assert again.replayed == 50
+    assert stored_ids(sqlite_store) == (50, 50)
+    assert spool_files(folder) == []
+
+
+def test_the_spool_of_a_running_log_is_not_replayed_by_another(
+    sqlite_store: PredictionLogStore, tmp_path: Path
+):
+    folder = tmp_path / "spool"
+    first = PredictionLog(FailingStore(sqlite_store, 10**9), spool=folder, interval=0).start()
+    for i in range(20):
+        first.submit(record(i))
+    second = PredictionLog(sqlite_store, spool=folder).start()  # another worker process
+    second.close()
+    assert second.replayed == 0
+    first.close(timeout=0.3)
+    assert first.spooled == 20
+    third = PredictionLog(sqlite_store, spool=folder).start()
+    third.close()
+    assert third.replayed == 20
+    assert stored_ids(sqlite_store) == (20, 20)
+
+
+def test_drop_mode_with_a_spool_keeps_what_does_not_fit(
+    sqlite_store: PredictionLogStore, tmp_path: Path
+):
+    folder = tmp_path / "spool"
+    slow = SlowStore(sqlite_store, 0.05)
+    log = PredictionLog(slow, capacity=50, batch_size=10, interval=0, spool=folder).start()
+    submit_from_threads(log, 4, 200)
+    log.close()
+    assert log.dropped == 0 and log.spooled > 0
+    assert log.submitted == 800 == log.written + log.spooled
+    again = PredictionLog(sqlite_store, spool=folder).start()
+    again.close()
+    # whole files are replayed: records of them already stored are written again, harmlessly
+    assert log.spooled <= again.replayed <= 800
+    assert stored_ids(sqlite_store) == (800, 800)

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,6 +47,14 @@ from forgeml.store import Workspace
 __all__ = ["Serving", "create_app"]
 
 _TITLE = "forgeml prediction server"
+#: Seconds the prediction log gets at shutdown to write what it holds to the store; the rest
+#: stays in the spool (on disk) and is written when the next server starts.
+LOG_CLOSE_SECONDS = 5.0
+
+
+def spool_folder(ws: Workspace) -> Path:
+    """Where a server's prediction-log journal lives: ``<home>/spool/predictions``."""
+    return Path(ws.settings.home) / "spool" / "predictions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +105,10 @@ def create_app(
         loop = asyncio.get_running_loop()
         if options.log_predictions:
             log = PredictionLog(
-                ws.predlog, capacity=options.log_capacity, when_full=options.when_full
+                ws.predlog,
+                capacity=options.log_capacity,
+                when_full=options.when_full,
+                spool=spool_folder(ws),
             )
             log_holder.append(log.start())
             service.log = log
@@ -108,10 +120,11 @@ def create_app(
             yield
         finally:
             # The HTTP server stopped accepting and answered its in-flight requests.
-            await loop.run_in_executor(None, refresher.stop)
+            await loop.run_in_executor(None, refresher.stop, 2.0)
             await service.stop()
             for log in log_holder:
-                await loop.run_in_executor(None, log.close, 60.0)
+                # What the store does not take by then stays in the spool for the next start.
+                await loop.run_in_executor(None, log.close, LOG_CLOSE_SECONDS)
             if own_workspace:
                 ws.close()
             access.close()

@@ -7,8 +7,17 @@ transaction. A failing store is retried with exponential backoff, keeping the ba
 keeps accepting records until it is full, and then drops them (``when_full="drop"``) or makes
 the caller wait (``when_full="block"``).
 
-Counters always add up: ``submitted == written + dropped + rejected + depth`` (``rejected``:
-records the store refused as invalid, which no retry can fix).
+Counters always add up: ``submitted == written + dropped + rejected + spooled + depth``
+(``rejected``: records the store refused as invalid, which no retry can fix).
+
+With a ``spool`` folder (what the server uses), nothing answered is lost: ``submit`` first
+appends the record to the log's journal on local disk (``PredictionSpool``: one JSON line,
+written to the kernel before the request is answered, so a SIGKILL loses nothing; ``fsync``
+at every batch the writer takes and at close, so a machine crash loses at most the records
+since the last batch). Records the store did not take before ``close`` gave up (store down, a
+table locked, the shutdown deadline), and records that found the queue full, stay in the
+journal (``spooled``); the next log started on the same folder writes them to the store first
+(``replayed``) and deletes the files.
 """
 
 from __future__ import annotations
@@ -16,10 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from forgeml.errors import InputError
+from forgeml.serve._spool import PredictionSpool
 from forgeml.store import PredictionRecord
 
 __all__ = ["PredictionLog", "PredictionWriter"]
@@ -50,6 +61,9 @@ class PredictionLog:
             before writing fewer than ``batch_size`` (a full batch is written at once).
         when_full: ``drop``: ``submit`` never blocks and returns ``False`` when the log is
             full; ``block``: ``submit`` waits until there is room (back-pressure on the caller).
+        spool: a folder for the write-ahead journal (see the module docstring); ``None``
+            keeps records in memory only (a record is lost if the process dies first).
+        segment_records: records per journal file.
 
     Thread safety: ``submit``, ``flush`` and ``close`` may be called from any thread. Records
     are written in the order they were accepted; a record is never written twice (the store
@@ -67,6 +81,8 @@ class PredictionLog:
         batch_size: int = 2_000,
         interval: float = 0.1,
         when_full: str = "drop",
+        spool: Path | None = None,
+        segment_records: int = 50_000,
     ) -> None:
         for name, value in (("capacity", capacity), ("batch_size", batch_size)):
             if not isinstance(value, int) or value < 1:
@@ -90,7 +106,14 @@ class PredictionLog:
         self.interval = float(interval)
         self.when_full = when_full
         self._block = when_full == "block"
-        self._queue: deque[PredictionRecord] = deque()
+        self._queue: deque[tuple[PredictionRecord, int | None]] = deque()
+        self._spool = (
+            None if spool is None else PredictionSpool(spool, segment_records=segment_records)
+        )
+        self.spool_folder = spool
+        self._spooled = 0
+        self._replayed = 0
+        self._in_flight_spooled = False
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)  # the writer waits on it
         self._has_room = threading.Condition(self._lock)  # blocked submitters wait on it
@@ -136,6 +159,16 @@ class PredictionLog:
         return self._rejected
 
     @property
+    def spooled(self) -> int:
+        """Records kept in the journal on disk for the next start instead of written now."""
+        return self._spooled
+
+    @property
+    def replayed(self) -> int:
+        """Records of earlier logs' journals written to the store by this one."""
+        return self._replayed
+
+    @property
     def write_errors(self) -> int:
         """Failed write attempts (each was retried)."""
         return self._write_errors
@@ -154,6 +187,8 @@ class PredictionLog:
                 "written": self._written,
                 "dropped": self._dropped,
                 "rejected": self._rejected,
+                "spooled": self._spooled,
+                "replayed": self._replayed,
                 "write_errors": self._write_errors,
             }
 
@@ -186,17 +221,25 @@ class PredictionLog:
         """
         with self._lock:
             self._submitted += 1
+            spool = self._spool
+            segment = None if spool is None or self._closed else spool.append(record)
             queue = self._queue
             if len(queue) + self._in_flight >= self.capacity and not self._closed:
                 if not self._block:
+                    if segment is not None:
+                        self._spooled += 1  # on disk: written at the next start
+                        return True
                     self._dropped += 1
                     return False
                 while len(queue) + self._in_flight >= self.capacity and not self._closed:
                     self._has_room.wait()
             if self._closed:
+                if segment is not None:
+                    self._spooled += 1
+                    return True
                 self._dropped += 1
                 return False
-            queue.append(record)
+            queue.append((record, segment))
             self._accepted += 1
             n = len(queue)
             # The writer waits for the first record, then for a full batch; notifying only
@@ -253,25 +296,47 @@ class PredictionLog:
         if needs_writer:
             self.start()
         thread = self._thread
-        if thread is None:
-            return
-        thread.join(timeout)
-        if not thread.is_alive():
+        if thread is not None:
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self._close_spool()
             return
         with self._lock:
             self._abandon = True
             lost = len(self._queue)
+            kept = sum(1 for _, segment in self._queue if segment is not None)
             self._queue.clear()
-            self._dropped += lost
+            self._spooled += kept
+            self._dropped += lost - kept
+            if self._spool is not None and self._in_flight:
+                # the batch being written is in the journal too, whatever its attempt gives
+                self._spooled += self._in_flight
+                self._in_flight_spooled = True
             self._has_work.notify_all()
             self._progress.notify_all()
-        _log.warning(
-            "The prediction log gave up after %s s: %d queued record(s) lost, %d still being "
-            "written",
-            timeout,
-            lost,
-            self._in_flight,
-        )
+        if self._spool is None:
+            _log.warning(
+                "The prediction log gave up after %s s: %d queued record(s) lost, %d still "
+                "being written",
+                timeout,
+                lost,
+                self._in_flight,
+            )
+        self._close_spool()
+
+    def _close_spool(self) -> None:
+        spool = self._spool
+        if spool is None:
+            return
+        with self._lock:
+            kept = spool.close()
+        if kept:
+            _log.warning(
+                "The store did not take %d prediction record(s) in time; they are kept in %s "
+                "and written to the store when the next server starts",
+                kept,
+                spool.path,
+            )
 
     def __enter__(self) -> PredictionLog:
         return self.start()
@@ -289,13 +354,50 @@ class PredictionLog:
     # -- the writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.spool_folder is not None:
+            self._replay(self.spool_folder)
         while True:
-            batch = self._next_batch()
-            if batch is None:
+            taken = self._next_batch()
+            if taken is None:
                 return
-            self._write(batch)
+            if self._spool is not None:
+                self._spool.sync()
+            batch = [record for record, _ in taken]
+            written = self._write(batch)
+            if written and self._spool is not None:
+                counts = Counter(segment for _, segment in taken if segment is not None)
+                with self._lock:
+                    self._spool.settle(counts)
 
-    def _next_batch(self) -> list[PredictionRecord] | None:
+    def _replay(self, folder: Path) -> None:
+        """Write the journals that earlier logs left to the store, then delete them; stop
+        (leaving them for the next start) when this log is abandoned first."""
+        for _owner, paths in PredictionSpool.orphans(folder):
+            for path in paths:
+                for batch in PredictionSpool.read(path, batch_size=self.batch_size):
+                    if not self._store_with_retries(batch):
+                        return
+                    with self._lock:
+                        self._replayed += len(batch)
+                path.unlink(missing_ok=True)
+                _log.info("Prediction records of %s written to the store", path.name)
+
+    def _store_with_retries(self, batch: list[PredictionRecord]) -> bool:
+        backoff = _FIRST_BACKOFF
+        while True:
+            try:
+                self.store.write_predictions(batch, on_invalid="skip")
+                return True
+            except Exception as e:  # keep the files, retry
+                with self._lock:
+                    self._write_errors += 1
+                    if self._abandon or self._closed:
+                        return False
+                    _log.warning("Replaying spooled prediction records failed; retrying: %s", e)
+                    self._has_work.wait(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _next_batch(self) -> list[tuple[PredictionRecord, int | None]] | None:
         """The next records to write, ``None`` when the log is closed and empty."""
         with self._lock:
             queue = self._queue
@@ -315,8 +417,8 @@ class PredictionLog:
             self._in_flight = n
             return batch
 
-    def _write(self, batch: list[PredictionRecord]) -> None:
-        """Write ``batch``, retrying until it is written or the log is abandoned."""
+    def _write(self, batch: list[PredictionRecord]) -> bool:
+        """Write ``batch``, retrying until it is written (``True``) or the log is abandoned."""
         backoff = _FIRST_BACKOFF
         failures = 0
         while True:
@@ -328,7 +430,7 @@ class PredictionLog:
                     self._write_errors += 1
                     if self._abandon:
                         self._settle(0, 0, lost=len(batch))
-                        return
+                        return False
                 if failures == 1:
                     _log.warning(
                         "Writing %d prediction record(s) failed; retrying: %s", len(batch), e
@@ -346,13 +448,20 @@ class PredictionLog:
                 _log.info("Prediction records written after %d failed attempt(s)", failures)
             with self._lock:
                 self._settle(accepted, rejected, lost=0)
-            return
+            return True
 
     def _settle(self, written: int, rejected: int, *, lost: int) -> None:
         # called with the lock held
+        if self._in_flight_spooled:  # counted as spooled when close gave up on it
+            self._in_flight_spooled = False
+            self._spooled -= written + rejected
+            lost = 0
         self._written += written
         self._rejected += rejected
-        self._dropped += lost
+        if self._spool is not None:
+            self._spooled += lost  # still in the journal
+        else:
+            self._dropped += lost
         self._settled += written + rejected + lost
         self._in_flight = 0
         self._progress.notify_all()

@@ -37,6 +37,7 @@ __all__ = ["PredictionService", "PredictionSink"]
 
 _log = logging.getLogger("forgeml.serve")
 GRACE_SECONDS = 30.0  # a replaced version keeps answering requests already queued on it
+STOP_SECONDS = 3.0  # at shutdown, how long background work (shadow predictions) may take
 EXPLAIN_ROWS = 100
 
 
@@ -90,7 +91,11 @@ class PredictionService:
     async def stop(self) -> None:
         """Finish background work (shadows, retirements) and every queued batch."""
         if self._background:
-            await asyncio.wait(self._background, timeout=GRACE_SECONDS)
+            # Shadows get a few seconds (the shutdown deadline is short); a retirement's wait
+            # is cut short, its batcher stops below with every other.
+            _, pending = await asyncio.wait(self._background, timeout=STOP_SECONDS)
+            for task in pending:
+                task.cancel()
         for entry in list(self.entries.values()):
             for served in entry.versions.values():
                 await served.batcher.stop()
@@ -170,8 +175,10 @@ class PredictionService:
         return Served(model=model, runner=runner, validator=validator, batcher=batcher, cache=cache)
 
     async def _retire(self, served: Served) -> None:
-        await asyncio.sleep(min(GRACE_SECONDS, 5 * self.options.poll_interval))
-        await served.batcher.stop()
+        try:
+            await asyncio.sleep(min(GRACE_SECONDS, 5 * self.options.poll_interval))
+        finally:
+            await served.batcher.stop()
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
