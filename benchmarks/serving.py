@@ -1,25 +1,35 @@
-"""Model serving: forgeml against MLflow's scoring server and a bare floor, one model, with wrk.
+"""Model serving: forgeml against a bare floor for each model it serves, and MLflow, with wrk.
 
-One LightGBM classifier (100 trees, 31 leaves, seed 0) is fitted on UCI Adult and served three
-ways, each in its own process on 127.0.0.1, one server at a time:
+Three models are fitted on UCI Adult (seed 0) and registered:
 
-- forgeml: ``forgeml serve adult@production`` with its defaults (input validation, Prometheus
-  metrics, prediction logging to the store and the JSON access log all on); measured once more
-  with ``--no-access-log``.
-- MLflow: ``mlflow models serve --env-manager local`` with its default worker count. MLflow's
-  lightgbm flavor rejects the text columns a JSON request carries for a model fitted on
-  categories, so the saved lightgbm model is wrapped in a pyfunc that casts them to the
-  training categories first (what an MLflow user has to do to serve this model).
-- floor: a few lines of Starlette under Uvicorn that parse the body with orjson, encode the
-  record into the float row LightGBM expects and call the booster: no validation, no logging.
+- ``lgbm``: an ``LGBMClassifier`` (100 trees, 31 leaves);
+- ``xgb``: an ``XGBClassifier`` (100 trees, depth 6, native categorical handling);
+- ``auto``: the model ``forgeml train`` returns on adult with a short budget (``--budget``,
+  default 20 s), registered by the command itself.
+
+Each is served, one server at a time, each in its own process on 127.0.0.1:
+
+- forgeml: ``forgeml serve NAME@production`` with its defaults (input validation with per-request
+  data quality, Prometheus metrics, prediction logging to the store and the JSON access log all
+  on); ``forgeml-no-access-log`` measures it once more without the access log.
+- floor (``serving_floor.py``): Starlette under Uvicorn, orjson, and the model's native
+  predictor on the encoded row; no validation, no metrics, no logging: ``Booster.predict`` for
+  ``lgbm``, ``inplace_predict`` for ``xgb`` and, for ``auto``, the model compiled by
+  ``TrainedModel.compile_for_serving`` (the fastest way forgeml knows to call it).
+- MLflow (``lgbm`` only): ``mlflow models serve --env-manager local`` with its default worker
+  count. MLflow's lightgbm flavor rejects the text columns a JSON request carries for a model
+  fitted on categories, so the saved lightgbm model is wrapped in a pyfunc that casts them to
+  the training categories first (what an MLflow user has to do to serve this model).
 
 wrk loads each server from outside its process with one real Adult row per request (a Lua
 script counts non-2xx answers), for a bounded time per concurrency after an uncounted warm-up.
-wrk runs on the same machine, so it competes with the server for the CPU.
+wrk runs on the same machine, so it competes with the server for the CPU. For context, the
+in-process time of one row through each model's ``predict_proba`` on a one-row DataFrame is
+printed too (median of 50 calls).
 
     python benchmarks/serving.py [--seconds 10] [--concurrency 1,8,32] [--workers 1]
-    python benchmarks/serving.py --only forgeml,floor --concurrency 32
-    python benchmarks/serving.py --soak 60        # forgeml at c=32 for 60 s, RSS every second
+    python benchmarks/serving.py --models xgb,auto --only forgeml,floor --concurrency 1,32
+    python benchmarks/serving.py --soak 60        # forgeml (lgbm) at c=32 for 60 s, RSS sampled
 """
 
 from __future__ import annotations
@@ -51,64 +61,14 @@ from rich.table import Table
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 BIN = Path(sys.executable).parent  # forgeml, mlflow and uvicorn of this environment
 SERVERS = ("forgeml", "forgeml-no-access-log", "mlflow", "floor")
+MODELS = ("lgbm", "xgb", "auto")
+FLOOR = Path(__file__).with_name("serving_floor.py")
 WARM_UP = 2  # seconds of load before each measured point, not counted
 WRK_TIMEOUT = "10s"  # a slow answer counts as slow, not as a socket error
 READY_TIMEOUT = 180.0
 TICKS = os.sysconf("SC_CLK_TCK")
 DROPPED = "forgeml_prediction_log_dropped"
 NOISE = 0.2  # cores busy outside the server and wrk above which a point is called noisy
-
-FLOOR_SOURCE = '''\
-"""A bare LightGBM server: parse, encode, predict. No validation, no logging."""
-
-import json
-import sys
-
-import lightgbm
-import numpy as np
-import orjson
-import uvicorn
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
-
-booster = lightgbm.Booster(model_file=sys.argv[1])
-categorical = json.loads(open(sys.argv[2]).read())
-codes = {
-    name: {value: float(i) for i, value in enumerate(categories)}
-    for name, categories in zip(categorical, booster.pandas_categorical)
-}
-features = [(name, codes.get(name)) for name in booster.feature_name()]
-NAN = float("nan")
-
-
-async def predict(request):
-    record = orjson.loads(await request.body())["records"][0]
-    row = np.empty((1, len(features)))
-    for j, (name, code) in enumerate(features):
-        value = record.get(name)
-        if value is None:
-            row[0, j] = NAN
-        elif code is not None:
-            row[0, j] = code.get(value, NAN)
-        else:
-            row[0, j] = value
-    proba = booster.predict(row, num_threads=1)
-    return Response(orjson.dumps({"predictions": proba.tolist()}), media_type="application/json")
-
-
-async def ready(request):
-    return Response(b"ready")
-
-
-app = Starlette(
-    routes=[
-        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
-        Route("/health/ready", ready),
-    ]
-)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
-'''
 
 LUA_TEMPLATE = """\
 wrk.method = "POST"
@@ -143,20 +103,20 @@ end
 
 @dataclass(frozen=True)
 class Prepared:
-    """The fitted model in every form the servers need, and one request row."""
+    """The registered models, MLflow's copy of ``lgbm``, the floor's source and one request
+    row per model."""
 
     folder: Path
     workspace: Path
-    mlflow_model: Path
-    booster_file: Path
-    categorical_file: Path
+    mlflow_model: Path | None
     floor_source: Path
-    row: dict[str, Any]
+    rows: dict[str, dict[str, Any]]
+    notes: dict[str, str]
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    key: str
+    key: str  # server kind and model: "forgeml:lgbm"
     label: str
     argv: list[str]
     path: str  # where the predictions are posted
@@ -201,10 +161,14 @@ class Running:
         return f"http://127.0.0.1:{self.port}"
 
 
-# -- the model --------------------------------------------------------------------------------
+# -- the models -------------------------------------------------------------------------------
+
+NAMES = {"lgbm": "adult-lgbm", "xgb": "adult-xgb", "auto": "adult-auto"}
 
 
-def _prepare(folder: Path, console: Console) -> Prepared:
+def _prepare(
+    folder: Path, console: Console, models: list[str], budget: int, mlflow: bool
+) -> Prepared:
     import lightgbm
     import pandas as pd
 
@@ -212,40 +176,109 @@ def _prepare(folder: Path, console: Console) -> Prepared:
     y = frame.pop("income")
     categorical = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     X = frame.astype({c: "category" for c in categorical})
-    started = time.perf_counter()
-    model = lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, random_state=0, verbose=-1)
-    model.fit(X, y)
-    console.print(
-        f"fitted LGBMClassifier(n_estimators=100, num_leaves=31) on Adult, {len(X):,} rows x "
-        f"{X.shape[1]} columns ({len(categorical)} categorical) in "
-        f"{time.perf_counter() - started:.1f} s"
-    )
+    shape = f"Adult, {len(X):,} rows x {X.shape[1]} columns ({len(categorical)} categorical)"
     # The first row of the file, as JSON gives it: Python numbers and strings, null if missing.
     row = json.loads(frame.head(1).to_json(orient="records"))[0]
-
     workspace = folder / "ws"
-    _register_forgeml(model, X, workspace)
-    mlflow_model = _save_mlflow(model, X, categorical, folder)
-    booster_file = folder / "booster.txt"
-    model.booster_.save_model(str(booster_file))
-    categorical_file = folder / "categorical.json"
-    categorical_file.write_text(json.dumps(categorical))
-    floor_source = folder / "floor_server.py"
-    floor_source.write_text(FLOOR_SOURCE)
-    return Prepared(
-        folder, workspace, mlflow_model, booster_file, categorical_file, floor_source, row
-    )
+    notes: dict[str, str] = {}
+    estimators: dict[str, Any] = {}
+    mlflow_model = None
+    if "lgbm" in models:
+        started = time.perf_counter()
+        model = lightgbm.LGBMClassifier(
+            n_estimators=100, num_leaves=31, random_state=0, verbose=-1
+        ).fit(X, y)
+        notes["lgbm"] = (
+            f"LGBMClassifier(n_estimators=100, num_leaves=31) fitted on {shape} in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        _register_forgeml(model, X, workspace, NAMES["lgbm"])
+        estimators["lgbm"] = model
+        if mlflow:
+            mlflow_model = _save_mlflow(model, X, categorical, folder)
+    if "xgb" in models:
+        import xgboost
+
+        started = time.perf_counter()
+        model = xgboost.XGBClassifier(
+            n_estimators=100,
+            max_depth=6,
+            enable_categorical=True,
+            tree_method="hist",
+            random_state=0,
+        ).fit(X, (y == ">50K").astype(int))
+        notes["xgb"] = (
+            f"XGBClassifier(n_estimators=100, max_depth=6, enable_categorical=True) fitted on "
+            f"{shape} in {time.perf_counter() - started:.1f} s"
+        )
+        _register_forgeml(model, X, workspace, NAMES["xgb"])
+        estimators["xgb"] = model
+    if "auto" in models:
+        argv = [
+            str(BIN / "forgeml"),
+            "--home",
+            str(workspace),
+            "train",
+            str(DATASETS / "adult.csv"),
+        ]
+        argv += ["--target", "income", "--drop", "split", "--time-budget", f"{budget}s"]
+        argv += ["--seed", "0", "--register", NAMES["auto"], "--no-evaluate", "--json"]
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        trained = time.perf_counter() - started
+        estimators["auto"] = _promote_latest(workspace, NAMES["auto"])
+        notes["auto"] = (
+            f"forgeml train adult.csv --target income --drop split --time-budget {budget}s "
+            f"--seed 0: {estimators['auto']!r} in {trained:.1f} s (command, start to end)"
+        )
+    for key, estimator in estimators.items():
+        one = frame.head(1) if key == "auto" else X.head(1)
+        notes[key] += (
+            f"; predict_proba on a one-row DataFrame: {_one_row_ms(estimator, one):.2f} ms"
+        )
+    for key in models:
+        console.print(f"{key}: {notes[key]}", markup=False)
+    rows = {key: row for key in models}
+    return Prepared(folder, workspace, mlflow_model, FLOOR, rows, notes)
 
 
-def _register_forgeml(model: Any, X: Any, home: Path) -> None:
+def _one_row_ms(estimator: Any, row: Any) -> float:
+    """Median milliseconds of ``predict_proba`` on one row, in this process (50 calls)."""
+    import statistics
+    import warnings
+
+    times = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(55):
+            started = time.perf_counter()
+            estimator.predict_proba(row)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times[5:]) * 1000
+
+
+def _register_forgeml(model: Any, X: Any, home: Path, name: str) -> None:
     import forgeml
     from forgeml.config import Settings
     from forgeml.registry import promote
     from forgeml.store import Workspace
 
     with Workspace(Settings(home=home)) as ws:
-        record = forgeml.register(model, name="adult", sample=X, workspace=ws)
-        promote("adult", record.version, workspace=ws)
+        record = forgeml.register(model, name=name, sample=X, workspace=ws)
+        promote(name, record.version, workspace=ws)
+
+
+def _promote_latest(home: Path, name: str) -> Any:
+    """Point ``name@production`` at its latest version; the model it holds."""
+    import forgeml
+    from forgeml.config import Settings
+    from forgeml.registry import promote
+    from forgeml.store import Workspace
+
+    with Workspace(Settings(home=home)) as ws:
+        loaded = forgeml.load(f"{name}@latest", workspace=ws)
+        promote(name, loaded.version, workspace=ws)
+        return loaded.model
 
 
 def _save_mlflow(model: Any, X: Any, categorical: list[str], folder: Path) -> Path:
@@ -299,56 +332,69 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _specs(prepared: Prepared, workers: int) -> dict[str, ServerSpec]:
-    native = json.dumps({"records": [prepared.row]}).encode()
-    mlflow_body = json.dumps({"dataframe_records": [prepared.row]}).encode()
+_FLOOR_CALLS = {
+    "lgbm": "Booster.predict",
+    "xgb": "inplace_predict",
+    "auto": "the compiled TrainedModel",
+}
+
+
+def _specs(prepared: Prepared, workers: int, model: str) -> dict[str, ServerSpec]:
+    """The servers of one model, by kind (``mlflow`` for ``lgbm`` only)."""
+    name = NAMES[model]
+    row = prepared.rows[model]
+    native = json.dumps({"records": [row]}).encode()
+    path = f"/v1/models/{name}/predict"
     forgeml = [str(BIN / "forgeml"), "--home", str(prepared.workspace), "serve"]
-    forgeml += ["adult@production", "--workers", str(workers), "--port"]
-    mlflow = [str(BIN / "mlflow"), "models", "serve", "-m", str(prepared.mlflow_model)]
-    mlflow += ["--env-manager", "local", "-h", "127.0.0.1", "-p"]
-    return {
+    forgeml += [f"{name}@production", "--workers", str(workers), "--port"]
+    specs = {
         "forgeml": ServerSpec(
-            "forgeml",
+            f"forgeml:{model}",
             "forgeml",
             forgeml,
-            "/v1/models/adult/predict",
+            path,
             native,
             "/health/ready",
             f"defaults, {workers} worker(s): validation, metrics, prediction log, access log on",
         ),
         "forgeml-no-access-log": ServerSpec(
-            "forgeml-no-access-log",
+            f"forgeml-no-access-log:{model}",
             "forgeml --no-access-log",
             [*forgeml[:-1], "--no-access-log", "--port"],
-            "/v1/models/adult/predict",
+            path,
             native,
             "/health/ready",
             "as above, access log off",
         ),
-        "mlflow": ServerSpec(
-            "mlflow",
-            "MLflow",
-            mlflow,
-            "/invocations",
-            mlflow_body,
-            "/ping",
-            "mlflow models serve without -w (its default workers), Uvicorn's access log on",
-        ),
         "floor": ServerSpec(
-            "floor",
+            f"floor:{model}",
             "floor",
             [
                 sys.executable,
                 str(prepared.floor_source),
-                str(prepared.booster_file),
-                str(prepared.categorical_file),
+                str(prepared.workspace),
+                f"{name}@production",
+                model,
             ],
-            "/v1/models/adult/predict",
+            path,
             native,
             "/health/ready",
-            "Starlette + orjson + booster.predict, no validation, no logging",
+            f"Starlette + orjson + {_FLOOR_CALLS[model]}, no validation, no logging",
         ),
     }
+    if model == "lgbm" and prepared.mlflow_model is not None:
+        mlflow = [str(BIN / "mlflow"), "models", "serve", "-m", str(prepared.mlflow_model)]
+        mlflow += ["--env-manager", "local", "-h", "127.0.0.1", "-p"]
+        specs["mlflow"] = ServerSpec(
+            f"mlflow:{model}",
+            "MLflow",
+            mlflow,
+            "/invocations",
+            json.dumps({"dataframe_records": [row]}).encode(),
+            "/ping",
+            "mlflow models serve without -w (its default workers), Uvicorn's access log on",
+        )
+    return specs
 
 
 def _start(spec: ServerSpec, folder: Path) -> Running:
@@ -592,7 +638,7 @@ def _rss_reader() -> Callable[[int], int]:
 
 
 def _soak(prepared: Prepared, workers: int, seconds: int, console: Console) -> None:
-    spec = _specs(prepared, workers)["forgeml"]
+    spec = _specs(prepared, workers, "lgbm")["forgeml"]
     server = _start(spec, prepared.folder)
     rss = _rss_reader()
     samples: list[tuple[float, int]] = []
@@ -657,63 +703,82 @@ def _ratio(a: Point | None, b: Point | None) -> str:
 
 
 def _report(
-    results: dict[str, dict[int, Point]],
-    specs: dict[str, ServerSpec],
+    results: dict[str, dict[str, dict[int, Point]]],
     levels: list[int],
     seconds: int,
     console: Console,
 ) -> None:
+    """``results``: model -> server kind -> connections -> point."""
+    labels = {
+        "forgeml": "forgeml",
+        "forgeml-no-access-log": "forgeml --no-access-log",
+        "mlflow": "MLflow",
+        "floor": "floor",
+    }
     table = Table(
         title=f"One Adult row per request, wrk {seconds} s per point after {WARM_UP} s warm-up"
     )
-    columns = ("server", "c", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket err")
+    columns = ("model", "server", "c", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket err")
     columns += ("log dropped", "server CPU", "wrk CPU", "other CPU")
     for column in columns:
         table.add_column(column, justify="right")
-    for key, points in results.items():
-        for c, p in points.items():
-            table.add_row(
-                specs[key].label,
-                str(c),
-                f"{p.rps:,.0f}",
-                f"{p.p50_ms:.2f}",
-                f"{p.p99_ms:.2f}",
-                str(p.non2xx),
-                str(p.socket_errors),
-                "-" if p.dropped is None else f"{p.dropped:,.0f}",
-                f"{p.cpu.server:.2f}",
-                f"{p.cpu.wrk:.2f}",
-                f"{p.cpu.other:.2f}",
-            )
-        table.add_section()
+    for model, servers in results.items():
+        for kind, points in servers.items():
+            for c, p in points.items():
+                table.add_row(
+                    model,
+                    labels[kind],
+                    str(c),
+                    f"{p.rps:,.0f}",
+                    f"{p.p50_ms:.2f}",
+                    f"{p.p99_ms:.2f}",
+                    str(p.non2xx),
+                    str(p.socket_errors),
+                    "-" if p.dropped is None else f"{p.dropped:,.0f}",
+                    f"{p.cpu.server:.2f}",
+                    f"{p.cpu.wrk:.2f}",
+                    f"{p.cpu.other:.2f}",
+                )
+            table.add_section()
     console.print(table)
     console.print(
         "CPU columns: cores busy on average during the point; other = the rest of the machine."
     )
 
-    mine, mlflow, floor = (results.get(k, {}) for k in ("forgeml", "mlflow", "floor"))
-    ratios = Table(title="forgeml (defaults) against the anchors, same run")
-    for column in ("c", "forgeml req/s", "MLflow req/s", "floor req/s"):
+    ratios = Table(title="forgeml (defaults) against each model's floor (and MLflow), same run")
+    for column in ("model", "c", "forgeml req/s", "floor req/s", "forgeml / floor"):
         ratios.add_column(column, justify="right")
+    ratios.add_column("MLflow req/s", justify="right")
     ratios.add_column("forgeml / MLflow", justify="right")
-    ratios.add_column("forgeml / floor", justify="right")
-    for c in levels:
-        m, a, f = mine.get(c), mlflow.get(c), floor.get(c)
-        ratios.add_row(
-            str(c),
-            *("-" if p is None else f"{p.rps:,.0f}" for p in (m, a, f)),
-            _ratio(m, a),
-            _ratio(m, f),
-        )
+    for model, servers in results.items():
+        mine, floor, mlflow = (servers.get(k, {}) for k in ("forgeml", "floor", "mlflow"))
+        for c in levels:
+            m, f, a = mine.get(c), floor.get(c), mlflow.get(c)
+            ratios.add_row(
+                model,
+                str(c),
+                *("-" if p is None else f"{p.rps:,.0f}" for p in (m, f)),
+                _ratio(m, f),
+                "-" if a is None else f"{a.rps:,.0f}",
+                _ratio(m, a),
+            )
+        ratios.add_section()
     console.print(ratios)
 
-    quiet = results.get("forgeml-no-access-log", {})
-    shares = [f"c={c} {mine[c].rps / quiet[c].rps:.0%}" for c in levels if c in mine and c in quiet]
-    if shares:
-        console.print(
-            "forgeml with its access log answers, of the req/s without it: " + ", ".join(shares)
-        )
-    busiest = max((p.cpu.other for points in results.values() for p in points.values()), default=0)
+    for model, servers in results.items():
+        mine, quiet = servers.get("forgeml", {}), servers.get("forgeml-no-access-log", {})
+        shares = [
+            f"c={c} {mine[c].rps / quiet[c].rps:.0%}" for c in levels if c in mine and c in quiet
+        ]
+        if shares:
+            console.print(
+                f"{model}: forgeml with its access log answers, of the req/s without it: "
+                + ", ".join(shares)
+            )
+    busiest = max(
+        (p.cpu.other for s in results.values() for ps in s.values() for p in ps.values()),
+        default=0,
+    )
     if busiest > NOISE:
         console.print(
             f"note: other processes kept up to {busiest:.2f} cores busy during some points "
@@ -721,31 +786,46 @@ def _report(
             markup=False,
         )
 
-    top, one = mine.get(32), mine.get(1)
-    checks = [
-        (
-            "c=32: forgeml req/s >= 30x MLflow's",
-            None if top is None or 32 not in mlflow else top.rps / mlflow[32].rps,
-            "x",
-            lambda v: v >= 30,
-        ),
-        (
-            "c=32: forgeml req/s >= 0.5x the floor's",
-            None if top is None or 32 not in floor else top.rps / floor[32].rps,
-            "x",
-            lambda v: v >= 0.5,
-        ),
-        ("c=32: forgeml p99 < 20 ms", None if top is None else top.p99_ms, " ms", lambda v: v < 20),
-        ("c=1: forgeml p50 < 1 ms", None if one is None else one.p50_ms, " ms", lambda v: v < 1),
-    ]
-    console.print("targets, forgeml with its defaults:")
-    for label, value, unit, met in checks:
-        verdict = (
-            "not measured"
-            if value is None
-            else f"{value:,.2f}{unit}  " + ("PASS" if met(value) else "FAIL")
-        )
-        console.print(f"  {label}: {verdict}", markup=False)
+    console.print("targets, forgeml with its defaults, one worker:")
+    for model, servers in results.items():
+        mine, floor, mlflow = (servers.get(k, {}) for k in ("forgeml", "floor", "mlflow"))
+        top, one = mine.get(32), mine.get(1)
+        checks = [
+            (
+                "c=32: forgeml req/s >= 0.5x the floor's",
+                None if top is None or 32 not in floor else top.rps / floor[32].rps,
+                "x",
+                lambda v: v >= 0.5,
+            ),
+            (
+                "c=1: forgeml p50 < 1 ms",
+                None if one is None else one.p50_ms,
+                " ms",
+                lambda v: v < 1,
+            ),
+        ]
+        if model == "lgbm":
+            checks += [
+                (
+                    "c=32: forgeml req/s >= 30x MLflow's",
+                    None if top is None or 32 not in mlflow else top.rps / mlflow[32].rps,
+                    "x",
+                    lambda v: v >= 30,
+                ),
+                (
+                    "c=32: forgeml p99 < 20 ms",
+                    None if top is None else top.p99_ms,
+                    " ms",
+                    lambda v: v < 20,
+                ),
+            ]
+        for label, value, unit, met in checks:
+            verdict = (
+                "not measured"
+                if value is None
+                else f"{value:,.2f}{unit}  " + ("PASS" if met(value) else "FAIL")
+            )
+            console.print(f"  {model}: {label}: {verdict}", markup=False)
 
 
 def main() -> None:
@@ -755,12 +835,18 @@ def main() -> None:
     parser.add_argument(
         "--only", default=",".join(SERVERS), help=f"comma-separated, of {','.join(SERVERS)}"
     )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated, of {','.join(MODELS)}"
+    )
+    parser.add_argument(
+        "--budget", type=int, default=20, help="seconds of forgeml train for the auto model"
+    )
     parser.add_argument("--workers", type=int, default=1, help="forgeml worker processes")
     parser.add_argument(
-        "--soak", type=int, default=0, help="instead: forgeml at c=32 for SOAK s, RSS sampled"
+        "--soak", type=int, default=0, help="instead: forgeml (lgbm) at c=32 for SOAK s, RSS"
     )
     args = parser.parse_args()
-    console = Console(width=140)
+    console = Console(width=150)
     if not DATASETS.is_dir():
         console.print(f"The shared datasets folder {DATASETS} is absent")
         return
@@ -772,36 +858,45 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(SERVERS))
     if unknown:
         parser.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
-    import mlflow
+    models = ["lgbm"] if args.soak else [m.strip() for m in args.models.split(",")]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        parser.error(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    want_mlflow = "mlflow" in chosen and "lgbm" in models and not args.soak
+    versions = ""
+    if want_mlflow:
+        import mlflow
 
+        versions = f" MLflow {mlflow.__version__}."
     cores = os.cpu_count()
     console.print(
         f"{cores} cores; wrk runs on the same machine and competes with the server for them "
-        f"(-t1 below 8 connections, -t2 from 8). Load average {os.getloadavg()[0]:.2f}. "
-        f"MLflow {mlflow.__version__}.",
+        f"(-t1 below 8 connections, -t2 from 8). Load average {os.getloadavg()[0]:.2f}.{versions}",
         markup=False,
     )
     with tempfile.TemporaryDirectory(prefix="forgeml-serving-") as tmp:
-        prepared = _prepare(Path(tmp), console)
+        prepared = _prepare(Path(tmp), console, models, args.budget, want_mlflow)
         if args.soak:
             _soak(prepared, args.workers, args.soak, console)
             return
-        specs = _specs(prepared, args.workers)
-        results: dict[str, dict[int, Point]] = {}
-        for key in (k for k in SERVERS if k in chosen):
-            spec = specs[key]
-            server = _start(spec, prepared.folder)
-            try:
-                answer = _answer(server)
-                console.print(
-                    f"{spec.label} ({spec.note}): ready in {server.startup:.1f} s, "
-                    f"{_processes(server)}; answers {answer[:160]}",
-                    markup=False,
-                )
-                results[key] = _measure(server, prepared.folder, levels, args.seconds, console)
-            finally:
-                _stop(server)
-    _report(results, specs, levels, args.seconds, console)
+        results: dict[str, dict[str, dict[int, Point]]] = {}
+        for model in models:
+            specs = _specs(prepared, args.workers, model)
+            for kind in (k for k in SERVERS if k in chosen and k in specs):
+                spec = specs[kind]
+                server = _start(spec, prepared.folder)
+                try:
+                    answer = _answer(server)
+                    console.print(
+                        f"{model} / {spec.label} ({spec.note}): ready in {server.startup:.1f} s, "
+                        f"{_processes(server)}; answers {answer[:160]}",
+                        markup=False,
+                    )
+                    points = _measure(server, prepared.folder, levels, args.seconds, console)
+                    results.setdefault(model, {})[kind] = points
+                finally:
+                    _stop(server)
+    _report(results, levels, args.seconds, console)
 
 
 if __name__ == "__main__":
