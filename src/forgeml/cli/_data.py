@@ -103,6 +103,14 @@ def add(
             "--bins", help="Ranges of a numeric sensitive column: age=25,40,65 (repeatable)."
         ),
     ] = None,
+    non_finite: Annotated[
+        str,
+        typer.Option(
+            "--non-finite",
+            help="What inf/-inf in a numeric column means: refuse (the default) or missing "
+            "(read as missing values, reported in the quality findings).",
+        ),
+    ] = "refuse",
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Add a table as a new version (identical content returns the existing version)."""
@@ -119,6 +127,7 @@ def add(
         id=id,
         types=_types(type_),
         bins=parse_bins(bins),
+        non_finite=non_finite,
     )
     version, created = added.version, added.created
     if json:
@@ -129,8 +138,10 @@ def add(
     else:
         console.print(f"Unchanged: identical to {version.ref}", markup=False)
     _summary(version)
-    for finding in version.quality.errors if version.quality is not None else ():
-        console.print(f"  {finding.check}: {finding.message}", markup=False)
+    for finding in version.quality.findings if version.quality is not None else ():
+        if finding.severity.value == "error" or finding.check == "non_finite":
+            where = f" {finding.column!r}" if finding.column else ""
+            console.print(f"  {finding.check}{where}: {finding.message}")
 
 
 @app.command("list")

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     )
     from forgeml.data._diff import ColumnDiff, DatasetDiff
     from forgeml.data._expectations import Expectation, ExpectationResult, load_expectations
+    from forgeml.data._finite import NON_FINITE_POLICIES, refuse_infinite
     from forgeml.data._leaks import find_leaks, leak_gate, leak_summary
     from forgeml.data._profile import ColumnProfile, Histogram, Profile
     from forgeml.data._quality import Finding, QualityReport, Severity
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from forgeml.data._version import DatasetVersion, SplitInfo, parse_ref
 
 __all__ = [
+    "NON_FINITE_POLICIES",
     "ColumnDiff",
     "ColumnKind",
     "ColumnProfile",
@@ -87,6 +89,7 @@ __all__ = [
     "parse_ref",
     "profile",
     "record_split",
+    "refuse_infinite",
     "report",
     "sensitive_values",
     "split",
@@ -112,6 +115,7 @@ _HOMES = {
     ),
     "_diff": ("ColumnDiff", "DatasetDiff"),
     "_expectations": ("Expectation", "ExpectationResult", "load_expectations"),
+    "_finite": ("NON_FINITE_POLICIES", "refuse_infinite"),
     "_leaks": ("find_leaks", "leak_gate", "leak_summary"),
     "_profile": ("ColumnProfile", "Histogram", "Profile"),
     "_quality": ("Finding", "QualityReport", "Severity"),

@@ -145,6 +145,11 @@ def _quantile_bins(
                 bins[missing] = n_value_bins
             return bins, n_value_bins + 1
         width = (high - low) / _GRID_CELLS
+        if not np.isfinite(width):  # a range beyond the float limit: search each value
+            bins = np.searchsorted(edges, values, side="right").astype(np.int64)
+            if missing is not None:
+                bins[missing] = n_value_bins
+            return bins, n_value_bins + 1
         grid = low + np.arange(_GRID_CELLS + 1) * width
         cells = (values.astype(np.float64, copy=False) - low) / width
         np.clip(cells, 0, _GRID_CELLS, out=cells)
@@ -334,7 +339,10 @@ def _summarize(name: str, series: pd.Series) -> _Summary:
     if pd.api.types.is_bool_dtype(dtype):
         return _summarize_bool(name, series)
     if pd.api.types.is_numeric_dtype(dtype):
-        return _summarize_numbers(name, series, series.to_numpy())
+        # numbers near the float limits overflow the mean, the spread and the bin widths:
+        # those statistics come out non-finite and are recorded as unknown (``_known``)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _summarize_numbers(name, series, series.to_numpy())
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return _summarize_datetime(name, series)
     return _summarize_text(name, series)
@@ -605,18 +613,23 @@ def _column_profile(
     def rounded(value: Any) -> Any:
         return round(value, 6) if isinstance(value, float) else value
 
+    # A statistic that overflows (the mean of values near 1e308) is unknown, not infinite: the
+    # profile is stored as JSON, which has no infinity, and must read back as written.
+    histogram = s.histogram
+    if histogram is not None and not np.all(np.isfinite(histogram.edges)):
+        histogram = None
     return ColumnProfile(
         name=s.name,
         kind=kind,
         count=s.count,
         missing=s.missing,
         distinct=s.distinct,
-        min=s.min,
-        max=s.max,
-        mean=s.mean,
-        std=s.std,
-        quantiles=dict(s.quantiles),
-        histogram=s.histogram,
+        min=_known(s.min),
+        max=_known(s.max),
+        mean=_known(s.mean),
+        std=_known(s.std),
+        quantiles={k: v for k, v in s.quantiles.items() if _known(v) is not None},
+        histogram=histogram,
         top=tuple(s.top),
         top_share=s.top_share,
         outliers=s.outliers,
@@ -627,6 +640,11 @@ def _column_profile(
         predictive_power=None if association is None else rounded(association[1]),
         digest=digest,
     )
+
+
+def _known(value: Any) -> Any:
+    """``value``, or ``None`` for a float that is not finite."""
+    return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
 def _require_column(frame: pd.DataFrame, column: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forgeml._json import dumps
+from forgeml._json import dumps, loads
 from forgeml.data._analyze import analyze
 from forgeml.data._diff import DatasetDiff, diff_tables
 from forgeml.data._expectations import ExpectationResult, check_expectations, load_expectations
+from forgeml.data._finite import apply_non_finite
 from forgeml.data._hash import hash_table
 from forgeml.data._io import from_parquet_bytes, read_table, to_parquet_bytes
 from forgeml.data._leaks import domain_leak_finding, find_leaks
+from forgeml.data._profile import Profile
 from forgeml.data._quality import Finding, QualityReport, Severity, check_quality
 from forgeml.data._schema import ColumnKind
 from forgeml.data._split import (
@@ -29,7 +32,7 @@ from forgeml.data._split import (
     parts_to_bytes,
 )
 from forgeml.data._version import DatasetVersion, SplitInfo, check_dataset_name, parse_ref
-from forgeml.errors import InputError, NotFoundError
+from forgeml.errors import ArtifactIntegrityError, ForgeMLError, InputError, NotFoundError
 from forgeml.security import Principal, actor_name
 from forgeml.store import DatasetRecord, NewDatasetVersion, SplitRecord, Workspace, now_ms
 
@@ -90,6 +93,7 @@ def add(
     types: Mapping[str, str] | None = None,
     bins: Mapping[str, Sequence[float]] | None = None,
     check: Callable[[pd.DataFrame], None] | None = None,
+    non_finite: str = "refuse",
     workspace: Workspace | None = None,
     actor: Principal | str | None = None,
 ) -> DatasetVersion:
@@ -111,6 +115,10 @@ def add(
         bins: inner edges grouping a numeric sensitive column into ranges for fairness
             audits, e.g. ``{"age": [25, 40, 65]}``; a numeric sensitive column without them is
             cut at its quartiles. Recorded in the version's schema (``schema["age"].bins``).
+        non_finite: what an infinity in a numeric column means (forgeml takes finite
+            numbers or missing values): ``"refuse"`` (the default) refuses the table, naming
+            the columns and their first row; ``"missing"`` reads infinities as missing values
+            and says so in the version's quality findings (check ``non_finite``).
         check: called with the table once it is read, before anything is written; it raises
             (``InputError``) to refuse the table, e.g. the checks of the training that follows.
         workspace: where to store (default: ``forgeml.tracking.default_workspace()``).
@@ -122,12 +130,14 @@ def add(
     Raises:
         InputError: the source is empty or not a table, a named column is missing, a type is
             unknown or impossible for its column, bins are given for a column that is not a
-            numeric sensitive one or are not increasing numbers, or the name is invalid.
+            numeric sensitive one or are not increasing numbers, the name is invalid, or a
+            numeric column holds infinities (unless ``non_finite="missing"``).
         NotFoundError: there is no file at the path.
     """
     check_dataset_name(name)
     ws = _workspace(workspace)
     frame, description = read_table(source)
+    frame, converted = apply_non_finite(frame, non_finite, where=description)
     sensitive_columns = _column_list(sensitive, "sensitive")
     for column, role in ((target, "target"), (time, "time"), (id, "id")):
         _require(frame, column, role)
@@ -198,6 +208,22 @@ def add(
             id_column=id,
         )
         quality = _with(quality, (*leaks, domain_leak_finding(len(frame))))
+    if converted:
+        quality = _with(
+            quality,
+            [
+                Finding(
+                    "non_finite",
+                    Severity.INFO,
+                    f"{c.count} infinite value{'s' if c.count != 1 else ''} read as missing "
+                    f"(first at row {c.first_row + 1})",
+                    column=c.column,
+                    value=float(c.count),
+                )
+                for c in converted
+            ],
+        )
+    profile_document = _round_tripped(profile)
     data = to_parquet_bytes(frame)
     data_digest = ws.artifacts.put_bytes(data)
     record, _ = ws.datasets.add_version(
@@ -210,7 +236,7 @@ def add(
             n_rows=len(frame),
             n_columns=frame.shape[1],
             schema=schema.to_dict(),
-            profile=profile.to_dict(),
+            profile=profile_document,
             quality=quality.to_dict(),
             target=target,
             time_column=time,
@@ -221,6 +247,42 @@ def add(
         ),
     )
     return DatasetVersion.from_record(record)
+
+
+def _round_tripped(profile: Profile) -> dict[str, Any]:
+    """The profile's stored document, checked to hold only finite numbers and to read back as
+    the same profile before the version is committed: a document that cannot be read back
+    would make the version unreadable for every later command.
+
+    Raises:
+        ForgeMLError: the document does not read back (nothing has been written).
+    """
+    document = profile.to_dict()
+    stored = loads(dumps(document))
+    problem = None
+    if _non_finite(document):
+        problem = "it holds a non-finite number"
+    else:
+        try:
+            if Profile.from_dict(stored).to_dict() != stored:
+                problem = "it reads back differently"
+        except (TypeError, ValueError, KeyError) as e:
+            problem = f"{type(e).__name__}: {e}"
+    if problem is not None:
+        raise ForgeMLError(
+            f"The profile of the table does not read back ({problem}); nothing was written"
+        )
+    return dict(stored)
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _check_bins(
@@ -328,7 +390,7 @@ def load(
     """
     ws = _workspace(workspace)
     version = ref if isinstance(ref, DatasetVersion) else get(ref, workspace=ws)
-    frame = from_parquet_bytes(ws.artifacts.get_bytes(version.data_digest))
+    frame = from_parquet_bytes(_table_bytes(ws, version))
     if part is None:
         return frame
     if part not in PARTS:
@@ -341,6 +403,27 @@ def load(
         )
     parts = parts_from_bytes(ws.artifacts.get_bytes(info.digest))
     return frame[parts == PARTS.index(part)].reset_index(drop=True)
+
+
+def _table_bytes(ws: Workspace, version: DatasetVersion) -> bytes:
+    """The verified bytes of a version's Parquet blob (the one way a table's blob is read).
+
+    Raises:
+        ArtifactIntegrityError: the blob's bytes do not hash to its digest; names the version
+            and the blob.
+    """
+    try:
+        return ws.artifacts.get_bytes(version.data_digest)
+    except ArtifactIntegrityError as e:
+        raise ArtifactIntegrityError(f"The table of {version.ref} is damaged: {e.message}") from e
+
+
+def _verify_table(ws: Workspace, version: DatasetVersion) -> None:
+    """Check a version's Parquet blob against its digest without keeping it in memory."""
+    try:
+        ws.artifacts.verify(version.data_digest)
+    except ArtifactIntegrityError as e:
+        raise ArtifactIntegrityError(f"The table of {version.ref} is damaged: {e.message}") from e
 
 
 def list_datasets(*, workspace: Workspace | None = None) -> list[DatasetRecord]:
@@ -420,6 +503,8 @@ def validate(
     )
     results: tuple[ExpectationResult, ...] = ()
     frame = None
+    if version.target is None and not rules:
+        _verify_table(ws, version)  # the stored table is checked even when not read
     if version.target is not None:
         frame = load(version, workspace=ws)
         leaks = find_leaks(
@@ -610,4 +695,7 @@ def report(ref: str, path: str | Path, *, workspace: Workspace | None = None) ->
     """
     from forgeml.data._report import render_report
 
-    return render_report(get(ref, workspace=workspace), path)
+    ws = _workspace(workspace)
+    version = get(ref, workspace=ws)
+    _verify_table(ws, version)  # a report of a damaged table would vouch for it
+    return render_report(version, path)

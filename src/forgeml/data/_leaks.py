@@ -102,7 +102,9 @@ def _numeric_block(
         finite = np.isfinite(values)
         if finite.mean() < 1 - _FORMULA_MAX_MISSING:
             continue
-        if np.nanstd(values) == 0:
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread = np.nanstd(values)
+        if spread == 0 or not np.isfinite(spread):  # constant, or beyond the float range
             continue
         names.append(str(name))
         columns.append(values)

@@ -31,9 +31,13 @@ class Histogram:
         return {"edges": list(self.edges), "counts": list(self.counts)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Histogram:
-        """The histogram described by ``to_dict``'s output."""
-        return cls(tuple(float(e) for e in data["edges"]), tuple(int(c) for c in data["counts"]))
+    def from_dict(cls, data: Mapping[str, Any]) -> Histogram | None:
+        """The histogram described by ``to_dict``'s output; ``None`` for one whose edges were
+        not all finite numbers when stored (JSON wrote them as ``null``): no histogram."""
+        edges = data.get("edges") or ()
+        if not edges or any(not isinstance(e, int | float) for e in edges):
+            return None
+        return cls(tuple(float(e) for e in edges), tuple(int(c) for c in data["counts"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +134,7 @@ class ColumnProfile:
             max=data.get("max"),
             mean=data.get("mean"),
             std=data.get("std"),
-            quantiles=dict(data.get("quantiles") or {}),
+            quantiles={k: v for k, v in (data.get("quantiles") or {}).items() if v is not None},
             histogram=None if histogram is None else Histogram.from_dict(histogram),
             top=tuple((value, int(count)) for value, count in data.get("top") or ()),
             top_share=float(data.get("top_share") or 0.0),

@@ -9,9 +9,11 @@ artifact.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +116,9 @@ def evaluate(
         sensitive: sensitive column names of ``X``, or a DataFrame of sensitive values (one
             row per row of ``X``) when they are not model inputs.
         run: log metrics and store the output folder as the run's ``evaluation`` artifact.
-        output_dir: where to write the files (default: a new temporary folder).
+        output_dir: where to write the files. By default, with a ``run``, a temporary folder
+            removed once the run holds them (the report's paths are then empty); without a
+            run, a new temporary folder that is kept (the report's paths point into it).
         model_name: a name for the report and card.
         dataset_name: the evaluation data's name (e.g. ``adult@3``).
         intended_use: what the model is for (goes into the card).
@@ -176,168 +180,182 @@ def evaluate(
         if output_dir is not None
         else Path(tempfile.mkdtemp(prefix="forgeml-evaluation-"))
     )
+    # Given a run and no folder, the files go to a temporary folder that is removed once the
+    # run holds them (the report's paths are then None: the run's ``evaluation`` artifact has
+    # them). Without a run, the new temporary folder is the only copy and is kept.
+    scratch = output_dir is None and run is not None
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = model_name or type(model).__name__
-    t = time.perf_counter()
+    try:
+        name = model_name or type(model).__name__
+        t = time.perf_counter()
 
-    y_pred = np.asarray(model.predict(model_input))
-    threshold: float | None = None
-    at_default: Metrics | None = None
-    proba: np.ndarray | None = None
-    classes: np.ndarray | None = None
-    positive = None
-    if task != "regression":
-        classes = np.asarray(getattr(model, "classes_", sorted(pd.unique(truth).tolist())))
-        check_known_labels(truth, classes, "y")
-        if hasattr(model, "predict_proba"):
-            proba = np.asarray(model.predict_proba(model_input), dtype=np.float64)
-        else:
-            notes.append("The model has no predict_proba: no ROC, PR, log loss or calibration.")
-        positive = (
-            classes[1].item()
-            if len(classes) == 2 and hasattr(classes[1], "item")
-            else (classes[1] if len(classes) == 2 else None)
-        )
-        own = getattr(model, "threshold", None)
-        if task == "binary" and isinstance(own, int | float) and not isinstance(own, bool):
-            threshold = float(own)
-        metrics = classification_metrics(
-            truth,
-            y_pred,
-            y_score=proba,
-            classes=classes,
-            threshold=threshold,
-            n_bootstrap=n_bootstrap,
-            confidence=confidence,
-            seed=seed,
-        )
-        if threshold is not None and threshold != 0.5 and proba is not None:
-            at_default = classification_metrics(
-                truth, y_score=proba, classes=classes, threshold=0.5, n_bootstrap=0
+        y_pred = np.asarray(model.predict(model_input))
+        threshold: float | None = None
+        at_default: Metrics | None = None
+        proba: np.ndarray | None = None
+        classes: np.ndarray | None = None
+        positive = None
+        if task != "regression":
+            classes = np.asarray(getattr(model, "classes_", sorted(pd.unique(truth).tolist())))
+            check_known_labels(truth, classes, "y")
+            if hasattr(model, "predict_proba"):
+                proba = np.asarray(model.predict_proba(model_input), dtype=np.float64)
+            else:
+                notes.append("The model has no predict_proba: no ROC, PR, log loss or calibration.")
+            positive = (
+                classes[1].item()
+                if len(classes) == 2 and hasattr(classes[1], "item")
+                else (classes[1] if len(classes) == 2 else None)
             )
-            shown = ", ".join(
-                f"{k} {at_default[k].value:.3f} (at {threshold:.3g}: {metrics[k].value:.3f})"
-                for k in ("precision", "recall", "f1")
-                if k in at_default.as_dict()
-            )
-            notes.append(
-                f"Labels are at the model's decision threshold {threshold:.3g}; "
-                f"at 0.5 on the same {len(truth):,} rows: {shown}."
-            )
-    else:
-        metrics = regression_metrics(
-            truth, y_pred, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
-        )
-    t = lap("metrics", t)
-
-    positive_score = None if proba is None or task != "binary" else proba[:, 1]
-    slices = slice_metrics(
-        frame.reset_index(drop=True),
-        truth,
-        y_pred,
-        task=task,
-        y_score=positive_score,
-        positive_label=positive,
-        columns=slice_columns,
-    )
-    t = lap("slices", t)
-
-    fairness = None
-    if sens is not None and task == "binary":
-        fairness = fairness_audit(
-            truth,
-            y_pred,
-            sens,
-            positive_label=positive,
-            thresholds=fairness_thresholds,
-            n_bootstrap=n_bootstrap,
-            confidence=confidence,
-            seed=seed,
-        )
-    elif sens is not None:
-        notes.append(f"No fairness audit: it covers binary decisions; this task is {task}.")
-    else:
-        notes.append("No fairness audit: no sensitive column was named.")
-    t = lap("fairness", t)
-
-    importance: tuple[tuple[str, float], ...] = ()
-    method = ""
-    explanation = None
-    if explain:
-        from forgeml.evaluate._explain import Explainer
-
-        family_rows, background_rows = max_explain_rows, 100
-        if Explainer(explained).family_ == "other":
-            family_rows = min(max_explain_rows, _PERMUTATION_ROWS)
-            background_rows = _PERMUTATION_ROWS
-        try:
-            series, explanation = global_importance(
-                explained,
-                model_input if isinstance(X, pd.DataFrame) else frame,
-                max_rows=family_rows,
-                background=model_input,
-                background_rows=background_rows,
+            own = getattr(model, "threshold", None)
+            if task == "binary" and isinstance(own, int | float) and not isinstance(own, bool):
+                threshold = float(own)
+            metrics = classification_metrics(
+                truth,
+                y_pred,
+                y_score=proba,
+                classes=classes,
+                threshold=threshold,
+                n_bootstrap=n_bootstrap,
+                confidence=confidence,
                 seed=seed,
             )
-        except InputError as e:
-            notes.append(f"No explanation: {e.message}")
+            if threshold is not None and threshold != 0.5 and proba is not None:
+                at_default = classification_metrics(
+                    truth, y_score=proba, classes=classes, threshold=0.5, n_bootstrap=0
+                )
+                shown = ", ".join(
+                    f"{k} {at_default[k].value:.3f} (at {threshold:.3g}: {metrics[k].value:.3f})"
+                    for k in ("precision", "recall", "f1")
+                    if k in at_default.as_dict()
+                )
+                notes.append(
+                    f"Labels are at the model's decision threshold {threshold:.3g}; "
+                    f"at 0.5 on the same {len(truth):,} rows: {shown}."
+                )
         else:
-            importance = tuple((str(k), float(v)) for k, v in series.items())
-            method = explanation.method
-    t = lap("explanations", t)
+            metrics = regression_metrics(
+                truth, y_pred, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed
+            )
+        t = lap("metrics", t)
 
-    figures = _figures(
-        task, truth, y_pred, proba, metrics, classes, positive, explanation, importance, seed
-    )
-    images = {key: _plots.figure_png(fig) for key, fig in figures.items()}
-    plots = []
-    for key, data in images.items():
-        path = out_dir / f"{key}.png"
-        path.write_bytes(data)
-        plots.append((key, path))
-    t = lap("plots", t)
+        positive_score = None if proba is None or task != "binary" else proba[:, 1]
+        slices = slice_metrics(
+            frame.reset_index(drop=True),
+            truth,
+            y_pred,
+            task=task,
+            y_score=positive_score,
+            positive_label=positive,
+            columns=slice_columns,
+        )
+        t = lap("slices", t)
 
-    report = EvaluationReport(
-        model_name=name,
-        task=task,
-        columns=tuple(str(c) for c in frame.columns),
-        metrics=metrics,
-        slices=slices,
-        fairness=fairness,
-        importance=importance,
-        explanation_method=method,
-        plots=tuple(plots),
-        report_path=out_dir / "report.html",
-        output_dir=out_dir,
-        dataset_name=dataset_name,
-        intended_use=intended_use,
-        notes=tuple(notes),
-        timings=timings,
-        run_id=run.run_id if run is not None else None,
-        threshold=threshold,
-        metrics_at_default=at_default,
-        rows=rows,
-        evaluated_at=evaluated_at,
-    )
-    # the header states the time spent so far (everything but writing the page itself)
-    timings["total"] = round(time.perf_counter() - started, 4)
-    write_report(report, images, out_dir / "report.html")
-    (out_dir / "card.md").write_text(report.card().to_markdown(), encoding="utf-8")
-    lap("report", t)
-    timings["total"] = round(time.perf_counter() - started, 4)
-    (out_dir / "evaluation.json").write_text(
-        dumps_text(report.to_dict(), indent=True, lenient=True), encoding="utf-8"
-    )
-    if run is not None:
-        logged: dict[str, float] = {}
-        for v in metrics.values:
-            logged[f"{metric_prefix}{v.name}"] = v.value
-            if math.isfinite(v.lower):
-                logged[f"{metric_prefix}{v.name}_lower"] = v.lower
-                logged[f"{metric_prefix}{v.name}_upper"] = v.upper
-        run.log_metrics(logged)
-        run.log_artifact(out_dir, name="evaluation")
-    return report
+        fairness = None
+        if sens is not None and task == "binary":
+            fairness = fairness_audit(
+                truth,
+                y_pred,
+                sens,
+                positive_label=positive,
+                thresholds=fairness_thresholds,
+                n_bootstrap=n_bootstrap,
+                confidence=confidence,
+                seed=seed,
+            )
+        elif sens is not None:
+            notes.append(f"No fairness audit: it covers binary decisions; this task is {task}.")
+        else:
+            notes.append("No fairness audit: no sensitive column was named.")
+        t = lap("fairness", t)
+
+        importance: tuple[tuple[str, float], ...] = ()
+        method = ""
+        explanation = None
+        if explain:
+            from forgeml.evaluate._explain import Explainer
+
+            family_rows, background_rows = max_explain_rows, 100
+            if Explainer(explained).family_ == "other":
+                family_rows = min(max_explain_rows, _PERMUTATION_ROWS)
+                background_rows = _PERMUTATION_ROWS
+            try:
+                series, explanation = global_importance(
+                    explained,
+                    model_input if isinstance(X, pd.DataFrame) else frame,
+                    max_rows=family_rows,
+                    background=model_input,
+                    background_rows=background_rows,
+                    seed=seed,
+                )
+            except InputError as e:
+                notes.append(f"No explanation: {e.message}")
+            else:
+                importance = tuple((str(k), float(v)) for k, v in series.items())
+                method = explanation.method
+        t = lap("explanations", t)
+
+        figures = _figures(
+            task, truth, y_pred, proba, metrics, classes, positive, explanation, importance, seed
+        )
+        images = {key: _plots.figure_png(fig) for key, fig in figures.items()}
+        plots = []
+        for key, data in images.items():
+            path = out_dir / f"{key}.png"
+            path.write_bytes(data)
+            plots.append((key, path))
+        t = lap("plots", t)
+
+        report = EvaluationReport(
+            model_name=name,
+            task=task,
+            columns=tuple(str(c) for c in frame.columns),
+            metrics=metrics,
+            slices=slices,
+            fairness=fairness,
+            importance=importance,
+            explanation_method=method,
+            plots=tuple(plots),
+            report_path=out_dir / "report.html",
+            output_dir=out_dir,
+            dataset_name=dataset_name,
+            intended_use=intended_use,
+            notes=tuple(notes),
+            timings=timings,
+            run_id=run.run_id if run is not None else None,
+            threshold=threshold,
+            metrics_at_default=at_default,
+            rows=rows,
+            evaluated_at=evaluated_at,
+        )
+        # the header states the time spent so far (everything but writing the page itself)
+        timings["total"] = round(time.perf_counter() - started, 4)
+        write_report(report, images, out_dir / "report.html")
+        (out_dir / "card.md").write_text(report.card().to_markdown(), encoding="utf-8")
+        lap("report", t)
+        timings["total"] = round(time.perf_counter() - started, 4)
+        (out_dir / "evaluation.json").write_text(
+            dumps_text(report.to_dict(), indent=True, lenient=True), encoding="utf-8"
+        )
+        if run is not None:
+            logged: dict[str, float] = {}
+            for v in metrics.values:
+                logged[f"{metric_prefix}{v.name}"] = v.value
+                if math.isfinite(v.lower):
+                    logged[f"{metric_prefix}{v.name}_lower"] = v.lower
+                    logged[f"{metric_prefix}{v.name}_upper"] = v.upper
+            run.log_metrics(logged)
+            run.log_artifact(out_dir, name="evaluation")
+        if scratch:
+            report = replace(report, report_path=None, output_dir=None, plots=())
+        return report
+    except BaseException:
+        if output_dir is None:  # a failed evaluation leaves no temporary folder behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finally:
+        if scratch:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _figures(

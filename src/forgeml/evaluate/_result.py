@@ -41,7 +41,8 @@ class EvaluationReport:
         fairness: the audit of the sensitive columns (None without any, or for regression).
         importance: (column, mean |SHAP|), largest first.
         explanation_method: the algorithm behind ``importance``.
-        plots: plot name -> PNG path.
+        plots: plot name -> PNG path (empty, like ``report_path`` and ``output_dir``, when
+            the files were written for a run only: its ``evaluation`` artifact holds them).
         report_path: the HTML report.
         output_dir: the folder holding every file.
         dataset_name: the evaluation data's name, if given.

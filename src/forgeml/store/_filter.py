@@ -13,6 +13,11 @@ Grammar (keywords case-insensitive)::
 
 Examples: ``metrics.auc > 0.8 and params.model = 'lgbm' and status = 'finished'``,
 ``tags.`team name` in ('a', 'b')``. Ordering: ``["metrics.auc desc", "start_time"]``.
+
+Limits (a filter past them is refused as bad input, before any query): at most
+``MAX_CLAUSES`` (100) clauses, ``MAX_IN_VALUES`` (1,000) values in one ``IN`` list and
+``MAX_ORDER_TERMS`` (16) ordering terms. Each metric, parameter or tag clause is one correlated
+``EXISTS`` in SQL, not a join, so no database's join limit (64 tables on SQLite) applies.
 """
 
 from __future__ import annotations
@@ -24,7 +29,20 @@ from typing import Any
 
 from forgeml.errors import InvalidFilterError
 
-__all__ = ["ATTRIBUTES", "Clause", "OrderKey", "parse_filter", "parse_order_by"]
+__all__ = [
+    "ATTRIBUTES",
+    "MAX_CLAUSES",
+    "MAX_IN_VALUES",
+    "MAX_ORDER_TERMS",
+    "Clause",
+    "OrderKey",
+    "parse_filter",
+    "parse_order_by",
+]
+
+MAX_CLAUSES = 100
+MAX_IN_VALUES = 1000
+MAX_ORDER_TERMS = 16
 
 ATTRIBUTES = (
     "status",
@@ -202,6 +220,10 @@ class _Parser:
                 raise self._error(token, "a parenthesised list after IN")
             values = [self.scalar()]
             while (token := self._next(", or )")).text == ",":
+                if len(values) == MAX_IN_VALUES:
+                    raise InvalidFilterError(
+                        f"An IN list holds at most {MAX_IN_VALUES:,} values in a run filter"
+                    )
                 values.append(self.scalar())
             if token.text != ")":
                 raise self._error(token, ", or )")
@@ -226,6 +248,11 @@ class _Parser:
                 )
             if not self._word_is(token, "and"):
                 raise self._error(token, "AND or the end of the filter")
+            if len(result) == MAX_CLAUSES:
+                raise InvalidFilterError(
+                    f"A run filter has at most {MAX_CLAUSES} clauses; this one has more "
+                    f"(about {1 + sum(t.text.lower() == 'and' for t in self.tokens):,})"
+                )
             self.i += 1
 
 
@@ -269,6 +296,10 @@ def parse_order_by(terms: Sequence[str] | str | None) -> list[OrderKey]:
         return []
     if isinstance(terms, str):
         terms = [terms]
+    if len(terms) > MAX_ORDER_TERMS:
+        raise InvalidFilterError(
+            f"A run ordering has at most {MAX_ORDER_TERMS} terms; got {len(terms)}"
+        )
     keys = []
     for term in terms:
         parser = _Parser(term)

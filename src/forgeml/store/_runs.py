@@ -482,21 +482,23 @@ class RunStore:
         if clause.kind == "attribute":
             return query.where(_compare(_ATTRIBUTE_COLUMNS[clause.key], op, value))
         table = {"metrics": latest_metrics, "params": run_params, "tags": run_tags}[clause.kind]
+        # One correlated EXISTS per clause, not a join: (run_id, key) is unique in each child
+        # table, so the answer is the same, and no join limit (64 tables on SQLite) applies.
         alias = table.alias(f"f{i}")
         on = sa.and_(alias.c.run_id == runs.c.run_id, alias.c.key == clause.key)
         if op in ("is null", "is not null"):
-            query = query.outerjoin(alias, on)
-            missing = alias.c.run_id.is_(None)
-            return query.where(missing if op == "is null" else sa.not_(missing))
-        query = query.join(alias, on)
+            present = sa.exists().where(on)
+            return query.where(sa.not_(present) if op == "is null" else present)
         if clause.kind == "metrics":
-            return query.where(alias.c.is_nan.is_(False), _compare(alias.c.value, op, value))
-        if clause.kind == "params":
+            cond = sa.and_(alias.c.is_nan.is_(False), _compare(alias.c.value, op, value))
+        elif clause.kind == "params":
             values = value if isinstance(value, tuple) else (value,)
             numeric = all(isinstance(v, int | float) for v in values)
             column = alias.c.value_num if numeric else alias.c.value
-            return query.where(_compare(column, op, value))
-        return query.where(_compare(alias.c.value, op, value))
+            cond = _compare(column, op, value)
+        else:
+            cond = _compare(alias.c.value, op, value)
+        return query.where(sa.exists().where(on, cond))
 
     def _apply_order(self, query: sa.Select, order: list[OrderKey], now: int) -> sa.Select:
         terms: list[Any] = []

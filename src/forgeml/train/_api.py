@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml._json import dumps_text
-from forgeml.data import leak_gate, leak_summary
+from forgeml.data import leak_gate, leak_summary, refuse_infinite
 from forgeml.errors import InputError
 from forgeml.security import Principal
 from forgeml.store import Workspace
@@ -54,6 +54,12 @@ def _check_arguments(data: pd.DataFrame, target: str, time_column: str | None) -
         raise InputError(f"The data has duplicate column names: {', '.join(dupes)}")
     if target not in data.columns:
         raise InputError(f"The target column {target!r} is not in the data")
+    # forgeml's values are finite numbers or missing (forgeml.data._finite)
+    refuse_infinite(
+        data,
+        where="The training data",
+        hint=" (replace them, or add the file as a dataset with --non-finite missing)",
+    )
     if time_column is not None:
         if time_column not in data.columns:
             raise InputError(f"The time column {time_column!r} is not in the data")
