@@ -4,6 +4,7 @@ caching, routing, shadows, version switches, the prediction log, feedback, opera
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import re
 import time
 
@@ -327,3 +328,48 @@ def test_operations_endpoints(server, adult):
     assert httpx.get(f"{server.url}/docs").status_code == 200
     listed = httpx.get(f"{server.url}/v1/models").json()["models"]
     assert {m["name"] for m in listed} == {"adult-lgbm", "adult-hgb"}
+
+
+def test_a_reused_request_id_gets_a_unique_log_key_and_is_kept(serve_ws, adult):
+    rows = records(adult, 2, start=700)
+    with ServerThread(serve_ws, models=("adult-lgbm@1",)) as s:
+        answers = [
+            httpx.post(
+                f"{s.url}/v1/models/adult-lgbm/predict",
+                json={"records": [row]},
+                headers={"X-Request-ID": "client-7"},
+            )
+            for row in rows
+        ]
+        s.app.state.serving.service.log.flush(timeout=30)
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-request-id"] == "client-7"  # echoed for the caller's tracing
+    keys = [a.json()["request_id"] for a in answers]
+    assert len(set(keys)) == 2 and "client-7" not in keys
+    logged = serve_ws.predlog.predictions("adult-lgbm", version=1)
+    mine = logged[logged["request_id"].isin(keys)].set_index("request_id").loc[keys]
+    assert mine["age"].tolist() == [r["age"] for r in rows]  # both requests, each its own inputs
+    with serve_ws.db.transaction(write=False) as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT request_id, outputs FROM predictions WHERE request_id IN (?, ?)", tuple(keys)
+        ).all()
+    assert {json.loads(o)["client_request_id"] for _, o in stored} == {"client-7"}
+
+
+def test_feedback_records_who_sent_it(serve_ws, adult):
+    with ServerThread(serve_ws, models=("adult-hgb@1",), admin_token="s3cret") as s:
+        rows = records(adult, 1, start=900)
+        body = _predict(s.url, "adult-hgb", {"records": rows}).json()
+        label = adult[TARGET].iloc[900]
+        response = httpx.post(
+            f"{s.url}/v1/feedback",
+            json={"request_id": body["request_id"], "labels": [label]},
+            headers={"Authorization": "Bearer s3cret"},
+        )
+        assert response.status_code == 200, response.text
+    with serve_ws.db.transaction(write=False) as conn:
+        who = conn.exec_driver_sql(
+            "SELECT created_by FROM prediction_feedback WHERE request_id = ?", (body["request_id"],)
+        ).scalar()
+    assert who == "token:admin"

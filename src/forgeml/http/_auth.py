@@ -24,6 +24,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from forgeml.security import Principal
+from forgeml.serve import PRINCIPAL_SCOPE_KEY
 
 __all__ = [
     "AuthBackend",
@@ -33,7 +34,7 @@ __all__ = [
     "principal_of",
 ]
 
-SCOPE_KEY = "principal"
+SCOPE_KEY = PRINCIPAL_SCOPE_KEY  # where the prediction server looks for it (feedback)
 
 
 class AuthBackend(Protocol):

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 from forgeml.serve._options import ServeOptions
-from forgeml.serve._types import Outputs, RequestError, Rows
+from forgeml.serve._types import PRINCIPAL_SCOPE_KEY, Outputs, RequestError, Rows
 
 __all__ = [
+    "PRINCIPAL_SCOPE_KEY",
     "Outputs",
     "RequestError",
     "Rows",

@@ -129,12 +129,12 @@ def create_app(
                 ws.close()
             access.close()
 
-    def attach_feedback(labels: dict[str, list[Any]]) -> None:
+    def attach_feedback(labels: dict[str, list[Any]], user: str | None) -> None:
         store = ws.predlog
         known = store.known_requests(list(labels))
         if len(known) < len(labels) and log_holder:
             log_holder[0].flush(timeout=10.0)  # the prediction may still be queued
-        store.add_feedback(labels, user=None)
+        store.add_feedback(labels, user=user)
 
     extra: dict[str, Any] = {}
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters:

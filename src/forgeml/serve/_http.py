@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import zlib
 from abc import ABC, abstractmethod
@@ -21,22 +22,26 @@ from starlette.routing import Route
 from forgeml._json import dumps
 from forgeml.errors import ForgeMLError, http_status_for
 from forgeml.registry import Signature
+from forgeml.security import Principal
 from forgeml.serve._metrics import ServerMetrics
 from forgeml.serve._routing import Served
 from forgeml.serve._service import PredictionService
-from forgeml.serve._types import Outputs, RequestError, Rows
+from forgeml.serve._types import PRINCIPAL_SCOPE_KEY, Outputs, RequestError, Rows
 
 __all__ = [
     "JSON",
+    "PRINCIPAL_SCOPE_KEY",
     "Operation",
     "WireProtocol",
     "answer",
+    "client_request_id",
     "error_response",
     "from_forgeml",
     "guarded",
     "int_parameter",
     "json_response",
     "operation",
+    "principal_name",
     "read_body",
     "request_error",
     "request_id",
@@ -78,12 +83,28 @@ def request_error(metrics: ServerMetrics, name: str | None, e: Exception) -> Req
     return error
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,64}")
+
+
 def request_id(request: Request) -> str:
-    """The caller's ``X-Request-Id`` when it is a short token, else a new random id."""
-    given = request.headers.get("x-request-id")
-    if given and len(given) <= 36 and given.isascii() and given.replace("-", "").isalnum():
-        return given
+    """A new random id for a request: the key it is logged under, unique even when a caller
+    sends the same ``X-Request-ID`` twice (``client_request_id`` keeps the caller's)."""
     return os.urandom(16).hex()
+
+
+def client_request_id(request: Request) -> str | None:
+    """The caller's ``X-Request-ID`` when it is a token of at most 64 characters (letters,
+    digits, ``._:/+=-``), else ``None``."""
+    given = request.headers.get("x-request-id")
+    if given and _CLIENT_ID.fullmatch(given):
+        return given
+    return None
+
+
+def principal_name(request: Request) -> str | None:
+    """The name of the principal an authentication middleware found, if any."""
+    found = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    return found.name if isinstance(found, Principal) else None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -217,6 +238,7 @@ async def answer(
         if rows.key is None:
             rows.key = request.headers.get("x-routing-key")
         rid = request_id(request)
+        client_rid = client_request_id(request)
         outputs = await service.predict(
             name,
             rows,
@@ -226,10 +248,11 @@ async def answer(
             served=served,
             shadow=shadow,
             probabilities=probabilities,
+            client_request_id=client_rid,
         )
         request.scope["forgeml"] = (name, outputs.version, rid)
         response = protocol.encode(outputs, context)
-        response.headers["x-request-id"] = rid
+        response.headers["x-request-id"] = client_rid or rid
         return response
 
     return await guarded(service, protocol, name, handle)

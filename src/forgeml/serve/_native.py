@@ -30,6 +30,7 @@ from forgeml.serve._http import (
     guarded,
     json_response,
     operation,
+    principal_name,
     read_body,
 )
 from forgeml.serve._service import PredictionService
@@ -132,15 +133,16 @@ def operations(
     service: PredictionService,
     *,
     max_body: int,
-    attach_feedback: Callable[[dict[str, list[Any]]], None] | None,
+    attach_feedback: Callable[[dict[str, list[Any]], str | None], None] | None,
 ) -> list[Operation]:
     """The native protocol's operations over ``service``.
 
     Args:
         service: what predicts.
         max_body: the largest body read, in bytes.
-        attach_feedback: stores labels for logged request ids (blocking; ``None`` when the
-            server does not log predictions).
+        attach_feedback: stores labels for logged request ids with who sent them, the
+            principal an authentication middleware found (blocking; ``None`` when the server
+            does not log predictions).
     """
     protocol = NativeProtocol()
 
@@ -196,7 +198,9 @@ def operations(
                     code="conflict",
                 )
             try:
-                await asyncio.get_running_loop().run_in_executor(None, attach_feedback, labels)
+                await asyncio.get_running_loop().run_in_executor(
+                    None, attach_feedback, labels, principal_name(request)
+                )
             except ForgeMLError as e:
                 raise from_forgeml(e, field="request_id") from None
             return json_response({"accepted": len(labels)})

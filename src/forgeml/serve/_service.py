@@ -264,6 +264,7 @@ class PredictionService:
         served: Served | None = None,
         shadow: Served | None = None,
         probabilities: bool = True,
+        client_request_id: str | None = None,
     ) -> Outputs:
         """Validate, predict (through the cache and the batcher), log, and copy to a shadow.
 
@@ -277,6 +278,8 @@ class PredictionService:
                 signature to decode the request); ``shadow`` goes with it.
             shadow: the shadow chosen with ``served``.
             probabilities: include class probabilities in the outputs.
+            client_request_id: the caller's own id of the request (``X-Request-ID``), logged
+                beside ``request_id``, which is unique even when a caller reuses its ids.
 
         Raises:
             RequestError: 404/503 (model), 422/413 (rows), 503 with ``Retry-After`` (overload).
@@ -319,9 +322,10 @@ class PredictionService:
             latency,
             protocol,
             quality,
+            client_request_id,
         )
         if shadow is not None and shadow is not served:
-            self._spawn(self._shadow(name, shadow, rows, request_id, protocol))
+            self._spawn(self._shadow(name, shadow, rows, request_id, protocol, client_request_id))
         return outputs
 
     async def _run(
@@ -343,7 +347,13 @@ class PredictionService:
         return result
 
     async def _shadow(
-        self, name: str, served: Served, rows: Rows, request_id: str, protocol: str
+        self,
+        name: str,
+        served: Served,
+        rows: Rows,
+        request_id: str,
+        protocol: str,
+        client_request_id: str | None = None,
     ) -> None:
         started = time.perf_counter()
         counter = self.metrics.shadow
@@ -372,6 +382,7 @@ class PredictionService:
             latency,
             protocol,
             quality,
+            client_request_id,
         )
 
     def _record(
@@ -387,6 +398,7 @@ class PredictionService:
         latency: float,
         protocol: str,
         quality: Quality | None = None,
+        client_request_id: str | None = None,
     ) -> None:
         if self.log is None:
             return
@@ -407,6 +419,7 @@ class PredictionService:
                 },
                 protocol=protocol,
                 quality=quality,
+                client_request_id=client_request_id,
             )
         )
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Outputs", "RequestError", "Rows"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "Outputs", "RequestError", "Rows"]
+
+#: The ASGI scope key under which an authentication middleware puts the request's principal
+#: (a ``forgeml.security.Principal``); feedback is recorded with its name.
+PRINCIPAL_SCOPE_KEY = "principal"
 
 
 @dataclass(slots=True)

@@ -483,6 +483,8 @@ class PredictionLogStore:
 
 # -- writing ---------------------------------------------------------------------------------
 
+_CLIENT_ID_LENGTH = 64
+
 _PREDICTION_COLUMNS = (
     "request_id",
     "model",
@@ -546,10 +548,21 @@ def _prediction_row(r: PredictionRecord) -> tuple[Any, ...]:
             raise InputError(
                 f"Request {request_id}: outputs must hold one probability list per row, and classes"
             )
+    client_id = r.client_request_id
+    if client_id is not None and (
+        not isinstance(client_id, str) or not 0 < len(client_id) <= _CLIENT_ID_LENGTH
+    ):
+        raise InputError(
+            f"Request {request_id}: the client's request id must be 1 to {_CLIENT_ID_LENGTH} "
+            "characters"
+        )
     try:
         inputs_text = dumps_json(r.inputs)
         quality = r.quality
-        outputs_text = dumps_json({**outputs, "quality": quality} if quality else outputs)
+        document = {**outputs, "quality": quality} if quality else outputs
+        if client_id is not None:
+            document = {**document, "client_request_id": client_id}
+        outputs_text = dumps_json(document)
     except TypeError as e:
         raise InputError(f"Request {request_id}: a value is not JSON-serializable: {e}") from e
     return (

@@ -47,6 +47,10 @@ class PredictionRecord:
             (``out_of_range``, ``unseen_category``, ``unexpected_missing``) -> how many of
             its values have it; ``None`` when there were none. Stored with the outputs
             (their document's ``quality`` key).
+        client_request_id: the id the caller gave the request (``X-Request-ID``, at most 64
+            characters), kept beside ``request_id``, the log's own unique key (a caller may
+            reuse its ids). Stored with the outputs (their document's ``client_request_id``
+            key).
     """
 
     request_id: str
@@ -61,6 +65,7 @@ class PredictionRecord:
     protocol: str
     error: str | None = None
     quality: dict[str, dict[str, int]] | None = None
+    client_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
