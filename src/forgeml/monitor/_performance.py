@@ -5,9 +5,10 @@ model's probabilities are calibrated, a row predicted positive with probability 
 correct with probability ``p``, so the expected accuracy of a window is the mean of those
 probabilities, and the expected confusion counts at every threshold give an expected ROC curve
 and its area. Probabilities are first calibrated (isotonic regression, one-vs-rest for several
-classes) on labelled rows the model did not answer live: the bundle's reference rows when they
-carry the target. The estimate is only as good as that calibration and assumes the relation
-between inputs and labels has not changed (it sees covariate shift, not concept drift).
+classes) on labelled rows the model was never trained on: the recorded hold-out of its
+training dataset; without one the model's own probabilities are taken as calibrated. The
+estimate is only as good as that calibration and assumes the relation between inputs and
+labels has not changed (it sees covariate shift, not concept drift).
 """
 
 from __future__ import annotations

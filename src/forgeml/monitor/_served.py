@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["ServedReport", "WindowResult", "served_report"]
 
 _PREDICTION_COLUMN = "prediction_score"
+_CALIBRATION_ROWS = 20_000
+_MIN_CALIBRATION_ROWS = 100
 _NOT_RECORDED = (
     "CPU time and memory per model are not recorded by the server: busy time is the sum of "
     "the logged request latencies (wall clock, one core per request assumed), so cost per "
@@ -251,17 +253,16 @@ class _Baseline:
                 "there is nothing to compare its predictions with"
             )
         self.reference = reference
-        extra = [c for c in reference.columns if c not in self.inputs]
-        self.target = extra[0] if len(extra) == 1 else None
         self.classes = self.loaded.classes
         self.task = self.loaded.task or ("regression" if self.classes is None else None)
         ref_inputs = _comparable(reference.loc[:, self.inputs])
         self.input_detector = _detector(seed, drift_options).fit(ref_inputs)
         ref_scores = self._scores_of_model(reference.loc[:, self.inputs])
         self.score_detector = _detector(seed, drift_options).fit(ref_scores)
+        self.seed = seed
         self.calibration: Calibration | None = None
         if self.classes is not None:
-            self.calibration = self._calibration(reference)
+            self.calibration = self._calibration(ws)
 
     def _scores_of_model(self, rows: pd.DataFrame) -> pd.DataFrame:
         import pandas as pd
@@ -280,26 +281,48 @@ class _Baseline:
             return pd.Series(np.asarray(predicted, dtype=object)).astype(str).to_numpy()
         return np.asarray(predicted, dtype=np.float64)
 
-    def _calibration(self, reference: pd.DataFrame) -> Calibration:
+    def _calibration(self, ws: Workspace) -> Calibration:
+        """Isotonic calibration on the labelled rows the model was tested on and never trained
+        on (the recorded hold-out of its training dataset); the identity without them.
+
+        The bundle's reference sample is not used: it holds training rows, on which a model
+        is more confident than on new rows, so an estimate calibrated there is optimistic.
+        """
         assert self.classes is not None
-        if self.target is None:
-            return Calibration.identity(
-                self.classes, "the reference sample has no labels; probabilities taken as given"
-            )
-        labelled = reference[reference[self.target].notna()]
-        labels = labelled[self.target].to_numpy(dtype=object)
-        if not set(labels.tolist()) <= set(self.classes) or len(labelled) < 20:
+        import forgeml.data as data
+
+        lineage = self.loaded.metadata.get("lineage") or {}
+        dataset, split = lineage.get("dataset"), lineage.get("split")
+        if not dataset or not split:
             return Calibration.identity(
                 self.classes,
-                f"the reference's {self.target!r} labels are too few or not the model's classes",
+                "no held-out labelled rows are recorded with the model (trained without a "
+                "recorded split); its probabilities are taken as calibrated",
             )
-        proba = self.loaded.predict_proba(labelled.loc[:, self.inputs])
+        version = data.get(dataset, workspace=ws)
+        target = version.target
+        rows = data.load(version, part="test", split=split, workspace=ws)
+        if target is None or target not in rows.columns:
+            return Calibration.identity(
+                self.classes, f"{dataset} has no target column; probabilities taken as given"
+            )
+        rows = rows[rows[target].notna()]
+        if len(rows) > _CALIBRATION_ROWS:
+            rows = rows.sample(_CALIBRATION_ROWS, random_state=self.seed)
+        labels = _true_labels_of(self.classes, rows[target])
+        if len(rows) < _MIN_CALIBRATION_ROWS or not set(labels.tolist()) <= set(self.classes):
+            return Calibration.identity(
+                self.classes,
+                f"the held-out rows of {dataset} are fewer than {_MIN_CALIBRATION_ROWS} or "
+                "hold labels that are not the model's classes; probabilities taken as given",
+            )
+        proba = self.loaded.predict_proba(rows.loc[:, self.inputs])
         return Calibration.fit(
             proba,
             labels,
             self.classes,
-            f"isotonic, on the {len(labelled):,} labelled rows of the bundle's reference "
-            "sample (training rows: the estimate may be optimistic)",
+            f"isotonic, on {len(rows):,} held-out rows of {dataset} (split {split!r}, part "
+            "test: never trained on)",
         )
 
     def window_scores(self, rows: pd.DataFrame) -> tuple[Any, np.ndarray | None]:
@@ -617,10 +640,14 @@ def _busy_seconds(rows: pd.DataFrame) -> float:
 
 def _true_labels(base: _Baseline, labels: pd.Series) -> np.ndarray:
     """Feedback labels in the model's class types (JSON may send 1 for the class "1")."""
+    return _true_labels_of(base.classes, labels)
+
+
+def _true_labels_of(classes: tuple[Any, ...] | None, labels: pd.Series) -> np.ndarray:
     values = labels.to_numpy(dtype=object)
-    if base.classes is None:
+    if classes is None:
         return np.asarray(values, dtype=np.float64)
-    by_text = {str(c): c for c in base.classes}
+    by_text = {str(c): c for c in classes}
     return np.asarray([by_text.get(str(v), v) for v in values.tolist()], dtype=object)
 
 

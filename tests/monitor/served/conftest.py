@@ -40,14 +40,41 @@ def adult(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     return adult_frame(shared_dataset("adult.csv"))
 
 
-def register_adult(ws: Workspace, frame: pd.DataFrame, *, with_target: bool = False) -> int:
-    """A LightGBM classifier on the first 3,000 rows as ``adult``, promoted to production."""
+def register_adult(ws: Workspace, frame: pd.DataFrame, *, with_holdout: bool = False) -> int:
+    """A classifier on the first 3,000 rows as ``adult``, promoted to production: LightGBM
+    registered with sample rows, or (``with_holdout``) a scikit-learn pipeline trained on the
+    first 3,000 rows of a 4,000-row dataset version whose last 1,000 rows are recorded as the
+    held-out test part, registered from its run as a training would."""
     train = frame.iloc[:3000]
     X, y = train.drop(columns=[TARGET]), train[TARGET]
-    model = lgb.LGBMClassifier(n_estimators=40, num_leaves=15, random_state=0, verbose=-1)
-    model.fit(X, y)
-    sample = train if with_target else X
-    version = fm.register(model, name=MODEL, sample=sample, workspace=ws).version
+    if with_holdout:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OrdinalEncoder
+
+        text = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+        plain = frame.iloc[:4000].astype({c: object for c in text})
+        data = fm.data.add(plain, name="adult-train", target=TARGET, workspace=ws)
+        parts = np.where(np.arange(len(plain)) < 3000, 0, 2)
+        fm.data.record_split(data, parts, name="holdout", strategy="given", seed=0, workspace=ws)
+        encode = ColumnTransformer(
+            [("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), text)],
+            remainder="passthrough",
+        )
+        model = Pipeline(
+            [
+                ("encode", encode),
+                ("model", HistGradientBoostingClassifier(max_iter=60, random_state=0)),
+            ]
+        ).fit(plain.iloc[:3000].drop(columns=[TARGET]), plain[TARGET].iloc[:3000])
+        with fm.start_run(workspace=ws) as run:
+            run.log_params({"dataset": f"{data.name}@{data.version}", "split": "holdout"})
+        version = fm.register(model, name=MODEL, run_id=run.run_id, workspace=ws).version
+    else:
+        model = lgb.LGBMClassifier(n_estimators=40, num_leaves=15, random_state=0, verbose=-1)
+        model.fit(X, y)
+        version = fm.register(model, name=MODEL, sample=X, workspace=ws).version
     fm.registry.promote(MODEL, version, workspace=ws)
     return version
 
