@@ -13,7 +13,12 @@ flush_interval          FORGEML_FLUSH_INTERVAL  0.5 seconds between buffered-log
 heartbeat_interval      ...                     10 seconds between run heartbeats
 heartbeat_timeout       ...                     60 seconds without a heartbeat: a run is lost
 debug                   FORGEML_DEBUG           false: CLI errors print one line, no traceback
+api_key                 FORGEML_API_KEY         the API key commands and use cases present
+api_key_file            FORGEML_API_KEY_FILE    a file holding it (read when api_key is unset)
+admin_token             FORGEML_ADMIN_TOKEN     the server's admin bearer token (no keys)
 ======================  ======================  =============================================
+
+Secrets are ``SecretStr``: their ``repr`` and JSON dumps show ``**********``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -54,6 +59,15 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running run with no heartbeat this long is lost."
     )
     debug: bool = Field(default=False, description="Print tracebacks for CLI errors.")
+    api_key: SecretStr | None = Field(
+        default=None, description="The API key presented when access control is on."
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="A file whose first line is the API key."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the server's admin routes (without keys)."
+    )
     serve_options: str | None = Field(
         default=None,
         description="ServeOptions as JSON: how `forgeml serve` hands its options to workers.",
@@ -63,6 +77,21 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    def api_key_value(self) -> str | None:
+        """The API key: ``api_key``, else the first line of ``api_key_file``, else ``None``.
+
+        Raises:
+            OSError: the key file cannot be read.
+        """
+        if self.api_key is not None:
+            key = self.api_key
+            text = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
+            return text.strip() or None
+        if self.api_key_file is not None:
+            text = self.api_key_file.expanduser().read_text(encoding="utf-8")
+            return (text.strip().splitlines() or [""])[0].strip() or None
+        return None
 
     @property
     def resolved_store_url(self) -> str:

@@ -9,6 +9,7 @@ a server answers with and the exit code the CLI ends with, so the two interfaces
     │   └── SchemaMismatchError       data that does not fit an expected schema (HTTP 422)
     ├── NotFoundError                 no such run, experiment, blob, dataset, model... (404)
     ├── ConflictError                 the write contradicts what is stored (409)
+    ├── AuthenticationError           no valid API key where one is required (401)
     ├── PermissionDeniedError         the principal may not do this (403)
     ├── WorkspaceError                a workspace that cannot be opened or written (exit 2, 500)
     ├── StoreVersionError             a store written by a newer forgeml (exit 2, 500)
@@ -24,6 +25,7 @@ from typing import ClassVar
 
 __all__ = [
     "ArtifactIntegrityError",
+    "AuthenticationError",
     "ConflictError",
     "ForgeMLError",
     "InputError",
@@ -46,6 +48,7 @@ _OUTCOMES: dict[str, tuple[int, int]] = {
     "schema_mismatch": (422, 2),
     "not_found": (404, 2),
     "conflict": (409, 2),
+    "unauthenticated": (401, 2),
     "permission_denied": (403, 2),
     "workspace": (500, 2),
     "store_version": (500, 2),
@@ -100,6 +103,13 @@ class ConflictError(ForgeMLError):
     """The write contradicts stored state (a changed parameter, an existing name...)."""
 
     code = "conflict"
+
+
+class AuthenticationError(ForgeMLError, PermissionError):
+    """Access control is on and no valid API key was presented (none, unknown, revoked or
+    expired: the message does not say which)."""
+
+    code = "unauthenticated"
 
 
 class PermissionDeniedError(ForgeMLError, PermissionError):

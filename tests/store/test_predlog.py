@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from forgeml.errors import InputError, NotFoundError
+from forgeml.errors import ConflictError, InputError, NotFoundError
 from forgeml.store import Database, PredictionLogStore, PredictionRecord, Workspace
 from forgeml.store._db import _MIGRATIONS
 
@@ -250,7 +250,7 @@ def test_irregular_logs_expand_like_regular_ones(workspace: Workspace):
     assert store.predictions("dated")["signup"].tolist() == ["2024-01-02"]
 
 
-def test_feedback_is_joined_and_replaced(workspace: Workspace):
+def test_feedback_is_joined_written_once_and_corrected(workspace: Workspace):
     store = workspace.predlog
     a, b, c = record(0, 2), record(2, 1), record(3, 1)
     store.write_predictions([a, b, c])
@@ -264,7 +264,16 @@ def test_feedback_is_joined_and_replaced(workspace: Workspace):
     store.add_feedback({a.request_id: [">50K", "<=50K"], b.request_id: np.array(["<=50K"])})
     frame = store.predictions("adult")
     assert values(frame["label"]) == [">50K", "<=50K", "<=50K", None]
-    store.add_feedback({a.request_id: ["<=50K", "<=50K"]}, user="ada")  # replaces
+    # labels are written once: sending them again is refused, nothing changes
+    with pytest.raises(ConflictError, match="already have labels; labels are written once"):
+        store.add_feedback({a.request_id: ["<=50K", "<=50K"], c.request_id: ["<=50K"]})
+    assert store.known_requests([c.request_id]) == {c.request_id}
+    assert values(store.predictions("adult")["label"]) == [">50K", "<=50K", "<=50K", None]
+    store.add_feedback({a.request_id: ["<=50K", "<=50K"]}, user="ada", correct=True)
+    corrected = workspace.audit.entries(action="feedback.correct")
+    assert [(e.actor, e.before, e.after) for e in corrected] == [
+        ("ada", {a.request_id: [">50K", "<=50K"]}, {a.request_id: ["<=50K", "<=50K"]})
+    ]
     frame = store.predictions("adult")
     assert values(frame["label"]) == ["<=50K", "<=50K", "<=50K", None]
     shadow = store.predictions("adult", role="shadow")

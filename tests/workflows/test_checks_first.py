@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from forgeml.errors import InputError
-from forgeml.security import Principal
 from forgeml.store import Workspace
 from forgeml.workflows import Context, train_model
+
+from .conftest import principal
 
 
 def _blobs(ws: Workspace) -> list[Path]:
@@ -28,7 +29,7 @@ def _nothing_written(ws: Workspace) -> None:
 
 @pytest.fixture
 def ctx(workspace: Workspace) -> Context:
-    return Context(workspace, Principal("ana", "user"))
+    return Context(workspace, principal(workspace, "ana"))
 
 
 def _write(frame: pd.DataFrame, path: Path) -> str:

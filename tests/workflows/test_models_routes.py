@@ -11,6 +11,8 @@ from forgeml.security import Principal, actor_name
 from forgeml.store import Workspace
 from forgeml.workflows import Context
 
+from .conftest import principal, ws_admin
+
 
 @pytest.fixture
 def ctx(workspace: Workspace, adult_numeric: pd.DataFrame) -> Context:
@@ -20,7 +22,7 @@ def ctx(workspace: Workspace, adult_numeric: pd.DataFrame) -> Context:
     model = LogisticRegression(max_iter=500).fit(X, adult_numeric["income"])
     for _ in range(3):
         registry.register(model, name="adult", sample=X, workspace=workspace, actor="setup")
-    return Context(workspace, Principal("ana"))
+    return Context(workspace, principal(workspace, "ana"))
 
 
 def test_principal_is_validated() -> None:
@@ -45,7 +47,7 @@ def test_context_takes_a_workspace_and_a_principal(sqlite_workspace: Workspace) 
 def test_promote_and_status_record_the_principal(ctx: Context) -> None:
     event = workflows.promote(ctx, "adult", 2, alias="production", reason="better")
     assert (event.actor, event.from_version, event.to_version) == ("ana", None, 2)
-    loop = Context(ctx.workspace, Principal("loop", "loop"))
+    loop = Context(ctx.workspace, principal(ctx.workspace, "loop", "loop"))
     workflows.promote(loop, "adult", 3, alias="production", reason="retrained")
     workflows.change_status(loop, "adult", 1, "archived", reason="old")
     history = registry.history("adult", workspace=ctx.workspace)
@@ -132,12 +134,15 @@ def test_routes_set_exits_2_naming_the_field(ctx: Context, tmp_path) -> None:
     root = ["--home", str(settings.home), "--artifacts", str(settings.artifacts)]
     if settings.store_url:
         root += ["--store-url", settings.store_url]
+    env = os.environ.copy()
+    if id(ctx.workspace) in ws_admin:  # team mode: the command presents the admin key
+        env["FORGEML_API_KEY"] = ws_admin[id(ctx.workspace)]
     for split, field in [("1=inf", "route.split['1']"), ("3=1", "route.split['3']")]:
         done = subprocess.run(
             [sys.executable, "-m", "forgeml", *root, "routes", "set", "adult", "--split", split],
             capture_output=True,
             text=True,
-            env=os.environ.copy(),
+            env=env,
             timeout=120,
         )
         assert done.returncode == 2, done.stderr

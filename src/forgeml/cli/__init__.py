@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     app = build_app()
     args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=args, prog_name="forgeml", standalone_mode=False)
+        result = _run(app, args)
     except NoArgsIsHelpError as e:
         ctx = getattr(e, "ctx", None)
         typer.echo(ctx.get_help() if ctx else str(e))
@@ -55,6 +55,26 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"internal error: {type(e).__name__}: {e}", markup=False)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _run(app: typer.Typer, args: list[str]) -> object:
+    """Check the command against the written matrix, then run it as the principal found."""
+    from forgeml.cli._app import settings_from_options
+    from forgeml.cli._common import PRINCIPAL
+    from forgeml.cli._gate import command_path, gate
+    from forgeml.store import acting
+
+    path, options = command_path(typer.main.get_command(app), args)
+    if path is None:
+        return app(args=args, prog_name="forgeml", standalone_mode=False)
+    settings = settings_from_options(options)
+    principal = gate(settings, path)
+    token = PRINCIPAL.set(principal)
+    try:
+        with acting(principal.name, principal.kind, "cli"):
+            return app(args=args, prog_name="forgeml", standalone_mode=False)
+    finally:
+        PRINCIPAL.reset(token)
 
 
 def _maybe_traceback() -> None:

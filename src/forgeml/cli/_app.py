@@ -24,14 +24,37 @@ def _root(
         Path | None,
         typer.Option("--artifacts", help="Artifact store folder (FORGEML_ARTIFACTS)."),
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="API key when access control is on (prefer FORGEML_API_KEY or "
+            "--api-key-file: arguments are visible to other local users).",
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option("--api-key-file", help="A file holding the API key (FORGEML_API_KEY_FILE)."),
+    ] = None,
 ) -> None:
     """forgeml: from a table to a monitored, self-improving production model."""
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in {"home": home, "store_url": store_url, "artifacts": artifacts}.items()
-        if v is not None
-    }
-    ctx.obj = Settings(**overrides)
+    ctx.obj = settings_from_options(
+        {
+            "home": home,
+            "store_url": store_url,
+            "artifacts": artifacts,
+            "api_key": api_key,
+            "api_key_file": api_key_file,
+        }
+    )
+
+
+def settings_from_options(options: dict[str, Any]) -> Settings:
+    """The settings of an invocation: the environment, overridden by the root options."""
+    overrides = {k: v for k, v in options.items() if v is not None}
+    if "api_key_file" in overrides and "api_key" not in overrides:
+        overrides["api_key"] = None  # the file named on the command line wins over the env
+    return Settings(**overrides)
 
 
 def build_app() -> typer.Typer:
@@ -47,6 +70,7 @@ def build_app() -> typer.Typer:
         _predict,
         _quickstart,
         _runs,
+        _security,
         _serve,
         _train,
         _workspace,
@@ -76,4 +100,7 @@ def build_app() -> typer.Typer:
     app.add_typer(_loop.app, name="loop")
     _monitor_served.register(_monitor.app)
     app.add_typer(_monitor.app, name="monitor")
+    app.add_typer(_security.keys_app, name="keys")
+    app.add_typer(_security.aliases_app, name="aliases")
+    app.add_typer(_security.audit_app, name="audit")
     return app

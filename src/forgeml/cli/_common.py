@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "get_settings",
     "open_context",
     "open_workspace",
+    "principal_of",
     "print_json",
     "styled",
     "table",
@@ -37,6 +39,9 @@ __all__ = [
 # carry "[/]" or "[bold]"; read as Rich markup they would break the command for every user of
 # the store (MarkupError). Deliberate styling goes through ``styled`` (a ``Text`` object).
 console = Console(highlight=False, soft_wrap=False, markup=False)
+#: The principal ``cli.main`` authorized this command as.
+PRINCIPAL: ContextVar[Principal | None] = ContextVar("forgeml_cli_principal", default=None)
+
 if not console.is_terminal:  # piped output: do not squeeze tables into 80 columns
     console = Console(highlight=False, soft_wrap=False, markup=False, width=max(console.width, 200))
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # one line
@@ -61,10 +66,16 @@ def open_workspace(ctx: typer.Context) -> Workspace:
     return workspace
 
 
+def principal_of(ctx: typer.Context) -> Principal:
+    """Who runs this command: the principal its API key authenticated (``cli.main`` checks it
+    before the command runs), else the local user the settings name."""
+    return PRINCIPAL.get() or Principal.from_settings(get_settings(ctx))
+
+
 def open_context(ctx: typer.Context) -> Context:
-    """The use-case context of this invocation: the workspace, acted on by the local user
-    the settings name (``FORGEML_USER`` or the login name)."""
-    return Context(open_workspace(ctx), Principal.from_settings(get_settings(ctx)))
+    """The use-case context of this invocation: the workspace, acted on by the principal
+    the command was authorized as (the local user when the workspace has no keys)."""
+    return Context(open_workspace(ctx), principal_of(ctx), origin="cli")
 
 
 def print_json(obj: Any) -> None:

@@ -2,8 +2,8 @@
 
 A principal is a plain value that crosses every layer: interfaces build it (the CLI from the
 settings' user, the server from its authentication, the loop as itself) and pass it down; the
-stores record its ``name``. Roles and keys arrive with access control; this module holds only
-what capabilities need to say who acted, so that they can accept it without importing upward.
+stores record its ``name``. A principal authenticated by an API key carries the key's role
+and id (``security.authenticate``); access checks are in ``security._access``.
 """
 
 from __future__ import annotations
@@ -32,10 +32,16 @@ class Principal:
     Attributes:
         name: who, as recorded in histories (``ana``, ``token:ci``, ``loop``).
         kind: one of ``PRINCIPAL_KINDS``.
+        role: the role of the API key it authenticated with (``None``: no key, the
+            embedded single-user default).
+        key_id: the public id of that key; access checks read the key's stored role and
+            state again, so a revoked key stops working at once.
     """
 
     name: str
     kind: str = "user"
+    role: str | None = None
+    key_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -59,8 +65,11 @@ class Principal:
         return self.name
 
     def to_dict(self) -> dict[str, str]:
-        """``{"name": ..., "kind": ...}``."""
-        return {"name": self.name, "kind": self.kind}
+        """``{"name": ..., "kind": ...}`` (and ``role`` when authenticated by a key)."""
+        out = {"name": self.name, "kind": self.kind}
+        if self.role is not None:
+            out["role"] = self.role
+        return out
 
 
 def actor_name(actor: Principal | str | None, settings: Settings) -> str:

@@ -4,11 +4,14 @@
 ``DatasetStore`` keeps dataset versions; ``RegistryStore`` keeps models, versions and aliases;
 ``PredictionLogStore`` keeps logged predictions and their feedback; ``RouteStore`` keeps
 serving routes; ``MonitorStore`` keeps alerts and monitored values; ``LoopStore`` keeps
-continuous-training steps, decisions and leases;
+continuous-training steps, decisions and leases; ``KeyStore`` keeps API keys, ``GuardStore``
+alias guards, ``AuditStore`` the hash-chained audit log every change writes in its own
+transaction;
 ``ArtifactStore`` keeps content-addressed blobs. Values returned are immutable entities.
 """
 
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore, TreeEntry, sha256_file
+from forgeml.store._audit import AuditRecord, AuditStore, ChainReport, acting
 from forgeml.store._datasets import (
     DatasetRecord,
     DatasetStore,
@@ -17,6 +20,8 @@ from forgeml.store._datasets import (
     SplitRecord,
 )
 from forgeml.store._db import Database, now_ms
+from forgeml.store._guards import ANY_MODEL, AliasGuard, GuardStore
+from forgeml.store._keys import KeyRecord, KeyStore
 from forgeml.store._loop import LeaseRecord, LoopDecision, LoopStep, LoopStore
 from forgeml.store._monitor import AlertRecord, MonitoredValue, MonitorStore, NewAlert
 from forgeml.store._predlog import PredictionLogStore, PredictionRecord, WindowStats
@@ -34,14 +39,22 @@ from forgeml.store._workspace import Workspace
 from forgeml.store.entities import ArtifactRef, Experiment, Metric, Page, RunRecord, RunStatus
 
 __all__ = [
+    "ANY_MODEL",
     "AlertRecord",
+    "AliasGuard",
     "ArtifactRef",
     "ArtifactStore",
+    "AuditRecord",
+    "AuditStore",
+    "ChainReport",
     "Database",
     "DatasetRecord",
     "DatasetStore",
     "DatasetVersionRecord",
     "Experiment",
+    "GuardStore",
+    "KeyRecord",
+    "KeyStore",
     "LeaseRecord",
     "LocalArtifactStore",
     "LoopDecision",
@@ -70,6 +83,7 @@ __all__ = [
     "TreeEntry",
     "WindowStats",
     "Workspace",
+    "acting",
     "now_ms",
     "sha256_file",
 ]

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from forgeml._json import dumps_text
 from forgeml.errors import ConflictError, InputError, NotFoundError
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import dataset_splits, dataset_versions, datasets
 
@@ -192,6 +193,13 @@ class DatasetStore:
                     "quality": _dumps(new.quality),
                 },
             )
+            record_change(
+                self._db,
+                "data.add",
+                f"dataset:{name}@{version}",
+                new.created_by,
+                after={"digest": new.digest, "rows": new.n_rows, "columns": new.n_columns},
+            )
             return self._get(conn, name, version), True
 
     def add_split(self, name: str, version: int, split: SplitRecord) -> tuple[SplitRecord, bool]:
@@ -237,6 +245,13 @@ class DatasetStore:
                     "created_by": split.created_by,
                     "created_at": split.created_at,
                 },
+            )
+            record_change(
+                self._db,
+                "data.split",
+                f"dataset:{name}@{version}/split:{split.name}",
+                split.created_by,
+                after={"strategy": split.strategy, "seed": split.seed, "counts": split.counts},
             )
         return split, True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -26,9 +26,11 @@ _SQLITE_BUSY_TIMEOUT_MS = 60_000
 _MIGRATION_LOCK_KEY = 0x666F72676D6C  # "forgml"
 
 # The open transaction of each Database in this thread or task: id(database) -> (its
-# connection, whether it writes). A context variable, so that threads and asyncio tasks never
-# see each other's transactions.
-_OPEN: ContextVar[dict[int, tuple[Connection, bool]]] = ContextVar("forgeml_open_transactions")
+# connection, whether it writes, the audit entries to write before it commits). A context
+# variable, so that threads and asyncio tasks never see each other's transactions.
+_OPEN: ContextVar[dict[int, tuple[Connection, bool, list[Any]]]] = ContextVar(
+    "forgeml_open_transactions"
+)
 
 
 def now_ms() -> int:
@@ -62,6 +64,9 @@ class Database:
                 f"The store URL must be sqlite:/// or postgresql+psycopg://; got {self.dialect}://"
             )
         self.engine = self._create_engine(echo)
+        #: Writes the audit entries a transaction collected, just before it commits (set by
+        #: the audit store; the entries are written last so the audit lock is taken last).
+        self.before_commit: Callable[[Connection, list[Any]], None] | None = None
         self._closed = False
         self._lock = threading.Lock()
         if migrate:
@@ -119,7 +124,7 @@ class Database:
         open_ = _OPEN.get({})
         joined = open_.get(id(self))
         if joined is not None:
-            conn, writes = joined
+            conn, writes, _ = joined
             if write and not writes:
                 raise StoreError(
                     "A write cannot join a read-only transaction; open the outer transaction "
@@ -131,10 +136,13 @@ class Database:
         with self._mapped_errors(), self.engine.connect() as conn:
             if self.dialect == "sqlite":
                 conn.execution_options(forgeml_begin="IMMEDIATE" if write else "DEFERRED")
-            token = _OPEN.set({**open_, id(self): (conn, write)})
+            pending: list[Any] = []
+            token = _OPEN.set({**open_, id(self): (conn, write, pending)})
             try:
                 with conn.begin():
                     yield conn
+                    if pending and self.before_commit is not None:
+                        self.before_commit(conn, pending)
             finally:
                 _OPEN.reset(token)
 
@@ -146,6 +154,18 @@ class Database:
             raise ConflictError(f"The write conflicts with stored data: {e.orig}") from e
         except exc.DBAPIError as e:
             raise StoreError(f"The metadata store failed ({self._safe_url()}): {e.orig}") from e
+
+    def record(self, entry: Any) -> None:
+        """Queue an audit entry in the open write transaction; it is written (by
+        ``before_commit``) in the same transaction, just before the commit, or not at all.
+
+        Raises:
+            StoreError: no write transaction of this database is open here.
+        """
+        joined = _OPEN.get({}).get(id(self))
+        if joined is None or not joined[1]:
+            raise StoreError("An audit entry is recorded inside a write transaction")
+        joined[2].append(entry)
 
     def in_transaction(self) -> bool:
         """Whether a transaction of this database is open in this thread or asyncio task."""

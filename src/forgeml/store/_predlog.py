@@ -14,11 +14,13 @@ import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from forgeml._json import dumps_text as dumps_json
-from forgeml.errors import InputError, NotFoundError
+from forgeml.errors import ConflictError, InputError, NotFoundError
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._predlog_api import (
     PredictionLogReader,
@@ -407,20 +409,26 @@ class PredictionLogStore:
         request_id_to_labels: Mapping[str, Sequence[Any]],
         *,
         user: str | None = None,
+        correct: bool = False,
     ) -> None:
         """Record the true labels of logged requests (one label per predicted row).
 
-        Feedback sent again for a request replaces what was recorded before.
+        Labels are written once: feedback sent again for a labelled request is refused,
+        unless it is an explicit correction (``correct=True``), which replaces the labels and
+        is audited with the labels before and after.
 
         Args:
             request_id_to_labels: request id -> its labels, in the order of its rows.
             user: who sent them.
+            correct: replace labels already recorded (a correction).
 
         Raises:
             NotFoundError: some request ids have no logged primary prediction (the message
                 names up to 10 of them); nothing is written.
             InputError: a request's label count differs from its number of rows, or labels
                 are not a list of JSON-serializable values; nothing is written.
+            ConflictError: some requests already have labels (and this is no correction);
+                nothing is written.
             StoreError: the database failed; nothing was written.
         """
         labels: dict[str, Sequence[Any]] = {}
@@ -459,12 +467,32 @@ class PredictionLogStore:
                 rows.append(
                     {"request_id": request_id, "labels": text, "time_ms": now, "created_by": user}
                 )
+            f = prediction_feedback.c
+            before = dict(
+                conn.execute(
+                    sa.select(f.request_id, f.labels).where(f.request_id.in_(list(labels)))
+                ).all()
+            )
+            if before and not correct:
+                shown = ", ".join(repr(r) for r in list(before)[:_SHOWN])
+                raise ConflictError(
+                    f"Request(s) {shown} already have labels; labels are written once "
+                    "(send a correction to replace them)"
+                )
             stmt = self._db.insert(prediction_feedback)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["request_id"],
                 set_={c: stmt.excluded[c] for c in ("labels", "time_ms", "created_by")},
             )
             conn.execute(stmt, rows)
+            record_change(
+                self._db,
+                "feedback.correct" if correct else "feedback.add",
+                "feedback",
+                user,
+                before={r: orjson.loads(t) for r, t in before.items()} if before else None,
+                after={r["request_id"]: orjson.loads(str(r["labels"])) for r in rows},
+            )
 
     def _primary_rows(self, conn: Connection, request_ids: list[str]) -> dict[str, int]:
         """request id -> n_rows of its primary prediction, for the ids that have one."""

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from forgeml._json import dumps_text
 from forgeml.errors import ConflictError, ForgeMLError, InputError, NotFoundError
 from forgeml.refs import is_version_text, parse_version
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import model_aliases, model_events, model_versions, models
 
@@ -378,6 +379,13 @@ class RegistryStore:
                 },
             )
             self._event(conn, parent.model_id, "registered", now, created_by, None, version=version)
+            record_change(
+                self._db,
+                "model.register",
+                f"model:{name}@{version}",
+                created_by,
+                after={"flavor": flavor, "bundle": digest, "run_id": run_id, "dataset": dataset},
+            )
             return self._version(conn, name, version)
 
     def set_alias(
@@ -443,6 +451,14 @@ class RegistryStore:
             conn.execute(
                 models.update().where(models.c.model_id == model_id).values(updated_at=now)
             )
+            record_change(
+                self._db,
+                "alias.move",
+                f"model:{name}@{alias}",
+                actor,
+                before={"version": old},
+                after={"version": version, "reason": reason},
+            )
         return ModelEvent(
             name, "alias", now, version, alias, old, version, actor=actor, reason=reason
         )
@@ -475,6 +491,14 @@ class RegistryStore:
                 conn, model_id, "alias", now, actor, reason, version=old, alias=alias,
                 from_version=old, to_version=None,
             )  # fmt: skip
+            record_change(
+                self._db,
+                "alias.remove",
+                f"model:{name}@{alias}",
+                actor,
+                before={"version": old},
+                after={"version": None, "reason": reason},
+            )
         return ModelEvent(name, "alias", now, old, alias, old, None, actor=actor, reason=reason)
 
     def set_status(
@@ -535,6 +559,14 @@ class RegistryStore:
                 conn, model_id, "status", now, actor, reason, version=version,
                 from_status=current.value, to_status=target.value,
             )  # fmt: skip
+            record_change(
+                self._db,
+                "model.status",
+                f"model:{name}@{version}",
+                actor,
+                before={"status": current.value},
+                after={"status": target.value, "reason": reason},
+            )
             return self._version(conn, name, version)
 
     # -- reading ----------------------------------------------------------------------------

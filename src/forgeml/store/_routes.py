@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import InputError, NotFoundError
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._registry import check_model_name
 from forgeml.store._schema import serving_routes
@@ -70,7 +71,19 @@ class RouteStore:
             },
         ).returning(serving_routes.c.revision)
         with self._db.transaction() as conn:
-            return int(conn.execute(stmt).scalar_one())
+            before = conn.execute(
+                sa.select(serving_routes.c.config).where(serving_routes.c.model == model)
+            ).scalar()
+            revision = int(conn.execute(stmt).scalar_one())
+            record_change(
+                self._db,
+                "route.set",
+                f"route:{model}",
+                user,
+                before=None if before is None else {"config": orjson.loads(before)},
+                after={"config": orjson.loads(text), "revision": revision},
+            )
+            return revision
 
     def clear_route(self, model: str, *, user: str | None = None) -> int:
         """Remove the route of ``model`` (the server falls back to its default).
@@ -87,12 +100,22 @@ class RouteStore:
         """
         r = serving_routes.c
         with self._db.transaction() as conn:
+            before = conn.execute(sa.select(r.config).where(r.model == model)).scalar()
             revision = conn.execute(
                 serving_routes.update()
                 .where(r.model == model, r.config.is_not(None))
                 .values(config=None, updated_at=now_ms(), updated_by=user, revision=r.revision + 1)
                 .returning(r.revision)
             ).scalar()
+            if revision is not None:
+                record_change(
+                    self._db,
+                    "route.clear",
+                    f"route:{model}",
+                    user,
+                    before=None if before is None else {"config": orjson.loads(before)},
+                    after={"config": None, "revision": int(revision)},
+                )
         if revision is None:
             raise NotFoundError(f"Model {model!r} has no route")
         return int(revision)

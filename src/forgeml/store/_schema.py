@@ -459,3 +459,66 @@ loop_state = sa.Table(
     sa.Column("value", sa.Text, nullable=False),  # JSON
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+# -- security (foundation) ----------------------------------------------------------------------
+
+# API keys. Only a digest of the secret part is stored (sha256 of a 256-bit random secret), so a
+# key cannot be recovered from the store; ``key_id`` is the public prefix a presented key is
+# looked up by. A revoked key keeps its row (the audit log and "keys list" name it).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(_NAME), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_by", sa.String(_NAME), nullable=True),
+)
+
+# Who may move an alias of a model ("*" for every model): roles and named principals (JSON
+# lists). No row: the role matrix alone decides.
+alias_guards = sa.Table(
+    "alias_guards",
+    metadata,
+    sa.Column("model", sa.String(_NAME), primary_key=True),
+    sa.Column("alias", sa.String(_KEY), primary_key=True),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("principals", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(_NAME), nullable=True),
+)
+
+# The audit log: one row per state change, append-only, hash-chained. ``hash`` is the sha256 of
+# the previous entry's hash and this entry's content, so an edited, deleted or reordered entry
+# breaks the chain from there on. ``audit_head`` (one row) holds the last sequence number and
+# hash: writers lock it to allocate the next number, and it reveals a deleted tail.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", _BigId, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(_NAME), nullable=False),
+    sa.Column("actor_kind", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(_NAME), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object", sa.String(512), nullable=False),
+    sa.Column("before", sa.Text, nullable=True),  # JSON
+    sa.Column("after", sa.Text, nullable=True),  # JSON
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index(None, "at"),
+    sa.Index(None, "actor", "at"),
+    sa.Index(None, "object", "at"),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)

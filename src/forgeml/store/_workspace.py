@@ -11,8 +11,11 @@ from typing import Any
 from forgeml.config import Settings
 from forgeml.errors import StoreError, StoreVersionError, WorkspaceError
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore
+from forgeml.store._audit import AuditStore
 from forgeml.store._datasets import DatasetStore
 from forgeml.store._db import Database
+from forgeml.store._guards import GuardStore
+from forgeml.store._keys import KeyStore
 from forgeml.store._loop import LoopStore
 from forgeml.store._monitor import MonitorStore
 from forgeml.store._predlog import PredictionLogStore
@@ -47,6 +50,9 @@ class Workspace:
             raise WorkspaceError(
                 f"Cannot open the metadata store {settings.resolved_store_url}: {e}"
             ) from e
+        self.audit = AuditStore(self.db)
+        self.keys = KeyStore(self.db)
+        self.guards = GuardStore(self.db)
         self.artifacts: ArtifactStore = LocalArtifactStore(settings.resolved_artifacts)
         self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
         self.datasets = DatasetStore(self.db)

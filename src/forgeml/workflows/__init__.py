@@ -17,6 +17,15 @@ from forgeml.workflows._quickstart import quickstart
 from forgeml.workflows._routes import RouteChange, clear_route, set_route
 from forgeml.workflows._runs import RunArtifact, download_run_artifacts, run_artifacts
 from forgeml.workflows._score import score_file
+from forgeml.workflows._security import (
+    create_key,
+    list_audit,
+    list_keys,
+    protect_alias,
+    revoke_key,
+    unprotect_alias,
+    verify_audit,
+)
 from forgeml.workflows._train import TrainOutcome, train_model
 
 __all__ = [
@@ -32,16 +41,23 @@ __all__ = [
     "change_status",
     "check_alerts",
     "clear_route",
+    "create_key",
     "download_run_artifacts",
     "evaluate_model",
+    "list_audit",
+    "list_keys",
     "promote",
+    "protect_alias",
     "quickstart",
     "remove_alias",
+    "revoke_key",
     "run_artifacts",
     "score_file",
     "served_model_report",
     "set_route",
     "split_data",
     "train_model",
+    "unprotect_alias",
+    "verify_audit",
     "watch_alerts",
 ]

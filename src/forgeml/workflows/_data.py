@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +30,7 @@ class AddedData:
     created: bool
 
 
+@use_case("data.write")
 def add_data(
     ctx: Context, source: pd.DataFrame | str | Path, *, name: str, **options: Any
 ) -> AddedData:
@@ -57,6 +58,7 @@ def add_data(
     return AddedData(version, version.version > before)
 
 
+@use_case("data.write")
 def split_data(
     ctx: Context,
     ref: str,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import InputError, NotFoundError
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,6 +118,7 @@ class ModelEvaluation:
         }
 
 
+@use_case("evaluate")
 def evaluate_model(
     ctx: Context,
     model_ref: str,

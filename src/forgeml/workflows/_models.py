@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from forgeml.store import ModelEvent, ModelStatus, ModelVersionRecord
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 __all__ = ["change_status", "promote", "remove_alias"]
 
 
+@use_case("alias.move")
 def promote(
     ctx: Context,
     name: str,
@@ -41,9 +42,12 @@ def promote(
         InputError: an invalid alias or version number.
         NotFoundError: no such model or version.
         ConflictError: the version is retired.
+        PermissionDeniedError: the principal's role may not move aliases, or a guard on
+            ``NAME@ALIAS`` excludes it.
     """
     from forgeml import registry
 
+    ctx.authorize("alias.move", model=name, alias=alias)
     if route is None:
         return registry.promote(
             name, version, alias=alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
@@ -58,6 +62,7 @@ def promote(
     return event
 
 
+@use_case("alias.move")
 def remove_alias(ctx: Context, name: str, alias: str, *, reason: str | None = None) -> ModelEvent:
     """Remove ``NAME@ALIAS``, recorded as done by ``ctx.principal``.
 
@@ -67,11 +72,13 @@ def remove_alias(ctx: Context, name: str, alias: str, *, reason: str | None = No
     """
     from forgeml import registry
 
+    ctx.authorize("alias.move", model=name, alias=alias)
     return registry.remove_alias(
         name, alias, reason=reason, workspace=ctx.workspace, actor=ctx.principal
     )
 
 
+@use_case("model.status")
 def change_status(
     ctx: Context,
     name: str,

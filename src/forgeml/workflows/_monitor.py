@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 if TYPE_CHECKING:
     from forgeml.monitor import CheckResult, ServedReport
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["check_alerts", "served_model_report", "watch_alerts"]
 
 
+@use_case("read")
 def served_model_report(
     ctx: Context,
     ref: str,
@@ -56,6 +57,7 @@ def served_model_report(
     return report
 
 
+@use_case("monitor.write")
 def check_alerts(
     ctx: Context,
     rules: str | Path,
@@ -82,6 +84,7 @@ def check_alerts(
     )
 
 
+@use_case("monitor.write")
 def watch_alerts(
     ctx: Context,
     rules: str | Path,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import InputError
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 if TYPE_CHECKING:
     from forgeml.train._progress import ProgressHandler
@@ -18,6 +18,7 @@ __all__ = ["quickstart"]
 _DROP = ("fnlwgt", "split")
 
 
+@use_case("quickstart")
 def quickstart(
     ctx: Context,
     *,

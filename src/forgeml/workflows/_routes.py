@@ -8,7 +8,7 @@ from typing import Any
 
 from forgeml.errors import InputError, NotFoundError
 from forgeml.store import ModelStatus
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 __all__ = ["RouteChange", "clear_route", "set_route"]
 
@@ -44,6 +44,7 @@ class RouteChange:
         }
 
 
+@use_case("route.write")
 def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange:
     """Store the traffic route of model ``name``; running servers apply it when they next poll.
 
@@ -95,6 +96,7 @@ def set_route(ctx: Context, name: str, config: Mapping[str, Any]) -> RouteChange
     return RouteChange(name, stored, revision, resolved, ctx.principal.name)
 
 
+@use_case("route.write")
 def clear_route(ctx: Context, name: str) -> RouteChange:
     """Drop model ``name``'s stored route: servers send all its traffic to the served reference.
 

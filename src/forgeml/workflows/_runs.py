@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import InputError, NotFoundError
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 __all__ = ["RunArtifact", "download_run_artifacts", "run_artifacts"]
 
@@ -38,6 +38,7 @@ class RunArtifact:
         }
 
 
+@use_case("read")
 def run_artifacts(ctx: Context, run_id: str) -> list[RunArtifact]:
     """Every file a run stored, folders expanded, in path order.
 
@@ -62,6 +63,7 @@ def run_artifacts(ctx: Context, run_id: str) -> list[RunArtifact]:
     return sorted(files, key=lambda f: f.path)
 
 
+@use_case("read")
 def download_run_artifacts(
     ctx: Context, run_id: str, dest: str | Path, *, path: str | None = None
 ) -> list[Path]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 if TYPE_CHECKING:
     from forgeml.batch import BatchResult, EventHandler
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["score_file"]
 
 
+@use_case("predict")
 def score_file(
     ctx: Context,
     model: str,

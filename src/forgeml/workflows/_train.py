@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import InputError
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 from forgeml.workflows._data import add_data
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def _is_file_source(source: str) -> bool:
     return path.is_file() or "/" in source or path.suffix.lower() in _TABLE_SUFFIXES
 
 
+@use_case("train")
 def train_model(
     ctx: Context,
     source: str,
