@@ -86,10 +86,30 @@ def request_error(metrics: ServerMetrics, name: str | None, e: Exception) -> Req
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,64}")
 
 
+class _RandomIds:
+    """Random 128-bit ids as hex, cut from a pool of ``os.urandom`` bytes refilled every 256
+    ids: one system call per id would let a busy thread take the GIL from the event loop."""
+
+    def __init__(self, ids: int = 256) -> None:
+        self._size = 16 * ids
+        self._pool = b""
+        self._at = self._size
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= self._size:
+            self._pool, at = os.urandom(self._size), 0
+        self._at = at + 16
+        return self._pool[at : at + 16].hex()
+
+
+_new_id = _RandomIds()  # used on the event loop only
+
+
 def request_id(request: Request) -> str:
     """A new random id for a request: the key it is logged under, unique even when a caller
     sends the same ``X-Request-ID`` twice (``client_request_id`` keeps the caller's)."""
-    return os.urandom(16).hex()
+    return _new_id()
 
 
 def client_request_id(request: Request) -> str | None:
