@@ -90,6 +90,10 @@ def test_out_of_range_and_missing_rates(bike_months):
     cur.loc[cur.index[72:144], "hum"] = np.nan
     report = drift(ref, cur, columns=["temp", "hum"], multivariate=False)
     assert report["temp"].out_of_range_share == pytest.approx(72 / len(cur))
+    # the picture covers the values outside the reference's range too
+    picture = report["temp"].histogram
+    assert picture.edges[-1] == 1.5 and sum(picture.current) == pytest.approx(1.0)
+    assert picture.current[-1] == pytest.approx(72 / len(cur))
     assert report["hum"].missing_rate_ref == 0
     assert report["hum"].missing_rate_cur == pytest.approx(72 / len(cur))
 
@@ -112,3 +116,28 @@ def test_bad_input_is_named():
         drift(ref, ref.assign(c=1))
     with pytest.raises(InputError, match="not fitted"):
         DriftDetector().score(ref)
+
+
+def test_psi_on_request(hotel):
+    ref = hotel.iloc[:20_000]
+    cur = hotel.iloc[40_000:45_000]
+    report = drift(
+        ref, cur, columns=["meal", "lead_time"], numeric_test="psi",
+        categorical_test="psi", multivariate=False,
+    )  # fmt: skip
+    meal, lead = report["meal"], report["lead_time"]
+    assert meal.test == lead.test == "psi"
+    # PSI over the reference's categories (none unseen, none missing here)
+    p = ref["meal"].value_counts(normalize=True)
+    q = cur["meal"].value_counts(normalize=True).reindex(p.index, fill_value=0)
+    p, q = np.maximum(p, 1e-4), np.maximum(q, 1e-4)
+    assert meal.effect_size == pytest.approx(float(((q - p) * np.log(q / p)).sum()), rel=1e-9)
+    # numbers: ten bins at the reference's deciles
+    cuts = np.quantile(ref["lead_time"], np.linspace(0, 1, 11)[1:-1])
+    p = np.bincount(np.searchsorted(cuts, ref["lead_time"], side="right"), minlength=10)
+    q = np.bincount(np.searchsorted(cuts, cur["lead_time"], side="right"), minlength=10)
+    p, q = np.maximum(p / p.sum(), 1e-4), np.maximum(q / q.sum(), 1e-4)
+    assert lead.effect_size == pytest.approx(float(((q - p) * np.log(q / p)).sum()), abs=0.02)
+    assert lead.drifted and lead.p_value < 1e-6 and lead.threshold >= 0.1
+    with pytest.raises(InputError, match="`numeric_test` parameter"):
+        drift(ref, cur, numeric_test="t-test")

@@ -52,6 +52,13 @@ def drift(
     multivariate: Annotated[
         str, typer.Option("--multivariate", help="Domain classifier: auto, yes or no.")
     ] = "auto",
+    numeric_test: Annotated[
+        str, typer.Option("--numeric-test", help="Effect size for numbers: ks or psi.")
+    ] = "ks",
+    categorical_test: Annotated[
+        str,
+        typer.Option("--categorical-test", help="For categories: jensen_shannon or psi."),
+    ] = "jensen_shannon",
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
 ) -> None:
     """Compare CURRENT with REFERENCE column by column and as a whole; exit 0 either way."""
@@ -76,6 +83,8 @@ def drift(
         alpha=alpha,
         min_effect=min_effect,
         multivariate=choice,
+        numeric_test=numeric_test,
+        categorical_test=categorical_test,
         random_state=seed,
     )
     if html is not None:

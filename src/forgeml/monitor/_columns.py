@@ -203,11 +203,37 @@ class NumericColumn:
         """The values as float64 for the domain classifier (missing as NaN)."""
         return self._values(series, where="the current table")
 
-    def current_counts(self, series: pd.Series) -> tuple[np.ndarray, float | None]:
-        """The current column's bin counts and the mean of its values (``None``: none)."""
-        counts, total = self.bin_counts(self._values(series, where="the current table"))
+    def current_counts(
+        self, series: pd.Series
+    ) -> tuple[np.ndarray, float | None, Histogram]:
+        """The current column's bin counts, the mean of its values (``None``: none) and the
+        display histogram of both tables."""
+        values = self._values(series, where="the current table")
+        counts, total = self.bin_counts(values)
         present = int(counts.sum() - counts[-1])
-        return counts, (total / present if present else None)
+        return counts, (total / present if present else None), self._histogram(counts, values)
+
+    def _histogram(self, counts: np.ndarray, values: np.ndarray) -> Histogram:
+        """Both distributions on the reference's bars, or, when current values fall outside
+        the reference's range, on equal bars over both ranges (the reference's placed by its
+        fine bins, the current's counted from its values)."""
+        size = int(self.cuts.size)
+        if counts[0] == 0 and counts[size + 1] == 0:
+            return self.histogram(counts)
+        low = min(self.min, float(np.nanmin(values)))
+        high = max(self.max, float(np.nanmax(values)))
+        edges = np.linspace(low, high if high > low else low + 1.0, _DISPLAY_BINS + 1)
+        bar_of_bin = np.searchsorted(edges[1:-1], self.cuts, side="right")
+        reference = np.bincount(
+            bar_of_bin, weights=self.counts[1 : size + 1], minlength=_DISPLAY_BINS
+        ) / max(int(self.counts.sum()), 1)
+        current = np.histogram(values, bins=edges)[0] / max(int(values.size), 1)
+        return Histogram(
+            edges=tuple(float(e) for e in edges),
+            labels=None,
+            reference=tuple(float(v) for v in reference),
+            current=tuple(float(v) for v in current),
+        )
 
     def _grid_index(self, values: np.ndarray) -> np.ndarray:
         """``searchsorted(cuts, values, side="right")`` by table lookup, for cuts on a grid

@@ -419,7 +419,7 @@ class DriftDetector:
     ) -> ColumnDrift:
         common: dict[str, Any]
         if isinstance(model, NumericColumn):
-            counts, mean = model.current_counts(series)
+            counts, mean, histogram = model.current_counts(series)
             test: str = self.numeric_test
             shift = (mean - model.mean) / model.std if mean is not None and model.std > 0 else None
             common = {
@@ -428,6 +428,7 @@ class DriftDetector:
             }
         else:
             counts, unseen = model.current_counts(series)
+            histogram = model.histogram(counts)
             test = self.categorical_test
             common = {
                 "unseen_share": model.unseen_share(counts),
@@ -455,7 +456,7 @@ class DriftDetector:
             n_current=m,
             missing_rate_ref=model.missing_rate(model.counts),
             missing_rate_cur=model.missing_rate(counts),
-            histogram=model.histogram(counts),
+            histogram=histogram,
             **common,
         )
 
