@@ -203,9 +203,7 @@ class NumericColumn:
         """The values as float64 for the domain classifier (missing as NaN)."""
         return self._values(series, where="the current table")
 
-    def current_counts(
-        self, series: pd.Series
-    ) -> tuple[np.ndarray, float | None, Histogram]:
+    def current_counts(self, series: pd.Series) -> tuple[np.ndarray, float | None, Histogram]:
         """The current column's bin counts, the mean of its values (``None``: none) and the
         display histogram of both tables."""
         values = self._values(series, where="the current table")
