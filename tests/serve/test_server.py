@@ -373,3 +373,33 @@ def test_feedback_records_who_sent_it(serve_ws, adult):
             "SELECT created_by FROM prediction_feedback WHERE request_id = ?", (body["request_id"],)
         ).scalar()
     assert who == "token:admin"
+
+
+def test_failed_requests_are_logged_with_their_error(serve_ws, adult):
+    row = records(adult, 1, start=800)[0]
+    with ServerThread(serve_ws, models=("adult-lgbm@1",)) as s:
+        url = f"{s.url}/v1/models/adult-lgbm/predict"
+        bad_row = httpx.post(url, json={"records": [{**row, "age": "old"}]})
+        malformed = httpx.post(url, content=b"{not json", headers={"X-Request-ID": "mine-1"})
+        unknown = httpx.post(f"{s.url}/v1/models/nope/predict", json={"records": [row]})
+        good = httpx.post(url, json={"records": [row]})
+        s.app.state.serving.service.log.flush(timeout=30)
+    assert (bad_row.status_code, malformed.status_code) == (422, 400)
+    assert unknown.status_code == 404 and good.status_code == 200
+    assert malformed.headers["x-request-id"] == "mine-1"
+    keys = [bad_row.headers["x-request-id"], good.json()["request_id"]]
+    with serve_ws.db.transaction(write=False) as conn:
+        stored = dict(
+            conn.exec_driver_sql(
+                "SELECT request_id, error FROM predictions WHERE request_id IN (?, ?)",
+                tuple(keys),
+            ).all()
+        )
+        mine = conn.exec_driver_sql(
+            "SELECT error, n_rows, version FROM predictions WHERE outputs LIKE ?",
+            ('%"client_request_id":"mine-1"%',),
+        ).all()
+    assert stored == {keys[0]: "schema_mismatch", keys[1]: None}
+    assert [tuple(r) for r in mine] == [("invalid_input", 0, 1)]
+    # failed requests are not predictions: readers of the log do not see them
+    assert keys[0] not in set(serve_ws.predlog.predictions("adult-lgbm")["request_id"])

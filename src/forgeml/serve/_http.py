@@ -239,8 +239,12 @@ async def answer(
 ) -> Response:
     """Answer one prediction request in ``protocol``: choose the version, read and decode the
     body, predict (``PredictionService.predict``), encode; every refusal in the protocol's
-    error shape."""
+    error shape, logged with its error code (``PredictionService.log_failure``) when the model
+    is served. The answer carries ``X-Request-ID``: the caller's, else the logged id."""
     started = time.perf_counter()
+    rid = request_id(request)
+    client_rid = client_request_id(request)
+    chosen: list[Served | None] = [None]
 
     async def handle() -> Response:
         served: Served | None = None
@@ -251,14 +255,16 @@ async def answer(
             served, shadow = service.entry(name).choose(request.headers.get("x-routing-key"))
         else:
             service.entry(name)  # 404 or 503 before the body is read
+        chosen[0] = served
         body = await read_body(request, max_body)
         rows, context = protocol.decode(
             body, request.headers, None if served is None else served.model.signature
         )
         if rows.key is None:
             rows.key = request.headers.get("x-routing-key")
-        rid = request_id(request)
-        client_rid = client_request_id(request)
+        if served is None:
+            served, shadow = service.entry(name).choose(rows.key)
+            chosen[0] = served
         outputs = await service.predict(
             name,
             rows,
@@ -275,7 +281,22 @@ async def answer(
         response.headers["x-request-id"] = client_rid or rid
         return response
 
-    return await guarded(service, protocol, name, handle)
+    try:
+        return await handle()
+    except Exception as e:
+        error = request_error(service.metrics, name, e)
+        service.log_failure(
+            name,
+            chosen[0],
+            request_id=rid,
+            code=error.code,
+            started=started,
+            protocol=protocol.name,
+            client_request_id=client_rid,
+        )
+        response = protocol.error(error)
+        response.headers["x-request-id"] = client_rid or rid
+        return response
 
 
 @dataclass(frozen=True, slots=True)

@@ -423,6 +423,54 @@ class PredictionService:
             )
         )
 
+    def log_failure(
+        self,
+        name: str,
+        served: Served | None,
+        *,
+        request_id: str,
+        code: str,
+        started: float,
+        protocol: str,
+        client_request_id: str | None = None,
+    ) -> None:
+        """Log a prediction request that got no prediction, with its error code (no inputs,
+        no outputs): the log counts errors beside predictions. Nothing is logged for a model
+        this server does not serve or has not loaded.
+
+        Args:
+            name: the model the request named.
+            served: the version chosen for it, if it got that far (else the primary).
+            request_id: the id it is logged under.
+            code: the error code it was answered with.
+            started: ``time.perf_counter()`` when the request arrived.
+            protocol: the wire protocol.
+            client_request_id: the caller's own id of the request.
+        """
+        if self.log is None:
+            return
+        if served is None:
+            entry = self.entries.get(name)
+            if entry is None:
+                return
+            served = entry.primary
+        self.log.submit(
+            PredictionRecord(
+                request_id=request_id,
+                model=name,
+                version=served.version,
+                role="primary",
+                time_ms=int(time.time() * 1000),
+                latency_ms=(time.perf_counter() - started) * 1000.0,
+                n_rows=0,
+                inputs={},
+                outputs={},
+                protocol=protocol,
+                error=code[:64] or "error",
+                client_request_id=client_request_id,
+            )
+        )
+
     async def explain(self, name: str, rows: Rows) -> dict[str, Any]:
         """Per-feature contributions (SHAP) of the version ``rows.key`` routes to, as JSON.
 
