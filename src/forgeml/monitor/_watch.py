@@ -191,7 +191,8 @@ def watch(
     **options: Any,
 ) -> int:
     """Check ``rules`` every ``interval_s`` seconds until ``stop`` is set (or ``iterations``
-    checks ran). A check that fails is logged and the loop goes on.
+    checks ran). A check that fails (the store unreachable, an unexpected error) is logged,
+    reported to ``on_check`` in ``errors``, and the loop goes on.
 
     Returns:
         The number of checks run.
@@ -210,6 +211,9 @@ def watch(
         except ForgeMLError as e:  # the store was unreachable...: try again next time
             log.warning("monitor check failed: %s", e)
             result = CheckResult(errors={"*": str(e)})
+        except Exception as e:  # a long-running watcher outlives one failed check
+            log.exception("monitor check failed")
+            result = CheckResult(errors={"*": f"internal error: {type(e).__name__}: {e}"})
         done += 1
         if on_check is not None:
             on_check(result)

@@ -280,3 +280,23 @@ def test_the_html_report_is_offline_with_drift_performance_and_alerts(logged, tm
         assert title in page
     assert "inputs drift" in page and "empty window: not compared" in page
     assert "<script" not in page and 'src="http' not in page and 'href="http' not in page
+
+
+def test_the_watcher_goes_on_when_a_model_cannot_be_checked(sqlite_workspace):
+    """A model that cannot be checked (not registered) is reported by every check, and the
+    loop keeps checking."""
+    rules = load_rules(
+        {"rules": [{"name": "x", "model": REF, "metric": "error_rate", "op": ">", "threshold": 0}]}
+    )
+    checks = []
+    ran = watch(
+        rules,
+        workspace=sqlite_workspace,
+        window="1h",
+        interval_s=0.01,
+        iterations=3,
+        on_check=checks.append,
+    )
+    assert ran == 3 and len(checks) == 3
+    assert all(REF in c.errors and c.alerts == () for c in checks)
+    assert "adult" in checks[0].errors[REF]
