@@ -1,5 +1,6 @@
-"""The HTTP interface around serving: token authentication, admin actions recorded with the
-principal who acted, and ``/docs`` served without a CDN."""
+"""The HTTP interface around serving: the admin token (a workspace without keys), admin actions
+recorded with the principal who acted, and ``/docs`` served without a CDN. Keys and roles:
+tests/security."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from forgeml.http._auth import AuthMiddleware, LocalBackend, TokenBackend, principal_of
-from forgeml.security import Principal
 from forgeml.store._schema import serving_routes
 
 from .conftest import ServerThread, records
@@ -33,33 +32,6 @@ def _route_author(ws, model: str) -> str | None:
         return conn.execute(
             sa.select(serving_routes.c.updated_by).where(serving_routes.c.model == model)
         ).scalar()
-
-
-def test_token_backend_accepts_only_the_exact_token() -> None:
-    backend = TokenBackend("abc")
-    assert backend.authenticate({"authorization": "Bearer abc"}) == Principal(
-        "token:admin", "token"
-    )
-    for given in ("Bearer abd", "Bearer ab", "Bearer abcd", "abc", "bearer abc", ""):
-        assert backend.authenticate({"authorization": given}) is None
-    assert backend.authenticate({}) is None
-    assert LocalBackend(Principal("ana")).authenticate({}) == Principal("ana")
-
-
-def test_the_middleware_puts_the_principal_in_the_scope() -> None:
-    import asyncio
-
-    seen = []
-
-    async def app(scope, receive, send) -> None:
-        seen.append(principal_of(scope))
-
-    middleware = AuthMiddleware(app, TokenBackend("abc"))
-    for header in (b"Bearer abc", b"Bearer nope"):
-        scope = {"type": "http", "headers": [(b"authorization", header)]}
-        asyncio.run(middleware(scope, None, None))
-    asyncio.run(middleware({"type": "lifespan"}, None, None))
-    assert seen == [Principal("token:admin", "token"), None, None]
 
 
 def test_admin_routes_need_the_token(guarded, adult) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -59,8 +60,29 @@ def serve(
         float, typer.Option(help="Seconds between checks of aliases and routes.")
     ] = 1.0,
     admin_token: Annotated[
-        str | None, typer.Option(help="Bearer token the admin endpoints require.")
+        str | None,
+        typer.Option(
+            help="Bearer token the admin endpoints require while the workspace has no API keys "
+            "(prefer FORGEML_ADMIN_TOKEN or --admin-token-file: arguments are visible to other "
+            "local users)."
+        ),
     ] = None,
+    admin_token_file: Annotated[
+        Path | None, typer.Option(help="A file whose first line is the admin token.")
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A Host name to answer besides loopback and --host (repeat; * for any).",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float, typer.Option(help="Requests per second per API key or client (0: no limit).")
+    ] = 0.0,
+    rate_burst: Annotated[
+        int, typer.Option(help="Requests at once beyond the rate (0: one second's worth).")
+    ] = 0,
     unknown_categories: Annotated[
         str, typer.Option(help="error (422) or pass (given to the model).")
     ] = "error",
@@ -91,6 +113,14 @@ def serve(
     from forgeml.registry import parse_model_ref
     from forgeml.serve._options import ServeOptions
 
+    if admin_token is None and admin_token_file is not None:
+        try:
+            lines = admin_token_file.read_text(encoding="utf-8").strip().splitlines()
+        except OSError as e:
+            raise InputError(f"--admin-token-file {admin_token_file}: {e.strerror}") from None
+        admin_token = lines[0].strip() if lines else None
+        if not admin_token:
+            raise InputError(f"--admin-token-file {admin_token_file} is empty")
     try:
         options = ServeOptions(
             models=tuple(models),
@@ -109,6 +139,9 @@ def serve(
             access_log=access_log,
             poll_interval=poll_interval,
             admin_token=admin_token,
+            allowed_hosts=tuple(allowed_host or ()),
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
             unknown_categories=unknown_categories,  # type: ignore[arg-type]
             trust_pickle=trust_pickle,
             header_timeout=header_timeout,

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from forgeml import workflows
 from forgeml.errors import ForgeMLError
-from forgeml.http._auth import principal_of
+from forgeml.http._access import principal_of
 from forgeml.security import Principal
 from forgeml.serve._app import Serving
 from forgeml.serve._http import (
@@ -38,15 +38,21 @@ from forgeml.serve._http import (
 )
 from forgeml.serve._schemas import promotion, route
 from forgeml.serve._types import RequestError
+from forgeml.store import Workspace
 
 __all__ = ["admin_operations"]
+
+
+def _context(ws: Workspace, request: Request) -> workflows.Context:
+    client = request.client.host if request.client else "unknown"
+    return workflows.Context(ws, _principal(request), origin=f"http:{client}")
 
 
 def _principal(request: Request) -> Principal:
     found = principal_of(request.scope)
     if found is None:
         raise RequestError(
-            "The admin endpoints need 'Authorization: Bearer <admin token>'",
+            "The admin endpoints need 'Authorization: Bearer <key or admin token>'",
             field="Authorization",
             status=401,
             code="unauthorized",
@@ -95,7 +101,7 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         name = request.path_params["name"]
 
         async def handle() -> Response:
-            context = workflows.Context(ws, _principal(request))
+            context = _context(ws, request)
             if name not in service.refs:
                 service.entry(name)  # 404
             config = _json_body(await read_body(request, max_body))
@@ -115,7 +121,7 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         name = request.path_params["name"]
 
         async def handle() -> Response:
-            context = workflows.Context(ws, _principal(request))
+            context = _context(ws, request)
             if name not in service.refs:
                 service.entry(name)  # 404
             done = await act("route", lambda: workflows.clear_route(context, name))
@@ -127,7 +133,7 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         name = request.path_params["name"]
 
         async def handle() -> Response:
-            context = workflows.Context(ws, _principal(request))
+            context = _context(ws, request)
             if name not in service.refs:
                 service.entry(name)  # 404
             doc = _json_body(await read_body(request, max_body))

@@ -1,5 +1,5 @@
-"""The HTTP interface: the prediction server composed with the admin routes and
-authentication. ``forgeml serve`` and every Uvicorn worker process build it here."""
+"""The HTTP interface: the prediction server composed with the admin routes and access
+control. ``forgeml serve`` and every Uvicorn worker process build it here."""
 
 from __future__ import annotations
 
@@ -7,22 +7,30 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from forgeml.config import Settings
+from forgeml.http._access import AccessMiddleware, AccessPolicy, warn_if_exposed
 from forgeml.http._admin import admin_operations
-from forgeml.http._auth import AuthBackend, AuthMiddleware, LocalBackend, TokenBackend
 from forgeml.security import Principal
 from forgeml.serve._app import create_app as create_serving_app
 from forgeml.serve._options import ServeOptions
 from forgeml.store import Workspace
 
-__all__ = ["auth_backend", "create_app"]
+__all__ = ["access_policy", "create_app"]
 
 
-def auth_backend(options: ServeOptions, settings: Settings) -> AuthBackend:
-    """Who requests act as: the admin token's holder when a token is set, else the local
-    user who started the server (a server without a token listens on 127.0.0.1)."""
-    if options.admin_token is not None:
-        return TokenBackend(options.admin_token)
-    return LocalBackend(Principal.from_settings(settings))
+def access_policy(options: ServeOptions, settings: Settings) -> AccessPolicy:
+    """The server's access policy: its options, the admin token (``--admin-token`` or
+    ``FORGEML_ADMIN_TOKEN``) and the local user who started it."""
+    token = options.admin_token
+    if token is None and settings.admin_token is not None:
+        token = settings.admin_token.get_secret_value() or None
+    return AccessPolicy(
+        local=Principal.from_settings(settings),
+        bound_host=options.host,
+        allowed_hosts=options.allowed_hosts,
+        admin_token=token,
+        rate_limit=options.rate_limit,
+        rate_burst=options.rate_burst,
+    )
 
 
 def create_app(
@@ -30,22 +38,23 @@ def create_app(
     *,
     workspace: Workspace | None = None,
     settings: Settings | None = None,
-    backend: AuthBackend | None = None,
+    policy: AccessPolicy | None = None,
 ) -> FastAPI:
-    """The server's ASGI application: every protocol, operations, admin routes.
+    """The server's ASGI application: every protocol, operations, admin routes, access control.
 
     Args:
         options: how to serve.
         workspace: the workspace the models come from (default: from ``settings``).
         settings: the settings (default: from the environment).
-        backend: authentication (default: ``auth_backend(options, settings)``).
+        policy: access control (default: ``access_policy(options, settings)``).
     """
     settings = settings or (workspace.settings if workspace is not None else Settings())
-    backend = backend or auth_backend(options, settings)
+    policy = policy or access_policy(options, settings)
+    warn_if_exposed(policy)
     return create_serving_app(
         options,
         workspace=workspace,
         settings=settings,
         extensions=[admin_operations],
-        middleware=[Middleware(AuthMiddleware, backend=backend)],  # type: ignore[arg-type]
+        middleware=[Middleware(AccessMiddleware, policy=policy)],  # type: ignore[arg-type]
     )

@@ -47,8 +47,14 @@ class ServeOptions(BaseModel):
             writer catches up) when the prediction log is full.
         poll_interval: seconds between checks of aliases and stored routes.
         access_log: one JSON line per request on stderr.
-        admin_token: required as ``Authorization: Bearer ...`` by the admin endpoints (none:
-            admin endpoints are open, for a server bound to 127.0.0.1).
+        admin_token: required as ``Authorization: Bearer ...`` by the admin endpoints while
+            the workspace has no API keys (none: admin endpoints are open on loopback and
+            closed beyond it). Keys replace it once the workspace has one.
+        allowed_hosts: ``Host`` names accepted besides loopback and the bound address
+            (``*``: any).
+        rate_limit: requests per second per API key (per client address without one); 0 is
+            no limit. Beyond it: 429 with ``Retry-After``.
+        rate_burst: requests at once beyond the rate (default: one second's worth).
         unknown_categories: ``error`` (422) or ``pass`` (given to the model).
         trust_pickle: load models stored with joblib (pickle runs code when loaded).
         seed: seed of the random traffic split for requests without a key.
@@ -78,6 +84,9 @@ class ServeOptions(BaseModel):
     poll_interval: float = Field(default=1.0, gt=0)
     access_log: bool = True
     admin_token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    rate_limit: float = Field(default=0.0, ge=0)
+    rate_burst: int = Field(default=0, ge=0)
     unknown_categories: Literal["error", "pass"] = "error"
     trust_pickle: bool = False
     seed: int = 0
