@@ -21,8 +21,8 @@ A rules file::
 
 A rule looks at the model's closed, non-empty windows. It fires on a run of ``windows``
 consecutive ones where the metric is a number that breaks the threshold; an empty window (no
-prediction) or a window where the metric is not available (no labels yet) breaks a run and
-never fires.
+prediction), a time window without any request, or a window where the metric is not available
+(no labels yet) breaks a run and never fires.
 """
 
 from __future__ import annotations
@@ -267,6 +267,8 @@ def evaluate_rules(
             if not rule.breaks(value):
                 run = []
                 continue
+            if run and report.window_kind == "time" and candidate.start_ms != run[-1].end_ms:
+                run = []  # windows without any request between: not consecutive
             run.append(candidate)
             if len(run) >= rule.windows:
                 first = run[-rule.windows]

@@ -153,7 +153,7 @@ class ServedReport:
         model: the model's name.
         version: the version ``ref`` resolved to; only its logged predictions are read.
         task: ``binary``, ``multiclass`` or ``regression``.
-        window: how the log was cut, in words.
+        window: how the log was cut, in words; ``window_kind``: ``time`` or ``count``.
         reference_rows: rows of the bundle's reference sample.
         calibration: what the probabilities of the estimate were calibrated on.
         n_bootstrap: bootstrap replicates of the intervals; ``confidence`` their coverage;
@@ -176,6 +176,7 @@ class ServedReport:
     windows: tuple[WindowResult, ...]
     notes: tuple[str, ...] = ()
     price_per_core_hour: float | None = None
+    window_kind: str = "time"
     computed_at: int = 0
     seconds: float = 0.0
     # the newest non-empty window's input DriftReport (its distributions, for the HTML page)
@@ -208,6 +209,7 @@ class ServedReport:
             "version": self.version,
             "task": self.task,
             "window": self.window,
+            "window_kind": self.window_kind,
             "header": self.header,
             "reference_rows": self.reference_rows,
             "calibration": self.calibration,
@@ -506,6 +508,13 @@ def served_report(
         if on_window is not None:
             on_window(result)
     notes = [_NOT_RECORDED]
+    if spec.kind == "time" and results:
+        span = (results[-1].end_ms - results[0].start_ms) // spec.size
+        if span > len(results):
+            notes.append(
+                f"{span - len(results)} window(s) between the first and the last had no "
+                "request at all (not listed; an alert's consecutive windows never span them)"
+            )
     if not results:
         notes.insert(0, f"No logged predictions of {record.name}@{record.version}: no windows")
     return ServedReport(
@@ -522,6 +531,7 @@ def served_report(
         windows=tuple(results),
         notes=tuple(notes),
         price_per_core_hour=price_per_core_hour,
+        window_kind=spec.kind,
         computed_at=int(time.time() * 1000),
         seconds=time.perf_counter() - started,
         latest_drift=latest_drift,

@@ -300,3 +300,41 @@ def test_the_watcher_goes_on_when_a_model_cannot_be_checked(sqlite_workspace):
     assert ran == 3 and len(checks) == 3
     assert all(REF in c.errors and c.alerts == () for c in checks)
     assert "adult" in checks[0].errors[REF]
+
+
+def test_windows_around_a_day_without_requests_are_not_consecutive(sqlite_workspace, adult):
+    from .conftest import log_day, register_adult, shifted
+
+    ws = sqlite_workspace
+    register_adult(ws, adult)
+    log_day(ws, adult.iloc[3000:3400], 0)
+    log_day(ws, shifted(adult.iloc[3400:3800]), 1)
+    log_day(ws, shifted(adult.iloc[3800:4200]), 3)  # nothing on day 2
+    rules = load_rules(
+        {
+            "rules": [
+                {
+                    "name": "drift",
+                    "model": REF,
+                    "metric": "input_drift.share_drifted",
+                    "op": ">",
+                    "threshold": 0.1,
+                    "windows": 2,
+                },
+            ]
+        }
+    )
+    now = T0 + 10 * DAY
+    report = served_report(REF, window="1d", workspace=ws, now_ms=now, n_bootstrap=0)
+    assert [w.start_ms for w in report.windows] == [T0, T0 + DAY, T0 + 3 * DAY]
+    assert any(
+        "1 window(s) between the first and the last had no request" in n for n in report.notes
+    )
+    result = check_rules(rules, workspace=ws, window="1d", now_ms=now, n_bootstrap=0)
+    assert result.alerts == ()
+    log_day(ws, shifted(adult.iloc[4200:4600]), 2)  # late records fill the gap
+    again = check_rules(rules, workspace=ws, window="1d", now_ms=now, n_bootstrap=0, resume=False)
+    assert [(a.window_start_ms, a.window_end_ms) for a in again.alerts] == [
+        (T0 + DAY, T0 + 3 * DAY),
+        (T0 + 2 * DAY, T0 + 4 * DAY),
+    ]
