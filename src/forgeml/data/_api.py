@@ -96,6 +96,7 @@ def add(
     non_finite: str = "refuse",
     workspace: Workspace | None = None,
     actor: Principal | str | None = None,
+    source_note: str | None = None,
 ) -> DatasetVersion:
     """Add a table as a new version of dataset ``name``.
 
@@ -123,6 +124,8 @@ def add(
             (``InputError``) to refuse the table, e.g. the checks of the training that follows.
         workspace: where to store (default: ``forgeml.tracking.default_workspace()``).
         actor: who adds it (default: the local user of the workspace's settings).
+        source_note: where the data came from, recorded as the version's source (default:
+            the file's path or the frame's shape); e.g. the datasets a table was built from.
 
     Returns:
         The new version, or the existing one with identical content.
@@ -242,7 +245,7 @@ def add(
             time_column=time,
             id_column=id,
             sensitive=sensitive_columns,
-            source=description,
+            source=source_note or description,
             created_by=actor_name(actor, ws.settings),
         ),
     )

@@ -710,6 +710,7 @@ def train(
             started=started,
             hard_end=hard_end,
             max_trials=cfg.max_trials,
+            warm_start=cfg.warm_start,
             progress=progress,
             run=run,
             X_test=X_test,
@@ -892,6 +893,7 @@ def _search_and_fit(
     max_trials: int | None,
     progress: bool | ProgressHandler,
     run: Any,
+    warm_start: Sequence[Mapping[str, Any]] = (),
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     classes: list[Any] | None,
@@ -939,6 +941,7 @@ def _search_and_fit(
         search_deadline=search_deadline,
         max_trials=max_trials,
         on_trial=on_trial,
+        warm_start=warm_start,
     )
     report(records, "ensembling and refitting")
     failures = failed_trials(records)

@@ -79,6 +79,11 @@ class TrainConfig(BaseModel):
         default=False,
         description="Train although the leak gate found columns that give the target away.",
     )
+    warm_start: tuple[dict[str, Any], ...] = Field(
+        default=(),
+        description="Configurations tried before any other, each {'model': family, 'params': "
+        "{...}} as in a leaderboard (a retraining starts from the champion's best).",
+    )
     experiment: str | None = Field(
         default=None, description="The experiment of the run (default: train)."
     )
@@ -171,6 +176,23 @@ class TrainConfig(BaseModel):
     def _drop(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(c.strip() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("warm_start")
+    @classmethod
+    def _warm(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        from forgeml.train._zoo import FAMILIES
+
+        for i, item in enumerate(value):
+            if set(item) - {"model", "params"} or not isinstance(item.get("params", {}), dict):
+                raise ValueError(
+                    f"warm_start[{i}] is {{'model': family, 'params': {{...}}}}; got {item!r:.80}"
+                )
+            if item.get("model") not in FAMILIES:
+                raise ValueError(
+                    f"warm_start[{i}] names model family {item.get('model')!r}; known "
+                    f"families: {', '.join(FAMILIES)}"
+                )
         return value
 
     @field_validator("split", "run_name", "experiment", "target", "time_column")

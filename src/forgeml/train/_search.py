@@ -25,7 +25,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,6 +257,7 @@ def run_search(
     search_deadline: Callable[[list[TrialRecord]], float],
     max_trials: int | None,
     on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None = None,
+    warm_start: Sequence[Mapping[str, Any]] = (),
 ) -> list[TrialRecord]:
     """Run trials until the deadline (or ``max_trials``); returns every trial.
 
@@ -267,6 +268,9 @@ def run_search(
             best models' refit time becomes known.
         max_trials: a fixed number of trials (the deterministic mode).
         on_trial: called after each trial with it and all trials so far.
+        warm_start: configurations tried first (``{"model": family, "params": {...}}``,
+            parameters without the family prefix), e.g. a champion's best trials; those of
+            families not searched are left out.
     """
     import optuna
 
@@ -274,7 +278,7 @@ def run_search(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _search(problem, ordered, search_deadline, max_trials, on_trial)
+        return _search(problem, ordered, search_deadline, max_trials, on_trial, warm_start)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -285,6 +289,7 @@ def _search(
     search_deadline: Callable[[list[TrialRecord]], float],
     max_trials: int | None,
     on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
+    warm_start: Sequence[Mapping[str, Any]] = (),
 ) -> list[TrialRecord]:
     import optuna
     from optuna.trial import TrialState
@@ -301,6 +306,11 @@ def _search(
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
     n_rows = len(problem.y)
+    for config in warm_start:
+        family = str(config["model"])
+        if family in ordered:
+            own = {f"{family}.{k}": v for k, v in dict(config.get("params") or {}).items()}
+            study.enqueue_trial({"family": family, **own}, skip_if_exists=True)
     for name in ordered:
         start = FAMILIES[name].start(problem.task, problem.imbalanced, n_rows)
         study.enqueue_trial({"family": name, **start})

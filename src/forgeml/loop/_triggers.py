@@ -1,0 +1,205 @@
+"""Triggers: does a model's loop retrain now? Each check says whether it fired and why, with
+the numbers and the rows they were computed on."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from forgeml.loop._policy import DriftTrigger, PerformanceTrigger
+from forgeml.loop._scoring import estimated_accuracy, logged_outputs, metric_value, resolve_metric
+
+__all__ = [
+    "TriggerResult",
+    "check_drift",
+    "check_new_labels",
+    "check_performance",
+    "check_schedule",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerResult:
+    """One trigger's verdict: ``fired`` and one line saying why, with its numbers."""
+
+    name: str
+    fired: bool
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "fired": self.fired, "summary": self.summary, **self.detail}
+
+
+def _iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def check_performance(
+    rule: PerformanceTrigger,
+    rows: pd.DataFrame,
+    *,
+    metric: str,
+    task: str | None,
+    classes: tuple[Any, ...] | None,
+    baseline: dict[str, Any] | None,
+) -> tuple[TriggerResult, dict[str, Any] | None]:
+    """The champion's live metric on its latest rows against its first live window.
+
+    ``rows`` are the champion version's answered rows, oldest first (with ``label`` where
+    feedback arrived). The baseline is the metric on the first ``window_rows`` labelled rows
+    it answered (measured once per champion version, returned to be kept); the trigger fires
+    when the latest ``window_rows`` rows score ``drop`` below it. With ``estimated``, both
+    windows use the confidence-based estimate of accuracy and need no labels.
+
+    Returns:
+        The verdict and the baseline (new or the one given).
+    """
+    spec = resolve_metric(metric, task)
+    if rule.estimated:
+        usable = rows
+        what = "estimated accuracy (confidence-based)"
+    else:
+        usable = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
+        what = f"{spec.name} on labelled rows"
+    n = rule.window_rows
+
+    def value(window: pd.DataFrame) -> float:
+        out = logged_outputs(window, classes)
+        if rule.estimated:
+            return estimated_accuracy(out)
+        return metric_value(spec, window["label"].to_numpy(), out)
+
+    if baseline is None:
+        if len(usable) < 2 * n:
+            return (
+                TriggerResult(
+                    "performance",
+                    False,
+                    f"waiting: {len(usable):,} rows for the {what}, needs {2 * n:,} "
+                    f"(a first window of {n:,} as the baseline, then a latest one)",
+                    {"rows": len(usable), "needed": 2 * n},
+                ),
+                None,
+            )
+        first = usable.iloc[:n]
+        baseline = {
+            "value": value(first),
+            "rows": n,
+            "metric": spec.name if not rule.estimated else "estimated_accuracy",
+            "until_ms": int(first["time_ms"].iloc[-1]),
+        }
+    later = usable[usable["time_ms"] > baseline["until_ms"]]
+    if len(later) < n:
+        return (
+            TriggerResult(
+                "performance",
+                False,
+                f"waiting: {len(later):,} rows after the baseline window, needs {n:,}",
+                {"rows": len(later), "needed": n, "baseline": baseline["value"]},
+            ),
+            baseline,
+        )
+    latest = later.iloc[-n:]
+    current = value(latest)
+    sign = 1.0 if (rule.estimated or spec.greater_is_better) else -1.0
+    fell = sign * (baseline["value"] - current)
+    fired = fell >= rule.drop
+    summary = (
+        f"{what}: {current:.4f} on the latest {n:,} rows ({_iso(latest['time_ms'].iloc[0])} .. "
+        f"{_iso(latest['time_ms'].iloc[-1])}) vs baseline {baseline['value']:.4f} on the first "
+        f"{baseline['rows']:,}: {'fell' if fell >= 0 else 'rose'} {abs(fell):.4f} "
+        f"({'>=' if fired else '<'} drop {rule.drop})"
+    )
+    return (
+        TriggerResult(
+            "performance",
+            fired,
+            summary,
+            {"value": current, "baseline": baseline["value"], "fell": fell, "rows": n},
+        ),
+        baseline,
+    )
+
+
+def check_drift(
+    rule: DriftTrigger, reference: pd.DataFrame | None, recent: pd.DataFrame
+) -> TriggerResult:
+    """The latest logged inputs against the champion's reference sample (``forgeml.monitor``).
+
+    Fires when the share of drifted columns reaches ``share`` or the domain classifier's AUC
+    reaches ``multivariate_auc``.
+    """
+    if reference is None or reference.empty:
+        return TriggerResult("drift", False, "not checked: the champion's bundle has no reference")
+    if len(recent) < rule.window_rows:
+        return TriggerResult(
+            "drift",
+            False,
+            f"waiting: {len(recent):,} logged rows, needs {rule.window_rows:,}",
+            {"rows": len(recent), "needed": rule.window_rows},
+        )
+    try:
+        # the monitor capability is optional in this build: a missing one is reported, not
+        # raised (imported by name so the trigger module loads without it)
+        monitor = importlib.import_module("forgeml.monitor")
+    except ImportError:
+        return TriggerResult(
+            "drift", False, "not checked: drift detection (forgeml.monitor) is not installed"
+        )
+    columns = [c for c in reference.columns if c in recent.columns]
+    current = recent[columns].iloc[-rule.window_rows :]
+    report = monitor.DriftDetector().fit(reference[columns]).score(current)
+    share = float(report.share_drifted)
+    auc = getattr(report, "multivariate", None)
+    auc_value = float(getattr(auc, "auc", float("nan"))) if auc is not None else float("nan")
+    fired_share = rule.share is not None and share >= rule.share
+    fired_auc = rule.multivariate_auc is not None and auc_value >= rule.multivariate_auc
+    summary = (
+        f"{share:.0%} of {len(columns)} columns drifted in the latest {len(current):,} rows vs "
+        f"{len(reference):,} reference rows"
+        + (f" (threshold {rule.share:.0%})" if rule.share is not None else "")
+        + (
+            f"; domain classifier AUC {auc_value:.3f} (threshold {rule.multivariate_auc})"
+            if rule.multivariate_auc is not None
+            else ""
+        )
+    )
+    return TriggerResult(
+        "drift",
+        fired_share or fired_auc,
+        summary,
+        {"share_drifted": share, "auc": auc_value, "rows": len(current)},
+    )
+
+
+def check_schedule(cron: str, since_ms: int, now_ms: int) -> TriggerResult:
+    """Fires when a time of the cron schedule passed since ``since_ms`` (the last retraining or
+    the loop's start)."""
+    from croniter import croniter
+
+    due = float(croniter(cron, since_ms / 1000).get_next(float)) * 1000
+    fired = due <= now_ms
+    return TriggerResult(
+        "schedule",
+        fired,
+        f"'{cron}': {'due since' if fired else 'next at'} {_iso(due)}",
+        {"due_ms": int(due)},
+    )
+
+
+def check_new_labels(needed: int, labelled_since: int) -> TriggerResult:
+    """Fires when at least ``needed`` rows were labelled since the last retraining."""
+    fired = labelled_since >= needed
+    return TriggerResult(
+        "new_labels",
+        fired,
+        f"{labelled_since:,} new labelled rows since the last retraining "
+        f"({'>=' if fired else '<'} {needed:,})",
+        {"rows": labelled_since, "needed": needed},
+    )
