@@ -16,7 +16,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from forgeml.security import Principal
+from forgeml.loop import loop_principal
+from forgeml.security import Principal, access_control_on, authenticate, create_key
 from forgeml.store import Workspace
 from forgeml.workflows import Context, add_data, promote, train_model
 
@@ -31,9 +32,25 @@ def elec2(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     return pd.read_csv(shared_dataset("electricity-elec2.csv"))
 
 
-def train_champion(ws: Workspace, frame: pd.DataFrame, *, name: str = "elec2") -> int:
+def admin(ws: Workspace) -> tuple[Principal, str | None]:
+    """Who sets the tests up, and the API key the loop runs with: the local user and no key
+    without access control; an admin key with it (always on PostgreSQL)."""
+    if not access_control_on(ws):
+        return Principal("tester"), None
+    created = create_key(ws, role="admin", name="tester")
+    return authenticate(ws, created.token), created.token
+
+
+def loop_context(ws: Workspace, key: Principal) -> Context:
+    """The loop's own context, acting with ``key``'s role when access control is on."""
+    return Context(ws, loop_principal(key))
+
+
+def train_champion(
+    ws: Workspace, frame: pd.DataFrame, key: Principal, *, name: str = "elec2"
+) -> int:
     """Train on the first eight weeks (lgbm, 3 trials), register as ``name``, promote it."""
-    ctx = Context(ws, Principal("tester"))
+    ctx = Context(ws, key)
     first = add_data(ctx, frame.iloc[:WEEKS8], name=name, target=TARGET).version
     outcome = train_model(
         ctx,

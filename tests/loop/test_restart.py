@@ -13,7 +13,7 @@ from pathlib import Path
 
 from forgeml.store import Workspace
 
-from .conftest import DAY, WEEKS8, log_stream, train_champion, write_policy
+from .conftest import DAY, WEEKS8, admin, log_stream, train_champion, write_policy
 
 POLICY = """\
 model: elec2
@@ -46,10 +46,14 @@ def _cli(ws: Workspace, *args: str) -> list[str]:
     ]
 
 
-def _prepare(ws: Workspace, elec2, tmp_path: Path, budget: int) -> Path:
-    first = train_champion(ws, elec2)
+def _prepare(ws: Workspace, elec2, tmp_path: Path, budget: int) -> tuple[Path, dict[str, str]]:
+    """The champion, eight days of its logged answers with labels, the policy file, and the
+    environment of the loop's processes (with an admin API key when access control is on)."""
+    key, token = admin(ws)
+    first = train_champion(ws, elec2, key)
     log_stream(ws, "elec2", first, elec2.iloc[WEEKS8 : WEEKS8 + 8 * DAY], start_ms=START_MS)
-    return write_policy(tmp_path / "elec2.yaml", POLICY % {"budget": budget})
+    env = {**os.environ, **({"FORGEML_API_KEY": token} if token else {})}
+    return write_policy(tmp_path / "elec2.yaml", POLICY % {"budget": budget}), env
 
 
 def _loop_versions(ws: Workspace) -> list[int]:
@@ -57,9 +61,10 @@ def _loop_versions(ws: Workspace) -> list[int]:
 
 
 def test_a_watcher_killed_mid_retraining_finishes_the_step_once(workspace, elec2, tmp_path):
-    policy = _prepare(workspace, elec2, tmp_path, budget=40)
+    policy, env = _prepare(workspace, elec2, tmp_path, budget=40)
     watcher = subprocess.Popen(
         _cli(workspace, "loop", "watch", "elec2", "--policy", str(policy)),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -91,6 +96,7 @@ def test_a_watcher_killed_mid_retraining_finishes_the_step_once(workspace, elec2
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert again.returncode == 0, again.stderr
     assert "resuming cycle 1" in again.stdout
@@ -105,10 +111,12 @@ def test_a_watcher_killed_mid_retraining_finishes_the_step_once(workspace, elec2
 
 
 def test_two_loops_never_retrain_one_model_at_once(workspace, elec2, tmp_path):
-    policy = _prepare(workspace, elec2, tmp_path, budget=15)
+    policy, env = _prepare(workspace, elec2, tmp_path, budget=15)
     command = _cli(workspace, "loop", "run", "elec2", "--policy", str(policy), "--json")
     runs = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         for _ in range(2)
     ]
     outputs = []

@@ -10,7 +10,7 @@ import sys
 import httpx
 
 from forgeml.config import Settings
-from forgeml.loop import LOOP_PRINCIPAL, LoopPolicy, LoopRunner
+from forgeml.loop import LoopPolicy, LoopRunner
 from forgeml.store import Workspace
 from forgeml.workflows import Context, add_data
 
@@ -18,7 +18,9 @@ from .conftest import (
     DAY,
     TARGET,
     WEEKS8,
+    admin,
     env_with_home,
+    loop_context,
     records,
     serving,
     train_champion,
@@ -51,11 +53,12 @@ def _policy(**changes: object) -> LoopPolicy:
 def test_a_drifting_stream_drives_a_retraining_a_promotion_and_a_rollback(tmp_path, elec2):
     home = tmp_path / "ws"
     ws = Workspace(Settings(home=home))
-    first = train_champion(ws, elec2)
+    key, _ = admin(ws)
+    first = train_champion(ws, elec2, key)
     # a deliberately corrupted reference: the stream's own next eight weeks, every label flipped
     flipped = elec2.iloc[WEEKS8 : 2 * WEEKS8].copy()
     flipped[TARGET] = flipped[TARGET].map({"UP": "DOWN", "DOWN": "UP"})
-    add_data(Context(ws, LOOP_PRINCIPAL), flipped, name="elec2-flipped", target=TARGET)
+    add_data(Context(ws, key), flipped, name="elec2-flipped", target=TARGET)
     good = _policy()
     worse = _policy(
         triggers={"performance": None, "new_labels": 100},
@@ -81,7 +84,7 @@ def test_a_drifting_stream_drives_a_retraining_a_promotion_and_a_rollback(tmp_pa
             unlabelled = answered
             wait_logged(ws, "elec2", sent)
             promoted = any(d.kind == "promote" for d in ws.loop.decisions("elec2"))
-            LoopRunner(Context(ws, LOOP_PRINCIPAL), worse if promoted else good).run_pass()
+            LoopRunner(loop_context(ws, key), worse if promoted else good).run_pass()
             if any(d.kind == "rollback" for d in ws.loop.decisions("elec2")):
                 break
 

@@ -13,6 +13,7 @@ from forgeml.cli._common import (
     console,
     fmt_ms,
     open_workspace,
+    principal_of,
     print_json,
     require_positive,
     styled,
@@ -22,7 +23,6 @@ from forgeml.errors import InputError
 
 if TYPE_CHECKING:
     from forgeml.loop import LoopRunner, PassReport
-    from forgeml.store import Workspace
 
 app = typer.Typer(no_args_is_help=True, help="Continuous training: run, watch, history.")
 
@@ -33,10 +33,11 @@ PolicyOption = Annotated[
 ]
 
 
-def _runner(ws: Workspace, name: str, policy_path: Path | None, **options: Any) -> LoopRunner:
-    from forgeml.loop import LOOP_PRINCIPAL, LoopRunner, load_policy
+def _runner(ctx: typer.Context, name: str, policy_path: Path | None, **options: Any) -> LoopRunner:
+    from forgeml.loop import LoopRunner, load_policy, loop_principal
     from forgeml.workflows import Context
 
+    ws = open_workspace(ctx)
     ws.models.get_model(name)  # NotFoundError names the model
     path = policy_path or ws.home / "loops" / f"{name}.yaml"
     if policy_path is None and not path.is_file():
@@ -44,7 +45,8 @@ def _runner(ws: Workspace, name: str, policy_path: Path | None, **options: Any) 
     policy = load_policy(path)
     if policy.model != name:
         raise InputError(f"{path} is the policy of model {policy.model!r}, not {name!r}")
-    return LoopRunner(Context(ws, LOOP_PRINCIPAL), policy, **options)
+    acting = loop_principal(principal_of(ctx))
+    return LoopRunner(Context(ws, acting, origin="cli"), policy, **options)
 
 
 def _print_pass(report: PassReport) -> None:
@@ -68,7 +70,7 @@ def run(
 ) -> None:
     """One pass: check the triggers and act (retrain, compare, gate, roll out, promote,
     roll back), every step recorded."""
-    report = _runner(open_workspace(ctx), name, policy).run_pass()
+    report = _runner(ctx, name, policy).run_pass()
     if json:
         print_json(report.to_dict())
     else:
@@ -90,7 +92,7 @@ def watch(
 
     if max_passes is not None:
         require_positive("max-passes", max_passes)
-    runner = _runner(open_workspace(ctx), name, policy, on_event=_say)
+    runner = _runner(ctx, name, policy, on_event=_say)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -12,7 +12,7 @@ principal and recorded in the store before it starts and after it ends.
 from __future__ import annotations
 
 from forgeml.loop._policy import LoopPolicy, load_policy
-from forgeml.loop._runner import LOOP_PRINCIPAL, LoopRunner, PassReport
+from forgeml.loop._runner import LOOP_PRINCIPAL, LoopRunner, PassReport, loop_principal
 from forgeml.loop._scoring import Lead, paired_lead
 from forgeml.loop._triggers import TriggerResult
 from forgeml.loop._watch import next_pass_at, watch
@@ -25,6 +25,7 @@ __all__ = [
     "PassReport",
     "TriggerResult",
     "load_policy",
+    "loop_principal",
     "next_pass_at",
     "paired_lead",
     "watch",

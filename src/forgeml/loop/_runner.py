@@ -67,13 +67,23 @@ from forgeml.workflows import (
     train_model,
 )
 
-__all__ = ["LOOP_PRINCIPAL", "LoopRunner", "PassReport"]
+__all__ = ["LOOP_PRINCIPAL", "LoopRunner", "PassReport", "loop_principal"]
 
 _log = logging.getLogger("forgeml.loop")
 
 #: Who the loop acts as, recorded on every dataset, run, version, alias and route it changes.
 LOOP_PRINCIPAL = Principal("loop", "loop")
 CANDIDATE = "candidate"
+
+
+def loop_principal(key: Principal | None = None) -> Principal:
+    """The loop's principal: ``loop`` (kind ``loop``), acting with the API key ``key`` was
+    authenticated by when access control is on (its role must allow ``loop.run``: admin)."""
+    if key is None or key.key_id is None:
+        return LOOP_PRINCIPAL
+    return Principal("loop", "loop", role=key.role, key_id=key.key_id)
+
+
 _LOG_COLUMNS = ("request_id", "version", "time_ms", "latency_ms", "prediction", "label")
 _WHOLE = 10**14  # one window covering every logged time
 
@@ -183,7 +193,10 @@ class LoopRunner:
 
         Raises:
             NotFoundError: the model or its champion alias does not exist.
+            AuthenticationError: access control is on and the loop has no valid key.
+            PermissionDeniedError: its key's role may not run a loop (admin only).
         """
+        self.ctx.authorize("loop.run")
         self.ws.models.get_model(self.model)
         self._actions, self._decisions = [], []
         if not self.ws.loop.acquire_lease(self.model, self.holder, ttl_ms=self.lease_ms):
