@@ -355,7 +355,9 @@ class LoopRunner:
         if triggers.drift is not None:
             loaded = self._load(champion.version)
             recent = rows[self._inputs(rows)] if len(rows) else rows
-            results.append(check_drift(triggers.drift, loaded.reference(), recent))
+            results.append(
+                check_drift(triggers.drift, loaded.reference(), recent, seed=policy.seed)
+            )
         if triggers.schedule is not None:
             since = state.get("last_retrain_ms") or state.get("started_ms") or now
             results.append(check_schedule(triggers.schedule, int(since), now))

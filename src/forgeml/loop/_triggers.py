@@ -3,7 +3,6 @@ the numbers and the rows they were computed on."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,13 +127,17 @@ def check_performance(
 
 
 def check_drift(
-    rule: DriftTrigger, reference: pd.DataFrame | None, recent: pd.DataFrame
+    rule: DriftTrigger, reference: pd.DataFrame | None, recent: pd.DataFrame, *, seed: int = 0
 ) -> TriggerResult:
-    """The latest logged inputs against the champion's reference sample (``forgeml.monitor``).
+    """The latest logged inputs against the champion's reference sample
+    (``forgeml.monitor.DriftDetector``: calibrated per-column decisions, and the domain
+    classifier when ``multivariate_auc`` is set).
 
     Fires when the share of drifted columns reaches ``share`` or the domain classifier's AUC
     reaches ``multivariate_auc``.
     """
+    from forgeml.monitor import DriftDetector
+
     if reference is None or reference.empty:
         return TriggerResult("drift", False, "not checked: the champion's bundle has no reference")
     if len(recent) < rule.window_rows:
@@ -144,28 +147,22 @@ def check_drift(
             f"waiting: {len(recent):,} logged rows, needs {rule.window_rows:,}",
             {"rows": len(recent), "needed": rule.window_rows},
         )
-    try:
-        # the monitor capability is optional in this build: a missing one is reported, not
-        # raised (imported by name so the trigger module loads without it)
-        monitor = importlib.import_module("forgeml.monitor")
-    except ImportError:
-        return TriggerResult(
-            "drift", False, "not checked: drift detection (forgeml.monitor) is not installed"
-        )
     columns = [c for c in reference.columns if c in recent.columns]
     current = recent[columns].iloc[-rule.window_rows :]
-    report = monitor.DriftDetector().fit(reference[columns]).score(current)
+    detector = DriftDetector(multivariate=rule.multivariate_auc is not None, random_state=seed)
+    report = detector.fit(reference[columns]).score(current)
     share = float(report.share_drifted)
-    auc = getattr(report, "multivariate", None)
-    auc_value = float(getattr(auc, "auc", float("nan"))) if auc is not None else float("nan")
+    found = report.multivariate.auc if report.multivariate is not None else None
+    auc = float("nan") if found is None else float(found)
     fired_share = rule.share is not None and share >= rule.share
-    fired_auc = rule.multivariate_auc is not None and auc_value >= rule.multivariate_auc
+    fired_auc = rule.multivariate_auc is not None and auc >= rule.multivariate_auc
+    drifted = list(report.drifted_columns)
     summary = (
-        f"{share:.0%} of {len(columns)} columns drifted in the latest {len(current):,} rows vs "
-        f"{len(reference):,} reference rows"
+        f"{share:.0%} of {len(report.columns)} columns drifted ({', '.join(drifted) or 'none'}) "
+        f"in the latest {len(current):,} logged rows vs {len(reference):,} reference rows"
         + (f" (threshold {rule.share:.0%})" if rule.share is not None else "")
         + (
-            f"; domain classifier AUC {auc_value:.3f} (threshold {rule.multivariate_auc})"
+            f"; domain classifier AUC {auc:.3f} (threshold {rule.multivariate_auc})"
             if rule.multivariate_auc is not None
             else ""
         )
@@ -174,7 +171,7 @@ def check_drift(
         "drift",
         fired_share or fired_auc,
         summary,
-        {"share_drifted": share, "auc": auc_value, "rows": len(current)},
+        {"share_drifted": share, "auc": auc, "rows": len(current), "drifted": drifted},
     )
 
 
