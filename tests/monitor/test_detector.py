@@ -141,3 +141,14 @@ def test_psi_on_request(hotel):
     assert lead.drifted and lead.p_value < 1e-6 and lead.threshold >= 0.1
     with pytest.raises(InputError, match="`numeric_test` parameter"):
         drift(ref, cur, numeric_test="t-test")
+
+
+def test_small_window_is_scored_without_the_classifier(bike_months):
+    detector = DriftDetector().fit(bike_months[(2011, 1)])
+    report = detector.score(bike_months[(2011, 7)].iloc[:30])
+    assert report.multivariate is not None and report.multivariate.auc is None
+    assert "fewer than 50 rows" in (report.multivariate.skipped or "")
+    assert "domain classifier" not in report.rule
+    # thresholds widen on 30 rows; a July against January is still obvious
+    assert report["temp"].null_threshold > 0.25 and report["temp"].drifted
+    assert not report["hr"].drifted
