@@ -83,7 +83,7 @@ class ServeOptions(BaseModel):
     when_full: Literal["drop", "block"] = "drop"
     poll_interval: float = Field(default=1.0, gt=0)
     access_log: bool = True
-    admin_token: str | None = None
+    admin_token: str | None = Field(default=None, repr=False)  # never in a repr or a log
     allowed_hosts: tuple[str, ...] = ()
     rate_limit: float = Field(default=0.0, ge=0)
     rate_burst: int = Field(default=0, ge=0)
