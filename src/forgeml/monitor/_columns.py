@@ -110,15 +110,18 @@ class Histogram:
         labels: for categories, the bar labels; ``None`` for numbers.
         reference: share of the reference's rows per bar.
         current: share of the current rows per bar (filled by scoring; empty when fitted).
+        datetime: the edges are nanoseconds since 1970-01-01 UTC.
     """
 
     edges: tuple[float, ...] | None
     labels: tuple[str, ...] | None
     reference: tuple[float, ...]
     current: tuple[float, ...] = ()
+    datetime: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "datetime": self.datetime,
             "edges": None if self.edges is None else list(self.edges),
             "labels": None if self.labels is None else list(self.labels),
             "reference": list(self.reference),
@@ -231,6 +234,7 @@ class NumericColumn:
             labels=None,
             reference=tuple(float(v) for v in reference),
             current=tuple(float(v) for v in current),
+            datetime=self.datetime,
         )
 
     def _grid_index(self, values: np.ndarray) -> np.ndarray:
@@ -283,6 +287,7 @@ class NumericColumn:
             labels=None,
             reference=self.reference_display,
             current=() if current is None else self._display_shares(current),
+            datetime=self.datetime,
         )
 
     def out_of_range(self, counts: np.ndarray) -> float:

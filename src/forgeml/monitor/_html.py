@@ -137,9 +137,14 @@ def _figure(c: ColumnDrift) -> str | None:
         return None
     if h.edges is not None:
         edges = list(h.edges)
+        if h.datetime:  # nanoseconds -> matplotlib's days
+            edges = [e / 86_400e9 for e in edges]
         widths = [b - a for a, b in itertools.pairwise(edges)]
         figure = Figure(figsize=(4.4, 2.1))
         axes = figure.add_subplot()
+        if h.datetime:
+            axes.xaxis_date()
+            figure.autofmt_xdate()
         axes.bar(edges[:-1], h.reference, width=widths, align="edge", color=_REFERENCE, alpha=0.55)
         if h.current:
             axes.bar(edges[:-1], h.current, width=widths, align="edge", color=_CURRENT, alpha=0.55)
