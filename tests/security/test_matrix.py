@@ -117,3 +117,12 @@ def test_the_command_line_finds_the_command_it_checks() -> None:
     assert command_path(cli, ["nope", "x"])[0] is None
     _, options = command_path(cli, ["--api-key-file", "/k", "runs", "list"])
     assert str(options["api_key_file"]) == "/k"
+
+
+def test_the_documented_matrix_is_the_written_one() -> None:
+    from pathlib import Path
+
+    page = Path(__file__).parents[2] / "docs" / "security-matrix.md"
+    assert page.read_text(encoding="utf-8").endswith(render_matrix()), (
+        "docs/security-matrix.md is stale: regenerate it from `forgeml keys roles`"
+    )
