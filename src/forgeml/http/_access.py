@@ -51,12 +51,13 @@ from forgeml.security import (
     check_token,
     principal_for,
 )
+from forgeml.serve import PRINCIPAL_SCOPE_KEY
 from forgeml.store import KeyRecord, Workspace
 
 __all__ = ["ADMIN_ACTIONS", "AccessMiddleware", "AccessPolicy", "is_loopback", "match_route"]
 
 _log = logging.getLogger("forgeml.serve")
-SCOPE_KEY: Final = "principal"
+SCOPE_KEY: Final = PRINCIPAL_SCOPE_KEY  # where the prediction server reads it (feedback)
 #: The actions of the admin routes: closed without a key or token off loopback.
 ADMIN_ACTIONS: Final = frozenset({"serve.admin", "route.write", "alias.move"})
 _LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -27,17 +27,17 @@ from forgeml import workflows
 from forgeml.errors import ForgeMLError
 from forgeml.http._access import principal_of
 from forgeml.security import Principal
-from forgeml.serve._app import Serving
-from forgeml.serve._http import (
+from forgeml.serve import (
     Operation,
+    RequestError,
+    Serving,
     from_forgeml,
     guarded,
     json_response,
+    openapi_body,
     operation,
     read_body,
 )
-from forgeml.serve._schemas import promotion, route
-from forgeml.serve._types import RequestError
 from forgeml.store import Workspace
 
 __all__ = ["admin_operations"]
@@ -66,6 +66,44 @@ def _json_body(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise RequestError(f"The body is not JSON: {e}", field="body") from None
+
+
+def route() -> dict[str, Any]:
+    """``/admin/models/{name}/route``: a traffic split and an optional shadow."""
+    schema = {
+        "type": "object",
+        "required": ["split"],
+        "properties": {
+            "split": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+            },
+            "shadow": {
+                "type": "object",
+                "properties": {
+                    "version": {"type": ["string", "integer"]},
+                    "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            },
+            "sticky": {"type": "boolean"},
+        },
+    }
+    return openapi_body(schema, {"split": {"production": 90, "staging": 10}})
+
+
+def promotion() -> dict[str, Any]:
+    """``/admin/models/{name}/promote``: the version an alias moves to."""
+    schema = {
+        "type": "object",
+        "required": ["version"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1},
+            "alias": {"type": "string"},
+            "reason": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+    return openapi_body(schema, {"version": 2, "alias": "production", "reason": "better AUC"})
 
 
 def admin_operations(serving: Serving) -> Sequence[Operation]:

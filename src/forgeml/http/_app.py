@@ -10,8 +10,8 @@ from forgeml.config import Settings
 from forgeml.http._access import AccessMiddleware, AccessPolicy, warn_if_exposed
 from forgeml.http._admin import admin_operations
 from forgeml.security import Principal
-from forgeml.serve._app import create_app as create_serving_app
-from forgeml.serve._options import ServeOptions
+from forgeml.serve import ServeOptions
+from forgeml.serve import create_app as create_serving_app
 from forgeml.store import Workspace
 
 __all__ = ["access_policy", "create_app"]

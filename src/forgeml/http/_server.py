@@ -10,7 +10,7 @@ from typing import Any
 from forgeml.config import Settings
 from forgeml.errors import InputError
 from forgeml.http._limits import ConnectionLimits, limited_protocol
-from forgeml.serve._options import ServeOptions
+from forgeml.serve import ServeOptions
 
 __all__ = ["app_from_settings", "run"]
 

@@ -14,8 +14,8 @@ __all__ = [
     "feedback",
     "mlflow_invocations",
     "native_predict",
+    "openapi_body",
     "parse_feedback",
-    "route",
     "v2_infer",
 ]
 
@@ -72,6 +72,12 @@ def _body(schema: dict[str, Any], example: Any = None, media: str = "application
             ),
         },
     }
+
+
+def openapi_body(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    """The OpenAPI description (``openapi_extra`` of ``operation``) of an operation that takes
+    a JSON body described by ``schema`` and answers errors in forgeml's JSON shape."""
+    return _body(schema, example)
 
 
 def _error_response(description: str) -> dict[str, Any]:
@@ -173,41 +179,6 @@ def feedback() -> dict[str, Any]:
     out = _body(schema, {"request_id": "3f2a...", "label": ">50K"})
     out["responses"]["200"] = {"description": "Labels stored", "content": {"application/json": {}}}
     return out
-
-
-def route() -> dict[str, Any]:
-    """``/admin/models/{name}/route``: a traffic split and an optional shadow."""
-    schema = {
-        "type": "object",
-        "required": ["split"],
-        "properties": {
-            "split": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
-            "shadow": {
-                "type": "object",
-                "properties": {
-                    "version": {"type": ["string", "integer"]},
-                    "fraction": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-            },
-            "sticky": {"type": "boolean"},
-        },
-    }
-    return _body(schema, {"split": {"production": 90, "staging": 10}})
-
-
-def promotion() -> dict[str, Any]:
-    """``/admin/models/{name}/promote``: the version an alias moves to."""
-    schema = {
-        "type": "object",
-        "required": ["version"],
-        "properties": {
-            "version": {"type": "integer", "minimum": 1},
-            "alias": {"type": "string"},
-            "reason": {"type": "string"},
-        },
-        "additionalProperties": False,
-    }
-    return _body(schema, {"version": 2, "alias": "production", "reason": "better AUC"})
 
 
 def parse_feedback(body: bytes) -> dict[str, list[Any]]:
