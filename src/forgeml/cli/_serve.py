@@ -77,6 +77,12 @@ def serve(
             help="A Host name to answer besides loopback and --host (repeat; * for any).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS: the certificate file (PEM, with its chain).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS: the certificate's private key file (PEM).")
+    ] = None,
     rate_limit: Annotated[
         float, typer.Option(help="Requests per second per API key or client (0: no limit).")
     ] = 0.0,
@@ -141,6 +147,8 @@ def serve(
             admin_token=admin_token,
             allowed_hosts=tuple(allowed_host or ()),
             rate_limit=rate_limit,
+            tls_certfile=None if tls_cert is None else str(tls_cert),
+            tls_keyfile=None if tls_key is None else str(tls_key),
             rate_burst=rate_burst,
             unknown_categories=unknown_categories,  # type: ignore[arg-type]
             trust_pickle=trust_pickle,
@@ -162,7 +170,8 @@ def serve(
             raise InputError(f"Cannot serve {ref}: {e.message}") from None
         console.print(f"serving {ref} (version {record.version})")
     ws.close()
-    console.print(f"listening on http://{options.host}:{options.port} (docs at /docs)")
+    scheme = "https" if options.tls_certfile else "http"
+    console.print(f"listening on {scheme}://{options.host}:{options.port} (docs at /docs)")
     run(options, settings=get_settings(ctx))
 
 

@@ -65,6 +65,29 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
+def _tls(options: ServeOptions) -> dict[str, Any]:
+    """Uvicorn's TLS arguments (none for plain HTTP), the files checked first.
+
+    Raises:
+        InputError: a certificate or key file that cannot be read or does not match.
+    """
+    if options.tls_certfile is None or options.tls_keyfile is None:
+        return {}
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(options.tls_certfile, options.tls_keyfile)
+    except FileNotFoundError as e:
+        raise InputError(f"--tls-cert/--tls-key: no file {e.filename}") from None
+    except (ssl.SSLError, OSError) as e:
+        raise InputError(
+            f"--tls-cert {options.tls_certfile} and --tls-key {options.tls_keyfile} are not a "
+            f"PEM certificate and its key: {e}"
+        ) from None
+    return {"ssl_certfile": options.tls_certfile, "ssl_keyfile": options.tls_keyfile}
+
+
 def app_from_settings() -> Any:
     """The application of a worker process: options from ``FORGEML_SERVE_OPTIONS``."""
     from forgeml.http._app import create_app
@@ -111,6 +134,7 @@ def run(options: ServeOptions, *, settings: Settings | None = None) -> None:
         "timeout_graceful_shutdown": options.graceful_shutdown,
         "backlog": 4096,
         "lifespan": "on",
+        **_tls(options),
     }
     if options.workers == 1:
         from forgeml.http._app import create_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forgeml.refs import parse_ref
 
@@ -61,6 +61,8 @@ class ServeOptions(BaseModel):
         header_timeout: seconds a client has to send a request's headers (408 beyond).
         body_timeout: seconds a client has to send a request's body after its headers (408).
         max_connections: open connections per process; one more gets 503 at once.
+        tls_certfile, tls_keyfile: serve HTTPS with this certificate (PEM, chain included) and
+            its private key; both or neither.
         graceful_shutdown: seconds in-flight requests get after SIGTERM (default 20, below
             Kubernetes' 30 s grace period).
     """
@@ -94,6 +96,8 @@ class ServeOptions(BaseModel):
     body_timeout: float = Field(default=DEFAULT_BODY_TIMEOUT, gt=0, allow_inf_nan=False)
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
     graceful_shutdown: float = Field(default=DEFAULT_GRACEFUL_SHUTDOWN, ge=0, allow_inf_nan=False)
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
 
     @field_validator("models")
     @classmethod
@@ -102,3 +106,11 @@ class ServeOptions(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("each model name is served once; use a route to serve two versions")
         return refs
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServeOptions:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError(
+                "TLS needs both the certificate and its key (tls_certfile, tls_keyfile)"
+            )
+        return self
