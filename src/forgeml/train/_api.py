@@ -36,7 +36,7 @@ from forgeml.train._task import (
     infer_kind,
 )
 from forgeml.train._validation import holdout_split, make_folds, n_folds_for
-from forgeml.train._zoo import FAMILIES, load_libraries
+from forgeml.train._zoo import FAMILIES, available_families, load_libraries
 
 __all__ = ["TrainConfig", "check_training_data", "train"]
 
@@ -499,7 +499,7 @@ def train(
     hard_end = started + budget
     notes: list[str] = []
     n_jobs = cfg.n_jobs if cfg.n_jobs != -1 else (os.cpu_count() or 1)
-    families = list(cfg.models) if cfg.models is not None else list(FAMILIES)
+    families = list(cfg.models) if cfg.models is not None else available_families()
 
     # -- which rows train and which test ---------------------------------------------------
     n_given_test = 0

@@ -162,12 +162,18 @@ class TrainConfig(BaseModel):
     def _known_models(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is None:
             return None
-        from forgeml.train._zoo import FAMILIES
+        from forgeml.train._zoo import FAMILIES, OPTIONAL, available_families
 
         unknown = [m for m in value if m not in FAMILIES]
         if unknown:
             raise ValueError(
                 f"Unknown model family {unknown[0]!r}; known families: {', '.join(FAMILIES)}"
+            )
+        missing = [m for m in value if m not in available_families()]
+        if missing:
+            raise ValueError(
+                f"Model family {missing[0]!r} needs the {OPTIONAL[missing[0]]!r} package, which "
+                f"is not installed: pip install 'forgeml[{OPTIONAL[missing[0]]}]'"
             )
         return tuple(dict.fromkeys(value))
 

@@ -43,7 +43,7 @@ __all__ = ["Problem", "TrialRecord", "fit_pipeline", "run_search"]
 _log = logging.getLogger("forgeml.train")
 
 # Families that stop early on a split fit_pipeline makes (HGB and the MLP split themselves).
-_SPLITS_FOR_EARLY_STOPPING = ("lgbm", "xgb")
+_SPLITS_FOR_EARLY_STOPPING = ("lgbm", "xgb", "catboost")
 # Consecutive skipped trials after which the search ends (nothing left fits in time).
 _MAX_SKIPS = 50
 # Complete trials whose fold models are kept (ensemble members and the refit fallback).

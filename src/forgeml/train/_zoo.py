@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FAMILIES", "Family", "FitOutcome", "fit_estimator", "load_libraries"]
+__all__ = [
+    "FAMILIES",
+    "OPTIONAL",
+    "Family",
+    "FitOutcome",
+    "available_families",
+    "fit_estimator",
+    "load_libraries",
+]
 
 # Most boosting rounds a trial may use (early stopping usually ends well before).
 _MAX_ROUNDS = 3000
@@ -279,6 +287,51 @@ def _forest(name: str) -> tuple[Callable[..., Any], Callable[..., Any], Callable
     return _forest_space(name), _forest_start(name), _forest_build(name)
 
 
+# -- CatBoost ---------------------------------------------------------------------------------
+
+
+def _catboost_space(trial: Any, task: str, imbalanced: bool) -> dict[str, Any]:
+    return {
+        "catboost.depth": trial.suggest_int("catboost.depth", 3, 10),
+        "catboost.learning_rate": trial.suggest_float(
+            "catboost.learning_rate", 0.02, 0.3, log=True
+        ),
+        "catboost.l2_leaf_reg": trial.suggest_float("catboost.l2_leaf_reg", 0.5, 30.0, log=True),
+        "catboost.random_strength": trial.suggest_float(
+            "catboost.random_strength", 0.1, 10.0, log=True
+        ),
+        "catboost.bagging_temperature": trial.suggest_float(
+            "catboost.bagging_temperature", 0.0, 1.0
+        ),
+        **_weight_choice(trial, "catboost", task, imbalanced),
+    }
+
+
+def _catboost_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "catboost.depth": 6,
+        "catboost.learning_rate": 0.1,
+        "catboost.l2_leaf_reg": 3.0,
+        "catboost.random_strength": 1.0,
+        "catboost.bagging_temperature": 1.0,
+    }
+    if task != "regression" and imbalanced:
+        params["catboost.class_weight"] = "none"
+    return params
+
+
+def _catboost_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds: int) -> Any:
+    from forgeml.train._catboost import CatBoostModel
+
+    return CatBoostModel(
+        task=task,
+        params=_p(params, "catboost"),
+        iterations=rounds,
+        random_state=seed,
+        n_jobs=n_jobs,
+    )
+
+
 # -- Linear ------------------------------------------------------------------------------------
 
 
@@ -368,11 +421,29 @@ FAMILIES: dict[str, Family] = {
         Family("rf", "ordinal", 5, False, *_forest("rf"), 3.0),
         Family("et", "ordinal", 4, False, *_forest("et"), 2.0),
         Family("mlp", "dense", 6, True, _mlp_space, _mlp_start, _mlp_build, 3.0),
+        Family(
+            "catboost", "native", 3, True, _catboost_space, _catboost_start, _catboost_build, 3.0
+        ),
     )
 }
 
+# Families whose library is an optional extra: offered by default only when it imports.
+OPTIONAL: dict[str, str] = {"catboost": "catboost"}
 
-_LIBRARIES = {"lgbm": "lightgbm", "xgb": "xgboost"}
+
+def available_families() -> list[str]:
+    """The families whose libraries import here (every family but the optional ones when
+    their package is missing), in ``FAMILIES`` order."""
+    import importlib.util
+
+    return [
+        name
+        for name in FAMILIES
+        if name not in OPTIONAL or importlib.util.find_spec(OPTIONAL[name]) is not None
+    ]
+
+
+_LIBRARIES = {"lgbm": "lightgbm", "xgb": "xgboost", "catboost": "catboost"}
 
 
 def load_libraries(families: list[str]) -> None:
@@ -440,6 +511,10 @@ def fit_estimator(
             return _fit_hgb(family, params, task, X, y, seed, deadline, rounds)
         if family.name in ("rf", "et"):
             return _fit_forest(family, params, task, X, y, seed, n_jobs, deadline)
+        if family.name == "catboost":
+            return _fit_catboost(
+                family, params, task, X, y, seed, n_jobs, deadline, eval_set, rounds
+            )
         if family.name == "mlp":
             return _fit_mlp(family, params, task, X, y, seed, deadline, rounds)
         estimator = family.build(params, task, seed, n_jobs, 0)
@@ -521,6 +596,24 @@ def _fit_xgb(
     # callbacks hold a closure over this fit's deadline: drop them from the fitted model
     estimator.set_params(callbacks=None, early_stopping_rounds=None)
     return FitOutcome(estimator, n_rounds, cut["hit"])
+
+
+def _fit_catboost(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+    deadline: float,
+    eval_set: tuple[Any, np.ndarray] | None,
+    rounds: int | None,
+) -> FitOutcome:
+    estimator = family.build(params, task, seed, n_jobs, rounds or _MAX_ROUNDS)
+    early = eval_set is not None and rounds is None
+    estimator.fit(X, y, eval_set=eval_set if early else None, deadline=deadline, patience=_PATIENCE)
+    return FitOutcome(estimator, estimator.best_iteration_, estimator.truncated_)
 
 
 def _fit_hgb(
