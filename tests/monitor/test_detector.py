@@ -116,6 +116,10 @@ def test_bad_input_is_named():
         drift(ref, ref.assign(c=1))
     with pytest.raises(InputError, match="not fitted"):
         DriftDetector().score(ref)
+    # a column without any value in the reference is left out, with the reason
+    report = drift(ref.assign(c=np.nan), ref.assign(c=1.0), multivariate=False)
+    assert dict(report.skipped) == {"c": "no value in the reference"}
+    assert [c.column for c in report.columns] == ["a", "b"]
 
 
 def test_psi_on_request(hotel):

@@ -232,6 +232,9 @@ class DriftDetector:
             series = reference[name]
             if kind is ColumnKind.INTEGER and n > _SCHEMA_SAMPLE and _is_row_number(series):
                 kind = ColumnKind.IDENTIFIER  # the sample cannot see that it counts the rows
+            if not bool(series.notna().any()):
+                skipped.append((name, "no value in the reference"))
+                continue
             if name in forced or kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
                 models.append(CategoricalColumn(name, series, max_categories=self.max_categories))
             elif kind in (ColumnKind.NUMERIC, ColumnKind.INTEGER, ColumnKind.DATETIME):
