@@ -253,3 +253,25 @@ def test_a_model_without_reference_rows_takes_the_checked_path(ws, ensemble):
     model = fm.load(f"adult-no-sample@{version}", workspace=ws)
     assert model.reference() is None
     assert type(runner_for(model)) is FrameRunner
+
+
+def test_small_frames_are_predicted_compiled_with_the_same_numbers(ensemble):
+    trained, _, held_out = ensemble
+    direct = TrainedModel(
+        members=[trained.members[i] for i in (0, 1, 2, 5)],
+        weights=[0.4, 0.3, 0.2, 0.1],
+        task="binary",
+        feature_columns=trained.feature_columns,
+        classes=trained.classes,
+        threshold=0.45,
+    )
+    batch = direct.predict_proba(held_out)  # 2,000 rows: each member through its pipeline
+    assert direct._compiled() is not None
+    for i in range(0, len(held_out), 50):
+        one = direct.predict_proba(held_out.iloc[i : i + 1])
+        np.testing.assert_allclose(one, batch[i : i + 1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(direct.predict_proba(held_out[:100]), batch[:100], atol=1e-12)
+    assert direct.predict(held_out[:100]).tolist() == direct.predict(held_out).tolist()[:100]
+    assert "_compiled_model" not in direct.__getstate__()  # a cache, never saved
+    # a member that needs a frame (HistGradientBoosting) keeps the frame path
+    assert trained._compiled() is None

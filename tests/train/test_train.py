@@ -175,3 +175,19 @@ def test_rows_without_target_are_dropped_and_noted(german, ws):
     frame.loc[frame.index[:10], "class"] = None
     result = train(frame, target="class", time_budget=4, models=["linear"], workspace=ws)
     assert any("dropped 10 rows" in note for note in result.notes)
+
+
+def test_the_returned_models_latency_is_measured_and_recorded(german, ws):
+    result = train(german, target="class", time_budget=4, models=["lgbm"], workspace=ws)
+    latency = result.latency
+    assert set(latency) == {"one_row_ms", "rows_1000_ms"}
+    assert all(v > 0 for v in latency.values())
+    run = ws.runs.get_run(result.run_id)
+    assert run.metrics["latency_one_row_ms"] == pytest.approx(latency["one_row_ms"])
+    assert run.metrics["latency_rows_1000_ms"] == pytest.approx(latency["rows_1000_ms"])
+    assert result.summary()["latency"] == latency
+    # a one-row frame takes the compiled path: same numbers as the frame path
+    rows = german.drop(columns=["class"]).head(300)
+    batch = result.model.predict_proba(rows)
+    one = np.vstack([result.model.predict_proba(rows.iloc[i : i + 1]) for i in range(300)])
+    np.testing.assert_allclose(one, batch, rtol=0, atol=1e-12)

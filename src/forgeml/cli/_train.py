@@ -218,6 +218,14 @@ def train(
         f"{tests}   (trivial baseline {result.metric} {base})",
         markup=False,
     )
+    if result.latency:
+        console.print(
+            f"latency of the model: one row {result.latency['one_row_ms']:.2f} ms "
+            f"({'predict' if result.task == 'regression' else 'predict_proba'} on a one-row "
+            "DataFrame, median of 10), 1,000 held-out rows "
+            f"{result.latency['rows_1000_ms']:.1f} ms",
+            markup=False,
+        )
     trials_text = ", ".join(f"{n} {state}" for state, n in sorted(result.n_trials.items()))
     console.print(
         f"{trials_text}; {result.elapsed:.1f}s of {result.time_budget:g}s; run {result.run_id}",

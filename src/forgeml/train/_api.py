@@ -998,6 +998,7 @@ def _search_and_fit(
         shown = ", ".join(f"{c} ({n})" for c, n in sorted(unseen.items()))
         notes.append(f"test split values never seen in training: {shown}")
 
+    latency = _latency(model, X_test, problem.task, problem.seed)
     leaderboard = _leaderboard(ranked, metric, ensemble_row)
     states: dict[str, int] = {}
     for r in records:
@@ -1005,6 +1006,7 @@ def _search_and_fit(
     run.log_metrics({f"cv_{metric.name}": cv_score})
     run.log_metrics({f"test_{k}": v for k, v in test_metrics.items() if math.isfinite(v)})
     run.log_metrics({"n_trials": len(records)})
+    run.log_metrics({f"latency_{k}": v for k, v in latency.items()})
     buffer = io.StringIO()
     leaderboard.to_csv(buffer, index=False)
     run.log_text(buffer.getvalue(), "leaderboard.csv")
@@ -1038,7 +1040,30 @@ def _search_and_fit(
         elapsed=time.monotonic() - started,
         time_budget=budget,
         notes=notes,
+        latency=latency,
     )
+
+
+def _latency(model: TrainedModel, X_test: pd.DataFrame, task: str, seed: int) -> dict[str, float]:
+    """The returned model's prediction time on held-out rows (see ``TrainResult.latency``)."""
+    predict = model.predict if task == "regression" else model.predict_proba
+    if len(X_test) == 0:
+        return {}
+    one = X_test.iloc[:1]
+    predict(one)  # anything built on first use is built now
+    times = []
+    for _ in range(10):
+        started = time.perf_counter()
+        predict(one)
+        times.append(time.perf_counter() - started)
+    rows = X_test.sample(1000, replace=len(X_test) < 1000, random_state=seed)
+    started = time.perf_counter()
+    predict(rows)
+    batch = time.perf_counter() - started
+    return {
+        "one_row_ms": round(float(np.median(times)) * 1000, 4),
+        "rows_1000_ms": round(batch * 1000, 3),
+    }
 
 
 def _select_and_refit(

@@ -319,14 +319,19 @@ class CompiledModel:
         self._weights = [float(w) for w in model.weights]
         self.direct = all(direct for _, direct in members)
 
-    def predict_both(self, columns: Columns, n: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """What ``TrainedModel.predict_with_proba`` gives for the same rows: predictions and,
-        for classifiers, class probabilities."""
+    def combined(self, columns: Columns, n: int) -> np.ndarray:
+        """The members' weighted sum (class probabilities before normalising, or values)."""
         total: np.ndarray | None = None
         for weight, call in zip(self._weights, self._members, strict=True):
             part = weight * call(columns, n)
             total = part if total is None else total + part
         assert total is not None
+        return total
+
+    def predict_both(self, columns: Columns, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """What ``TrainedModel.predict_with_proba`` gives for the same rows: predictions and,
+        for classifiers, class probabilities."""
+        total = self.combined(columns, n)
         if self.task == "regression":
             return total, None
         proba = total / total.sum(axis=1, keepdims=True)

@@ -5,7 +5,10 @@ the raw feature columns by name.
 ``feature_names_in_``). Columns are matched by name, so their order does not matter and extra
 columns are ignored; a missing feature column is a ``SchemaMismatchError`` naming it.
 Categories never seen in training are mapped to "missing", never an error;
-``unseen_categories(X)`` says how many there are without changing the model.
+``unseen_categories(X)`` says how many there are without changing the model. Small frames (up to
+100 rows) are predicted through the model compiled to array lookups and native predictor calls
+(``compile_for_serving``, built on first use) when every member allows it: one row answers in
+well under a millisecond instead of several, with the same numbers.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from forgeml.errors import InputError, SchemaMismatchError
-from forgeml.train._compiled import CompiledModel
+from forgeml.train._compiled import CompiledModel, NotCompilable
 
 __all__ = ["FoldBag", "TrainedModel", "raw_predict"]
 
+# Up to this many rows, predictions go through the compiled model (no DataFrame per member).
+_SMALL_FRAME = 100
 # Families whose refit pipeline the explainer handles exactly (the others: model-agnostic).
 _EXACTLY_EXPLAINED = ("lgbm", "xgb", "rf", "et", "linear")
 
@@ -157,6 +162,16 @@ class TrainedModel(BaseEstimator):
         return X.loc[:, required]
 
     def _combined(self, X: pd.DataFrame) -> np.ndarray:
+        if isinstance(X, pd.DataFrame) and len(X) <= _SMALL_FRAME:
+            compiled = self._compiled()
+            if compiled is not None:
+                required = self.feature_names_in_.tolist()
+                if X.columns.is_unique and all(c in X.columns for c in required):
+                    # one plain list per column: no frame is built
+                    array = X.to_numpy(dtype=object)
+                    at = X.columns.get_indexer(required)
+                    columns = {c: array[:, j].tolist() for c, j in zip(required, at, strict=True)}
+                    return compiled.combined(columns, len(X))
         frame = self._frame(X)
         total: np.ndarray | None = None
         for weight, member in zip(self.weights, self.members, strict=True):
@@ -164,6 +179,24 @@ class TrainedModel(BaseEstimator):
             total = part if total is None else total + part
         assert total is not None
         return total
+
+    def _compiled(self) -> CompiledModel | None:
+        """The compiled model when every member runs on arrays (built on first use, never
+        saved: see ``__getstate__``), else ``None``."""
+        if "_compiled_model" not in self.__dict__:
+            compiled: CompiledModel | None
+            try:
+                compiled = CompiledModel(self, raw_predict=raw_predict)
+            except NotCompilable:
+                compiled = None
+            self.__dict__["_compiled_model"] = compiled if compiled and compiled.direct else None
+        found: CompiledModel | None = self.__dict__["_compiled_model"]
+        return found
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_compiled_model", None)  # a cache of closures, rebuilt when needed
+        return state
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, one column per class in ``classes_`` order.

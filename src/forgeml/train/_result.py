@@ -46,6 +46,10 @@ class TrainResult:
         elapsed: wall seconds the call took.
         time_budget: the budget in seconds.
         notes: fallbacks taken (rows dropped, folds reduced...).
+        latency: the returned model's prediction time, measured after the refit on held-out
+            rows: ``one_row_ms`` (``predict_proba``, or ``predict`` for a regressor, on a
+            one-row DataFrame, median of 10 calls) and ``rows_1000_ms`` (one call on 1,000
+            held-out rows, drawn with replacement when there are fewer).
         dataset: the training dataset version, when trained from the dataset store.
         evaluation: the ``forgeml.evaluate`` report on the held-out rows, when asked for.
         split: the recorded split of the dataset version whose train part the model was
@@ -83,6 +87,7 @@ class TrainResult:
     config: Any = None
     n_train_rows: int | None = None
     n_test_rows: int | None = None
+    latency: dict[str, float] | None = None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``forgeml train --json`` prints)."""
@@ -107,6 +112,7 @@ class TrainResult:
             "split": self.split,
             "n_train_rows": self.n_train_rows,
             "n_test_rows": self.n_test_rows,
+            "latency": self.latency,
             "config": None if self.config is None else self.config.to_dict(),
             "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
             "leaderboard": self.leaderboard.to_dict(orient="records"),
