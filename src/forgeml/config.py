@@ -16,6 +16,8 @@ debug                   FORGEML_DEBUG           false: CLI errors print one line
 api_key                 FORGEML_API_KEY         the API key commands and use cases present
 api_key_file            FORGEML_API_KEY_FILE    a file holding it (read when api_key is unset)
 admin_token             FORGEML_ADMIN_TOKEN     the server's admin bearer token (no keys)
+encryption_key          FORGEML_ENCRYPTION_KEY  seals artifact blobs (AES-256-GCM), 32 bytes
+encryption_key_file     ..._KEY_FILE            a file holding it
 ======================  ======================  =============================================
 
 Secrets are ``SecretStr``: their ``repr`` and JSON dumps show ``**********``.
@@ -68,6 +70,13 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the server's admin routes (without keys)."
     )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Artifact encryption key: 64 hex characters or URL-safe base64 of 32 bytes.",
+    )
+    encryption_key_file: Path | None = Field(
+        default=None, description="A file whose first line is the artifact encryption key."
+    )
     serve_options: str | None = Field(
         default=None,
         description="ServeOptions as JSON: how `forgeml serve` hands its options to workers.",
@@ -90,6 +99,21 @@ class Settings(BaseSettings):
             return text.strip() or None
         if self.api_key_file is not None:
             text = self.api_key_file.expanduser().read_text(encoding="utf-8")
+            return (text.strip().splitlines() or [""])[0].strip() or None
+        return None
+
+    def encryption_key_value(self) -> str | None:
+        """The artifact encryption key's text, or ``None`` (blobs stored as they are).
+
+        Raises:
+            OSError: the key file cannot be read.
+        """
+        if self.encryption_key is not None:
+            key = self.encryption_key
+            text = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
+            return text.strip() or None
+        if self.encryption_key_file is not None:
+            text = self.encryption_key_file.expanduser().read_text(encoding="utf-8")
             return (text.strip().splitlines() or [""])[0].strip() or None
         return None
 

@@ -103,4 +103,5 @@ def build_app() -> typer.Typer:
     app.add_typer(_security.keys_app, name="keys")
     app.add_typer(_security.aliases_app, name="aliases")
     app.add_typer(_security.audit_app, name="audit")
+    app.add_typer(_security.artifacts_app, name="artifacts")
     return app

@@ -18,6 +18,7 @@ from forgeml.errors import InputError
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create (shown once), list, revoke.")
 aliases_app = typer.Typer(no_args_is_help=True, help="Alias guards: who may move an alias.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
+artifacts_app = typer.Typer(no_args_is_help=True, help="The artifact store: encryption at rest.")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -282,3 +283,28 @@ def audit_export(
         return
     output.write_text(lines, encoding="utf-8")
     console.print(f"{len(entries)} entries written to {output}", markup=False)
+
+
+@artifacts_app.command("reencrypt")
+def reencrypt(
+    ctx: typer.Context,
+    old_key_file: Annotated[
+        list[Path] | None,
+        typer.Option("--old-key-file", help="A file holding a previous key (repeat for several)."),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Seal every blob with the current key (FORGEML_ENCRYPTION_KEY[_FILE]): blobs stored in
+    clear and blobs sealed with the old keys given (a key rotation)."""
+    from forgeml.store._encryption import read_key_file
+
+    old = [read_key_file(p) for p in old_key_file or ()]
+    outcome = workflows.reencrypt_artifacts(open_context(ctx), old_keys=old)
+    if json:
+        print_json(outcome)
+        return
+    console.print(
+        f"{outcome['reencrypted']} blobs re-encrypted, {outcome['already_current']} already "
+        f"sealed with key {outcome['key_id']}",
+        markup=False,
+    )

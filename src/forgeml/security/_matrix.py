@@ -84,7 +84,12 @@ ACTIONS: Final[dict[str, Action]] = {
         Action("audit.read", _ADM, "read, verify and export the audit log"),
         Action("keys.manage", _ADM, "create, list and revoke API keys", True),
         Action("guards.manage", _ADM, "protect aliases (alias guards)", True),
-        Action("workspace.admin", _ADM, "create or upgrade the workspace", True),
+        Action(
+            "workspace.admin",
+            _ADM,
+            "create or upgrade the workspace, re-encrypt its artifacts",
+            True,
+        ),
     )
 }
 PUBLIC: Final = "public"
@@ -143,6 +148,7 @@ CLI_COMMANDS: Final[dict[str, str]] = {
     "audit list": "audit.read",
     "audit verify": "audit.read",
     "audit export": "audit.read",
+    "artifacts reencrypt": "workspace.admin",
 }
 
 #: Every HTTP route (method, path template) -> action.
@@ -201,6 +207,7 @@ PYTHON_API: Final[dict[str, str]] = {
     "unprotect_alias": "guards.manage",
     "list_audit": "audit.read",
     "verify_audit": "audit.read",
+    "reencrypt_artifacts": "workspace.admin",
 }
 
 

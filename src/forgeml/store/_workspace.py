@@ -53,7 +53,7 @@ class Workspace:
         self.audit = AuditStore(self.db)
         self.keys = KeyStore(self.db)
         self.guards = GuardStore(self.db)
-        self.artifacts: ArtifactStore = LocalArtifactStore(settings.resolved_artifacts)
+        self.artifacts: ArtifactStore = _artifact_store(settings)
         self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
         self.datasets = DatasetStore(self.db)
         self.models = RegistryStore(self.db)
@@ -110,3 +110,18 @@ def _prepare_home(home: Path) -> None:
         raise WorkspaceError(f"Cannot create the workspace folder {home}: {e.strerror}") from e
     if not os.access(home, os.R_OK | os.W_OK | os.X_OK):
         raise WorkspaceError(f"The workspace folder {home} is not readable and writable")
+
+
+def _artifact_store(settings: Settings) -> ArtifactStore:
+    """The artifact store: sealed with AES-256-GCM when the settings give a key."""
+    try:
+        text = settings.encryption_key_value()
+    except OSError as e:
+        raise WorkspaceError(
+            f"Cannot read the encryption key file {settings.encryption_key_file}: {e.strerror}"
+        ) from None
+    if text is None:
+        return LocalArtifactStore(settings.resolved_artifacts)
+    from forgeml.store._encryption import EncryptedArtifactStore, load_key
+
+    return EncryptedArtifactStore(settings.resolved_artifacts, load_key(text))

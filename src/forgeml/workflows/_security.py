@@ -17,6 +17,7 @@ __all__ = [
     "list_audit",
     "list_keys",
     "protect_alias",
+    "reencrypt_artifacts",
     "revoke_key",
     "unprotect_alias",
     "verify_audit",
@@ -119,3 +120,36 @@ def list_audit(
 def verify_audit(ctx: Context) -> ChainReport:
     """Walk the audit chain; the report names the first broken entry."""
     return ctx.workspace.audit.verify()
+
+
+@use_case("workspace.admin")
+def reencrypt_artifacts(ctx: Context, *, old_keys: Sequence[str] = ()) -> dict[str, object]:
+    """Seal every artifact blob with the workspace's current encryption key: blobs stored
+    before encryption was on and blobs sealed with ``old_keys`` (a rotation). Audited.
+
+    Returns:
+        ``{"reencrypted": N, "already_current": M, "key_id": ...}``.
+
+    Raises:
+        InputError: the workspace has no encryption key, or an old key is malformed.
+        ArtifactIntegrityError: a blob is sealed with a key not given, or is corrupt.
+    """
+    from forgeml.store._audit import record_change
+    from forgeml.store._encryption import EncryptedArtifactStore, load_key
+
+    ws = ctx.workspace
+    store = ws.artifacts
+    if not isinstance(store, EncryptedArtifactStore):
+        raise InputError(
+            "The workspace has no encryption key: set FORGEML_ENCRYPTION_KEY or "
+            "FORGEML_ENCRYPTION_KEY_FILE to the new key"
+        )
+    changed, current = store.with_old_keys([load_key(k) for k in old_keys]).reencrypt()
+    outcome: dict[str, object] = {
+        "reencrypted": changed,
+        "already_current": current,
+        "key_id": store.key_id,
+    }
+    with ws.db.transaction():
+        record_change(ws.db, "artifacts.reencrypt", "artifacts", ctx.principal.name, after=outcome)
+    return outcome
