@@ -52,3 +52,21 @@ def test_the_lead_interval_is_paired_and_seeded(scored):
     loss = paired_lead(get_metric("log_loss"), truth, out(a), out(b), n_bootstrap=100)
     assert loss.lead == pytest.approx(loss.champion - loss.challenger)  # lower is better
     assert lead.rows == len(truth) == 400
+
+
+def test_the_live_lead_of_two_halves_resamples_each_on_its_own(scored):
+    from forgeml.loop._scoring import independent_lead
+
+    truth, _, b = scored
+    classes = (0, 1)
+
+    def out(score):
+        return Outputs((score > 0.5).astype(int), np.c_[1 - score, score], classes)
+
+    spec = get_metric("roc_auc")
+    flipped = 1 - b
+    worse = independent_lead(spec, truth[:200], out(b[:200]), truth[200:], out(flipped[200:]))
+    assert worse.lead < 0 and worse.upper < 0  # clearly worse: the interval says so
+    # the same scores on interleaved halves: no lead beyond doubt
+    same = independent_lead(spec, truth[::2], out(b[::2]), truth[1::2], out(b[1::2]))
+    assert same.lower < 0 < same.upper

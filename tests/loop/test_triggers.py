@@ -59,6 +59,17 @@ def test_performance_fires_once_the_latest_window_falls_below_the_first(elec2):
         rule, rows, metric="accuracy", task="binary", classes=classes, baseline=baseline
     )
     assert kept == baseline and again.fired == result.fired
+    # after a retraining that kept the champion, only rows answered since count
+    rearmed, _ = check_performance(
+        rule,
+        rows,
+        metric="accuracy",
+        task="binary",
+        classes=classes,
+        baseline=baseline,
+        rearm_ms=int(rows["time_ms"].iloc[-100]),
+    )
+    assert not rearmed.fired and "99 rows after the last retraining attempt" in rearmed.summary
     # unlabelled rows: only the estimate works
     unlabelled = rows.assign(label=None)
     blind, _ = check_performance(

@@ -16,8 +16,8 @@ Example (every section but ``model`` is optional; these are the defaults where o
       new_labels: 5000            # also retrain after this many new labelled rows
     recipe:
       dataset: null               # reference data (default: the champion's training dataset)
-      window: {kind: all}         # all | last_rows {rows} | last_days {days} | recency_weighted
-      eval_rows: 500              # most recent labelled rows: the comparison window
+      window: {kind: recency_weighted, half_life_days: 30}   # or all | last_rows | last_days
+      eval_rows: 300              # most recent labelled rows: the comparison window
     budget: {time_budget: 30, max_trials: null, warm_start: true}
     gates:
       metric: {margin: 0.0, confidence: 0.95}
@@ -180,13 +180,17 @@ class Triggers(_Part):
 
 
 class Window(_Part):
-    """Which reference and labelled rows a retraining learns from."""
+    """Which reference and labelled rows a retraining learns from.
 
-    kind: Literal["all", "last_rows", "last_days", "recency_weighted"] = "all"
+    The default favours recent rows (``recency_weighted``, half-life 30 days): a loop retrains
+    because the data changed, so the newest rows say most about what comes next.
+    """
+
+    kind: Literal["all", "last_rows", "last_days", "recency_weighted"] = "recency_weighted"
     rows: int | None = Field(default=None, description="last_rows: how many.")
     days: float | None = Field(default=None, description="last_days: how many days.")
     half_life_days: float | None = Field(
-        default=None, description="recency_weighted: a row this many days old counts half."
+        default=30.0, description="recency_weighted: a row this many days old counts half."
     )
 
     @model_validator(mode="after")
@@ -213,7 +217,7 @@ class Recipe(_Part):
         default=None, description="Orders rows for windows (default: the dataset's time role)."
     )
     eval_rows: int = Field(
-        default=500, description="The most recent labelled rows, held out to compare on."
+        default=300, description="The most recent labelled rows, held out to compare on."
     )
 
     @field_validator("eval_rows")

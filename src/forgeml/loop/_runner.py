@@ -41,6 +41,7 @@ from forgeml.errors import ConflictError, InputError, NotFoundError
 from forgeml.loop._policy import LoopPolicy
 from forgeml.loop._scoring import (
     Outputs,
+    independent_lead,
     logged_outputs,
     metric_value,
     model_outputs,
@@ -349,6 +350,7 @@ class LoopRunner:
                 task=task,
                 classes=loaded.classes,
                 baseline=state.get("baseline"),
+                rearm_ms=state.get("rearm_ms"),
             )
             state = {**state, "baseline": baseline}
             results.append(result)
@@ -486,7 +488,9 @@ class LoopRunner:
         return state
 
     def _end_cycle(self, state: dict[str, Any], **changes: Any) -> dict[str, Any]:
-        return {**state, "phase": "idle", **changes}
+        """The state after a cycle that kept the champion: idle, triggers re-armed on rows
+        answered from now on."""
+        return {**state, "phase": "idle", "rearm_ms": self._clock(), **changes}
 
     # assemble -------------------------------------------------------------------------------
 
@@ -563,14 +567,6 @@ class LoopRunner:
             return {"passed": False, **detail}, self._end_cycle(
                 state, last_retrain_ms=self._clock()
             )
-        pending.add(
-            "gate",
-            "data_quality",
-            True,
-            f"{len(new):,} newly labelled rows, largest missing share "
-            f"{worst[1]:.0%} ({worst[0]}), columns match {reference_version.ref}",
-            detail,
-        )
         # the most recent labelled rows are held out: neither model trained on them
         holdout = log.iloc[-eval_n:]
         learn = log.iloc[:-eval_n]
@@ -581,7 +577,10 @@ class LoopRunner:
             # a column that does not convert is kept as logged; training infers its kind
             with suppress(TypeError, ValueError):
                 logged[column] = logged[column].astype(reference[column].dtype)
-        ages_ms = (self._clock() - learn["time_ms"]).to_numpy(dtype=float)
+        # ages count from the newest labelled row (the data's own present), so a replayed or
+        # late-labelled log windows the same way as a live one
+        newest = float(log["time_ms"].max())
+        ages_ms = (newest - learn["time_ms"]).to_numpy(dtype=float)
         ref_rows = reference.copy()
         if window.kind == "last_days":
             keep = ages_ms <= float(window.days or 0) * 86_400_000
@@ -597,6 +596,25 @@ class LoopRunner:
             ages = np.concatenate([np.full(len(ref_rows), oldest), ages_ms])
             rng = np.random.default_rng(self.policy.seed + int(state["cycle"]))
             frame = frame[rng.random(len(frame)) < np.power(0.5, ages / half)]
+        if len(frame) < quality.min_rows:
+            why = (
+                f"the {window.kind} window leaves {len(frame):,} rows to learn from, fewer "
+                f"than {quality.min_rows:,}"
+            )
+            pending.add("gate", "data_quality", False, why, detail)
+            self._event(f"cycle {state['cycle']}: data-quality gate failed")
+            return {"passed": False, **detail}, self._end_cycle(
+                state, last_retrain_ms=self._clock()
+            )
+        pending.add(
+            "gate",
+            "data_quality",
+            True,
+            f"{len(new):,} newly labelled rows, largest missing share "
+            f"{worst[1]:.0%} ({worst[0]}), columns match {reference_version.ref}; "
+            f"{len(frame):,} rows to learn from ({window.kind} window)",
+            detail,
+        )
         holdout_frame = holdout[inputs].copy()
         holdout_frame[target] = holdout["label"].to_numpy()
         note = (
@@ -1005,6 +1023,8 @@ class LoopRunner:
         }
 
     def _live(self, version: int, role: str, since_ms: int, spec: Any) -> dict[str, Any]:
+        """A version's requests, errors, mean latency and live metric since ``since_ms`` (with
+        its labels ``y`` and logged ``outputs`` for the interval)."""
         stats = self.ws.predlog.window_stats(
             self.model, every_ms=_WHOLE, version=version, since_ms=since_ms, role=role
         )
@@ -1013,14 +1033,12 @@ class LoopRunner:
         rows = self._log(version=version, role=role, since_ms=since_ms)
         labelled = self._labelled(rows)
         loaded = self._load(version)
-        metric = (
-            metric_value(
-                spec, labelled["label"].to_numpy(), logged_outputs(labelled, loaded.classes)
-            )
-            if len(labelled)
-            else float("nan")
-        )
+        outputs = logged_outputs(labelled, loaded.classes)
+        y = labelled["label"].to_numpy()
+        metric = metric_value(spec, y, outputs) if len(labelled) else float("nan")
         return {
+            "y": y,
+            "outputs": outputs,
             "requests": requests,
             "errors": errors,
             "error_rate": errors / requests if requests else 0.0,
@@ -1060,16 +1078,34 @@ class LoopRunner:
         enough_labels = (
             cand["labelled"] >= policy.min_labelled and base["labelled"] >= policy.min_labelled
         )
-        if enough_labels and np.isfinite(cand["metric"]) and np.isfinite(base["metric"]):
-            sign = 1.0 if spec.greater_is_better else -1.0
-            drop = sign * (base["metric"] - cand["metric"])
-            if drop > rules.max_metric_drop:
+        live = None
+        if enough_labels:
+            live = independent_lead(
+                spec,
+                base.pop("y"),
+                base.pop("outputs"),
+                cand.pop("y"),
+                cand.pop("outputs"),
+                seed=self.policy.seed + cycle,
+            )
+            # worse by more than the allowed drop, and worse beyond the interval's doubt
+            if -live.lead > rules.max_metric_drop and live.upper < 0:
                 worse.append(
-                    f"live {spec.name} {cand['metric']:.4f} on {cand['labelled']:,} labelled rows "
-                    f"vs champion {base['metric']:.4f} on {base['labelled']:,} (drop {drop:.4f} "
-                    f"> {rules.max_metric_drop})"
+                    f"live {spec.name} {live.challenger:.4f} on {cand['labelled']:,} labelled "
+                    f"rows vs champion {live.champion:.4f} on {base['labelled']:,}: lead "
+                    f"{live.lead:+.4f}, 95% interval [{live.lower:+.4f}, {live.upper:+.4f}] "
+                    f"(worse than -{rules.max_metric_drop} and below 0)"
                 )
-        detail = {"candidate": cand, "champion": base, "version": version, "champion_v": champ}
+        for side in (cand, base):
+            side.pop("y", None)
+            side.pop("outputs", None)
+        detail = {
+            "candidate": cand,
+            "champion": base,
+            "version": version,
+            "champion_v": champ,
+            "live_lead": live.to_dict() if live is not None else None,
+        }
         elapsed_min = (self._clock() - since) / 60_000
         measured = (
             f"candidate v{version}: {cand['requests']:,} requests, {cand['labelled']:,} labelled, "
@@ -1106,12 +1142,9 @@ class LoopRunner:
                     self.ctx, self.model, version, "archived", reason=f"loop cycle {cycle}: {why}"
                 )
             pending.add("rollback", "live", True, f"v{version} rolled back: {why}", detail)
-            return {"version": version, "why": why}, {
-                **state,
-                "phase": "idle",
-                "rollout": None,
-                "last_retrain_ms": self._clock(),
-            }
+            return {"version": version, "why": why}, self._end_cycle(
+                state, rollout=None, last_retrain_ms=self._clock()
+            )
 
         _, state = self._step(state, "rollback", work)
         self._event(f"cycle {cycle}: rolled back v{version}")

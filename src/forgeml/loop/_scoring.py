@@ -18,6 +18,7 @@ __all__ = [
     "Lead",
     "Outputs",
     "estimated_accuracy",
+    "independent_lead",
     "logged_outputs",
     "metric_value",
     "model_outputs",
@@ -204,6 +205,57 @@ def _lead(
         confidence=confidence,
         n_bootstrap=n_bootstrap,
     )
+
+
+def independent_lead(
+    spec: MetricSpec,
+    champion_truth: Any,
+    champion: Outputs,
+    challenger_truth: Any,
+    challenger: Outputs,
+    *,
+    confidence: float = 0.95,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> Lead:
+    """The challenger's lead when the two answered different rows (a canary's two halves):
+    each side resampled on its own, the interval from the replicates' differences."""
+    ya, yb = np.asarray(champion_truth), np.asarray(challenger_truth)
+    if len(ya) == 0 or len(yb) == 0:
+        raise InputError("Both versions need labelled rows to be compared live")
+    sign = 1.0 if spec.greater_is_better else -1.0
+    a_true, a_scores = _truth_and_scores(spec, ya, champion)
+    b_true, b_scores = _truth_and_scores(spec, yb, challenger)
+    rng = np.random.default_rng(seed)
+
+    def replicate_values(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        n = len(truth)
+        w = np.stack(
+            [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_bootstrap)]
+        ).astype(float)
+        fast = _vectorised(spec.name)
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore")
+            if fast is not None:
+                return np.asarray(fast(w, truth, scores), dtype=float)
+            values = np.empty(n_bootstrap)
+            for i, row in enumerate(w):
+                try:
+                    values[i] = float(spec(truth, scores, sample_weight=row))
+                except ValueError:
+                    values[i] = float("nan")
+            return values
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            base_a = float(spec(a_true, a_scores))
+            base_b = float(spec(b_true, b_scores))
+        except ValueError:
+            base_a = base_b = float("nan")
+    leads = sign * (replicate_values(b_true, b_scores) - replicate_values(a_true, a_scores))
+    lead = _lead(spec, len(yb), base_a, base_b, sign, leads, confidence, n_bootstrap)
+    return lead
 
 
 def _weighted_accuracy(w: np.ndarray, truth: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ def check_performance(
     task: str | None,
     classes: tuple[Any, ...] | None,
     baseline: dict[str, Any] | None,
+    rearm_ms: int | None = None,
 ) -> tuple[TriggerResult, dict[str, Any] | None]:
     """The champion's live metric on its latest rows against its first live window.
 
@@ -54,7 +55,9 @@ def check_performance(
     feedback arrived). The baseline is the metric on the first ``window_rows`` labelled rows
     it answered (measured once per champion version, returned to be kept); the trigger fires
     when the latest ``window_rows`` rows score ``drop`` below it. With ``estimated``, both
-    windows use the confidence-based estimate of accuracy and need no labels.
+    windows use the confidence-based estimate of accuracy and need no labels. After a
+    retraining that did not replace the champion (``rearm_ms``), it fires again only on a
+    window of rows answered since.
 
     Returns:
         The verdict and the baseline (new or the one given).
@@ -93,13 +96,17 @@ def check_performance(
             "metric": spec.name if not rule.estimated else "estimated_accuracy",
             "until_ms": int(first["time_ms"].iloc[-1]),
         }
-    later = usable[usable["time_ms"] > baseline["until_ms"]]
+    after = max(int(baseline["until_ms"]), int(rearm_ms or 0))
+    later = usable[usable["time_ms"] > after]
     if len(later) < n:
+        since = (
+            "the last retraining attempt" if after > baseline["until_ms"] else "the baseline window"
+        )
         return (
             TriggerResult(
                 "performance",
                 False,
-                f"waiting: {len(later):,} rows after the baseline window, needs {n:,}",
+                f"waiting: {len(later):,} rows after {since}, needs {n:,}",
                 {"rows": len(later), "needed": n, "baseline": baseline["value"]},
             ),
             baseline,
