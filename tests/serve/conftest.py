@@ -21,6 +21,7 @@ import pytest
 import forgeml as fm
 from forgeml.config import Settings
 from forgeml.store import Workspace
+from forgeml.testing import admin_token
 
 TARGET = "income"
 
@@ -174,6 +175,9 @@ def serve_process(ws, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
         env["FORGEML_STORE_URL"] = settings.store_url
     if settings.artifacts:
         env["FORGEML_ARTIFACTS"] = str(settings.artifacts)
+    token = admin_token(ws)
+    if token:
+        env["FORGEML_API_KEY"] = token
     process = subprocess.Popen(
         [sys.executable, "-m", "forgeml", "serve", *args, "--port", str(port)],
         env=env,

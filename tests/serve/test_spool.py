@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from forgeml.config import Settings
 from forgeml.serve._app import spool_folder
 from forgeml.store import Workspace
+from forgeml.testing import auth_headers
 
 from .conftest import records, register_lgbm, serve_process
 
@@ -36,8 +37,8 @@ def served(store_url: str, tmp_path, adult: pd.DataFrame) -> Iterator[Workspace]
 class Load:
     """Eight clients asking one row at a time; the request ids of the answers they received."""
 
-    def __init__(self, url: str, rows: list[dict]) -> None:
-        self.url, self.rows = url, rows
+    def __init__(self, url: str, rows: list[dict], headers: dict[str, str]) -> None:
+        self.url, self.rows, self.headers = url, rows, headers
         self.answered: list[str] = []
         self.failed: list[int] = []
         self.stop = threading.Event()
@@ -45,7 +46,7 @@ class Load:
         self.futures = [self.pool.submit(self._hammer, i) for i in range(8)]
 
     def _hammer(self, i: int) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=self.headers) as client:
             while not self.stop.is_set():
                 try:
                     r = client.post(f"{self.url}{PATH}", json={"records": [self.rows[i]]})
@@ -87,7 +88,7 @@ def test_kill_9_under_load_loses_no_answered_prediction(served, adult):
     ws = served
     rows = records(adult, 64, start=2000)
     with serve_process(ws, "m@1", "--no-access-log") as (url, process):
-        load = Load(url, rows)
+        load = Load(url, rows, auth_headers(ws))
         load.wait_for(300)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
@@ -111,7 +112,7 @@ def test_a_locked_table_at_sigterm_loses_no_answered_prediction(served, adult, s
     locker = engine.connect()
     try:
         with serve_process(ws, "m@1", "--no-access-log") as (url, process):
-            load = Load(url, rows)
+            load = Load(url, rows, auth_headers(ws))
             load.wait_for(100)
             # Another session holds the prediction table: the log's writes wait on it.
             locker.begin()

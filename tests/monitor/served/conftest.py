@@ -19,6 +19,7 @@ import pytest
 
 import forgeml as fm
 from forgeml.store import PredictionRecord, Workspace
+from forgeml.testing import auth_headers
 
 TARGET = "income"
 POSITIVE = ">50K"
@@ -186,6 +187,7 @@ class ServerThread:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.headers = auth_headers(ws)
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

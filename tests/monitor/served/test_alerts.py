@@ -149,7 +149,7 @@ def test_the_server_exposes_the_latest_monitored_values(logged, tmp_path, server
     rules = load_rules(_rules(tmp_path, "http://127.0.0.1:9/x"))
     check_rules(rules, workspace=logged, window="1d", now_ms=T0 + 10 * DAY, n_bootstrap=0)
     server = server_factory(logged, models=(REF,))
-    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=30).text
     share = logged.monitor.latest_values([MODEL])
     expected = {v.metric: v.value for v in share}["input_drift.share_drifted"]
     wanted = "forgeml_monitor_input_drift_share{"

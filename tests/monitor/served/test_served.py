@@ -17,14 +17,16 @@ REQUESTS, ROWS = 30, 20
 WINDOW = 200
 
 
-def _send(url: str, adult) -> list[dict]:
+def _send(url: str, adult, headers: dict[str, str]) -> list[dict]:
     """30 requests of 20 Adult rows (rows 3000-3599, never trained on); returns each request's
     id, first row, predictions and probabilities."""
     sent = []
     for i in range(REQUESTS):
         start = 3000 + i * ROWS
         body = {"records": records(adult, start, ROWS)}
-        answer = httpx.post(f"{url}/v1/models/{MODEL}/predict", json=body, timeout=60)
+        answer = httpx.post(
+            f"{url}/v1/models/{MODEL}/predict", json=body, headers=headers, timeout=60
+        )
         assert answer.status_code == 200, answer.text
         sent.append({"start": start, **answer.json()})
     return sent
@@ -33,7 +35,7 @@ def _send(url: str, adult) -> list[dict]:
 def test_delayed_labels_give_the_true_metric_per_window(workspace, adult, server_factory):
     register_adult(workspace, adult)
     server = server_factory(workspace, models=(f"{MODEL}@production",))
-    sent = _send(server.url, adult)
+    sent = _send(server.url, adult, server.headers)
     wait_logged(workspace, MODEL, REQUESTS)
 
     before = served_report(
@@ -58,7 +60,12 @@ def test_delayed_labels_give_the_true_metric_per_window(workspace, adult, server
         }
         for r in labelled
     ]
-    answer = httpx.post(f"{server.url}/v1/feedback", json={"feedback": feedback}, timeout=60)
+    answer = httpx.post(
+        f"{server.url}/v1/feedback",
+        json={"feedback": feedback},
+        headers=server.headers,
+        timeout=60,
+    )
     assert answer.status_code == 200, answer.text
 
     after = served_report(
