@@ -89,8 +89,10 @@ def test_a_watcher_killed_mid_retraining_finishes_the_step_once(workspace, elec2
     assert killed.state == "started" and killed.attempts == 1
     assert _loop_versions(workspace) == []  # killed before it registered anything
 
-    # the lease of the killed watcher is still held: a new one waits it out
-    workspace.loop.release_lease("elec2", workspace.loop.lease("elec2").holder)
+    # the killed watcher's lease is still stored, unexpired: the new one, on the same host,
+    # sees its process is gone and takes over at once
+    left = workspace.loop.lease("elec2")
+    assert left is not None and left.holder.split(":")[1] == str(watcher.pid)
     again = subprocess.run(
         _cli(workspace, "loop", "watch", "elec2", "--policy", str(policy), "--max-passes", "1"),
         capture_output=True,

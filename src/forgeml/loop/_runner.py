@@ -138,6 +138,21 @@ class _Pending:
         )
 
 
+def _dead_here(holder: str) -> bool:
+    """Whether ``holder`` (``host:pid:suffix``) names a process of this host that is gone."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
+
+
 def default_holder() -> str:
     """A lease holder name unique to this process: host, process id and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -200,7 +215,7 @@ class LoopRunner:
         self.ctx.authorize("loop.run")
         self.ws.models.get_model(self.model)
         self._actions, self._decisions = [], []
-        if not self.ws.loop.acquire_lease(self.model, self.holder, ttl_ms=self.lease_ms):
+        if not self._take_lease():
             lease = self.ws.loop.lease(self.model)
             state = self.ws.loop.state(self.model)
             return PassReport(
@@ -233,6 +248,19 @@ class LoopRunner:
             tuple(self._decisions),
             self.holder,
         )
+
+    def _take_lease(self) -> bool:
+        """Take the model's lease; a lease left by a dead process of this host (killed
+        mid-pass) is taken over at once instead of after it expires."""
+        store = self.ws.loop
+        if store.acquire_lease(self.model, self.holder, ttl_ms=self.lease_ms):
+            return True
+        lease = store.lease(self.model)
+        if lease is not None and _dead_here(lease.holder):
+            _log.warning("%s: taking over the lease of %s (not running)", self.model, lease.holder)
+            store.release_lease(self.model, lease.holder)
+            return store.acquire_lease(self.model, self.holder, ttl_ms=self.lease_ms)
+        return False
 
     def _event(self, line: str) -> None:
         self._actions.append(line)
