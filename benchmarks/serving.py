@@ -702,6 +702,12 @@ def _ratio(a: Point | None, b: Point | None) -> str:
     return "-" if a is None or b is None else f"{a.rps / b.rps:,.2f}x"
 
 
+def _per_core_ratio(a: Point | None, b: Point | None) -> str:
+    if a is None or b is None or a.cpu.server <= 0 or b.cpu.server <= 0:
+        return "-"
+    return f"{(a.rps / a.cpu.server) / (b.rps / b.cpu.server):,.2f}x"
+
+
 def _report(
     results: dict[str, dict[str, dict[int, Point]]],
     levels: list[int],
@@ -748,6 +754,7 @@ def _report(
     ratios = Table(title="forgeml (defaults) against each model's floor (and MLflow), same run")
     for column in ("model", "c", "forgeml req/s", "floor req/s", "forgeml / floor"):
         ratios.add_column(column, justify="right")
+    ratios.add_column("per server core", justify="right")
     ratios.add_column("MLflow req/s", justify="right")
     ratios.add_column("forgeml / MLflow", justify="right")
     for model, servers in results.items():
@@ -759,11 +766,17 @@ def _report(
                 str(c),
                 *("-" if p is None else f"{p.rps:,.0f}" for p in (m, f)),
                 _ratio(m, f),
+                _per_core_ratio(m, f),
                 "-" if a is None else f"{a.rps:,.0f}",
                 _ratio(m, a),
             )
         ratios.add_section()
     console.print(ratios)
+    console.print(
+        "per server core: the ratio of req/s per core the server kept busy; on a contended "
+        "machine a process with more threads gets a larger share of the CPU, so this is the "
+        "fairer comparison there"
+    )
 
     for model, servers in results.items():
         mine, quiet = servers.get("forgeml", {}), servers.get("forgeml-no-access-log", {})
