@@ -63,6 +63,7 @@ def build_app() -> typer.Typer:
         _data,
         _evaluate,
         _fairness,
+        _gc,
         _loop,
         _models,
         _monitor,
@@ -87,6 +88,7 @@ def build_app() -> typer.Typer:
     app.callback()(_root)
     app.command("init")(_workspace.init)
     app.command("version")(_workspace.version)
+    app.command("gc")(_gc.gc)
     app.command("quickstart")(_quickstart.quickstart)
     app.command("train")(_train.train)
     app.add_typer(_runs.app, name="runs")

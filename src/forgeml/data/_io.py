@@ -170,7 +170,39 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise InputError(f"{path} is not a table (delimiter {delimiter!r}): {reason}") from e
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not text in {encoding}: {e.reason}") from e
+    _refuse_repeated_header(path, delimiter, encoding, compression)
     return frame
+
+
+def _refuse_repeated_header(
+    path: Path, delimiter: str, encoding: str, compression: str | None
+) -> None:
+    """Refuse a header that names a column twice: pandas would silently rename the second
+    ``a`` to ``a.1``, and the table would no longer be the file."""
+    header = pd.read_csv(
+        path,
+        sep=delimiter,
+        encoding=encoding,
+        compression=compression,
+        header=None,
+        nrows=1,
+        dtype=str,
+        keep_default_na=False,
+    )
+    names = [str(v) for v in header.iloc[0].tolist()] if len(header) else []
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        positions.setdefault(name, []).append(i)
+    repeated = {n: p for n, p in positions.items() if len(p) > 1}
+    if repeated:
+        shown = "; ".join(
+            f"{name!r} (columns {', '.join(map(str, where))})"
+            for name, where in list(repeated.items())[:5]
+        )
+        raise InputError(
+            f"{path} names a column more than once: {shown}; rename them so that every "
+            "column has its own name"
+        )
 
 
 def normalize_frame(frame: pd.DataFrame, *, where: str = "the table") -> pd.DataFrame:

@@ -95,10 +95,23 @@ def _numeric_block(
 ) -> tuple[list[str], np.ndarray]:
     names: list[str] = []
     columns: list[np.ndarray] = []
-    for name in frame.columns:
-        if name in exclude or kinds.get(str(name)) not in ("numeric", "integer"):
-            continue
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+    candidates = [
+        name
+        for name in frame.columns
+        if name not in exclude and kinds.get(str(name)) in ("numeric", "integer")
+    ]
+    numeric = [c for c in candidates if pd.api.types.is_numeric_dtype(frame[c].dtype)]
+    # number columns in one conversion (a wide table: one block, not one call per column)
+    block = (
+        frame[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        if len(numeric) == len(candidates) and numeric
+        else None
+    )
+    for position, name in enumerate(candidates):
+        if block is not None:
+            values = block[:, position]
+        else:
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
         finite = np.isfinite(values)
         if finite.mean() < 1 - _FORMULA_MAX_MISSING:
             continue

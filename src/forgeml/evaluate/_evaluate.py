@@ -37,6 +37,8 @@ _TASKS = ("binary", "multiclass", "regression")
 # The permutation explainer costs (2 x features + 1) x background evaluations per row: 25
 # rows against 25 background rows keep it to seconds for a model of ~20 columns.
 _PERMUTATION_ROWS = 25
+# Slices of a wider table are computed for a seeded sample of this many columns.
+_MAX_SLICE_COLUMNS = 100
 
 
 def _detect_task(model: Any, y: np.ndarray, task: str | None) -> str:
@@ -240,6 +242,17 @@ def evaluate(
         t = lap("metrics", t)
 
         positive_score = None if proba is None or task != "binary" else proba[:, 1]
+        sliced = slice_columns
+        if sliced is None and frame.shape[1] > _MAX_SLICE_COLUMNS:
+            # a wide table: slice by a seeded sample of its columns (time and memory bound)
+            picked = np.random.default_rng(seed).choice(
+                frame.shape[1], _MAX_SLICE_COLUMNS, replace=False
+            )
+            sliced = [str(frame.columns[j]) for j in np.sort(picked)]
+            notes.append(
+                f"Slices by a seeded sample of {_MAX_SLICE_COLUMNS} of {frame.shape[1]:,} "
+                "columns (slice_columns= chooses them)."
+            )
         slices = slice_metrics(
             frame.reset_index(drop=True),
             truth,
@@ -247,7 +260,7 @@ def evaluate(
             task=task,
             y_score=positive_score,
             positive_label=positive,
-            columns=slice_columns,
+            columns=sliced,
         )
         t = lap("slices", t)
 
@@ -293,6 +306,14 @@ def evaluate(
             else:
                 importance = tuple((str(k), float(v)) for k, v in series.items())
                 method = explanation.method
+                explained_rows = len(explanation.contributions)
+                if explained_rows < len(frame) or explanation.note:
+                    notes.append(
+                        f"Explanations ({method}) on a seeded sample of {explained_rows:,} of "
+                        f"{len(frame):,} rows"
+                        + (f"; {explanation.note}" if explanation.note else "")
+                        + " (to bound memory and time)."
+                    )
         t = lap("explanations", t)
 
         figures = _figures(

@@ -33,6 +33,25 @@ from forgeml.errors import InputError
 __all__ = ["Explainer", "Explanation", "explain", "global_importance", "raw_output"]
 
 _BACKGROUND_ROWS = 100
+# The permutation explainer builds (2 x features + 1) x background rows of width features per
+# explained row; past this many cells (about 160 MB of float64) it explains a seeded sample of
+# the features (``Explainer._permutation_sampled``): a 10,000-feature table would need 30 GB.
+_PERMUTATION_CELLS = 20_000_000
+
+
+# Past the bound: features permuted and background rows used per explained row.
+_SAMPLED_FEATURES = 24
+_SAMPLED_BACKGROUND = 8
+
+
+def _permuted_features(n_features: int, n_background: int) -> int:
+    """How many features the permutation explainer permutes: all within the memory bound,
+    else a sample of at most ``_SAMPLED_FEATURES`` that fits it."""
+    if (2 * n_features + 1) * max(n_background, 1) * n_features <= _PERMUTATION_CELLS:
+        return n_features
+    background = min(max(n_background, 1), _SAMPLED_BACKGROUND)
+    fits = _PERMUTATION_CELLS // (2 * background * n_features) - 1
+    return max(1, min(n_features, _SAMPLED_FEATURES, fits))
 
 
 @dataclass(frozen=True)
@@ -48,6 +67,8 @@ class Explanation:
         outputs: class labels of the outputs (multiclass), else empty.
         method: the algorithm used.
         data: the explained rows as given (for plots), or None.
+        note: what was left out to bound memory (the permutation explainer on a wide
+            table explains a sample of the features; see ``Explainer``), else empty.
     """
 
     columns: tuple[str, ...]
@@ -57,6 +78,7 @@ class Explanation:
     method: str
     outputs: tuple[Any, ...] = ()
     data: pd.DataFrame | None = field(default=None, repr=False)
+    note: str = ""
 
     @property
     def raw_prediction(self) -> np.ndarray:
@@ -383,7 +405,7 @@ class Explainer:
             return tuple(str(c) for c in X.columns)
         return tuple(f"x{i}" for i in range(np.shape(X)[1]))
 
-    def _grouping(self, X: Any, n_features: int) -> np.ndarray:
+    def _grouping(self, X: Any, n_features: int) -> Any:
         n_columns = len(self._columns(X))
         encoder = _named_sources(self.preprocessing_)
         if encoder is not None:
@@ -401,9 +423,13 @@ class Explainer:
                 f"The preprocessing gives {n_features} features but {len(sources)} could be "
                 "traced to input columns; explain the model without that step"
             )
-        matrix = np.zeros((n_features, n_columns))
-        matrix[np.arange(n_features), sources] = 1.0
-        return matrix
+        from scipy import sparse
+
+        # sparse: a dense features x columns matrix is 800 MB for a 10,000-column table
+        return sparse.csr_matrix(
+            (np.ones(n_features), (np.arange(n_features), sources)),
+            shape=(n_features, n_columns),
+        )
 
     def _background(self, rows: Any) -> Any:
         if "background" in self._cache:
@@ -438,9 +464,12 @@ class Explainer:
         n_features = values.shape[1]
         grouping = self._grouping(rows, n_features)
         if values.ndim == 3:
-            grouped = np.einsum("nfk,fc->nck", values, grouping)
+            grouped = np.stack(
+                [np.asarray((grouping.T @ values[:, :, k].T).T) for k in range(values.shape[2])],
+                axis=2,
+            )
         else:
-            grouped = values @ grouping
+            grouped = np.asarray((grouping.T @ values.T).T)
         outputs: tuple[Any, ...] = ()
         if grouped.ndim == 3:
             outputs = tuple(
@@ -455,6 +484,7 @@ class Explainer:
             method=self._method(),
             outputs=outputs,
             data=data,
+            note=self._cache.pop("note", ""),
         )
 
     def _method(self) -> str:
@@ -552,13 +582,63 @@ class Explainer:
             def f(data: np.ndarray) -> np.ndarray:
                 return _final_raw(estimator, data)
 
-        masker = shap.maskers.Independent(reference, max_samples=len(reference))
-        explainer = shap.PermutationExplainer(f, masker, seed=self.seed)
-        max_evals = max(self.max_evals or 0, 2 * array.shape[1] + 1)
-        result = explainer(array, max_evals=max_evals, silent=True)
-        return np.asarray(result.values, dtype=np.float64), np.asarray(
-            result.base_values, dtype=np.float64
+        n_features = array.shape[1]
+        kept = _permuted_features(n_features, len(reference))
+        if kept >= n_features:
+            masker = shap.maskers.Independent(reference, max_samples=len(reference))
+            explainer = shap.PermutationExplainer(f, masker, seed=self.seed)
+            max_evals = max(self.max_evals or 0, 2 * n_features + 1)
+            result = explainer(array, max_evals=max_evals, silent=True)
+            return np.asarray(result.values, dtype=np.float64), np.asarray(
+                result.base_values, dtype=np.float64
+            )
+        return self._permutation_sampled(f, array, reference, kept)
+
+    def _permutation_sampled(
+        self, f: Any, array: np.ndarray, reference: np.ndarray, kept: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Permutation SHAP of the game on ``kept`` features drawn with the seed, the other
+        features held at each row's own values; one antithetic pair of permutations per row
+        (as ``shap.PermutationExplainer`` with its minimum evaluations), every row's coalitions
+        evaluated together in a few model calls of bounded size. Exact for that game:
+        contributions + base == the model's output, the base being the output with the drawn
+        features at background values."""
+        n, n_features = array.shape
+        rng = np.random.default_rng(self.seed)
+        features = np.sort(rng.choice(n_features, kept, replace=False))
+        background = reference[:_SAMPLED_BACKGROUND]
+        b = len(background)
+        per_row = 2 * (kept + 1) * b
+        chunk = max(1, _PERMUTATION_CELLS // (per_row * n_features))
+        orders = [rng.permutation(kept) for _ in range(n)]
+        steps = np.arange(kept + 1)[:, None]
+        outputs = []
+        for start in range(0, n, chunk):
+            blocks = []
+            for i in range(start, min(n, start + chunk)):
+                for order in (orders[i], orders[i][::-1]):
+                    rank = np.empty(kept, dtype=np.int64)
+                    rank[order] = np.arange(kept)
+                    inside = rank[None, :] < steps  # (kept + 1, kept): the first j in order
+                    full = np.repeat(array[i][None, None, :], kept + 1, axis=0).repeat(b, axis=1)
+                    full[:, :, features] = np.where(
+                        inside[:, None, :], array[i, features], background[None, :, features]
+                    )
+                    blocks.append(full.reshape(-1, n_features))
+            outputs.append(np.asarray(f(np.concatenate(blocks)), dtype=np.float64))
+        out = np.concatenate(outputs)
+        out = out.reshape(n, 2, kept + 1, b, *out.shape[1:]).mean(axis=3)
+        deltas = np.diff(out, axis=2)  # (rows, 2, kept[, outputs]): adding order[j]
+        values = np.zeros((n, n_features, *out.shape[3:]))
+        for i in range(n):
+            for d, order in enumerate((orders[i], orders[i][::-1])):
+                values[i, features[order]] += deltas[i, d] / 2
+        self._cache["note"] = (
+            f"SHAP (permutation) on {kept:,} of {n_features:,} model features drawn with seed "
+            f"{self.seed}, the others held at each row's values, over {b} background rows, to "
+            "bound memory"
         )
+        return values, out[:, 0, 0]
 
 
 class _ColumnCodec:
@@ -586,6 +666,10 @@ class _ColumnCodec:
         return out
 
     def decode(self, data: np.ndarray) -> pd.DataFrame:
+        if not self.values and all(
+            dtype == np.float64 for dtype in self.template.dtypes
+        ):  # all float columns (a wide numeric table): one block, no per-column Series
+            return pd.DataFrame(data, columns=self.template.columns, copy=False)
         columns: dict[Any, Any] = {}
         for j, column in enumerate(self.template.columns):
             dtype = self.template[column].dtype

@@ -217,7 +217,7 @@ def _member_call(
         return out.astype(float, copy=False)
 
     if output == "native" and module.startswith("lightgbm") and hasattr(estimator, "booster_"):
-        if list(getattr(estimator, "feature_names_in_", [])) != names:
+        if list(getattr(estimator, "feature_names_in_", [])) != encoder.model_feature_names():
             raise NotCompilable("a LightGBM member's feature names differ from its encoder's")
         booster = estimator.booster_
         single = booster_predictor(booster) if booster_predictor is not None else None

@@ -61,7 +61,7 @@ def _native_booster(pipeline: Any) -> Any:
         return None
     if not type(model).__module__.startswith("lightgbm") or not hasattr(model, "booster_"):
         return None
-    if list(getattr(model, "feature_names_in_", [])) != list(encoder.feature_names_out_):
+    if list(getattr(model, "feature_names_in_", [])) != encoder.model_feature_names():
         return None
     return model.booster_
 

@@ -23,6 +23,14 @@ pandas categories, for LightGBM, XGBoost and HistGradientBoosting's own categori
 handling), ``ordinal`` (a float array of codes, for forests), or ``dense`` (one-hot encoding of
 small categoricals, target encoding of large ones, imputation with missing indicators and
 scaling, for linear models and the MLP; built with scikit-learn's ``ColumnTransformer``).
+
+Column names: a table may name its columns anything (``temp[C]``, ``ratio:x``, quotes, braces,
+spaces, any script), but LightGBM refuses JSON-special characters in feature names and XGBoost
+refuses ``[``, ``]`` and ``<``. So the ``native`` frame a model library sees names each column by
+``model_name`` (percent-encoding of every character but ASCII letters, digits and ``_.-~``,
+which is reversible and leaves plain names as they are), while ``feature_names_out_``,
+``feature_sources`` and everything reported (importance, explanations, the signature) keep the
+table's own names. ``model_feature_names`` gives the names the model was fitted with.
 """
 
 from __future__ import annotations
@@ -30,18 +38,32 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["TabularEncoder", "make_dense_step"]
+__all__ = ["TabularEncoder", "make_dense_step", "model_name", "table_name"]
 
 _DATE_PARTS = ("year", "month", "day", "day_of_week", "hour", "ordinal")
 # HistGradientBoosting accepts at most 255 bins for a categorical feature (one is missing).
 _MAX_CATEGORIES = 250
 # Above this many categories the dense output target-encodes instead of one-hot encoding.
 _ONE_HOT_MAX = 30
+
+
+def model_name(name: str) -> str:
+    """The name a model library is given for the encoded column ``name``: percent-encoded, so
+    that no library-special character (``[]{}:,"<`` and white space) reaches it."""
+    return quote(str(name), safe="")
+
+
+def table_name(name: str) -> str:
+    """The column name ``model_name`` encoded: ``table_name(model_name(x)) == x``."""
+    return unquote(str(name))
+
+
 # Attributes derived from the learned state on first use; not part of the saved state.
 _CACHES = ("_lookups", "_code_dtypes")
 
@@ -137,6 +159,9 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 self.date_parts_[column] = parts
         frame = self._encode(X)
         self.feature_names_out_ = list(frame.columns)
+        # the native frame names its columns for the model libraries (``model_name``); an
+        # encoder fitted before this attribute existed gave them the table's names
+        self.names_encoded_ = True
         self.code_columns_ = [c for c in frame.columns if c in self.categories_]
         if self.output == "dense":
             self.dense_ = make_dense_step(
@@ -189,6 +214,9 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         return tags
 
     def _encode(self, X: pd.DataFrame, unseen: dict[str, int] | None = None) -> pd.DataFrame:
+        plain = self._plain_numbers(X)
+        if plain is not None:
+            return plain
         out: dict[str, Any] = {}
         n = len(X)
         for column in self.columns_:
@@ -240,15 +268,39 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
                 out[column] = numbers.to_numpy()
         return pd.DataFrame(out, index=X.index)
 
+    def _plain_numbers(self, X: pd.DataFrame) -> pd.DataFrame | None:
+        """The encoded frame in one block when every column is a number column stored as
+        numbers (a wide numeric table: one conversion instead of one per column), else
+        ``None``."""
+        columns = self.columns_
+        if len(columns) < 64 or any(
+            self.kinds.get(c, "numeric") not in ("numeric", "integer", "boolean") for c in columns
+        ):
+            return None
+        if not set(columns) <= set(X.columns):
+            return None
+        block = X[columns]
+        if not all(
+            pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) for d in block.dtypes
+        ):
+            return None
+        return pd.DataFrame(
+            block.to_numpy(dtype=np.float64, na_value=np.nan), columns=columns, index=X.index
+        )
+
     def feature_sources(self) -> list[str]:
         """The raw column each encoded column comes from, in ``feature_names_out_`` order
         (``age`` for ``age``, ``day`` for ``day__month``): what explanations sum back to."""
-        by_length = sorted(self.columns_, key=lambda c: -len(str(c)))
+        raw = set(self.columns_)
         sources = []
         for name in self.feature_names_out_:
-            found = next(
-                (c for c in by_length if name == c or str(name).startswith(f"{c}__")), name
-            )
+            found = name
+            if name not in raw:  # the longest raw column that is a prefix before "__"
+                cut = str(name).rfind("__")
+                while cut > 0 and name[:cut] not in raw:
+                    cut = str(name).rfind("__", 0, cut)
+                if cut > 0:
+                    found = name[:cut]
             sources.append(found)
         return sources
 
@@ -301,17 +353,27 @@ class TabularEncoder(TransformerMixin, BaseEstimator):
         if "_code_dtypes" not in self.__dict__:  # an encoder restored without its caches
             self._build_caches()
         dtypes = self._code_dtypes
+        encoded = getattr(self, "names_encoded_", False)
         columns: dict[str, Any] = {}
         for column in frame.columns:
             values = frame[column].to_numpy()
+            name = model_name(column) if encoded else column
             if column in self.code_columns_:
                 dtype = dtypes[column]
                 # a value is its own code; missing is -1
                 codes = np.where(np.isnan(values), -1, values).astype(np.int64)
-                columns[column] = pd.Categorical.from_codes(codes, dtype=dtype)
+                columns[name] = pd.Categorical.from_codes(codes, dtype=dtype)
             else:
-                columns[column] = values
+                columns[name] = values
         return pd.DataFrame(columns, index=frame.index)
+
+    def model_feature_names(self) -> list[str]:
+        """The column names of the ``native`` output: what LightGBM, XGBoost or
+        HistGradientBoosting were fitted with (``feature_names_out_`` encoded by
+        ``model_name``)."""
+        if getattr(self, "names_encoded_", False):
+            return [model_name(c) for c in self.feature_names_out_]
+        return list(self.feature_names_out_)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the encoded columns (before dense expansion)."""

@@ -11,6 +11,7 @@ from forgeml.security import Principal
 from forgeml.workflows._context import Context
 from forgeml.workflows._data import AddedData, add_data, split_data
 from forgeml.workflows._evaluate import ModelEvaluation, ScoredRows, evaluate_model
+from forgeml.workflows._gc import GarbageCollection, collect_garbage
 from forgeml.workflows._models import change_status, promote, remove_alias
 from forgeml.workflows._monitor import check_alerts, served_model_report, watch_alerts
 from forgeml.workflows._quickstart import quickstart
@@ -32,6 +33,7 @@ from forgeml.workflows._train import TrainOutcome, train_model
 __all__ = [
     "AddedData",
     "Context",
+    "GarbageCollection",
     "ModelEvaluation",
     "Principal",
     "RouteChange",
@@ -42,6 +44,7 @@ __all__ = [
     "change_status",
     "check_alerts",
     "clear_route",
+    "collect_garbage",
     "create_key",
     "download_run_artifacts",
     "evaluate_model",
