@@ -149,7 +149,7 @@ def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]
     return part.to_dict(orient="records")
 
 
-def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+def _wait_ready(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -50,7 +50,7 @@ def test_defaults_are_documented_values() -> None:
 def test_a_client_that_never_finishes_its_headers_is_cut_off(serve_ws, adult):
     with serve_process(serve_ws, "adult-lgbm@1", "--header-timeout", "1") as (url, _):
         with _connect(url) as sock:
-            sock.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Ty".encode())
+            sock.sendall(f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty".encode())
             data, seconds = _read_until_closed(sock, 10)
         assert data.startswith(b"HTTP/1.1 408 ")
         assert b'"field":"headers"' in data.replace(b" ", b"")
@@ -68,7 +68,7 @@ def test_a_client_that_never_finishes_its_body_is_cut_off(serve_ws, adult):
     with serve_process(serve_ws, "adult-lgbm@1", "--body-timeout", "1") as (url, _):
         with _connect(url) as sock:
             sock.sendall(
-                f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 'Content-Length: 1000\r\n\r\n{"records": ['.encode()
             )
             data, seconds = _read_until_closed(sock, 10)
@@ -85,7 +85,7 @@ def test_connections_beyond_the_cap_get_a_quick_503(serve_ws, adult):
         hostages = []
         for _ in range(20):
             sock = sockets.enter_context(_connect(url))
-            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow")
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow")
             hostages.append(sock)
         time.sleep(0.3)
         started = time.monotonic()
@@ -112,7 +112,7 @@ def test_a_sigtermed_server_with_slow_body_clients_exits_within_its_deadline(ser
         for _ in range(5):
             sock = sockets.enter_context(_connect(url))
             sock.sendall(
-                f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 "Content-Length: 100000\r\n\r\n{".encode()
             )
             slow.append(sock)
