@@ -66,6 +66,7 @@ CASES = {
         Case("german-credit", _csv("german-credit.csv"), "class", "binary"),
         Case("breast-cancer", _sklearn("load_breast_cancer"), "target", "binary"),
         Case("wine", _sklearn("load_wine"), "target", "multiclass"),
+        Case("digits", _sklearn("load_digits"), "target", "multiclass"),
         Case(
             "california-housing", _csv("california-housing.csv"), "median_house_value", "regression"
         ),

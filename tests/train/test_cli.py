@@ -80,7 +80,8 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
     ("args", "words"),
     [
         (["--time-budget", "0"], ["--time-budget"]),
-        (["--models", "lgbm,catboost"], ["catboost"]),
+        (["--models", "lgbm,gbdt"], ["gbdt"]),
+        (["--target-transform", "sqrt"], ["target_transform", "sqrt"]),
         (["--metric", "auc"], ["Unknown metric"]),
         (["--target", "nope"], ["nope"]),
     ],

@@ -76,6 +76,14 @@ def train(
         typer.Option("--models", help="Families to search, e.g. lgbm,xgb (default: all)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seeds splits, search and models.")] = 0,
+    target_transform: Annotated[
+        str,
+        typer.Option(
+            "--target-transform",
+            help="Regression: auto (log1p for a skewed non-negative target when validation "
+            "prefers it), none or log1p.",
+        ),
+    ] = "auto",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads per model (-1: all).")] = -1,
     time_column: Annotated[
         str | None,
@@ -151,6 +159,7 @@ def train(
             "time_budget": parse_duration(time_budget),
             "models": models,
             "seed": seed,
+            "target_transform": target_transform,
             "n_jobs": jobs,
             "time_column": time_column,
             "max_trials": trials,

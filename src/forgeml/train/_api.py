@@ -28,6 +28,12 @@ from forgeml.train._model import FoldBag, TrainedModel
 from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progress
 from forgeml.train._result import TrainResult
 from forgeml.train._search import Problem, TrialRecord, fit_pipeline, run_search
+from forgeml.train._target import (
+    choose_target_transform,
+    inverse_transform,
+    skewed_positive,
+    with_transform,
+)
 from forgeml.train._task import (
     MIN_CLASS_ROWS,
     MIN_ROWS,
@@ -635,6 +641,11 @@ def train(
     )
 
     load_libraries(families)
+    if task == "regression" and cfg.target_transform == "log1p" and float(np.min(y_train)) <= -1:
+        raise InputError(
+            f"target_transform log1p needs target values above -1; {target!r} has "
+            f"{float(np.min(y_train)):g}"
+        )
     _log.debug("data ready, %.2fs into the budget", time.monotonic() - started)
 
     # -- tracking ---------------------------------------------------------------------------
@@ -703,6 +714,9 @@ def train(
         if split_name is not None:
             run.log_params({"split": split_name})
         _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
+        if task == "regression":
+            problem = _target_transform(problem, cfg.target_transform, families, hard_end, notes)
+            run.log_params({"target_transform": problem.target_transform or "none"})
         result = _search_and_fit(
             problem=problem,
             families=families,
@@ -883,6 +897,24 @@ def _time_order(values: pd.Series, is_test: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(values)), key.to_numpy(), is_test))
 
 
+def _target_transform(
+    problem: Problem, asked: str, families: Sequence[str], hard_end: float, notes: list[str]
+) -> Problem:
+    """The regression problem on the target transform asked for, or, for ``auto``, the one
+    validation prefers for a skewed positive target (a share of the time left decides)."""
+    if asked != "auto":
+        return with_transform(problem, asked)
+    if not skewed_positive(problem.y):
+        return problem
+    family = next((f for f in ("lgbm", "xgb", "catboost", "hgb") if f in families), None)
+    if family is None:
+        return problem
+    left = max(0.0, hard_end - time.monotonic())
+    choice = choose_target_transform(problem, family, time.monotonic() + 0.25 * left)
+    notes.append(choice.note())
+    return with_transform(problem, choice.transform)
+
+
 def _search_and_fit(
     *,
     problem: Problem,
@@ -973,7 +1005,8 @@ def _search_and_fit(
     )
     test_metrics = _test_metrics(problem.task, metric, y_test, test_pred, threshold)
     if problem.task == "regression":
-        baseline = np.full(len(y_test), float(np.mean(problem.y)))
+        y_train = inverse_transform(problem.y, problem.target_transform)
+        baseline = np.full(len(y_test), float(np.mean(y_train)))
     else:
         shares = np.bincount(problem.y, minlength=problem.n_classes) / len(problem.y)
         baseline = np.tile(shares, (len(y_test), 1))
@@ -983,7 +1016,7 @@ def _search_and_fit(
         X_test,
         y_test,
         task=problem.task,
-        metric=metric,
+        metric=get_metric(metric.name, problem.task),  # in the target's units
         test_metrics=test_metrics,
         baseline_metrics=baseline_metrics,
         kinds=kinds,
@@ -1000,6 +1033,9 @@ def _search_and_fit(
 
     latency = _latency(model, X_test, problem.task, problem.seed)
     leaderboard = _leaderboard(ranked, metric, ensemble_row)
+    if problem.task == "regression":
+        # every trial and the ensemble were fitted on the target so transformed
+        leaderboard.insert(3, "target_transform", problem.target_transform or "none")
     states: dict[str, int] = {}
     for r in records:
         states[r.state] = states.get(r.state, 0) + 1
@@ -1196,6 +1232,7 @@ def _select_and_refit(
         threshold=threshold,
         families=[r.family for r in fitted_members],
         threshold_metric=threshold_metric,
+        target_transform=problem.target_transform,
     )
     best_info = {
         "model": best.family,
@@ -1261,6 +1298,7 @@ def _fallback(
         feature_columns=features,
         classes=classes,
         families=[family],
+        target_transform=problem.target_transform,
     )
     prefix = family + "."
     best = {

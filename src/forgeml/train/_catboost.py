@@ -72,6 +72,8 @@ class CatBoostModel(BaseEstimator):
         p = dict(self.params or {})
         weights = p.pop("class_weight", "none")
         objective = p.pop("objective", None)
+        if "eval_metric" in p and self.task == "multiclass":
+            p.pop("eval_metric")
         options: dict[str, Any] = {
             "iterations": int(self.iterations),
             "loss_function": _loss_function(self.task, objective),

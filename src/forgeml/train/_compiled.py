@@ -311,6 +311,7 @@ class CompiledModel:
     ) -> None:
         self.task = model.task
         self.threshold = model.threshold
+        self.target_transform = getattr(model, "target_transform", None)
         self.classes_ = getattr(model, "classes_", None)
         members = [
             _member_call(m, model.task, booster_predictor, raw_predict) for m in model.members
@@ -333,6 +334,8 @@ class CompiledModel:
         for classifiers, class probabilities."""
         total = self.combined(columns, n)
         if self.task == "regression":
+            if self.target_transform == "log1p":
+                return np.expm1(total), None
             return total, None
         proba = total / total.sum(axis=1, keepdims=True)
         if self.threshold is not None and proba.shape[1] == 2:

@@ -68,6 +68,11 @@ class TrainConfig(BaseModel):
     evaluate: bool = Field(
         default=False, description="Evaluate on the held-out rows in the same run."
     )
+    target_transform: str = Field(
+        default="auto",
+        description="Regression: auto (log1p when the target is never negative and skewed, "
+        "and validation prefers it), none or log1p.",
+    )
     drop: tuple[str, ...] = Field(default=(), description="Columns to leave out.")
     sensitive: tuple[str, ...] | None = Field(
         default=None,
@@ -176,6 +181,13 @@ class TrainConfig(BaseModel):
                 f"is not installed: pip install 'forgeml[{OPTIONAL[missing[0]]}]'"
             )
         return tuple(dict.fromkeys(value))
+
+    @field_validator("target_transform")
+    @classmethod
+    def _transform(cls, value: str) -> str:
+        if value not in ("auto", "none", "log1p"):
+            raise ValueError(f"target_transform must be auto, none or log1p; got {value!r}")
+        return value
 
     @field_validator("drop", "sensitive", mode="before")
     @classmethod

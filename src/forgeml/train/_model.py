@@ -91,6 +91,15 @@ class FoldBag(BaseEstimator):
         return np.mean([raw_predict(p, X, self.task) for p in self.pipelines], axis=0)
 
 
+def _inverse(values: np.ndarray, transform: str | None) -> np.ndarray:
+    """A regression prediction in the target's units (``expm1`` after ``log1p``)."""
+    if transform is None:
+        return values
+    if transform == "log1p":
+        return np.expm1(values)
+    raise ValueError(f"Unknown target transform {transform!r}")
+
+
 def _encoder(member: Any) -> Any:
     pipeline = member.pipelines[0] if isinstance(member, FoldBag) else member
     return pipeline.steps[0][1]
@@ -111,6 +120,8 @@ class TrainedModel(BaseEstimator):
         threshold: the decision threshold on the positive class (binary), tuned on
             out-of-fold predictions; ``None`` predicts the most probable class.
         threshold_metric: the metric the threshold was tuned for.
+        target_transform: ``log1p`` when the members were fitted on ``log1p`` of a regression
+            target (their combined prediction is turned back with ``expm1``), else ``None``.
         families: each member's model family (for display).
     """
 
@@ -125,6 +136,7 @@ class TrainedModel(BaseEstimator):
         threshold: float | None = None,
         families: Sequence[str] = (),
         threshold_metric: str | None = None,
+        target_transform: str | None = None,
     ) -> None:
         self.members = members
         self.weights = weights
@@ -134,6 +146,7 @@ class TrainedModel(BaseEstimator):
         self.threshold = threshold
         self.families = families
         self.threshold_metric = threshold_metric
+        self.target_transform = target_transform
         # identifier columns (row numbers, keys) are dropped by the encoder: not required
         kinds = getattr(_encoder(members[0]), "kinds", {}) if members else {}
         self.feature_names_in_ = np.asarray(
@@ -228,7 +241,7 @@ class TrainedModel(BaseEstimator):
             SchemaMismatchError: a feature column is missing.
         """
         if self.task == "regression":
-            return self._combined(X), None
+            return _inverse(self._combined(X), getattr(self, "target_transform", None)), None
         proba = self.predict_proba(X)
         return self._labels(proba), proba
 
@@ -246,6 +259,8 @@ class TrainedModel(BaseEstimator):
         raw columns), else the model itself (a model-agnostic explainer)."""
         if len(self.members) != 1 or isinstance(self.members[0], FoldBag):
             return self
+        if getattr(self, "target_transform", None) is not None:
+            return self  # its members answer on the transformed scale
         if not self.families or self.families[0] not in _EXACTLY_EXPLAINED:
             return self
         return self.members[0]

@@ -66,6 +66,8 @@ class Problem:
     time_ordered: bool
     imbalanced: bool
     budget: float = 60.0
+    # ``log1p``: ``y`` holds log1p of the target and ``metric`` reads it back (``_target``)
+    target_transform: str | None = None
 
     @property
     def classification(self) -> bool:
@@ -128,6 +130,7 @@ def fit_pipeline(
         "seed": problem.seed,
         "n_jobs": problem.n_jobs,
         "deadline": deadline,
+        "metric": problem.metric.name,
     }
     if family.iterative and family.name in _SPLITS_FOR_EARLY_STOPPING and rounds is None:
         fit_pos, stop_pos = early_stopping_split(

@@ -31,6 +31,8 @@ __all__ = [
     "available_families",
     "fit_estimator",
     "load_libraries",
+    "objective_for",
+    "stopping_metric_for",
 ]
 
 # Most boosting rounds a trial may use (early stopping usually ends well before).
@@ -40,6 +42,33 @@ _MAX_EPOCHS = 200
 # Inputs with fewer cells than this are fitted on one thread.
 _THREADED_CELLS = 1_000_000
 _MLP_PATIENCE = 8
+
+
+# The boosting libraries' objective and early-stopping metric for the metric a training
+# optimises: an L1 objective for MAE, L2 for RMSE; early stopping watches the metric itself
+# where the library has it (otherwise the objective's own loss).
+_OBJECTIVES: dict[str, dict[str, str]] = {
+    "mae": {"lgbm": "l1", "xgb": "reg:absoluteerror", "hgb": "absolute_error", "catboost": "l1"},
+}
+_STOPPING: dict[str, dict[str, str]] = {
+    "roc_auc": {"lgbm": "auc", "xgb": "auc", "catboost": "AUC"},
+    "average_precision": {"lgbm": "average_precision", "xgb": "aucpr", "catboost": "PRAUC"},
+    "rmse": {"lgbm": "l2", "xgb": "rmse", "catboost": "RMSE"},
+    "mae": {"lgbm": "l1", "xgb": "mae", "catboost": "MAE"},
+}
+
+
+def objective_for(metric: str | None, family: str) -> str | None:
+    """The objective ``family`` trains with for ``metric`` (``None``: its default)."""
+    return _OBJECTIVES.get(metric or "", {}).get(family)
+
+
+def stopping_metric_for(metric: str | None, family: str, task: str) -> str | None:
+    """The metric ``family`` stops early on for ``metric`` (``None``: its objective's loss).
+    AUC is a binary metric for these libraries: multiclass keeps the log loss."""
+    if task == "multiclass" and metric in ("roc_auc", "average_precision"):
+        return None
+    return _STOPPING.get(metric or "", {}).get(family)
 
 
 @dataclass
@@ -230,6 +259,9 @@ def _hgb_build(params: dict[str, Any], task: str, seed: int, n_jobs: int, rounds
 
     p = _p(params, "hgb")
     cw = _cw(p.pop("class_weight", None))
+    objective = p.pop("objective", None)
+    if objective is not None and task == "regression":
+        p["loss"] = objective
     common = dict(max_iter=rounds, random_state=seed, categorical_features="from_dtype", **p)
     if task == "regression":
         return HistGradientBoostingRegressor(**common)
@@ -476,6 +508,7 @@ def fit_estimator(
     deadline: float,
     eval_set: tuple[Any, np.ndarray] | None = None,
     rounds: int | None = None,
+    metric: str | None = None,
 ) -> FitOutcome:
     """Fit one estimator of ``family``, stopping at ``deadline`` (``time.monotonic()``).
 
@@ -490,6 +523,8 @@ def fit_estimator(
         deadline: the monotonic time at which the fit must stop.
         eval_set: encoded validation rows for early stopping (boosting families).
         rounds: a fixed number of boosting rounds (the refit); otherwise early stopping.
+        metric: the metric the training optimises: chooses the boosting families' objective
+            (L1 for ``mae``) and what their early stopping watches.
 
     Returns:
         The fitted estimator, the rounds early stopping kept, whether the deadline cut it.
@@ -501,6 +536,13 @@ def fit_estimator(
     shape = getattr(X, "shape", (0, 0))
     if shape[0] * shape[1] < _THREADED_CELLS:
         n_jobs = 1
+    objective = objective_for(metric, family.name) if task == "regression" else None
+    stopping = stopping_metric_for(metric, family.name, task)
+    if objective is not None:
+        params = {**params, f"{family.name}.objective": objective}
+    if stopping is not None and family.name in ("lgbm", "xgb", "catboost"):
+        key = {"lgbm": "metric", "xgb": "eval_metric", "catboost": "eval_metric"}[family.name]
+        params = {**params, f"{family.name}.{key}": stopping}
     with warnings.catch_warnings(), threadpool_limits(limits=n_jobs):
         warnings.simplefilter("ignore")
         if family.name == "lgbm":

@@ -1,0 +1,161 @@
+"""Regression and metric care: the log1p target transform chosen by validation, objectives and
+early stopping matched to the metric."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_wine
+
+from forgeml.errors import InputError
+from forgeml.train import train
+from forgeml.train._metrics import get_metric
+from forgeml.train._preprocess import TabularEncoder
+from forgeml.train._search import Problem
+from forgeml.train._target import choose_target_transform, skewed_positive, with_transform
+from forgeml.train._task import infer_column_kinds
+from forgeml.train._validation import make_folds
+from forgeml.train._zoo import FAMILIES, fit_estimator
+
+
+@pytest.fixture(scope="module")
+def bike(shared_dataset) -> pd.DataFrame:
+    frame = pd.read_csv(shared_dataset("bike-sharing-hour.csv"))
+    # casual + registered == cnt: a leak; instant and dteday are row order and the date
+    frame = frame.drop(columns=["casual", "registered", "instant", "dteday"])
+    return frame.sample(n=3000, random_state=0).reset_index(drop=True)
+
+
+def test_skewed_positive_targets_are_recognised(bike, shared_dataset):
+    assert skewed_positive(bike["cnt"].to_numpy())  # hourly counts: skewness about 1.3
+    california = pd.read_csv(shared_dataset("california-housing.csv"))
+    assert skewed_positive(california["median_house_value"].to_numpy())
+    wine = load_wine(as_frame=True).frame
+    assert not skewed_positive(wine["alcohol"].to_numpy())  # about symmetric
+    assert not skewed_positive(bike["temp"].to_numpy() - 0.5)  # negative values
+
+
+def _problem(frame: pd.DataFrame, target: str, metric: str) -> Problem:
+    X = frame.drop(columns=[target])
+    y = frame[target].to_numpy(dtype=float)
+    return Problem(
+        X=X,
+        y=y,
+        kinds=infer_column_kinds(X, None),
+        task="regression",
+        n_classes=0,
+        metric=get_metric(metric, "regression"),
+        folds=make_folds(len(y), None, n_folds=5, seed=0, time_ordered=False),
+        seed=0,
+        n_jobs=1,
+        time_ordered=False,
+        imbalanced=False,
+    )
+
+
+def test_the_transform_is_chosen_on_out_of_fold_scores_in_the_targets_units(bike):
+    problem = _problem(bike, "cnt", "mae")
+    choice = choose_target_transform(problem, "lgbm", time.monotonic() + 300)
+    none, log1p = choice.scores["none"], choice.scores["log1p"]
+    assert none is not None and log1p is not None
+    # both in bicycles per hour (a log-scale MAE would be below 1)
+    assert 10 < none < 100 and 10 < log1p < 100
+    assert choice.transform == ("log1p" if log1p < none else "none")
+    assert "out-of-fold mae" in choice.note() and "2 validation folds" in choice.note()
+    # the transformed problem scores its predictions in the target's units too
+    transformed = with_transform(problem, "log1p")
+    np.testing.assert_allclose(transformed.y, np.log1p(problem.y))
+    assert transformed.metric.score(transformed.y, transformed.y + np.log(1.1)) == pytest.approx(
+        float(np.mean(np.abs(problem.y * 0.1 + 0.1)))
+    )
+
+
+def test_a_log1p_model_predicts_in_the_targets_units_and_records_it(bike, tmp_path):
+    from forgeml.config import Settings
+    from forgeml.store import Workspace
+
+    ws = Workspace(Settings(home=tmp_path / "ws"))
+    try:
+        result = train(
+            bike, target="cnt", models=("lgbm",), time_budget=120, max_trials=2,
+            target_transform="log1p", workspace=ws,
+        )  # fmt: skip
+        assert result.model.target_transform == "log1p"
+        assert set(result.leaderboard["target_transform"]) == {"log1p"}
+        assert ws.runs.get_run(result.run_id).params["target_transform"] == "log1p"
+    finally:
+        ws.close()
+    X = bike.drop(columns=["cnt"])
+    pred = result.model.predict(X)
+    # counts, not logs of counts: the mean prediction is near the mean count (about 190)
+    assert abs(pred.mean() - bike["cnt"].mean()) < 0.15 * bike["cnt"].mean()
+    assert result.test_metrics["rmse"] < 0.5 * result.baseline_metrics["rmse"]
+    compiled = result.model.compile_for_serving()
+    served, _ = compiled.predict_both({c: X[c].tolist() for c in X.columns}, len(X))
+    np.testing.assert_allclose(served, pred, rtol=1e-12, atol=1e-9)
+
+
+def test_auto_records_the_choice_in_the_notes_and_the_leaderboard(bike):
+    result = train(bike, target="cnt", models=("lgbm",), time_budget=120, max_trials=1)
+    chosen = [n for n in result.notes if n.startswith("target transform ")]
+    assert len(chosen) == 1
+    transform = chosen[0].split()[2].rstrip(":")
+    assert transform in ("none", "log1p")
+    assert set(result.leaderboard["target_transform"]) == {transform}
+    assert getattr(result.model, "target_transform", None) == (
+        None if transform == "none" else "log1p"
+    )
+
+
+def test_target_transform_bad_values_are_refused_naming_the_field(bike):
+    with pytest.raises(InputError, match="target_transform"):
+        train(bike, target="cnt", time_budget=5, target_transform="sqrt")
+    shifted = bike.assign(cnt=bike["cnt"] - 500.0)
+    with pytest.raises(InputError, match="target_transform log1p needs target values above -1"):
+        train(shifted, target="cnt", time_budget=5, target_transform="log1p")
+
+
+def _encoded(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, np.ndarray]:
+    X = frame.drop(columns=[target])
+    encoder = TabularEncoder(kinds=infer_column_kinds(X, None), output="native")
+    y = frame[target].to_numpy(dtype=float)
+    return encoder.fit_transform(X, y), y
+
+
+@pytest.mark.parametrize(
+    ("family", "metric", "expected"),
+    [("lgbm", "mae", "l1"), ("xgb", "mae", "reg:absoluteerror"), ("hgb", "mae", "absolute_error")],
+)
+def test_the_objective_follows_the_metric(bike, family, metric, expected):
+    X, y = _encoded(bike, "cnt")
+    params = FAMILIES[family].start("regression", False, len(y))
+    est = fit_estimator(
+        FAMILIES[family], params, task="regression", X=X, y=y, seed=0, n_jobs=1,
+        deadline=time.monotonic() + 120, rounds=20, metric=metric,
+    ).estimator  # fmt: skip
+    objective = est.get_params().get("loss") if family == "hgb" else est.get_params()["objective"]
+    assert objective == expected
+    # the default metric keeps the squared error
+    est = fit_estimator(
+        FAMILIES[family], params, task="regression", X=X, y=y, seed=0, n_jobs=1,
+        deadline=time.monotonic() + 120, rounds=20, metric="rmse",
+    ).estimator  # fmt: skip
+    objective = est.get_params().get("loss") if family == "hgb" else est.get_params()["objective"]
+    assert objective in (None, "squared_error", "reg:squarederror")
+
+
+def test_lightgbm_stops_early_on_the_auc_for_roc_auc(german):
+    X = german.drop(columns=["class"])
+    encoder = TabularEncoder(kinds=infer_column_kinds(X, None), output="native")
+    y = (german["class"] == "good").to_numpy(dtype=int)
+    encoded = encoder.fit_transform(X, y)
+    params = FAMILIES["lgbm"].start("binary", False, len(y))
+    est = fit_estimator(
+        FAMILIES["lgbm"], params, task="binary", X=encoded.iloc[:700], y=y[:700], seed=0,
+        n_jobs=1, deadline=time.monotonic() + 120,
+        eval_set=(encoded.iloc[700:], y[700:]), metric="roc_auc",
+    ).estimator  # fmt: skip
+    assert list(est.best_score_["valid_0"]) == ["auc"]
