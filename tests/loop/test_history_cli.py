@@ -80,3 +80,38 @@ def test_history_lists_every_decision_passed_or_failed(tmp_path, shared_dataset)
     assert missing.stderr.count("\n") == 1 and "nope" in missing.stderr
     bad = _cli("loop", "history", "adult", "--limit", "0", home=home)
     assert bad.returncode == 2 and "--limit" in bad.stderr
+
+    # loop run: a missing or wrong policy is one readable line, exit 2
+    for args, words in [
+        (["loop", "run", "adult"], ["No loop policy for adult", "loops/adult.yaml"]),
+        (
+            ["loop", "run", "adult", "--policy", str(tmp_path / "none.yaml")],
+            ["No loop policy file"],
+        ),
+        (
+            [
+                "loop",
+                "run",
+                "adult",
+                "--policy",
+                str(_policy(tmp_path, "model: adult\nbudgte: {}\n")),
+            ],
+            ["LoopPolicy has no field 'budgte'"],
+        ),
+        (
+            ["loop", "watch", "adult", "--policy", str(_policy(tmp_path, "model: other\n"))],
+            ["policy of model 'other', not 'adult'"],
+        ),
+        (["loop", "run", "nope"], ["nope"]),
+    ]:
+        result = _cli(*args, home=home)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        for word in words:
+            assert word in result.stderr, (word, result.stderr)
+
+
+def _policy(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / f"policy-{abs(hash(text))}.yaml"
+    path.write_text(text)
+    return path
