@@ -159,3 +159,46 @@ def test_lightgbm_stops_early_on_the_auc_for_roc_auc(german):
         eval_set=(encoded.iloc[700:], y[700:]), metric="roc_auc",
     ).estimator  # fmt: skip
     assert list(est.best_score_["valid_0"]) == ["auc"]
+
+
+def test_per_class_calibration_is_kept_only_when_it_helps_out_of_fold(shared_dataset):
+    from sklearn.datasets import load_digits
+
+    from forgeml.train._calibration import apply_calibration, choose_calibration
+
+    digits = load_digits(as_frame=True).frame
+    X, y = digits.drop(columns=["target"]), digits["target"].to_numpy()
+    # out-of-fold probabilities of a deliberately over-confident model (an unregularised
+    # logistic regression on raw pixels)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    proba = cross_val_predict(
+        LogisticRegression(C=1e4, max_iter=300), X, y, cv=5, method="predict_proba"
+    )
+    log_loss = get_metric("log_loss", "multiclass")
+    choice = choose_calibration(log_loss, y, proba, seed=0)
+    assert choice.calibration is not None and choice.calibrated < choice.raw
+    assert "cross-fitted" in choice.note() and "1,797 rows" in choice.note()
+    calibrated = apply_calibration(proba, choice.calibration)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    assert log_loss.score(y, calibrated) < log_loss.score(y, proba)
+
+
+def test_a_calibrated_multiclass_model_serves_the_same_probabilities(tmp_path):
+    from forgeml.train._calibration import apply_calibration
+
+    wine = load_wine(as_frame=True).frame
+    result = train(wine, target="target", models=("lgbm", "linear"), time_budget=120, max_trials=3)
+    notes = [n for n in result.notes if "calibration" in n]
+    assert len(notes) == 1 and "out-of-fold log_loss" in notes[0]
+    X = wine.drop(columns=["target"])
+    proba = result.model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    if result.model.calibration is not None:
+        raw = result.model._combined(X)
+        expected = apply_calibration(raw / raw.sum(axis=1, keepdims=True), result.model.calibration)
+        np.testing.assert_allclose(proba, expected)
+    compiled = result.model.compile_for_serving()
+    _, served = compiled.predict_both({c: X[c].tolist() for c in X.columns}, len(X))
+    np.testing.assert_allclose(served, proba, rtol=0, atol=1e-12)

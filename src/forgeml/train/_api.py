@@ -21,6 +21,7 @@ from forgeml.data import leak_gate, leak_summary, refuse_infinite
 from forgeml.errors import InputError
 from forgeml.security import Principal
 from forgeml.store import Workspace
+from forgeml.train._calibration import choose_calibration
 from forgeml.train._config import TrainConfig
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
@@ -1162,6 +1163,15 @@ def _select_and_refit(
         member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
         blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
         threshold, threshold_metric = _f1_threshold(y, blend), "f1"
+    calibration = None
+    if problem.task == "multiclass" and time.monotonic() < refit_end - 1.0:
+        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
+        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
+        choice = choose_calibration(metric, y, np.asarray(blend), seed=problem.seed)
+        notes.append(choice.note())
+        if choice.calibration is not None:
+            calibration = choice.calibration
+            cv_loss = -choice.calibrated if metric.greater_is_better else choice.calibrated
     # refit on every training row; a member whose refit would not fit in the time left (or
     # was cut by the deadline) uses its cross-validation fold models instead
     fitted: list[Any] = []
@@ -1233,6 +1243,7 @@ def _select_and_refit(
         families=[r.family for r in fitted_members],
         threshold_metric=threshold_metric,
         target_transform=problem.target_transform,
+        calibration=calibration,
     )
     best_info = {
         "model": best.family,

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeml.train._calibration import apply_calibration
+
 __all__ = ["CompiledModel", "NotCompilable", "compile_encoder"]
 
 Columns = Mapping[str, Sequence[Any]]
@@ -312,6 +314,7 @@ class CompiledModel:
         self.task = model.task
         self.threshold = model.threshold
         self.target_transform = getattr(model, "target_transform", None)
+        self.calibration = getattr(model, "calibration", None)
         self.classes_ = getattr(model, "classes_", None)
         members = [
             _member_call(m, model.task, booster_predictor, raw_predict) for m in model.members
@@ -337,7 +340,7 @@ class CompiledModel:
             if self.target_transform == "log1p":
                 return np.expm1(total), None
             return total, None
-        proba = total / total.sum(axis=1, keepdims=True)
+        proba = apply_calibration(total / total.sum(axis=1, keepdims=True), self.calibration)
         if self.threshold is not None and proba.shape[1] == 2:
             codes = (proba[:, 1] >= self.threshold).astype(int)
         else:

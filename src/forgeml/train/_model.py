@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from forgeml.errors import InputError, SchemaMismatchError
+from forgeml.train._calibration import apply_calibration
 from forgeml.train._compiled import CompiledModel, NotCompilable
 
 __all__ = ["FoldBag", "TrainedModel", "raw_predict"]
@@ -122,6 +123,8 @@ class TrainedModel(BaseEstimator):
         threshold_metric: the metric the threshold was tuned for.
         target_transform: ``log1p`` when the members were fitted on ``log1p`` of a regression
             target (their combined prediction is turned back with ``expm1``), else ``None``.
+        calibration: a multiclass model's per-class calibration of its combined
+            probabilities (``{"scale": [...], "bias": [...]}``, vector scaling), else ``None``.
         families: each member's model family (for display).
     """
 
@@ -137,6 +140,7 @@ class TrainedModel(BaseEstimator):
         families: Sequence[str] = (),
         threshold_metric: str | None = None,
         target_transform: str | None = None,
+        calibration: dict[str, list[float]] | None = None,
     ) -> None:
         self.members = members
         self.weights = weights
@@ -147,6 +151,7 @@ class TrainedModel(BaseEstimator):
         self.families = families
         self.threshold_metric = threshold_metric
         self.target_transform = target_transform
+        self.calibration = calibration
         # identifier columns (row numbers, keys) are dropped by the encoder: not required
         kinds = getattr(_encoder(members[0]), "kinds", {}) if members else {}
         self.feature_names_in_ = np.asarray(
@@ -221,7 +226,8 @@ class TrainedModel(BaseEstimator):
         if self.task == "regression":
             raise InputError("predict_proba needs a classifier; this model is a regressor")
         proba = self._combined(X)
-        return proba / proba.sum(axis=1, keepdims=True)
+        proba = proba / proba.sum(axis=1, keepdims=True)
+        return apply_calibration(proba, getattr(self, "calibration", None))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted values (regression) or class labels (classification).
