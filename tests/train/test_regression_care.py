@@ -202,3 +202,17 @@ def test_a_calibrated_multiclass_model_serves_the_same_probabilities(tmp_path):
     compiled = result.model.compile_for_serving()
     _, served = compiled.predict_both({c: X[c].tolist() for c in X.columns}, len(X))
     np.testing.assert_allclose(served, proba, rtol=0, atol=1e-12)
+
+
+def test_multiclass_searches_class_weights_even_when_classes_are_balanced():
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for name, family in FAMILIES.items():
+        if "multiclass" not in family.tasks or name == "mlp":
+            continue
+        trial = study.ask()
+        assert f"{name}.class_weight" in family.space(trial, "multiclass", False), name
+        assert family.start("multiclass", False, 1000)[f"{name}.class_weight"] == "none"
+        # a balanced binary task keeps its weights as they are
+        assert f"{name}.class_weight" not in family.space(study.ask(), "binary", False)

@@ -114,8 +114,14 @@ def _p(params: dict[str, Any], family: str) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
 
 
+def _weighted(task: str, imbalanced: bool) -> bool:
+    """Whether class weights are searched: for imbalanced classes, and for every multiclass
+    task (validation decides whether balanced weights help)."""
+    return task == "multiclass" or (task != "regression" and imbalanced)
+
+
 def _weight_choice(trial: Any, name: str, task: str, imbalanced: bool) -> dict[str, Any]:
-    if task != "regression" and imbalanced:
+    if _weighted(task, imbalanced):
         return {
             f"{name}.class_weight": trial.suggest_categorical(
                 f"{name}.class_weight", ["none", "balanced"]
@@ -154,7 +160,7 @@ def _lgbm_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
         "lgbm.reg_lambda": 1e-3,
         "lgbm.reg_alpha": 1e-3,
     }
-    if task != "regression" and imbalanced:
+    if _weighted(task, imbalanced):
         params["lgbm.class_weight"] = "none"
     return params
 
@@ -204,7 +210,7 @@ def _xgb_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
         "xgb.reg_lambda": 1.0,
         "xgb.reg_alpha": 1e-3,
     }
-    if task != "regression" and imbalanced:
+    if _weighted(task, imbalanced):
         params["xgb.class_weight"] = "none"
     return params
 
@@ -249,7 +255,7 @@ def _hgb_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
         "hgb.l2_regularization": 1e-6,
         "hgb.max_features": 1.0,
     }
-    if task != "regression" and imbalanced:
+    if _weighted(task, imbalanced):
         params["hgb.class_weight"] = "none"
     return params
 
@@ -292,7 +298,7 @@ def _forest_start(name: str) -> Callable[..., dict[str, Any]]:
             f"{name}.max_features": 0.5,
             f"{name}.min_samples_leaf": 1 if n_rows < 5000 else 4,
         }
-        if task != "regression" and imbalanced:
+        if _weighted(task, imbalanced):
             params[f"{name}.class_weight"] = "none"
         return params
 
@@ -347,7 +353,7 @@ def _catboost_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
         "catboost.random_strength": 1.0,
         "catboost.bagging_temperature": 1.0,
     }
-    if task != "regression" and imbalanced:
+    if _weighted(task, imbalanced):
         params["catboost.class_weight"] = "none"
     return params
 
@@ -383,7 +389,7 @@ def _linear_start(task: str, imbalanced: bool, n_rows: int) -> dict[str, Any]:
     if task == "regression":
         return {"linear.alpha": 1e-3, "linear.l1_ratio": 0.0}
     params: dict[str, Any] = {"linear.C": 1.0}
-    if imbalanced:
+    if _weighted(task, imbalanced):
         params["linear.class_weight"] = "none"
     return params
 
