@@ -992,7 +992,6 @@ def _search_and_fit(
         records,
         hard_end,
         finish_margin,
-        ensemble_time,
         classes,
         features,
         notes,
@@ -1108,7 +1107,6 @@ def _select_and_refit(
     records: list[TrialRecord],
     hard_end: float,
     finish_margin: float,
-    ensemble_time: float,
     classes: list[Any] | None,
     features: list[str],
     notes: list[str],
@@ -1134,7 +1132,10 @@ def _select_and_refit(
         w, _ = ensemble_selection(
             preds,
             _ensemble_loss_fn(problem, y),
-            deadline=min(time.monotonic() + ensemble_time, refit_end),
+            # Only the budget's end cuts the selection (max_steps bounds it otherwise): a cut
+            # that depends on the machine's speed would make the same seed and trial budget
+            # give a different ensemble on a busy machine.
+            deadline=refit_end,
         )
         chosen = [i for i in np.argsort(-w, kind="stable") if w[i] > 0]
         # the best single model refits first; drop members whose refit would not fit in time
