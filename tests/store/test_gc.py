@@ -18,12 +18,19 @@ import pytest
 from forgeml import data, registry
 from forgeml.config import Settings
 from forgeml.errors import ArtifactIntegrityError
-from forgeml.security import Principal
+from forgeml.security import Principal, authenticate
 from forgeml.store import Workspace
+from forgeml.testing import admin_token
 from forgeml.tracking import start_run
 from forgeml.workflows import Context, collect_garbage
 
 DAY = 86400
+
+
+def _context(ws: Workspace) -> Context:
+    """The local user where access control is off; an admin key where it is on (PostgreSQL)."""
+    token = admin_token(ws)
+    return Context(ws, authenticate(ws, token) if token else Principal("ana", "user"))
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +83,7 @@ def system_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_gc_finds_then_removes_only_garbage(workspace, german, tmp_path, system_tmp):
     paths = _fill(workspace, german, tmp_path)
-    ctx = Context(workspace, Principal("ana", "user"))
+    ctx = _context(workspace)
     dry = collect_garbage(ctx)  # default grace 24 h
     assert dry.removed is None
     found = {(i.kind, Path(i.path).name) for i in dry.found.items}
@@ -106,7 +113,7 @@ def test_a_damaged_referenced_tree_stops_the_collection(workspace, german, tmp_p
     path = workspace.artifacts.path(bundle)  # type: ignore[attr-defined]
     os.chmod(path, 0o644)
     path.write_bytes(path.read_bytes()[:-3] + b"!!!")
-    ctx = Context(workspace, Principal("ana", "user"))
+    ctx = _context(workspace)
     with pytest.raises(ArtifactIntegrityError, match=bundle):
         collect_garbage(ctx, apply=True)
     assert paths["orphan"].exists()

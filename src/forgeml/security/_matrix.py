@@ -87,7 +87,7 @@ ACTIONS: Final[dict[str, Action]] = {
         Action(
             "workspace.admin",
             _ADM,
-            "create or upgrade the workspace, re-encrypt its artifacts",
+            "create or upgrade the workspace, re-encrypt its artifacts, collect unused files",
             True,
         ),
     )
@@ -149,6 +149,7 @@ CLI_COMMANDS: Final[dict[str, str]] = {
     "audit verify": "audit.read",
     "audit export": "audit.read",
     "artifacts reencrypt": "workspace.admin",
+    "gc": "workspace.admin",
 }
 
 #: Every HTTP route (method, path template) -> action.
@@ -208,6 +209,7 @@ PYTHON_API: Final[dict[str, str]] = {
     "list_audit": "audit.read",
     "verify_audit": "audit.read",
     "reencrypt_artifacts": "workspace.admin",
+    "collect_garbage": "workspace.admin",
 }
 
 

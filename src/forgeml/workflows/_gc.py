@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forgeml.store._gc import DEFAULT_GRACE_S, Garbage, find_garbage, remove_garbage
-from forgeml.workflows._context import Context
+from forgeml.workflows._context import Context, use_case
 
 __all__ = ["GarbageCollection", "collect_garbage"]
 
@@ -19,6 +19,7 @@ class GarbageCollection:
     removed: Garbage | None
 
 
+@use_case("workspace.admin")
 def collect_garbage(
     ctx: Context, *, apply: bool = False, grace_s: float = DEFAULT_GRACE_S
 ) -> GarbageCollection:
