@@ -123,7 +123,7 @@ def test_bank_sensitive_columns_are_not_model_inputs(ws):
 def test_xgboost_fits_bank(ws):
     data.add(shared("bank-additional-full.csv"), name="bank", target="y", workspace=ws)
     result = train("bank", time_budget=8, models=["xgb"], workspace=ws)
-    assert result.model.families == ["xgb"]
+    assert set(result.model.families) == {"xgb"}  # one xgb or an ensemble of xgb trials
     assert result.best["model"] == "xgb"
     assert result.failures == {}
     assert "failed" not in result.n_trials

@@ -153,7 +153,7 @@ def _tiny(n: int = 60) -> pd.DataFrame:
         (_tiny().assign(y=["a"] * 59 + ["b"]), {}, "has 1 row"),
         (_tiny(), {"time_budget": 0}, "positive"),
         (_tiny(), {"time_budget": -5}, "positive"),
-        (_tiny(), {"models": ["lgbm", "catboost"]}, "Unknown model family 'catboost'"),
+        (_tiny(), {"models": ["lgbm", "gbdt"]}, "Unknown model family 'gbdt'"),
         (_tiny(), {"metric": "auc"}, "Unknown metric 'auc'"),
         (_tiny(), {"metric": "rmse"}, "does not apply"),
         (_tiny(12), {}, "at least 20 rows"),

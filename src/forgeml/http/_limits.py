@@ -29,7 +29,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from forgeml._json import dumps
 
 __all__ = ["ConnectionLimits", "limited_protocol"]
 
@@ -44,7 +44,7 @@ class ConnectionLimits:
 
 
 def _raw_answer(status: int, reason: str, message: str, field: str, code: str) -> bytes:
-    body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+    body = dumps({"error": {"code": code, "message": message, "field": field}})
     head = [
         f"HTTP/1.1 {status} {reason}",
         "content-type: application/json",

@@ -31,7 +31,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from forgeml._json import dumps_text
+from forgeml._json import dumps, dumps_text
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import audit_head, audit_log
 
@@ -120,7 +120,7 @@ def record_change(
 
 def entry_hash(prev_hash: str, seq: int, fields: tuple[Any, ...]) -> str:
     """The chained hash of one entry: sha256 over the previous hash and the entry's fields."""
-    content = orjson.dumps([prev_hash, seq, *fields])
+    content = dumps([prev_hash, seq, *fields])
     return hashlib.sha256(content).hexdigest()
 
 
