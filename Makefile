@@ -22,8 +22,9 @@ demo: $(VENV)/.installed
 	$(BIN)/forgeml quickstart
 
 ## test: install with the test extras, check style, run the whole test suite
+## (two worker processes, one per core; a test file stays on one worker)
 test: $(VENV)/.installed-dev lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=30
 
 ## lint: style, formatting, layers and import circles (tools/check_layers.py), types (mypy)
 lint: $(VENV)/.installed-dev
