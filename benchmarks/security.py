@@ -6,7 +6,8 @@
   application alone).
 - A change with its audit entry: ``RouteStore.set_route`` (one transaction with its chained
   entry) against the same write with the transaction's entries dropped, interleaved, so the
-  difference is the entry: its JSON, its hash, the head's lock and two more statements.
+  difference is the entry: its JSON, its hash, and three statements in the driver's SQL (lock
+  and read the head, insert the entry, move the head).
 - ``audit verify`` over the chain written: entries per second.
 
     python benchmarks/security.py [--requests 20000] [--changes 500] [--store-url URL]

@@ -3,10 +3,10 @@
 
 Every top-level module and package of ``forgeml`` belongs to one layer (DESIGN.md section 2):
 
-    interface   cli, http, ui, api, __init__, __main__
+    interface   cli, http, ui, api, __init__, __main__, testing (test support: runs servers)
     workflow    workflows, loop, pipeline
     capability  data, train, evaluate, registry, optimize, serve, batch, monitor, deploy
-    foundation  config, errors, store, security, tracking, testing, examples, _version, ...
+    foundation  config, errors, store, security, tracking, examples, _version, ...
 
 A module may import its own layer or a lower one. A package missing from the table is an error,
 so a new package has to be placed before it can land. An import circle is a set of forgeml
@@ -39,7 +39,7 @@ LAYERS: dict[str, int] = {
     "store": FOUNDATION,
     "security": FOUNDATION,
     "tracking": FOUNDATION,
-    "testing": FOUNDATION,
+    "testing": INTERFACE,  # test support: it runs real servers (forgeml.http)
     "examples": FOUNDATION,
     "data": CAPABILITY,
     "train": CAPABILITY,

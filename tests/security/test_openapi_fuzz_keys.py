@@ -21,8 +21,9 @@ from forgeml.config import Settings
 from forgeml.http._access import match_route
 from forgeml.security import PUBLIC, allowed
 from forgeml.store import Workspace
+from forgeml.testing import ServerThread
 
-from .conftest import Keys, Server, make_keys
+from .conftest import Keys, make_keys
 
 MODEL = "adult-gbm"
 CONFIG = """
@@ -41,21 +42,21 @@ values = [1]
 @pytest.fixture(scope="module")
 def keyed_server(
     tmp_path_factory: pytest.TempPathFactory, adult_numeric: pd.DataFrame
-) -> Iterator[tuple[Keys, Server]]:
+) -> Iterator[tuple[Keys, ServerThread]]:
     ws = Workspace(Settings(home=tmp_path_factory.mktemp("fuzz-keys")))
     X, y = adult_numeric.drop(columns=["income"]), adult_numeric["income"]
     model = lgb.LGBMClassifier(n_estimators=10, num_leaves=7, random_state=0, verbose=-1)
     fm.register(model.fit(X, y), name=MODEL, sample=X, workspace=ws, actor="setup")
     fm.registry.promote(MODEL, 1, workspace=ws, actor="setup")
     keys = make_keys(ws)
-    with Server(ws, models=(f"{MODEL}@production",)) as server:
+    with ServerThread(ws, models=(f"{MODEL}@production",)) as server:
         yield keys, server
     ws.close()
 
 
 @pytest.mark.parametrize("role", [None, "viewer"])
 def test_no_server_error_and_no_success_without_the_role(
-    keyed_server: tuple[Keys, Server], tmp_path: Path, role: str | None
+    keyed_server: tuple[Keys, ServerThread], tmp_path: Path, role: str | None
 ) -> None:
     keys, server = keyed_server
     before = len(keys.workspace.audit.entries())

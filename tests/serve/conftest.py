@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 import forgeml as fm
 from forgeml.config import Settings
 from forgeml.store import Workspace
-from forgeml.testing import admin_token
+from forgeml.testing import ServerThread, admin_token, free_port
 
 TARGET = "income"
 
@@ -84,55 +82,6 @@ def serve_ws(tmp_path_factory: pytest.TempPathFactory, adult: pd.DataFrame) -> I
     fm.register(pipeline, name="adult-hgb", sample=X, workspace=ws)
     yield ws
     ws.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerThread:
-    """A real Uvicorn server on 127.0.0.1 in a thread of the test process."""
-
-    def __init__(self, ws: Workspace, **options: Any) -> None:
-        import uvicorn
-
-        from forgeml.http import create_app
-        from forgeml.serve import ServeOptions
-
-        options.setdefault("access_log", False)
-        options.setdefault("poll_interval", 0.2)
-        self.port = free_port()
-        self.options = ServeOptions(port=self.port, **options)
-        self.app = create_app(self.options, workspace=ws)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    @property
-    def state(self) -> Any:
-        """The server's ``PredictionService``."""
-        return self.app.state.serving.service
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the server did not become ready in 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,12 @@ predictions, for the served-model monitoring tests."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -19,7 +16,7 @@ import pytest
 
 import forgeml as fm
 from forgeml.store import PredictionRecord, Workspace
-from forgeml.testing import auth_headers
+from forgeml.testing import ServerThread
 
 TARGET = "income"
 POSITIVE = ">50K"
@@ -160,50 +157,6 @@ def logged(workspace: Workspace, adult: pd.DataFrame) -> Workspace:
 def logged_sqlite(sqlite_workspace: Workspace, adult: pd.DataFrame) -> Workspace:
     """``populate`` in an embedded workspace (for the CLI tests)."""
     return populate(sqlite_workspace, adult)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerThread:
-    """A real Uvicorn server on 127.0.0.1 in a thread of the test process."""
-
-    def __init__(self, ws: Workspace, **options: Any) -> None:
-        import uvicorn
-
-        from forgeml.http import create_app
-        from forgeml.serve import ServeOptions
-
-        options.setdefault("access_log", False)
-        options.setdefault("poll_interval", 0.2)
-        self.port = free_port()
-        self.app = create_app(ServeOptions(port=self.port, **options), workspace=ws)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.headers = auth_headers(ws)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the server did not become ready in 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
 
 
 @pytest.fixture
