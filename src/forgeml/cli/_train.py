@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -28,6 +29,27 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise InputError(f"--time-budget must be more than zero; got {text!r}")
     return seconds
+
+
+def parse_latency(text: str) -> float | None:
+    """Milliseconds from ``5``, ``2.5`` or ``5ms``; ``none`` for no bound.
+
+    Raises:
+        InputError: the text is neither a positive number of milliseconds nor ``none``.
+    """
+    cleaned = text.strip().lower().removesuffix("ms").strip()
+    if cleaned in ("none", "off"):
+        return None
+    try:
+        value = float(cleaned)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(
+            "--max-latency-ms takes a positive number of milliseconds (e.g. 5) or none; "
+            f"got {text!r}"
+        )
+    return value
 
 
 def parse_bins(values: list[str] | None) -> dict[str, list[float]]:
@@ -141,6 +163,15 @@ def train(
             help="Skip the evaluation on the held-out rows (it runs after the time budget).",
         ),
     ] = False,
+    max_latency_ms: Annotated[
+        str | None,
+        typer.Option(
+            "--max-latency-ms",
+            help="The returned model answers one row (predict_proba on a one-row DataFrame, "
+            "median of 10 calls) within this many ms; slower members are dropped or a faster "
+            "model chosen, and the cost in score is noted. Default 10; none: no bound.",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find the best model within the time budget, evaluate it on held-out rows, register it.
@@ -151,8 +182,10 @@ def train(
     from forgeml.train import TrainConfig
     from forgeml.workflows import train_model
 
+    bound = {} if max_latency_ms is None else {"max_latency_ms": parse_latency(max_latency_ms)}
     config = TrainConfig.build(
         {
+            **bound,
             "target": target,
             "task": task,
             "metric": metric,
@@ -199,6 +232,7 @@ def train(
         f"cv {result.metric}",
         "± folds",
         "fit s",
+        "1 row ms",
         "params",
         title=f"Leaderboard ({result.task}, {result.metric})",
     )
@@ -213,8 +247,11 @@ def train(
             fmt_value(values[result.metric]),
             fmt_value(values["cv_std"]),
             fmt_value(values["fit_s"]),
+            fmt_value(values["one_row_ms"])
+            if values["one_row_ms"] == values["one_row_ms"]
+            else "-",
             str(values["params"]),
-            style="bold" if values["rank"] == 1 else None,
+            style="bold" if values["chosen"] else None,
         )
     console.print(shown)
     if len(board) > 15:
@@ -232,7 +269,12 @@ def train(
             f"latency of the model: one row {result.latency['one_row_ms']:.2f} ms "
             f"({'predict' if result.task == 'regression' else 'predict_proba'} on a one-row "
             "DataFrame, median of 10), 1,000 held-out rows "
-            f"{result.latency['rows_1000_ms']:.1f} ms",
+            f"{result.latency['rows_1000_ms']:.1f} ms"
+            + (
+                ""
+                if result.config is None or result.config.max_latency_ms is None
+                else f" (bound: {result.config.max_latency_ms:g} ms for one row)"
+            ),
             markup=False,
         )
     trials_text = ", ".join(f"{n} {state}" for state, n in sorted(result.n_trials.items()))

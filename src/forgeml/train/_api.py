@@ -24,6 +24,7 @@ from forgeml.store import Workspace
 from forgeml.train._calibration import choose_calibration
 from forgeml.train._config import TrainConfig
 from forgeml.train._ensemble import ensemble_selection
+from forgeml.train._latency import choose_under_bound, measure_latency
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
 from forgeml.train._model import FoldBag, TrainedModel
 from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progress
@@ -347,11 +348,36 @@ def _test_metrics(
     return out
 
 
+_BOARD_COLUMNS = [
+    "model",
+    "trial",
+    "cv_std",
+    "fit_s",
+    "trial_s",
+    "one_row_ms",
+    "rows_1000_ms",
+    "chosen",
+    "latency_cost",
+    "params",
+]
+
+
 def _leaderboard(
-    ranked: list[TrialRecord], metric: Metric, ensemble_row: dict[str, Any] | None
+    ranked: list[TrialRecord],
+    metric: Metric,
+    extra_rows: Sequence[dict[str, Any]],
+    latencies: Mapping[int, Mapping[str, float]],
+    chosen_trial: int | None,
+    latency_cost: float,
 ) -> pd.DataFrame:
+    """Every complete trial, then the ensembles, best first. ``one_row_ms`` and
+    ``rows_1000_ms`` are each candidate's measured prediction time (NaN when it was not a
+    candidate); ``chosen`` marks the returned model's row, whose ``latency_cost`` is the
+    cross-validated score the latency bound cost (0 when it did not bind)."""
     rows = []
     for r in ranked:
+        measured = latencies.get(r.number, {})
+        chosen = r.number == chosen_trial
         rows.append(
             {
                 "model": r.family,
@@ -360,14 +386,16 @@ def _leaderboard(
                 "cv_std": float(np.std(r.fold_scores)) if r.fold_scores else float("nan"),
                 "fit_s": round(float(np.mean(r.fit_seconds)), 3) if r.fit_seconds else None,
                 "trial_s": round(r.seconds, 3),
+                "one_row_ms": measured.get("one_row_ms", float("nan")),
+                "rows_1000_ms": measured.get("rows_1000_ms", float("nan")),
+                "chosen": chosen,
+                "latency_cost": latency_cost if chosen else float("nan"),
                 "params": dumps_text(r.own_params(), sort_keys=True, lenient=True),
             }
         )
-    if ensemble_row is not None:
-        rows.append(ensemble_row)
-    board = pd.DataFrame(
-        rows, columns=["model", "trial", metric.name, "cv_std", "fit_s", "trial_s", "params"]
-    )
+    rows.extend(extra_rows)
+    columns = [*_BOARD_COLUMNS[:2], metric.name, *_BOARD_COLUMNS[2:]]
+    board = pd.DataFrame(rows, columns=columns)
     if len(board):
         board = board.sort_values(
             [metric.name, "trial"], ascending=[not metric.greater_is_better, True], kind="stable"
@@ -735,6 +763,7 @@ def train(
             kinds=kinds,
             target=target,
             notes=notes,
+            max_latency_ms=cfg.max_latency_ms,
         )
         report = None
         if cfg.evaluate:
@@ -934,15 +963,18 @@ def _search_and_fit(
     kinds: dict[str, str],
     target: str,
     notes: list[str],
+    max_latency_ms: float | None = None,
 ) -> TrainResult:
     metric = problem.metric
     # time kept for selection, the test evaluation and writing the run
     finish_margin = min(2.0, 0.03 * budget) + 0.15
     ensemble_time = min(1.5, 0.03 * budget)
+    # time kept for measuring the candidates' prediction latency
+    latency_time = min(1.0, 0.02 * budget) + 0.1
 
     def search_deadline(records: list[TrialRecord]) -> float:
         reserve = sum(_refit_estimate(r, problem) for r in _ranked(records)[:_REFIT_RESERVED])
-        return hard_end - finish_margin - ensemble_time - reserve
+        return hard_end - finish_margin - ensemble_time - latency_time - reserve
 
     emit: ProgressHandler | None = None
     if progress is True:
@@ -987,7 +1019,7 @@ def _search_and_fit(
             for f, v in failures.items()
         )
         raise InputError(f"Every trial failed, so no model was trained. {shown}")
-    model, cv_score, threshold, ensemble, best, ensemble_row = _select_and_refit(
+    selection = _select_and_refit(
         problem,
         records,
         hard_end,
@@ -996,7 +1028,12 @@ def _search_and_fit(
         features,
         notes,
         usable or families,
+        max_latency_ms=max_latency_ms,
+        latency_rows=X_test if len(X_test) else problem.X,
+        latency_time=latency_time,
     )
+    model, cv_score, threshold = selection.model, selection.cv_score, selection.threshold
+    ensemble, best = selection.ensemble, selection.best
 
     _log.debug("model ready, %.2fs before the budget ends", hard_end - time.monotonic())
     # -- final evaluation on the held-out rows ---------------------------------------------
@@ -1031,8 +1068,15 @@ def _search_and_fit(
         shown = ", ".join(f"{c} ({n})" for c, n in sorted(unseen.items()))
         notes.append(f"test split values never seen in training: {shown}")
 
-    latency = _latency(model, X_test, problem.task, problem.seed)
-    leaderboard = _leaderboard(ranked, metric, ensemble_row)
+    latency = selection.latency
+    leaderboard = _leaderboard(
+        ranked,
+        metric,
+        selection.extra_rows,
+        selection.latencies,
+        selection.chosen_trial,
+        selection.latency_cost,
+    )
     if problem.task == "regression":
         # every trial and the ensemble were fitted on the target so transformed
         leaderboard.insert(3, "target_transform", problem.target_transform or "none")
@@ -1043,6 +1087,10 @@ def _search_and_fit(
     run.log_metrics({f"test_{k}": v for k, v in test_metrics.items() if math.isfinite(v)})
     run.log_metrics({"n_trials": len(records)})
     run.log_metrics({f"latency_{k}": v for k, v in latency.items()})
+    if max_latency_ms is not None:
+        run.log_metrics(
+            {"latency_bound_ms": max_latency_ms, "latency_bound_cost": selection.latency_cost}
+        )
     buffer = io.StringIO()
     leaderboard.to_csv(buffer, index=False)
     run.log_text(buffer.getvalue(), "leaderboard.csv")
@@ -1080,26 +1128,86 @@ def _search_and_fit(
     )
 
 
-def _latency(model: TrainedModel, X_test: pd.DataFrame, task: str, seed: int) -> dict[str, float]:
-    """The returned model's prediction time on held-out rows (see ``TrainResult.latency``)."""
-    predict = model.predict if task == "regression" else model.predict_proba
-    if len(X_test) == 0:
-        return {}
-    one = X_test.iloc[:1]
-    predict(one)  # anything built on first use is built now
-    times = []
-    for _ in range(10):
-        started = time.perf_counter()
-        predict(one)
-        times.append(time.perf_counter() - started)
-    rows = X_test.sample(1000, replace=len(X_test) < 1000, random_state=seed)
-    started = time.perf_counter()
-    predict(rows)
-    batch = time.perf_counter() - started
-    return {
-        "one_row_ms": round(float(np.median(times)) * 1000, 4),
-        "rows_1000_ms": round(batch * 1000, 3),
-    }
+@dataclass
+class _Selection:
+    """What ``_select_and_refit`` chose: the model, its scores and how fast it answers."""
+
+    model: TrainedModel
+    cv_score: float
+    threshold: float | None
+    ensemble: list[dict[str, Any]]
+    best: dict[str, Any]
+    extra_rows: list[dict[str, Any]]
+    latency: dict[str, float]
+    latencies: dict[int, dict[str, float]]
+    chosen_trial: int | None = None
+    latency_cost: float = 0.0
+
+
+def _candidate_latencies(
+    problem: Problem,
+    candidates: Sequence[TrialRecord],
+    rows: pd.DataFrame,
+    features: list[str],
+    classes: list[Any] | None,
+    deadline: float,
+) -> dict[int, dict[str, float]]:
+    """Each candidate's one-row and 1,000-row time, measured on a one-member model around its
+    first fold model (same family, parameters and rounds as its refit), until ``deadline``."""
+    out: dict[int, dict[str, float]] = {}
+    for record in candidates:
+        if not record.fold_models or time.monotonic() > deadline:
+            continue
+        single = TrainedModel(
+            members=[record.fold_models[0]],
+            weights=[1.0],
+            task=problem.task,
+            feature_columns=features,
+            classes=classes,
+            families=[record.family],
+            target_transform=problem.target_transform,
+        )
+        try:
+            out[record.number] = measure_latency(
+                single, rows, problem.task, problem.seed, max_seconds=0.1
+            )
+        except Exception as e:  # a member that cannot predict these rows: not a candidate
+            _log.debug("latency of %s #%d not measured: %s", record.family, record.number, e)
+    return out
+
+
+def _decisions(
+    problem: Problem,
+    members: Sequence[TrialRecord],
+    weights: np.ndarray,
+    threshold: float | None,
+    cv_loss: float,
+    refit_end: float,
+    notes: list[str],
+) -> tuple[float | None, str | None, dict[str, list[float]] | None, float]:
+    """The decision threshold, what it was tuned for, the multiclass calibration and the
+    cross-validated loss of ``members`` blended with ``weights``."""
+    metric = problem.metric
+    covered = problem.folds.covered
+    y = problem.y[covered]
+    threshold_metric = metric.name if threshold is not None else None
+    if threshold is None and problem.task == "binary":
+        # A probability metric leaves the decision open; 0.5 is arbitrary on imbalanced
+        # classes, so the labels come from the threshold that maximises F1 on the same
+        # out-of-fold predictions (never the test rows).
+        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
+        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
+        threshold, threshold_metric = _f1_threshold(y, blend), "f1"
+    calibration = None
+    if problem.task == "multiclass" and time.monotonic() < refit_end - 1.0:
+        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
+        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
+        choice = choose_calibration(metric, y, np.asarray(blend), seed=problem.seed)
+        notes.append(choice.note())
+        if choice.calibration is not None:
+            calibration = choice.calibration
+            cv_loss = -choice.calibrated if metric.greater_is_better else choice.calibrated
+    return threshold, threshold_metric, calibration, cv_loss
 
 
 def _select_and_refit(
@@ -1111,24 +1219,30 @@ def _select_and_refit(
     features: list[str],
     notes: list[str],
     families: list[str],
-) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
+    *,
+    max_latency_ms: float | None = None,
+    latency_rows: pd.DataFrame,
+    latency_time: float = 1.0,
+) -> _Selection:
     metric = problem.metric
     refit_end = hard_end - finish_margin
     ranked = _ranked(records)
     if not ranked:
-        return _fallback(problem, records, refit_end, classes, features, notes, families)
+        return _fallback(
+            problem, records, refit_end, classes, features, notes, families, latency_rows
+        )
 
     best = ranked[0]
     covered = problem.folds.covered
     y = problem.y[covered]
-    members: list[TrialRecord] = [best]
-    weights = np.array([1.0])
-    threshold = best.threshold
-    cv_loss = float(best.loss)  # type: ignore[arg-type]
-    ensemble_row = None
     candidates = ranked[:_ENSEMBLE_CANDIDATES]
+    latencies = _candidate_latencies(
+        problem, candidates, latency_rows, features, classes, time.monotonic() + latency_time
+    )
+    preds = [r.oof[covered] for r in candidates]  # type: ignore[index]
+    preferred, preferred_weights = [0], np.array([1.0])
+    preferred_threshold, preferred_loss = best.threshold, float(best.loss)  # type: ignore[arg-type]
     if len(candidates) > 1:
-        preds = [r.oof[covered] for r in candidates]  # type: ignore[index]
         w, _ = ensemble_selection(
             preds,
             _ensemble_loss_fn(problem, y),
@@ -1152,27 +1266,70 @@ def _select_and_refit(
             kw = w[kept] / w[kept].sum()
             blend = sum(kw[j] * preds[i] for j, i in enumerate(kept))
             loss, blend_threshold = _judge(problem, y, blend)
-            if loss < cv_loss - 1e-9:
-                members = [candidates[i] for i in kept]
-                weights = kw
-                threshold, cv_loss = blend_threshold, loss
-    threshold_metric = metric.name if threshold is not None else None
-    if threshold is None and problem.task == "binary":
-        # A probability metric leaves the decision open; 0.5 is arbitrary on imbalanced
-        # classes, so the labels come from the threshold that maximises F1 on the same
-        # out-of-fold predictions (never the test rows).
-        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
-        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
-        threshold, threshold_metric = _f1_threshold(y, blend), "f1"
-    calibration = None
-    if problem.task == "multiclass" and time.monotonic() < refit_end - 1.0:
-        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
-        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
-        choice = choose_calibration(metric, y, np.asarray(blend), seed=problem.seed)
-        notes.append(choice.note())
-        if choice.calibration is not None:
-            calibration = choice.calibration
-            cv_loss = -choice.calibrated if metric.greater_is_better else choice.calibrated
+            if loss < preferred_loss - 1e-9:
+                preferred, preferred_weights = kept, kw
+                preferred_threshold, preferred_loss = blend_threshold, loss
+
+    def judge(blend_weights: Mapping[int, float]) -> tuple[float, float | None]:
+        return _judge(problem, y, sum(w * preds[i] for i, w in blend_weights.items()))
+
+    def one_row(record: TrialRecord) -> float | None:
+        measured = latencies.get(record.number)
+        return None if measured is None else measured["one_row_ms"]
+
+    choice = choose_under_bound(
+        preferred=preferred,
+        weights=preferred_weights,
+        loss=preferred_loss,
+        threshold=preferred_threshold,
+        candidate_losses=[float(r.loss) for r in candidates],  # type: ignore[arg-type]
+        candidate_thresholds=[r.threshold for r in candidates],
+        one_row_ms=[one_row(r) for r in candidates],
+        bound_ms=max_latency_ms,
+        judge=judge,
+    )
+    members = [candidates[i] for i in choice.members]
+    weights = choice.weights
+    extra_rows: list[dict[str, Any]] = []
+    latency_cost = 0.0
+
+    def score_of(loss: float) -> float:
+        return -loss if metric.greater_is_better else loss
+
+    def described(indices: Sequence[int]) -> str:
+        if len(indices) == 1:
+            return f"{candidates[indices[0]].family} #{candidates[indices[0]].number}"
+        return f"an ensemble of {len(indices)}"
+
+    if choice.bound_binds:
+        latency_cost = max(0.0, choice.loss - preferred_loss)
+        estimate = sum(one_row(candidates[i]) or float("nan") for i in preferred)
+        notes.append(
+            f"the latency bound ({max_latency_ms:g} ms for one row) changed the choice: "
+            f"{described(preferred)} (cv {metric.name} {score_of(preferred_loss):.4f}, one row "
+            f"~{estimate:.2f} ms) gave way to {described(choice.members)} (cv {metric.name} "
+            f"{score_of(choice.loss):.4f}, ~{choice.estimate_ms:.2f} ms): it cost "
+            f"{latency_cost:.4f} {metric.name} (cross-validated)"
+        )
+        if len(preferred) > 1:
+            extra_rows.append(
+                _ensemble_row(
+                    metric,
+                    score_of(preferred_loss),
+                    [candidates[i] for i in preferred],
+                    [float(v) for v in preferred_weights],
+                    {"one_row_ms": round(estimate, 4)},
+                    chosen=False,
+                )
+            )
+    if not choice.meets and max_latency_ms is not None:
+        notes.append(
+            f"no candidate answers one row within {max_latency_ms:g} ms: the fastest measured "
+            f"({described(choice.members)}, ~{choice.estimate_ms:.2f} ms) is returned"
+        )
+    threshold, threshold_metric, calibration, cv_loss = _decisions(
+        problem, members, weights, choice.threshold, choice.loss, refit_end, notes
+    )
     # refit on every training row; a member whose refit would not fit in the time left (or
     # was cut by the deadline) uses its cross-validation fold models instead
     fitted: list[Any] = []
@@ -1216,36 +1373,75 @@ def _select_and_refit(
         fitted_members.append(record)
     total = sum(fitted_weights)
     fitted_weights = [w / total for w in fitted_weights]
-    cv_score = -cv_loss if metric.greater_is_better else cv_loss
+
+    def assemble(
+        members_: list[Any], weights_: list[float], records_: list[TrialRecord]
+    ) -> TrainedModel:
+        return TrainedModel(
+            members=members_,
+            weights=weights_,
+            task=problem.task,
+            feature_columns=features,
+            classes=classes,
+            threshold=threshold,
+            families=[r.family for r in records_],
+            threshold_metric=threshold_metric,
+            target_transform=problem.target_transform,
+            calibration=calibration,
+        )
+
+    model = assemble(fitted, fitted_weights, fitted_members)
+    latency = measure_latency(model, latency_rows, problem.task, problem.seed)
+    if (
+        max_latency_ms is not None
+        and len(fitted) > 1
+        and latency.get("one_row_ms", 0.0) > max_latency_ms
+    ):
+        # the refit ensemble is slower than its members' estimate: its best member alone
+        at = min(range(len(fitted)), key=lambda j: (float(fitted_members[j].loss), j))  # type: ignore[arg-type]
+        record = fitted_members[at]
+        slow = latency["one_row_ms"]
+        threshold, threshold_metric, calibration, new_loss = _decisions(
+            problem,
+            [record],
+            np.array([1.0]),
+            record.threshold,
+            float(record.loss),  # type: ignore[arg-type]
+            refit_end,
+            notes,
+        )
+        latency_cost = max(0.0, latency_cost + new_loss - cv_loss)
+        cv_loss = new_loss
+        fitted, fitted_weights, fitted_members = [fitted[at]], [1.0], [record]
+        model = assemble(fitted, fitted_weights, fitted_members)
+        latency = measure_latency(model, latency_rows, problem.task, problem.seed)
+        notes.append(
+            f"the refit ensemble answered one row in {slow:.2f} ms, over the latency bound "
+            f"({max_latency_ms:g} ms): its best member, {record.family} #{record.number}, is "
+            f"returned alone ({latency.get('one_row_ms', float('nan')):.2f} ms); it cost "
+            f"{latency_cost:.4f} {metric.name} (cross-validated)"
+        )
+    cv_score = score_of(cv_loss)
     ensemble: list[dict[str, Any]] = []
+    chosen_trial: int | None = None
     if len(fitted_members) > 1:
         ensemble = [
             {"trial": r.number, "model": r.family, "weight": round(w, 4)}
             for r, w in zip(fitted_members, fitted_weights, strict=True)
         ]
-        ensemble_row = {
-            "model": "ensemble",
-            "trial": None,
-            metric.name: cv_score,
-            "cv_std": float("nan"),
-            "fit_s": None,
-            "trial_s": None,
-            "params": dumps_text(
-                {f"{e['model']}#{e['trial']}": e["weight"] for e in ensemble}, sort_keys=True
-            ),
-        }
-    model = TrainedModel(
-        members=fitted,
-        weights=fitted_weights,
-        task=problem.task,
-        feature_columns=features,
-        classes=classes,
-        threshold=threshold,
-        families=[r.family for r in fitted_members],
-        threshold_metric=threshold_metric,
-        target_transform=problem.target_transform,
-        calibration=calibration,
-    )
+        extra_rows.append(
+            _ensemble_row(
+                metric,
+                cv_score,
+                fitted_members,
+                fitted_weights,
+                latency,
+                chosen=True,
+                latency_cost=latency_cost,
+            )
+        )
+    else:
+        chosen_trial = fitted_members[0].number
     best_info = {
         "model": best.family,
         "trial": best.number,
@@ -1253,7 +1449,46 @@ def _select_and_refit(
         "params": best.own_params(),
         "rounds": best.rounds,
     }
-    return model, float(cv_score), threshold, ensemble, best_info, ensemble_row
+    return _Selection(
+        model=model,
+        cv_score=float(cv_score),
+        threshold=threshold,
+        ensemble=ensemble,
+        best=best_info,
+        extra_rows=extra_rows,
+        latency=latency,
+        latencies=latencies,
+        chosen_trial=chosen_trial,
+        latency_cost=latency_cost,
+    )
+
+
+def _ensemble_row(
+    metric: Metric,
+    score: float,
+    members: Sequence[TrialRecord],
+    weights: Sequence[float],
+    latency: Mapping[str, float],
+    *,
+    chosen: bool,
+    latency_cost: float = float("nan"),
+) -> dict[str, Any]:
+    return {
+        "model": "ensemble",
+        "trial": None,
+        metric.name: score,
+        "cv_std": float("nan"),
+        "fit_s": None,
+        "trial_s": None,
+        "one_row_ms": latency.get("one_row_ms", float("nan")),
+        "rows_1000_ms": latency.get("rows_1000_ms", float("nan")),
+        "chosen": chosen,
+        "latency_cost": latency_cost if chosen else float("nan"),
+        "params": dumps_text(
+            {f"{r.family}#{r.number}": round(w, 4) for r, w in zip(members, weights, strict=True)},
+            sort_keys=True,
+        ),
+    }
 
 
 def _fallback(
@@ -1264,7 +1499,8 @@ def _fallback(
     features: list[str],
     notes: list[str],
     families: list[str],
-) -> tuple[TrainedModel, float, float | None, list[dict[str, Any]], dict[str, Any], Any]:
+    latency_rows: pd.DataFrame,
+) -> _Selection:
     """No trial completed in time. Use the fold models of the unfinished trial that got
     furthest (most folds, then best mean fold score); if none has a fold, fit the starting
     point of LightGBM (or of the first family asked for, when LightGBM was not) on every
@@ -1320,4 +1556,14 @@ def _fallback(
         "params": {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)},
         "rounds": None,
     }
-    return model, float("nan"), None, [], best, None
+    latency = measure_latency(model, latency_rows, problem.task, problem.seed)
+    return _Selection(
+        model=model,
+        cv_score=float("nan"),
+        threshold=None,
+        ensemble=[],
+        best=best,
+        extra_rows=[],
+        latency=latency,
+        latencies={},
+    )

@@ -89,6 +89,13 @@ class TrainConfig(BaseModel):
         description="Configurations tried before any other, each {'model': family, 'params': "
         "{...}} as in a leaderboard (a retraining starts from the champion's best).",
     )
+    max_latency_ms: float | None = Field(
+        default=10.0,
+        description="The returned model answers one row (predict_proba, or predict for a "
+        "regressor, on a one-row DataFrame; median of 10 calls) within this many "
+        "milliseconds: slower ensemble members are dropped or a faster model is chosen, and "
+        "the run notes what that cost in score. None: no bound.",
+    )
     experiment: str | None = Field(
         default=None, description="The experiment of the run (default: train)."
     )
@@ -104,7 +111,9 @@ class TrainConfig(BaseModel):
 
     # -- validation --------------------------------------------------------------------------
 
-    @field_validator("time_budget", "test_size", "seed", "n_jobs", "max_trials", mode="before")
+    @field_validator(
+        "time_budget", "test_size", "seed", "n_jobs", "max_trials", "max_latency_ms", mode="before"
+    )
     @classmethod
     def _not_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):
@@ -124,6 +133,15 @@ class TrainConfig(BaseModel):
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"time_budget must be a positive number of seconds; got {value}")
         return float(value)
+
+    @field_validator("max_latency_ms")
+    @classmethod
+    def _latency(cls, value: float | None) -> float | None:
+        if value is not None and (not math.isfinite(value) or value <= 0):
+            raise ValueError(
+                f"max_latency_ms must be a positive number of milliseconds; got {value}"
+            )
+        return None if value is None else float(value)
 
     @field_validator("test_size")
     @classmethod

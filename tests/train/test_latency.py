@@ -1,0 +1,145 @@
+"""The latency bound: candidates measured on the way, the choice constrained, what it cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeml.cli._train import parse_latency
+from forgeml.errors import InputError
+from forgeml.train import TrainConfig, train
+from forgeml.train._latency import choose_under_bound
+
+
+def _one_row_ms(model, rows: pd.DataFrame, calls: int = 21) -> float:
+    """The bound as defined: median of one-row ``predict_proba`` calls on a one-row frame."""
+    one = rows.iloc[:1]
+    model.predict_proba(one)
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        model.predict_proba(one)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times)) * 1000
+
+
+def test_max_latency_5ms_is_met_on_adult(adult_sample, ws):
+    # every family, forests and the MLP included: the returned model answers within 5 ms
+    result = train(adult_sample, target="income", time_budget=12, workspace=ws, max_latency_ms=5)
+    rows = adult_sample.drop(columns=["income"]).tail(50)
+    assert _one_row_ms(result.model, rows) < 5.0
+    assert result.latency["one_row_ms"] < 5.0
+    board = result.leaderboard
+    assert {"one_row_ms", "rows_1000_ms", "chosen", "latency_cost"} <= set(board.columns)
+    assert board["chosen"].sum() == 1
+    chosen = board.loc[board["chosen"]].iloc[0]
+    assert chosen["latency_cost"] >= 0.0
+    measured = board["one_row_ms"].dropna()
+    assert len(measured) >= 1 and (measured > 0).all()
+    assert result.test_metrics["roc_auc"] > 0.85
+    run = ws.runs.get_run(result.run_id)
+    assert run.metrics["latency_bound_ms"] == 5.0
+    assert run.metrics["latency_bound_cost"] == pytest.approx(chosen["latency_cost"])
+
+
+def test_a_bound_no_candidate_meets_returns_the_fastest_and_says_so(german, ws):
+    result = train(
+        german,
+        target="class",
+        time_budget=8,
+        models=["lgbm", "linear"],
+        max_trials=4,
+        workspace=ws,
+        max_latency_ms=0.001,
+    )
+    notes = " ".join(result.notes)
+    assert "no candidate answers one row within 0.001 ms" in notes
+    board = result.leaderboard
+    assert board["chosen"].sum() == 1
+    chosen = board.loc[board["chosen"]].iloc[0]
+    measured = board.dropna(subset=["one_row_ms"])
+    assert chosen["one_row_ms"] == measured["one_row_ms"].min()
+
+
+def _choice(bound: float | None, times: list[float | None]):
+    blends = []
+
+    def judge(weights):
+        blends.append(dict(weights))
+        return 0.25, None  # a blend's loss, between the ensemble's and the best single's
+
+    choice = choose_under_bound(
+        preferred=[0, 1, 2],
+        weights=np.array([0.5, 0.3, 0.2]),
+        loss=0.2,
+        threshold=None,
+        candidate_losses=[0.3, 0.32, 0.4],
+        candidate_thresholds=[None, None, None],
+        one_row_ms=times,
+        bound_ms=bound,
+        judge=judge,
+    )
+    return choice, blends
+
+
+def test_the_ensemble_stands_when_it_fits_or_without_a_bound():
+    choice, _ = _choice(5.0, [1.0, 1.0, 1.0])
+    assert choice.members == [0, 1, 2] and not choice.bound_binds and choice.meets
+    choice, _ = _choice(None, [10.0, 10.0, 10.0])
+    assert choice.members == [0, 1, 2] and not choice.bound_binds
+
+
+def test_the_lightest_members_are_dropped_before_a_single_model_is_chosen():
+    choice, blends = _choice(2.5, [1.0, 1.0, 1.0])
+    assert choice.members == [0, 1] and choice.bound_binds and choice.meets
+    assert choice.loss == 0.25 and choice.estimate_ms == 2.0
+    assert blends == [{0: pytest.approx(0.625), 1: pytest.approx(0.375)}]
+    np.testing.assert_allclose(choice.weights, [0.625, 0.375])
+
+
+def test_the_best_single_model_that_fits_when_no_blend_does():
+    choice, _ = _choice(1.5, [3.0, 1.0, 0.5])
+    assert choice.members == [1] and choice.loss == 0.32 and choice.meets
+    choice, _ = _choice(0.1, [3.0, 1.0, 0.5])
+    assert choice.members == [2] and not choice.meets  # the fastest, over the bound
+    choice, _ = _choice(0.1, [None, None, None])
+    assert choice.members == [0, 1, 2] and not choice.meets
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True])
+def test_bad_bounds_are_refused_naming_the_field(value):
+    with pytest.raises(InputError, match="max_latency_ms"):
+        TrainConfig(max_latency_ms=value)
+    assert TrainConfig().max_latency_ms == 10.0
+    assert TrainConfig(max_latency_ms=None).max_latency_ms is None
+
+
+def test_parse_latency():
+    assert parse_latency("5") == 5.0
+    assert parse_latency("2.5ms") == 2.5
+    assert parse_latency("none") is None
+    for bad in ("0", "-3", "abc", "nan", "inf", "5s", ""):
+        with pytest.raises(InputError, match="--max-latency-ms"):
+            parse_latency(bad)
+
+
+@pytest.mark.parametrize("value", ["0", "abc"])
+def test_the_cli_refuses_a_bad_bound_with_one_line(german, tmp_path, value):
+    path = tmp_path / "credit.csv"
+    german.head(100).to_csv(path, index=False)
+    command = [sys.executable, "-m", "forgeml", "--home", str(tmp_path / "ws"), "train"]
+    result = subprocess.run(
+        [*command, str(path), "--target", "class", "--max-latency-ms", value],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "--max-latency-ms" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
