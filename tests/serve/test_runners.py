@@ -55,6 +55,15 @@ def _columns(model: Any, frame: pd.DataFrame) -> dict[str, list[Any]]:
     return Validator(model.signature, unknown_categories="pass").check(rows)
 
 
+def _same_labels(labels: list[Any], expected: list[Any]) -> None:
+    """Class labels equal; regression values within 1e-12 (relative), the gate's rule (a
+    matrix product summed in another order may differ in the last bit)."""
+    if expected and isinstance(expected[0], float):
+        np.testing.assert_allclose(labels, expected, rtol=1e-12, atol=0)
+    else:
+        assert labels == expected
+
+
 def _same_answers(runner: Runner, model: Any, frame: pd.DataFrame) -> None:
     """The runner's answers equal the registry model's own, in one batch and row by row."""
     columns = _columns(model, frame)
@@ -63,14 +72,14 @@ def _same_answers(runner: Runner, model: Any, frame: pd.DataFrame) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownCategoryWarning)
         expected, expected_proba = FrameRunner(model).run(columns, len(frame))
-    assert labels == expected
+    _same_labels(labels, expected)
     if expected_proba is None:
         assert proba is None
     else:
         np.testing.assert_allclose(proba, expected_proba, rtol=0, atol=1e-12)
     for i in range(0, len(frame), 97):
         one, one_proba = runner.run({c: v[i : i + 1] for c, v in columns.items()}, 1)
-        assert one == expected[i : i + 1]
+        _same_labels(one, expected[i : i + 1])
         if expected_proba is not None:
             np.testing.assert_allclose(one_proba, expected_proba[i : i + 1], rtol=0, atol=1e-12)
 
@@ -199,9 +208,8 @@ def test_trained_ensembles_run_compiled(ws, ensemble):
 def test_compiled_members_avoid_dataframes_where_they_can(ensemble):
     trained = ensemble[0]
     direct = TrainedModel(
-        members=[m for m, f in zip(trained.members, trained.families, strict=True) if f != "hgb"]
-        and [trained.members[i] for i in (0, 1, 2, 5)],
-        weights=[0.25] * 4,
+        members=[trained.members[i] for i in (0, 1, 2, 3, 5)],  # all but HistGradientBoosting
+        weights=[0.2] * 5,
         task="binary",
         feature_columns=trained.feature_columns,
         classes=trained.classes,
@@ -258,8 +266,8 @@ def test_a_model_without_reference_rows_takes_the_checked_path(ws, ensemble):
 def test_small_frames_are_predicted_compiled_with_the_same_numbers(ensemble):
     trained, _, held_out = ensemble
     direct = TrainedModel(
-        members=[trained.members[i] for i in (0, 1, 2, 5)],
-        weights=[0.4, 0.3, 0.2, 0.1],
+        members=[trained.members[i] for i in (0, 1, 2, 3, 5)],
+        weights=[0.3, 0.3, 0.2, 0.1, 0.1],
         task="binary",
         feature_columns=trained.feature_columns,
         classes=trained.classes,

@@ -112,6 +112,12 @@ def test_a_trained_catboost_model_is_registered_in_its_own_format_and_loads(germ
     columns = {c: X[c].tolist() for c in X.columns}
     _, proba = compiled.predict_both(columns, len(X))
     np.testing.assert_allclose(proba, expected, rtol=0, atol=1e-12)
+    assert compiled.direct  # CatBoost's own predictor on rows of values, no DataFrame
+    for i in (0, 7, 39):
+        one = {c: v[i : i + 1] for c, v in columns.items()}
+        np.testing.assert_allclose(
+            compiled.predict_both(one, 1)[1], expected[i : i + 1], rtol=0, atol=1e-12
+        )
 
 
 def test_the_stored_state_holds_catboost_bytes_not_the_python_object(german):

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from forgeml.train._calibration import apply_calibration
+from forgeml.train._sklearn_compiled import NotCompilable as SklearnNotCompilable
+from forgeml.train._sklearn_compiled import compile_forest, compile_transformer
 
 __all__ = ["CompiledModel", "NotCompilable", "compile_encoder"]
 
@@ -234,6 +236,19 @@ def _member_call(
         return lightgbm, True
     if output == "native" and module.startswith("xgboost") and hasattr(estimator, "get_booster"):
         return _xgboost_call(estimator, encode, shaped), True
+    if module.startswith("forgeml.train._catboost") and hasattr(estimator, "model_"):
+        return _catboost_call(estimator, encoder, encode, task), True
+    if output == "ordinal" and module.startswith("sklearn.ensemble"):
+        try:
+            forest = compile_forest(estimator, task)
+        except SklearnNotCompilable:
+            forest = None
+        if forest is not None:
+
+            def trees(columns: Columns, n: int) -> np.ndarray:
+                return forest(encode(columns, n).astype(np.float32))
+
+            return trees, True
     if output == "ordinal" and hasattr(
         estimator, "predict_proba" if task != "regression" else "predict"
     ):
@@ -247,6 +262,23 @@ def _member_call(
         return ordinal, True
     if output == "dense":
         dense = encoder.dense_
+        try:
+            transform = compile_transformer(dense)
+            fitted_on = [str(c) for c in getattr(dense, "feature_names_in_", names)]
+            order = np.asarray([names.index(c) for c in fitted_on], dtype=np.intp)
+        except (SklearnNotCompilable, ValueError):
+            transform = None
+        if transform is not None:
+            same_order = bool(np.array_equal(order, np.arange(len(names))))
+
+            def dense_arrays(columns: Columns, n: int) -> np.ndarray:
+                matrix = encode(columns, n)
+                matrix = transform(matrix if same_order else matrix[:, order])
+                if task == "regression":
+                    return np.asarray(estimator.predict(matrix), dtype=float)
+                return np.asarray(estimator.predict_proba(matrix), dtype=float)
+
+            return dense_arrays, True
 
         def dense_call(columns: Columns, n: int) -> np.ndarray:
             frame = pd.DataFrame(encode(columns, n), columns=names)
@@ -265,6 +297,32 @@ def _member_call(
         return raw_predict(member, frame, task)
 
     return through_frame, False
+
+
+def _catboost_call(
+    estimator: Any, encoder: Any, encode: Callable[[Columns, int], np.ndarray], task: str
+) -> MemberCall:
+    """CatBoost's own predictor on rows of plain values: categorical columns as integer codes
+    (missing: -1), the others as floats, as ``CatBoostModel`` builds its pool."""
+    names = [str(c) for c in estimator.feature_names_in_]
+    if names != [str(c) for c in encoder.model_feature_names()]:
+        raise NotCompilable("a CatBoost member's feature names differ from its encoder's")
+    categorical = set(estimator.cat_columns_)
+    cat_at = [j for j, c in enumerate(names) if c in categorical]
+    model = estimator.model_
+
+    def catboost(columns: Columns, n: int) -> np.ndarray:
+        matrix = encode(columns, n)
+        rows: list[list[Any]] = matrix.tolist()
+        for row in rows:
+            for j in cat_at:
+                value = row[j]
+                row[j] = -1 if value != value else int(value)
+        if task == "regression":
+            return np.asarray(model.predict(rows, thread_count=1), dtype=float)
+        return np.asarray(model.predict_proba(rows, thread_count=1), dtype=float)
+
+    return catboost
 
 
 def _xgboost_call(
