@@ -262,8 +262,9 @@ def compile_forest(forest: Any, task: str) -> Callable[[np.ndarray], np.ndarray]
     Raises:
         NotCompilable: not a fitted single-output scikit-learn forest.
     """
-    trees = [getattr(e, "tree_", None) for e in getattr(forest, "estimators_", [])]
-    if not trees or any(t is None for t in trees) or getattr(forest, "n_outputs_", 1) != 1:
+    found = [getattr(e, "tree_", None) for e in getattr(forest, "estimators_", [])]
+    trees = [t for t in found if t is not None]
+    if not trees or len(trees) != len(found) or getattr(forest, "n_outputs_", 1) != 1:
         raise NotCompilable("not a fitted single-output forest")
     count = len(trees)
     if task == "regression":
