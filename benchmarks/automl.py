@@ -448,6 +448,9 @@ def main() -> None:
         "--autogluon-python", help="AutoGluon's interpreter (needed for AG medium and AG best)"
     )
     parser.add_argument("--note", default="loaded machine", help="printed with the results")
+    parser.add_argument(
+        "--commit", default=None, help="the forgeml commit measured (default: git's HEAD)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "automl.json")
     parser.add_argument("--report-only", action="store_true", help="print and plot --out again")
     args = parser.parse_args()
@@ -467,7 +470,7 @@ def main() -> None:
         "budget": args.budget,
         "seed": args.seed,
         "systems": systems,
-        "commit": _commit(),
+        "commit": args.commit or _commit(),
         "note": args.note,
         "tables": [],
     }
