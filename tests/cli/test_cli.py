@@ -106,10 +106,26 @@ def test_quickstart_runs_end_to_end(tmp_path):
     model = forgeml("models", "show", "adult-income@production", "--json", home=home)
     assert model.returncode == 0, model.stderr
     assert json.loads(model.stdout)["run_id"] == summary["run_id"]
+    # with access control on (a first key), the quickstart needs a key and acts as its holder;
     # a second quickstart finds the same data version and adds a model version
-    again = json.loads(forgeml("quickstart", "--time-budget", "5", "--json", home=home).stdout)
+    key_file = tmp_path / "root.key"
+    made = forgeml(
+        "keys", "create", "--role", "admin", "--name", "root", "-o", str(key_file), home=home
+    )
+    assert made.returncode == 0, made.stderr
+    assert_clean_error(forgeml("quickstart", "--time-budget", "5", home=home), 2, "API key")
+    keyed = {"FORGEML_API_KEY_FILE": str(key_file)}
+    second = forgeml("quickstart", "--time-budget", "5", "--json", home=home, env=keyed)
+    assert second.returncode == 0, second.stderr
+    again = json.loads(second.stdout)
     assert again["dataset"]["ref"] == summary["dataset"]["ref"]
     assert again["model"] == "adult-income@2"
+    audit = json.loads(forgeml("audit", "list", "--json", home=home, env=keyed).stdout)
+    actions = [e["action"] for e in audit]
+    after_key = [(e["action"], e["actor"]) for e in audit[actions.index("key.create") + 1 :]]
+    assert ("model.register", "root") in after_key and ("alias.move", "root") in after_key
+    assert ("feedback.add", "root") in after_key  # the quickstart's server acted as the key
+    assert {actor for _, actor in after_key} == {"root"}
 
 
 @pytest.mark.parametrize(

@@ -99,3 +99,63 @@ def test_keys_roles_guards_and_audit_from_the_command_line(tmp_path: Path) -> No
     assert broken.stderr.strip() == (
         "audit log broken at entry 2: entry 2 was edited: its hash does not match"
     )
+
+
+def test_labels_are_corrected_and_their_history_read_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    from forgeml.config import Settings
+    from forgeml.store import PredictionRecord, Workspace
+
+    from .conftest import make_keys
+
+    home = tmp_path / "ws"
+    with Workspace(Settings(home=home)) as ws:
+        tokens = make_keys(ws).tokens
+        record = PredictionRecord(
+            request_id="req-1",
+            model="adult",
+            version=1,
+            role="primary",
+            protocol="json",
+            time_ms=1_780_000_000_000,
+            latency_ms=1.0,
+            n_rows=2,
+            inputs={"age": [39, 50]},
+            outputs={"predictions": [">50K", "<=50K"]},
+        )
+        ws.predlog.write_predictions([record])
+        ws.predlog.add_feedback({"req-1": [">50K", ">50K"]}, user="ada")
+
+    viewer, scientist = tokens["viewer"], tokens["scientist"]
+    denied = forgeml("feedback", "correct", "req-1", "--label", "a", home=home, key=viewer)
+    assert denied.returncode == 2, denied.stderr
+    assert "(role viewer) may not correct labels" in denied.stderr
+    both = forgeml(
+        "feedback", "correct", "req-1", "--label", "a", "--labels-json", '["a"]',
+        home=home, key=scientist,
+    )  # fmt: skip
+    assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
+    assert "--label" in both.stderr
+    wrong = forgeml("feedback", "correct", "req-1", "--label", "<=50K", home=home, key=scientist)
+    assert wrong.returncode == 2 and "predicted 2 row(s); got 1 label(s)" in wrong.stderr
+    done = forgeml(
+        "feedback", "correct", "req-1", "--label", "<=50K", "--label", ">50K",
+        "--reason", "re-checked", "--json", home=home, key=scientist,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"request_id": "req-1", "revision": 2}
+    shown = forgeml("feedback", "history", "req-1", "--json", home=home, key=tokens["viewer"])
+    assert shown.returncode == 0, shown.stderr
+    history = json.loads(shown.stdout)
+    assert [(h["revision"], h["labels"], h["created_by"], h["reason"]) for h in history] == [
+        (1, [">50K", ">50K"], "ada", None),
+        (2, ["<=50K", ">50K"], "scientist-key", "re-checked"),
+    ]
+    audit = forgeml("audit", "list", "--json", home=home, key=tokens["admin"])
+    [entry] = [e for e in json.loads(audit.stdout) if e["action"] == "feedback.correct"]
+    assert (entry["actor"], entry["origin"], entry["object"]) == (
+        "scientist-key",
+        "cli",
+        "feedback:req-1",
+    )

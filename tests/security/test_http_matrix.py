@@ -166,7 +166,30 @@ def test_feedback_is_json_only_and_written_once(
         again = c.post("/v1/feedback", json={"request_id": request_id, "labels": ["<=50K"]})
         assert again.status_code == 409, again.text
         assert "written once" in again.json()["error"]["message"]
-    assert [e.action for e in ws.audit.entries(action="feedback")] == ["feedback.add"]
+        assert again.json()["error"]["field"] == "request_id"
+        # a correction is a new, audited revision; its body is checked field by field
+        bad = c.post(
+            "/v1/feedback/corrections",
+            json={"request_id": request_id, "labels": ["<=50K"], "reason": 7},
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "reason", bad.text
+        unknown = c.post("/v1/feedback/corrections", json={"request_id": "nope", "label": "x"})
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.json()["error"]["field"] == "request_id"
+        fixed = c.post(
+            "/v1/feedback/corrections",
+            json={"request_id": request_id, "labels": ["<=50K"], "reason": "checked by hand"},
+        )
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["revisions"] == {request_id: 2}
+    entries = ws.audit.entries(action="feedback")
+    assert [e.action for e in entries] == ["feedback.add", "feedback.correct"]
+    assert entries[1].origin == "http:testclient"
+    assert entries[1].before == {"labels": {request_id: [">50K"]}}
+    assert entries[1].after["labels"] == {request_id: ["<=50K"]}
+    assert entries[1].after["reason"] == "checked by hand"
+    assert ws.predlog.predictions(MODEL)["label"].tolist() == ["<=50K"]  # the latest wins
+    assert [h.labels for h in ws.predlog.feedback_history(request_id)] == [[">50K"], ["<=50K"]]
 
 
 def test_host_names_outside_the_allow_list_are_refused(

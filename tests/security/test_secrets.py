@@ -121,11 +121,56 @@ def test_no_output_log_metric_or_stored_byte_holds_a_secret(
             answer = httpx.request(method, base + path, json=body, headers=headers, timeout=30)
             assert answer.status_code < 500, answer.text
             outputs += [answer.text, json.dumps(dict(answer.headers))]
+            if path.endswith("/predict") and answer.status_code == 200:
+                request_id = answer.json()["request_id"]
+        # feedback and its correction: refused, wrong, written once, corrected
+        deployer = keys.tokens["deployer"]
+        labels = {"request_id": request_id, "labels": [">50K"]}
+        fixed = {**labels, "labels": ["<=50K"], "reason": "re-checked"}
+        for path, key, body in [
+            ("/v1/feedback", viewer, labels),  # 403
+            ("/v1/feedback", deployer, labels),
+            ("/v1/feedback", deployer, labels),  # 409: written once
+            ("/v1/feedback/corrections", viewer[:-3] + "abc", fixed),  # 401
+            ("/v1/feedback/corrections", deployer, {**fixed, "reason": 7}),  # 400
+            ("/v1/feedback/corrections", deployer, fixed),
+            ("/metrics", admin, None),
+        ]:
+            answer = httpx.request(
+                "GET" if body is None else "POST",
+                base + path,
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert answer.status_code < 500, answer.text
+            outputs += [answer.text, json.dumps(dict(answer.headers))]
+        assert answer.status_code == 200 and "forgeml_requests" in answer.text
     finally:
         server.terminate()
         out, err = server.communicate(timeout=60)
     outputs += [out, err]
     assert '"path": "/admin/routes"' in err or "/admin/routes" in err  # the access log ran
+
+    # the label history, a tracked training run (its parameters, configuration and artifacts
+    # are stored and grepped below) and reports: a data report, a served-model report
+    table = tmp_path / "adult.csv"
+    adult_numeric.to_csv(table, index=False)
+    reports = [tmp_path / "data.html", tmp_path / "monitor.html"]
+    for args in [
+        ("feedback", "history", request_id, "--json"),
+        ("data", "add", str(table), "--name", "adult", "--target", "income", "--json"),
+        ("train", "adult", "--time-budget", "2", "--models", "lgbm", "--trials", "2", "--json"),
+        ("runs", "list", "--json"),
+        ("data", "report", "adult", "--html", str(reports[0])),
+        ("monitor", "report", "adult-gbm@production", "-w", "100", "--html", str(reports[1])),
+    ]:
+        done = _cli(*args, home=home, key=admin)
+        assert done.returncode == 0, (args, done.stderr)
+        outputs += [done.stdout, done.stderr]
+    history = json.loads(outputs[-12])
+    assert [h["labels"] for h in history] == [[">50K"], ["<=50K"]]
+    outputs += [p.read_text(encoding="utf-8") for p in reports]
 
     stored = _files_text(home)
     options = ServeOptions(models=("m@1",), admin_token=ADMIN_TOKEN)

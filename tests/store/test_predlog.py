@@ -271,8 +271,17 @@ def test_feedback_is_joined_written_once_and_corrected(workspace: Workspace):
     assert values(store.predictions("adult")["label"]) == [">50K", "<=50K", "<=50K", None]
     store.add_feedback({a.request_id: ["<=50K", "<=50K"]}, user="ada", correct=True)
     corrected = workspace.audit.entries(action="feedback.correct")
-    assert [(e.actor, e.before, e.after) for e in corrected] == [
-        ("ada", {a.request_id: [">50K", "<=50K"]}, {a.request_id: ["<=50K", "<=50K"]})
+    assert [(e.actor, e.object, e.before, e.after) for e in corrected] == [
+        (
+            "ada",
+            f"feedback:{a.request_id}",
+            {"labels": {a.request_id: [">50K", "<=50K"]}},
+            {
+                "labels": {a.request_id: ["<=50K", "<=50K"]},
+                "revisions": {a.request_id: 2},
+                "reason": None,
+            },
+        )
     ]
     frame = store.predictions("adult")
     assert values(frame["label"]) == ["<=50K", "<=50K", "<=50K", None]
@@ -284,6 +293,55 @@ def test_feedback_is_joined_written_once_and_corrected(workspace: Workspace):
         ).all()
     assert dict(rows) == {a.request_id: "ada", b.request_id: None}
     store.add_feedback({})  # nothing to do
+
+
+def test_a_correction_is_a_new_revision_read_as_the_effective_label(workspace: Workspace):
+    """Corrections add revisions (history kept, latest wins) and one audit entry each; the
+    windows monitoring reads and the loop's predictions() both see the latest labels."""
+    store = workspace.predlog
+    a, b = record(0, 1, time_ms=T0), record(1, 2, time_ms=T0 + 10)
+    store.write_predictions([a, b])
+    with pytest.raises(ConflictError, match="no labels to correct; send them as feedback"):
+        store.correct_feedback({a.request_id: ["<=50K"]}, user="bo")
+    store.add_feedback({a.request_id: [">50K"], b.request_id: [">50K", ">50K"]}, user="ada")
+    assert store.correct_feedback({a.request_id: ["<=50K"]}, user="bo", reason="typo") == {
+        a.request_id: 2
+    }
+    assert store.correct_feedback(
+        {a.request_id: [">50K"], b.request_id: ["<=50K", ">50K"]}, user="cy"
+    ) == {a.request_id: 3, b.request_id: 2}
+    history = store.feedback_history(a.request_id)
+    assert [(h.revision, h.labels, h.created_by, h.reason) for h in history] == [
+        (1, [">50K"], "ada", None),
+        (2, ["<=50K"], "bo", "typo"),
+        (3, [">50K"], "cy", None),
+    ]
+    assert store.feedback_history("never-labelled") == []
+    assert values(store.predictions("adult")["label"]) == [">50K", "<=50K", ">50K"]
+    [(_, window)] = list(store.windows("adult", output="pandas"))
+    assert values(window["label"]) == [">50K", "<=50K", ">50K"]
+    entries = workspace.audit.entries(action="feedback")
+    assert [(e.action, e.actor) for e in entries] == [
+        ("feedback.add", "ada"),
+        ("feedback.correct", "bo"),
+        ("feedback.correct", "cy"),
+    ]
+    assert entries[1].after["reason"] == "typo"
+    assert entries[2].before == {
+        "labels": {a.request_id: ["<=50K"], b.request_id: [">50K", ">50K"]}
+    }
+    # a refused correction writes nothing: wrong count, unknown id, bad reason
+    for bad, error in (
+        ({a.request_id: ["<=50K", "<=50K"]}, InputError),
+        ({"nope": ["<=50K"]}, NotFoundError),
+    ):
+        with pytest.raises(error):
+            store.correct_feedback(bad, user="dee")
+    with pytest.raises(InputError, match="reason"):
+        store.correct_feedback({a.request_id: ["<=50K"]}, reason="x" * 1001)
+    assert len(store.feedback_history(a.request_id)) == 3
+    assert len(workspace.audit.entries(action="feedback")) == 3
+    assert workspace.audit.verify().ok
 
 
 def test_feedback_for_unknown_requests_writes_nothing(workspace: Workspace):
@@ -344,6 +402,32 @@ def test_migration_0004_downgrades_and_upgrades(store_url: str):
             assert (serving <= tables) == (target == "0004")
     finally:
         engine.dispose()
+
+
+def test_migration_0011_keeps_labels_stored_before_it_as_their_first_revision(store_url: str):
+    from alembic import command
+    from alembic.config import Config
+
+    db = Database(store_url)
+    store, a = PredictionLogStore(db), record(0, 1)
+    store.write_predictions([a])
+    store.add_feedback({a.request_id: [">50K"]}, user="ada")
+    db.close()
+    engine = sa.create_engine(store_url)
+    try:
+        for target in ("0009", "0011"):
+            with engine.begin() as conn:
+                config = Config()
+                config.set_main_option("script_location", str(_MIGRATIONS))
+                config.attributes["connection"] = conn
+                (command.downgrade if target == "0009" else command.upgrade)(config, target)
+        with engine.begin() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT request_id, revision, labels, created_by FROM feedback_revisions"
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [(a.request_id, 1, '[">50K"]', "ada")]
 
 
 def test_ten_thousand_records_write_in_one_batch(store_url: str):

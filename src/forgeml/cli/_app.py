@@ -63,6 +63,7 @@ def build_app() -> typer.Typer:
         _data,
         _evaluate,
         _fairness,
+        _feedback,
         _gc,
         _loop,
         _models,
@@ -95,6 +96,7 @@ def build_app() -> typer.Typer:
     app.add_typer(_data.app, name="data")
     app.command("evaluate")(_evaluate.evaluate)
     app.add_typer(_fairness.app, name="fairness")
+    app.add_typer(_feedback.app, name="feedback")
     app.add_typer(_models.app, name="models")
     app.command("predict")(_predict.predict)
     app.command("serve")(_serve.serve)

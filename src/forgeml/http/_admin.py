@@ -40,10 +40,11 @@ from forgeml.serve import (
 )
 from forgeml.store import Workspace
 
-__all__ = ["admin_operations"]
+__all__ = ["admin_operations", "context_of"]
 
 
-def _context(ws: Workspace, request: Request) -> workflows.Context:
+def context_of(ws: Workspace, request: Request) -> workflows.Context:
+    """A request's use-case context: its principal (401 without one), origin ``http:ADDRESS``."""
     client = request.client.host if request.client else "unknown"
     return workflows.Context(ws, _principal(request), origin=f"http:{client}")
 
@@ -139,7 +140,7 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         name = request.path_params["name"]
 
         async def handle() -> Response:
-            context = _context(ws, request)
+            context = context_of(ws, request)
             if name not in service.refs:
                 service.entry(name)  # 404
             config = _json_body(await read_body(request, max_body))
@@ -159,7 +160,7 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         name = request.path_params["name"]
 
         async def handle() -> Response:
-            context = _context(ws, request)
+            context = context_of(ws, request)
             if name not in service.refs:
                 service.entry(name)  # 404
             done = await act("route", lambda: workflows.clear_route(context, name))
@@ -171,7 +172,7 @@ def admin_operations(serving: Serving) -> Sequence[Operation]:
         name = request.path_params["name"]
 
         async def handle() -> Response:
-            context = _context(ws, request)
+            context = context_of(ws, request)
             if name not in service.refs:
                 service.entry(name)  # 404
             doc = _json_body(await read_body(request, max_body))

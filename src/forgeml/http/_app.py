@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 from forgeml.config import Settings
 from forgeml.http._access import AccessMiddleware, AccessPolicy, warn_if_exposed
 from forgeml.http._admin import admin_operations
+from forgeml.http._feedback import feedback_operations
 from forgeml.security import Principal
 from forgeml.serve import ServeOptions
 from forgeml.serve import create_app as create_serving_app
@@ -55,6 +56,6 @@ def create_app(
         options,
         workspace=workspace,
         settings=settings,
-        extensions=[admin_operations],
+        extensions=[admin_operations, feedback_operations],
         middleware=[Middleware(AccessMiddleware, policy=policy)],  # type: ignore[arg-type]
     )

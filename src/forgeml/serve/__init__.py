@@ -34,6 +34,7 @@ __all__ = [
     "json_response",
     "openapi_body",
     "operation",
+    "parse_feedback",
     "read_body",
 ]
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
         operation,
         read_body,
     )
-    from forgeml.serve._schemas import openapi_body
+    from forgeml.serve._schemas import openapi_body, parse_feedback
 
 # The web stack and the model runtime load on first use.
 __getattr__, _, _ = lazy_loader.attach(
@@ -62,6 +63,6 @@ __getattr__, _, _ = lazy_loader.attach(
             "operation",
             "read_body",
         ],
-        "_schemas": ["openapi_body"],
+        "_schemas": ["openapi_body", "parse_feedback"],
     },
 )

@@ -11,7 +11,7 @@ transaction;
 """
 
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore, TreeEntry, sha256_file
-from forgeml.store._audit import AuditRecord, AuditStore, ChainReport, acting
+from forgeml.store._audit import AuditRecord, AuditStore, ChainReport, acting, current_acting
 from forgeml.store._datasets import (
     DatasetRecord,
     DatasetStore,
@@ -24,7 +24,12 @@ from forgeml.store._guards import ANY_MODEL, AliasGuard, GuardStore
 from forgeml.store._keys import KeyRecord, KeyStore
 from forgeml.store._loop import LeaseRecord, LoopDecision, LoopStep, LoopStore
 from forgeml.store._monitor import AlertRecord, MonitoredValue, MonitorStore, NewAlert
-from forgeml.store._predlog import PredictionLogStore, PredictionRecord, WindowStats
+from forgeml.store._predlog import (
+    LabelRevision,
+    PredictionLogStore,
+    PredictionRecord,
+    WindowStats,
+)
 from forgeml.store._predlog_api import PredictionLogReader, PredictionLogWriter
 from forgeml.store._registry import (
     ModelEvent,
@@ -55,6 +60,7 @@ __all__ = [
     "GuardStore",
     "KeyRecord",
     "KeyStore",
+    "LabelRevision",
     "LeaseRecord",
     "LocalArtifactStore",
     "LoopDecision",
@@ -84,6 +90,7 @@ __all__ = [
     "WindowStats",
     "Workspace",
     "acting",
+    "current_acting",
     "now_ms",
     "sha256_file",
 ]

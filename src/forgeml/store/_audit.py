@@ -41,6 +41,7 @@ __all__ = [
     "AuditStore",
     "ChainReport",
     "acting",
+    "current_acting",
     "entry_hash",
     "record_change",
 ]
@@ -68,6 +69,15 @@ def acting(actor: str, kind: str = "user", origin: str = "python") -> Iterator[N
         yield
     finally:
         _ACTING.reset(token)
+
+
+def current_acting() -> tuple[str, str, str] | None:
+    """The ``acting`` block in force here, as ``(actor, kind, origin)`` (``None``: none).
+
+    A writer on another thread (a run's flusher) re-enters it, so its changes name the same
+    actor and origin as the code that started it."""
+    who = _ACTING.get()
+    return None if who is None else (who.actor, who.kind, who.origin)
 
 
 @dataclass(frozen=True, slots=True)

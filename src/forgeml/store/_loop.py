@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import InputError, NotFoundError
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import loop_decisions, loop_leases, loop_state, loop_steps
 
@@ -288,6 +289,20 @@ class LoopStore:
             decision_id = conn.execute(
                 loop_decisions.insert().values(**values).returning(loop_decisions.c.decision_id)
             ).scalar_one()
+            record_change(
+                self._db,
+                "loop.decision",
+                f"model:{model}",
+                actor,
+                after={
+                    "decision_id": int(decision_id),
+                    "cycle": cycle,
+                    "kind": kind,
+                    "name": name,
+                    "passed": bool(passed),
+                    "summary": summary,
+                },
+            )
         values["detail"] = orjson.loads(values["detail"])
         return LoopDecision(decision_id=int(decision_id), **values)
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import InputError, NotFoundError
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._schema import monitor_alerts, monitor_results, monitor_state
 
@@ -160,6 +161,22 @@ class MonitorStore:
         )
         with self._db.transaction() as conn:
             alert_id = conn.execute(stmt).scalar()
+            if alert_id is not None:
+                record_change(
+                    self._db,
+                    "alert.record",
+                    f"model:{alert.ref}",
+                    "monitor",
+                    after={
+                        "alert_id": int(alert_id),
+                        "rule": alert.rule,
+                        "metric": alert.metric,
+                        "value": float(alert.value) if math.isfinite(alert.value) else None,
+                        "severity": alert.severity,
+                        "window_start_ms": int(alert.window_start_ms),
+                        "window_end_ms": int(alert.window_end_ms),
+                    },
+                )
         if alert_id is None:
             return None
         return AlertRecord(alert_id=int(alert_id), **values)

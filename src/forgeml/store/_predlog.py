@@ -12,6 +12,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -29,13 +30,19 @@ from forgeml.store._predlog_api import (
     WindowStats,
 )
 from forgeml.store._predlog_frames import expand, expand_arrow
-from forgeml.store._schema import prediction_feedback, predictions
+from forgeml.store._schema import feedback_revisions, prediction_feedback, predictions
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["PREDICTION_ROLES", "PredictionLogStore", "PredictionRecord", "WindowStats"]
+__all__ = [
+    "PREDICTION_ROLES",
+    "LabelRevision",
+    "PredictionLogStore",
+    "PredictionRecord",
+    "WindowStats",
+]
 
 PREDICTION_ROLES = frozenset({"primary", "shadow"})
 _ID_LENGTH = 36
@@ -47,6 +54,7 @@ _CHUNK = 5_000
 _SHOWN = 10
 _PAGE = 10_000
 _HOUR_MS = 3_600_000
+_REASON_LENGTH = 1000
 
 
 class PredictionLogStore:
@@ -413,14 +421,14 @@ class PredictionLogStore:
     ) -> None:
         """Record the true labels of logged requests (one label per predicted row).
 
-        Labels are written once: feedback sent again for a labelled request is refused,
-        unless it is an explicit correction (``correct=True``), which replaces the labels and
-        is audited with the labels before and after.
+        Labels are written once: feedback sent again for a labelled request is refused. A
+        correction is a new entry (``correct_feedback``; ``correct=True`` here is the same
+        without a reason).
 
         Args:
             request_id_to_labels: request id -> its labels, in the order of its rows.
             user: who sent them.
-            correct: replace labels already recorded (a correction).
+            correct: the labels correct labels already recorded (``correct_feedback``).
 
         Raises:
             NotFoundError: some request ids have no logged primary prediction (the message
@@ -431,68 +439,197 @@ class PredictionLogStore:
                 nothing is written.
             StoreError: the database failed; nothing was written.
         """
-        labels: dict[str, Sequence[Any]] = {}
-        for request_id, values in request_id_to_labels.items():
-            if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
-                raise InputError(
-                    f"The labels of request {request_id!r} must be a list with one label per "
-                    f"row; got {type(values).__name__}"
-                )
-            labels[request_id] = values
+        if correct:
+            self.correct_feedback(request_id_to_labels, user=user)
+            return
+        labels = _labels_of(request_id_to_labels)
         if not labels:
             return
         now = now_ms()
         with self._db.transaction() as conn:
-            n_rows = self._primary_rows(conn, list(labels))
-            unknown = [r for r in labels if r not in n_rows]
-            if unknown:
-                shown = ", ".join(repr(r) for r in unknown[:_SHOWN])
-                more = f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else ""
-                raise NotFoundError(
-                    f"No logged prediction for {len(unknown)} request id(s): {shown}{more}"
-                )
-            rows = []
-            for request_id, values in labels.items():
-                if len(values) != n_rows[request_id]:
-                    raise InputError(
-                        f"Request {request_id!r} predicted {n_rows[request_id]} row(s); got "
-                        f"{len(values)} label(s)"
-                    )
-                try:
-                    text = dumps_json(values)
-                except TypeError as e:
-                    raise InputError(
-                        f"The labels of request {request_id!r} are not JSON-serializable: {e}"
-                    ) from e
-                rows.append(
-                    {"request_id": request_id, "labels": text, "time_ms": now, "created_by": user}
-                )
+            texts = self._checked_labels(conn, labels)
             f = prediction_feedback.c
-            before = dict(
-                conn.execute(
-                    sa.select(f.request_id, f.labels).where(f.request_id.in_(list(labels)))
-                ).all()
-            )
-            if before and not correct:
-                shown = ", ".join(repr(r) for r in list(before)[:_SHOWN])
+            before = [
+                r
+                for (r,) in conn.execute(
+                    sa.select(f.request_id).where(f.request_id.in_(list(labels)))
+                )
+            ]
+            if before:
+                shown = ", ".join(repr(r) for r in before[:_SHOWN])
                 raise ConflictError(
                     f"Request(s) {shown} already have labels; labels are written once "
                     "(send a correction to replace them)"
                 )
+            rows = [
+                {"request_id": r, "labels": t, "time_ms": now, "created_by": user}
+                for r, t in texts.items()
+            ]
+            conn.execute(prediction_feedback.insert(), rows)
+            first = [{**row, "revision": 1, "reason": None} for row in rows]
+            conn.execute(feedback_revisions.insert(), first)
+            record_change(
+                self._db,
+                "feedback.add",
+                _feedback_object(texts),
+                user,
+                after={r: orjson.loads(t) for r, t in texts.items()},
+            )
+
+    def correct_feedback(
+        self,
+        request_id_to_labels: Mapping[str, Sequence[Any]],
+        *,
+        user: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, int]:
+        """Correct the labels of labelled requests: a new revision of each, audited.
+
+        The correction becomes the request's effective labels (what ``predictions``,
+        ``windows`` and so monitoring and the loop read: the latest correction wins); every
+        earlier labelling stays in its history (``feedback_history``). One audit entry
+        (``feedback.correct``) records who, when, the labels before and after and the reason.
+
+        Args:
+            request_id_to_labels: request id -> its corrected labels, one per row.
+            user: who corrects them.
+            reason: why (kept with each revision and in the audit entry; at most 1,000
+                characters).
+
+        Returns:
+            request id -> the revision its corrected labels are (2 for a first correction).
+
+        Raises:
+            NotFoundError: some request ids have no logged primary prediction.
+            InputError: a label count differs from the request's rows, labels are not JSON
+                values, or the reason is not text of at most 1,000 characters.
+            ConflictError: some requests have no labels yet (send them as feedback first);
+                nothing is written.
+            StoreError: the database failed; nothing was written.
+        """
+        if reason is not None and (not isinstance(reason, str) or len(reason) > _REASON_LENGTH):
+            raise InputError(
+                f"The reason of a correction is text of at most {_REASON_LENGTH} characters"
+            )
+        labels = _labels_of(request_id_to_labels)
+        if not labels:
+            return {}
+        now = now_ms()
+        with self._db.transaction() as conn:
+            texts = self._checked_labels(conn, labels)
+            f, v = prediction_feedback.c, feedback_revisions.c
+            before = dict(
+                conn.execute(
+                    sa.select(f.request_id, f.labels).where(f.request_id.in_(list(texts)))
+                ).all()
+            )
+            missing = [r for r in texts if r not in before]
+            if missing:
+                shown = ", ".join(repr(r) for r in missing[:_SHOWN])
+                raise ConflictError(
+                    f"Request(s) {shown} have no labels to correct; send them as feedback first"
+                )
+            latest = dict(
+                conn.execute(
+                    sa.select(v.request_id, sa.func.max(v.revision))
+                    .where(v.request_id.in_(list(texts)))
+                    .group_by(v.request_id)
+                ).all()
+            )
+            # labels recorded before revisions were kept count as revision 1
+            revisions = {r: int(latest.get(r) or 1) + 1 for r in texts}
+            conn.execute(
+                feedback_revisions.insert(),
+                [
+                    {
+                        "request_id": r,
+                        "revision": revisions[r],
+                        "labels": t,
+                        "time_ms": now,
+                        "created_by": user,
+                        "reason": reason,
+                    }
+                    for r, t in texts.items()
+                ],
+            )
             stmt = self._db.insert(prediction_feedback)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["request_id"],
                 set_={c: stmt.excluded[c] for c in ("labels", "time_ms", "created_by")},
             )
-            conn.execute(stmt, rows)
+            conn.execute(
+                stmt,
+                [
+                    {"request_id": r, "labels": t, "time_ms": now, "created_by": user}
+                    for r, t in texts.items()
+                ],
+            )
             record_change(
                 self._db,
-                "feedback.correct" if correct else "feedback.add",
-                "feedback",
+                "feedback.correct",
+                _feedback_object(texts),
                 user,
-                before={r: orjson.loads(t) for r, t in before.items()} if before else None,
-                after={r["request_id"]: orjson.loads(str(r["labels"])) for r in rows},
+                before={"labels": {r: orjson.loads(t) for r, t in before.items()}},
+                after={
+                    "labels": {r: orjson.loads(t) for r, t in texts.items()},
+                    "revisions": revisions,
+                    "reason": reason,
+                },
             )
+        return revisions
+
+    def feedback_history(self, request_id: str) -> list[LabelRevision]:
+        """Every labelling of a request, oldest first: its first feedback, then each correction.
+
+        Returns:
+            The revisions (empty when the request has no labels); the last one is the
+            effective labels.
+        """
+        v = feedback_revisions.c
+        with self._db.transaction(write=False) as conn:
+            rows = conn.execute(
+                sa.select(v.revision, v.labels, v.time_ms, v.created_by, v.reason)
+                .where(v.request_id == request_id)
+                .order_by(v.revision)
+            ).all()
+        return [
+            LabelRevision(
+                request_id=request_id,
+                revision=int(r.revision),
+                labels=orjson.loads(r.labels),
+                time_ms=int(r.time_ms),
+                created_by=r.created_by,
+                reason=r.reason,
+            )
+            for r in rows
+        ]
+
+    def _checked_labels(
+        self, conn: Connection, labels: Mapping[str, Sequence[Any]]
+    ) -> dict[str, str]:
+        """request id -> its labels as JSON text, checked against the logged predictions."""
+        n_rows = self._primary_rows(conn, list(labels))
+        unknown = [r for r in labels if r not in n_rows]
+        if unknown:
+            shown = ", ".join(repr(r) for r in unknown[:_SHOWN])
+            more = f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else ""
+            raise NotFoundError(
+                f"No logged prediction for {len(unknown)} request id(s): {shown}{more}"
+            )
+        texts: dict[str, str] = {}
+        for request_id, values in labels.items():
+            if len(values) != n_rows[request_id]:
+                raise InputError(
+                    f"Request {request_id!r} predicted {n_rows[request_id]} row(s); got "
+                    f"{len(values)} label(s)"
+                )
+            try:
+                texts[request_id] = dumps_json(values)
+            except TypeError as e:
+                raise InputError(
+                    f"The labels of request {request_id!r} are not JSON-serializable: {e}"
+                ) from e
+        return texts
 
     def _primary_rows(self, conn: Connection, request_ids: list[str]) -> dict[str, int]:
         """request id -> n_rows of its primary prediction, for the ids that have one."""
@@ -507,6 +644,55 @@ class PredictionLogStore:
             )
             found.update((request_id, n) for request_id, n in rows)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRevision:
+    """One labelling of a logged request: its first feedback (revision 1) or a correction.
+
+    Attributes:
+        request_id: the logged request.
+        revision: 1 for the first feedback, then one more per correction.
+        labels: one label per predicted row.
+        time_ms: when it was recorded (ms since the epoch).
+        created_by: who sent it (``None``: not recorded).
+        reason: why it was corrected (``None`` for the first feedback or when not given).
+    """
+
+    request_id: str
+    revision: int
+    labels: list[Any]
+    time_ms: int
+    created_by: str | None
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The revision as plain values."""
+        return {
+            "request_id": self.request_id,
+            "revision": self.revision,
+            "labels": self.labels,
+            "time_ms": self.time_ms,
+            "created_by": self.created_by,
+            "reason": self.reason,
+        }
+
+
+def _labels_of(request_id_to_labels: Mapping[str, Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    labels: dict[str, Sequence[Any]] = {}
+    for request_id, values in request_id_to_labels.items():
+        if isinstance(values, str | bytes) or not hasattr(values, "__len__"):
+            raise InputError(
+                f"The labels of request {request_id!r} must be a list with one label per "
+                f"row; got {type(values).__name__}"
+            )
+        labels[request_id] = values
+    return labels
+
+
+def _feedback_object(texts: Mapping[str, str]) -> str:
+    """The audited object: ``feedback:ID`` for one request, ``feedback`` for several."""
+    return f"feedback:{next(iter(texts))}" if len(texts) == 1 else "feedback"
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from forgeml._json import dumps, dumps_text
 from forgeml.errors import ConflictError, InputError, InvalidFilterError, NotFoundError
+from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
 from forgeml.store._filter import Clause, OrderKey, parse_filter, parse_order_by
 from forgeml.store._schema import (
@@ -110,7 +111,7 @@ class RunStore:
                 sa.select(experiments_table).where(experiments_table.c.name == name)
             ).first()
             if row is None:
-                conn.execute(
+                created = conn.execute(
                     self._db.insert(experiments_table).on_conflict_do_nothing(
                         index_elements=["name"]
                     ),
@@ -119,6 +120,14 @@ class RunStore:
                 row = conn.execute(
                     sa.select(experiments_table).where(experiments_table.c.name == name)
                 ).one()
+                if created.rowcount:  # not a concurrent creator's
+                    record_change(
+                        self._db,
+                        "experiment.create",
+                        f"experiment:{name}",
+                        user,
+                        after={"name": name},
+                    )
         return _experiment(row)
 
     def get_experiment(self, name: str) -> Experiment:
@@ -183,6 +192,18 @@ class RunStore:
             )
             if tags:
                 self._upsert_tags(conn, run_id, tags)
+            record_change(
+                self._db,
+                "run.create",
+                f"run:{run_id}",
+                user,
+                after={
+                    "experiment": experiment,
+                    "name": name or f"run-{run_id[:8]}",
+                    "parent_run_id": parent_run_id,
+                    "tags": {k: str(v) for k, v in (tags or {}).items()},
+                },
+            )
         return run_id
 
     def log_batch(
@@ -208,7 +229,7 @@ class RunStore:
             if params:
                 self._insert_params(conn, run_id, params)
             if tags:
-                self._upsert_tags(conn, run_id, tags)
+                self._set_tags_audited(conn, run_id, tags)
             if metrics:
                 self._insert_metrics(conn, run_id, metrics)
 
@@ -234,6 +255,29 @@ class RunStore:
         ]
         if rows:
             conn.execute(run_params.insert(), rows)
+
+    def _set_tags_audited(self, conn: Connection, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set tags of a run with one audit entry for the tags that change (none: no entry)."""
+        t = run_tags.c
+        before = dict(
+            conn.execute(
+                sa.select(t.key, t.value).where(t.run_id == run_id, t.key.in_(list(tags)))
+            ).all()
+        )
+        after = {k: str(v) for k, v in tags.items()}
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
+        if not changed:
+            return
+        self._upsert_tags(conn, run_id, changed)
+        owner = conn.execute(sa.select(runs.c.user_name).where(runs.c.run_id == run_id)).scalar()
+        record_change(
+            self._db,
+            "run.tags",
+            f"run:{run_id}",
+            owner,
+            before={k: before[k] for k in changed if k in before} or None,
+            after=changed,
+        )
 
     def _upsert_tags(self, conn: Connection, run_id: str, tags: Mapping[str, str]) -> None:
         stmt = self._db.insert(run_tags)
@@ -317,6 +361,17 @@ class RunStore:
                     end_time=end_time if end_time is not None else now_ms(),
                     error=error,
                 )
+            )
+            owner = conn.execute(
+                sa.select(runs.c.user_name).where(runs.c.run_id == run_id)
+            ).scalar()
+            record_change(
+                self._db,
+                "run.end",
+                f"run:{run_id}",
+                owner,
+                before={"status": current},
+                after={"status": status.value},
             )
 
     def add_artifact(self, run_id: str, ref: ArtifactRef) -> None:

@@ -325,7 +325,8 @@ predictions = sa.Table(
     sa.Index(None, "model", "time_ms"),
 )
 
-# Ground truth sent back for a request: one label per row. Sending it again replaces it.
+# Ground truth sent back for a request: one label per row. The effective labels (what
+# monitoring and the loop read): the first feedback, or the latest correction.
 prediction_feedback = sa.Table(
     "prediction_feedback",
     metadata,
@@ -333,6 +334,19 @@ prediction_feedback = sa.Table(
     sa.Column("labels", sa.Text, nullable=False),  # JSON list
     sa.Column("time_ms", sa.BigInteger, nullable=False),
     sa.Column("created_by", sa.String(_NAME), nullable=True),
+)
+
+# Every labelling of a request, append-only: revision 1 is the first feedback, each correction
+# the next revision (who, when, why). The history behind prediction_feedback's current row.
+feedback_revisions = sa.Table(
+    "feedback_revisions",
+    metadata,
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("revision", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON list
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(_NAME), nullable=True),
+    sa.Column("reason", sa.String(1000), nullable=True),
 )
 
 # How the server splits a model's traffic between versions (canary, A/B, shadows). A cleared

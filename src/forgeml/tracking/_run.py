@@ -11,6 +11,7 @@ as lost.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -23,7 +24,16 @@ from typing import Any
 
 from forgeml.errors import ConflictError, ForgeMLError, InputError, NotFoundError, StoreError
 from forgeml.security import Principal, actor_name
-from forgeml.store import ArtifactRef, Metric, RunRecord, RunStatus, Workspace, now_ms
+from forgeml.store import (
+    ArtifactRef,
+    Metric,
+    RunRecord,
+    RunStatus,
+    Workspace,
+    acting,
+    current_acting,
+    now_ms,
+)
 from forgeml.store._runs import check_key, param_to_text
 from forgeml.tracking._environment import code_revision, environment
 
@@ -85,6 +95,7 @@ class ActiveRun:
         self._next_step: dict[str, int] = {}
         self._failure: ForgeMLError | None = None
         self._ended = False
+        self._acting = current_acting()  # the flusher thread writes as the run's starter
         _flusher.register(self)
 
     # -- logging ----------------------------------------------------------------------------
@@ -240,9 +251,10 @@ class ActiveRun:
             if not (points or params or tags):
                 return
             try:
-                self._workspace.runs.log_batch(
-                    self.run_id, metrics=points, params=params, tags=tags
-                )
+                with acting(*self._acting) if self._acting else contextlib.nullcontext():
+                    self._workspace.runs.log_batch(
+                        self.run_id, metrics=points, params=params, tags=tags
+                    )
             except StoreError:
                 # a passing failure (lock timeout, lost connection): keep the data for later
                 with self._lock:

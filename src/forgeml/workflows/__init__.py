@@ -11,6 +11,7 @@ from forgeml.security import Principal
 from forgeml.workflows._context import Context
 from forgeml.workflows._data import AddedData, add_data, split_data
 from forgeml.workflows._evaluate import ModelEvaluation, ScoredRows, evaluate_model
+from forgeml.workflows._feedback import correct_feedback, label_history
 from forgeml.workflows._gc import GarbageCollection, collect_garbage
 from forgeml.workflows._models import change_status, promote, remove_alias
 from forgeml.workflows._monitor import check_alerts, served_model_report, watch_alerts
@@ -45,9 +46,11 @@ __all__ = [
     "check_alerts",
     "clear_route",
     "collect_garbage",
+    "correct_feedback",
     "create_key",
     "download_run_artifacts",
     "evaluate_model",
+    "label_history",
     "list_audit",
     "list_keys",
     "promote",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forgeml.store._audit import record_change
 from forgeml.store._gc import DEFAULT_GRACE_S, Garbage, find_garbage, remove_garbage
 from forgeml.workflows._context import Context, use_case
 
@@ -33,5 +34,17 @@ def collect_garbage(
         ArtifactIntegrityError: a referenced tree is damaged (nothing is deleted).
     """
     found = find_garbage(ctx.workspace, grace_s=grace_s)
-    removed = remove_garbage(ctx.workspace, found) if apply else None
+    if not apply:
+        return GarbageCollection(found, None)
+    removed = remove_garbage(ctx.workspace, found)
+    if removed.items:  # files are not transactional: the entry records what was deleted
+        ws = ctx.workspace
+        with ws.db.transaction():
+            record_change(
+                ws.db,
+                "gc.apply",
+                "artifacts",
+                ctx.principal.name,
+                after={k: v for k, v in removed.to_dict().items() if k != "items"},
+            )
     return GarbageCollection(found, removed)

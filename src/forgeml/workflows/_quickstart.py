@@ -110,7 +110,7 @@ def quickstart(
     proba = model.predict_proba(rows)[:, list(model.signature.classes or []).index(">50K")]
     mark = step("load and predict 5 rows", mark)
 
-    served = _serve_and_ask(workspace, rows, frame.loc[rows.index, "income"].tolist())
+    served = _serve_and_ask(ctx, rows, frame.loc[rows.index, "income"].tolist())
     step(
         f"serve: {served['url']} answered in {served['ms']:.1f} ms (version "
         f"{served['version']}), prediction logged, label attached",
@@ -148,18 +148,40 @@ def _evaluation(report: Any) -> dict[str, Any]:
     return found
 
 
-def _serve_and_ask(workspace: Any, rows: Any, labels: list[Any]) -> dict[str, Any]:
+class _ActingAs:
+    """Pure ASGI middleware: every request acts as the quickstart's principal.
+
+    The quickstart's server listens on 127.0.0.1 for its own two requests only, made by the
+    process that was authorized to run the quickstart; its feedback is recorded (and audited)
+    as that principal."""
+
+    def __init__(self, app: Any, principal: Any) -> None:
+        self.app, self.principal = app, principal
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from forgeml.serve import PRINCIPAL_SCOPE_KEY
+
+        if scope["type"] == "http":
+            scope = {**scope, PRINCIPAL_SCOPE_KEY: self.principal}
+        await self.app(scope, receive, send)
+
+
+def _serve_and_ask(ctx: Context, rows: Any, labels: list[Any]) -> dict[str, Any]:
     """Start the prediction server on a free port, ask it for ``rows`` over HTTP, send the
-    true labels as feedback, stop it (which writes the prediction log)."""
+    true labels as feedback (as ``ctx.principal``), stop it (which writes the prediction
+    log)."""
     import socket
     import threading
     import urllib.request
 
     import uvicorn
+    from starlette.middleware import Middleware
 
     from forgeml._json import dumps, loads
     from forgeml.errors import ForgeMLError
     from forgeml.serve import ServeOptions, create_app
+
+    workspace = ctx.workspace
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -168,7 +190,11 @@ def _serve_and_ask(workspace: Any, rows: Any, labels: list[Any]) -> dict[str, An
     options = ServeOptions(models=("adult-income@production",), port=port, access_log=False)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(options, workspace=workspace),
+            create_app(
+                options,
+                workspace=workspace,
+                middleware=[Middleware(_ActingAs, principal=ctx.principal)],  # type: ignore[arg-type]
+            ),
             host="127.0.0.1",
             port=port,
             log_level="warning",
