@@ -168,3 +168,45 @@ def test_a_concurrent_burst_keeps_one_valid_chain(keys: Keys) -> None:
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     report = ws.audit.verify()
     assert report.ok and report.entries == len(entries)
+
+
+def test_concurrent_first_writers_of_a_fresh_store_start_one_chain(store_url: str) -> None:
+    """Eight writers with their own connections append the first entries of an empty log at
+    once (the head row does not exist yet; the first creates it, the others wait for it)."""
+    from forgeml.store import AuditStore, Database
+    from forgeml.store._audit import record_change
+
+    Database(store_url).close()  # migrated, no entry yet
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(i: int) -> None:
+        db = Database(store_url)
+        AuditStore(db)
+        try:
+            start.wait()
+            for j in range(3):
+                with db.transaction():
+                    record_change(db, "test.write", f"object:{i}-{j}", f"writer-{i}")
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    db = Database(store_url)
+    try:
+        audit = AuditStore(db)
+        entries = audit.entries()
+        assert [e.seq for e in entries] == list(range(1, 25))
+        written = {f"object:{i}-{j}" for i in range(8) for j in range(3)}
+        assert {e.object for e in entries} == written
+        report = audit.verify()
+        assert report.ok and report.entries == 24
+    finally:
+        db.close()

@@ -184,7 +184,8 @@ def test_feedback_is_json_only_and_written_once(
         assert fixed.json()["revisions"] == {request_id: 2}
     entries = ws.audit.entries(action="feedback")
     assert [e.action for e in entries] == ["feedback.add", "feedback.correct"]
-    assert entries[1].origin == "http:testclient"
+    assert [e.origin for e in entries] == ["http:testclient"] * 2
+    assert entries[0].actor == entries[1].actor != "unknown"  # the local user, no keys
     assert entries[1].before == {"labels": {request_id: [">50K"]}}
     assert entries[1].after["labels"] == {request_id: ["<=50K"]}
     assert entries[1].after["reason"] == "checked by hand"

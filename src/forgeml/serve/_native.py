@@ -4,6 +4,7 @@ model listing, feedback)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +35,8 @@ from forgeml.serve._http import (
     read_body,
 )
 from forgeml.serve._service import PredictionService
-from forgeml.serve._types import Outputs, RequestError, Rows
+from forgeml.serve._types import PRINCIPAL_SCOPE_KEY, Outputs, RequestError, Rows
+from forgeml.store import acting
 
 __all__ = ["NativeProtocol", "decode_native", "operations"]
 
@@ -197,10 +199,17 @@ def operations(
                     status=409,
                     code="conflict",
                 )
+            name = principal_name(request)
+            kind = getattr(request.scope.get(PRINCIPAL_SCOPE_KEY), "kind", "user")
+            origin = f"http:{request.client.host if request.client else 'unknown'}"
+
+            def attach() -> None:
+                # audited as the caller, from its address
+                with acting(name, kind, origin) if name else contextlib.nullcontext():
+                    attach_feedback(labels, name)
+
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    None, attach_feedback, labels, principal_name(request)
-                )
+                await asyncio.get_running_loop().run_in_executor(None, attach)
             except ForgeMLError as e:
                 raise from_forgeml(e, field="request_id") from None
             return json_response({"accepted": len(labels)})
