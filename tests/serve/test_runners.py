@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 import forgeml as fm
 from forgeml.config import Settings
@@ -21,6 +24,7 @@ from forgeml.serve._runners import (
     BoosterRunner,
     CompiledRunner,
     FrameRunner,
+    PipelineRunner,
     Runner,
     TypedFrameRunner,
     XGBoostRunner,
@@ -122,6 +126,90 @@ def test_lightgbm_classifier_runs_on_its_booster(ws, adult_rows):
     runner = runner_for(model)
     assert isinstance(runner, BoosterRunner)
     _same_answers(runner, model, X[4000:])
+
+
+def _sklearn_pipeline(X: pd.DataFrame, estimator: Any) -> Pipeline:
+    """A user's pipeline: imputation with indicators and scaling of the numbers, one-hot
+    encoding (rare categories grouped) and ordinal encoding of the categories."""
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
+    categorical = [c for c in X.columns if c not in numeric]
+    prepare = ColumnTransformer(
+        [
+            (
+                "numbers",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            ),
+            (
+                "one_hot",
+                OneHotEncoder(handle_unknown="ignore", min_frequency=20, sparse_output=False),
+                categorical[:-2],
+            ),
+            (
+                "ordinal",
+                Pipeline(
+                    [
+                        (
+                            "codes",
+                            OrdinalEncoder(
+                                handle_unknown="use_encoded_value",
+                                unknown_value=-1,
+                                encoded_missing_value=-2,
+                            ),
+                        ),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                categorical[-2:],
+            ),
+        ],
+        sparse_threshold=0.0,
+    )
+    return Pipeline([("prepare", prepare), ("model", estimator)])
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [LogisticRegression(max_iter=500), RandomForestClassifier(n_estimators=30, random_state=0)],
+    ids=["logistic", "forest"],
+)
+def test_sklearn_pipelines_run_compiled(ws, adult_rows, estimator):
+    X, y = adult_rows.drop(columns=[TARGET]), adult_rows[TARGET]
+    fitted = _sklearn_pipeline(X, estimator).fit(X[:4000], y[:4000])
+    model = _register(ws, fitted, f"adult-pipeline-{type(estimator).__name__}", X[:4000])
+    runner = runner_for(model)
+    assert isinstance(runner, PipelineRunner)
+    _same_answers(runner, model, X[4000:])
+    assert runner.run(_columns(model, X[4000:4001]), 1)[0] == fitted.predict(X[4000:4001]).tolist()
+
+
+def test_a_sklearn_regression_pipeline_runs_compiled(ws, shared_dataset):
+    frame = pd.read_csv(shared_dataset("california-housing.csv"), nrows=5000)
+    target = "median_house_value"
+    X, y = frame.drop(columns=[target]), frame[target]
+    X = X.assign(near_ocean=X["ocean_proximity"].map(lambda v: "yes" if "OCEAN" in v else "no"))
+    fitted = _sklearn_pipeline(X, Ridge()).fit(X[:4000], y[:4000])
+    model = _register(ws, fitted, "housing-pipeline", X[:4000])
+    runner = runner_for(model)
+    assert isinstance(runner, PipelineRunner)
+    _same_answers(runner, model, X[4000:])
+
+
+def test_a_pipeline_step_that_is_not_compiled_keeps_a_checked_path(ws, adult_rows):
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = adult_rows.drop(columns=[TARGET]), adult_rows[TARGET]
+    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
+    fitted = Pipeline(
+        [("log", FunctionTransformer(np.log1p)), ("model", LogisticRegression(max_iter=300))]
+    ).fit(X[numeric][:4000].clip(lower=0), y[:4000])
+    model = _register(ws, fitted, "adult-function", X[numeric][:4000].clip(lower=0))
+    assert not isinstance(runner_for(model), PipelineRunner)
 
 
 def _pipeline(kinds: dict[str, str], output: str, estimator: Any, X, y) -> Pipeline:

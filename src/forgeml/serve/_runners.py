@@ -12,6 +12,9 @@ small batches, with the encoding compiled to plain lookups once, at load:
 - ``CompiledRunner`` (forgeml's own ``TrainedModel``) calls the model compiled by
   ``TrainedModel.compile_for_serving``: each member's encoder as array lookups, each member's
   native predictor on arrays;
+- ``PipelineRunner`` (a scikit-learn ``Pipeline``): its ``ColumnTransformer`` of imputers,
+  scalers and encoders compiled to array functions once, the final estimator called on the
+  matrix (a forest tree by tree);
 - ``TypedFrameRunner`` (any flavor) still builds a DataFrame, straight in the signature's types,
   and skips the second check of rows the validator checked already.
 
@@ -35,6 +38,7 @@ __all__ = [
     "BoosterRunner",
     "CompiledRunner",
     "FrameRunner",
+    "PipelineRunner",
     "Runner",
     "TypedFrameRunner",
     "XGBoostRunner",
@@ -278,6 +282,72 @@ class CompiledRunner(Runner):
         return _json_list(labels), proba
 
 
+class PipelineRunner(Runner):
+    """A scikit-learn ``Pipeline`` (sklearn flavor) with its preprocessing compiled to array
+    functions (``ColumnTransformer`` of imputers, scalers and one-hot, ordinal or target
+    encoders; ``train._sklearn_compiled``) and its final estimator called on the matrix:
+    a forest tree by tree, anything else through its own ``predict_proba`` / ``predict`` on
+    the array (no DataFrame, no column transformer)."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        from forgeml.train._sklearn_compiled import compile_forest, compile_transformer, needs_text
+
+        super().__init__(model)
+        pipeline = model.model
+        steps = getattr(pipeline, "steps", None)
+        if type(pipeline).__name__ != "Pipeline" or not steps or len(steps) < 2:
+            raise ValueError("not a scikit-learn Pipeline of preprocessing and a model")
+        names_in = getattr(pipeline, "feature_names_in_", None)
+        if names_in is None:
+            raise ValueError("the pipeline was not fitted on named columns")
+        self._names = [str(c) for c in names_in]
+        missing = [c for c in self._names if c not in model.signature.names]
+        if missing:
+            raise ValueError(f"the pipeline reads columns the signature lacks: {missing[:3]}")
+        self._steps = [compile_transformer(step) for _, step in steps[:-1]]
+        first = steps[0][1]
+        text_columns: set[int] = set()
+        if type(first).__name__ == "ColumnTransformer":
+            for name, fitted, _ in first.transformers_:
+                at = first._transformer_to_input_indices.get(name, [])
+                if fitted != "drop" and len(at) and needs_text(fitted):
+                    text_columns.update(int(i) for i in at)
+        elif needs_text(first):
+            text_columns = set(range(len(self._names)))
+        self._text = bool(text_columns)
+        estimator = steps[-1][1]
+        self._classifier = self.classes is not None
+        if self._classifier and not hasattr(estimator, "predict_proba"):
+            raise ValueError("the classifier gives no probabilities")
+        task = "classification" if self._classifier else "regression"
+        self._forest: Any = None
+        if type(estimator).__module__.startswith("sklearn.ensemble") and hasattr(
+            estimator, "estimators_"
+        ):
+            self._forest = compile_forest(estimator, task)
+        self._estimator = estimator
+        self._threshold = model.threshold
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        if self._text:
+            X: np.ndarray = np.empty((n, len(self._names)), dtype=object)
+            for j, name in enumerate(self._names):
+                X[:, j] = columns[name]
+        else:
+            X = np.array([columns[name] for name in self._names], dtype=np.float64).T
+        for step in self._steps:
+            X = step(X)
+        if self._forest is not None:
+            out = self._forest(X)
+        elif self._classifier:
+            out = np.asarray(self._estimator.predict_proba(X), dtype=float)
+        else:
+            out = np.asarray(self._estimator.predict(X), dtype=float)
+        if not self._classifier:
+            return out.tolist(), None
+        return _labels(out, self.classes, self._threshold), out
+
+
 def single_row_predictor(booster: Any) -> Any:
     """LightGBM's single-row predictor of ``booster`` (a function of a float matrix), or
     ``None`` when this LightGBM has no single-row C API."""
@@ -380,6 +450,8 @@ def runner_for(model: LoadedModel, *, sample: pd.DataFrame | None = None) -> Run
         candidates.insert(0, XGBoostRunner)
     elif hasattr(model.model, "compile_for_serving"):
         candidates.insert(0, CompiledRunner)
+    elif type(model.model).__name__ == "Pipeline":
+        candidates.insert(0, PipelineRunner)
     for candidate in candidates:
         try:
             fast = candidate(model)  # type: ignore[call-arg]

@@ -189,8 +189,8 @@ def _by_lookup(encoder: Any) -> ArrayFunction:
     name = type(encoder).__name__
     if name == "OneHotEncoder":
         widths = list(getattr(encoder, "_n_features_outs", []))
-        if len(widths) != len(categories) or getattr(encoder, "sparse_output_", False):
-            raise NotCompilable("a sparse OneHotEncoder, or one without its output widths")
+        if len(widths) != len(categories):
+            raise NotCompilable("a OneHotEncoder without its output widths")
     elif name == "TargetEncoder":
         per = len(encoder.classes_) if encoder.target_type_ == "multiclass" else 1
         widths = [per] * len(categories)
@@ -205,14 +205,25 @@ def _by_lookup(encoder: Any) -> ArrayFunction:
     unknown_rows: list[np.ndarray | None] = []
     missing_rows: list[np.ndarray | None] = []
 
+    # probed as it is called: a DataFrame when it was fitted on one, else an array
+    named = getattr(encoder, "feature_names_in_", None)
+
     def probe(j: int, values: Sequence[Any]) -> np.ndarray | None:
         rows = np.empty((len(values), len(categories)), dtype=object if text else np.float64)
         rows[:] = base
         rows[:, j] = values
+        given: Any = rows
+        if named is not None:
+            import pandas as pd
+
+            given = pd.DataFrame(rows, columns=list(named))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out = np.asarray(encoder.transform(rows), dtype=np.float64)
+                out = encoder.transform(given)
+                if hasattr(out, "toarray"):  # a sparse one-hot matrix: its dense values
+                    out = out.toarray()
+                out = np.asarray(out, dtype=np.float64)
         except (ValueError, TypeError):
             return None
         return out[:, starts[j] : starts[j + 1]]
@@ -226,9 +237,8 @@ def _by_lookup(encoder: Any) -> ArrayFunction:
         odd = _Unknown() if text else float(np.nanmax(np.asarray(plain, dtype=float)) + 7919.5)
         found = probe(j, [odd])
         unknown_rows.append(None if found is None else found[0])
-        found = probe(j, [math.nan if not text else None])
-        if found is None and text:
-            found = probe(j, [math.nan])
+        # in a frame, pandas reads None among text as NaN: missing is NaN there
+        found = probe(j, [None if text and named is None else math.nan])
         missing_rows.append(None if found is None else found[0])
     width = int(starts[-1])
 
