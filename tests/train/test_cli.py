@@ -84,6 +84,7 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
         (["--target-transform", "sqrt"], ["target_transform", "sqrt"]),
         (["--metric", "auc"], ["Unknown metric"]),
         (["--target", "nope"], ["nope"]),
+        (["--parallel-trials", "0"], ["parallel_trials", "at least 1"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(german, tmp_path, args, words):

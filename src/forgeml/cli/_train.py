@@ -107,6 +107,14 @@ def train(
         ),
     ] = "auto",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads per model (-1: all).")] = -1,
+    parallel_trials: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel-trials",
+            help="Trials run at once, sharing the --jobs threads (default: by the table's "
+            "size; 1: one at a time).",
+        ),
+    ] = None,
     time_column: Annotated[
         str | None,
         typer.Option("--time-column", help="Order rows by this column (time-ordered folds)."),
@@ -194,6 +202,7 @@ def train(
             "seed": seed,
             "target_transform": target_transform,
             "n_jobs": jobs,
+            "parallel_trials": parallel_trials,
             "time_column": time_column,
             "max_trials": trials,
             "experiment": experiment,

@@ -29,7 +29,14 @@ from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_t
 from forgeml.train._model import FoldBag, TrainedModel
 from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progress
 from forgeml.train._result import TrainResult
-from forgeml.train._search import Problem, TrialRecord, fit_pipeline, run_search
+from forgeml.train._search import (
+    Lanes,
+    Problem,
+    TrialRecord,
+    fit_pipeline,
+    plan_lanes,
+    run_search,
+)
 from forgeml.train._target import (
     choose_target_transform,
     inverse_transform,
@@ -791,6 +798,9 @@ def train(
         if task == "regression":
             problem = _target_transform(problem, cfg.target_transform, families, hard_end, notes)
             run.log_params({"target_transform": problem.target_transform or "none"})
+        lanes = plan_lanes(problem, cfg.parallel_trials)
+        run.log_params({"parallel_trials": lanes.trials, "threads_per_trial": lanes.threads})
+        notes.append(lanes.note())
         result = _search_and_fit(
             problem=problem,
             families=families,
@@ -799,6 +809,7 @@ def train(
             hard_end=hard_end,
             max_trials=cfg.max_trials,
             warm_start=cfg.warm_start,
+            lanes=lanes,
             progress=progress,
             run=run,
             X_test=X_test,
@@ -1001,6 +1012,7 @@ def _search_and_fit(
     progress: bool | ProgressHandler,
     run: Any,
     warm_start: Sequence[Mapping[str, Any]] = (),
+    lanes: Lanes | None = None,
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     classes: list[Any] | None,
@@ -1052,6 +1064,7 @@ def _search_and_fit(
         max_trials=max_trials,
         on_trial=on_trial,
         warm_start=warm_start,
+        lanes=lanes,
     )
     report(records, "ensembling and refitting")
     failures = failed_trials(records)

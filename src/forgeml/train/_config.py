@@ -50,6 +50,11 @@ class TrainConfig(BaseModel):
     )
     seed: int = Field(default=0, description="Seeds the hold-out, folds, search and models.")
     n_jobs: int = Field(default=-1, description="Threads per model (-1: all cores).")
+    parallel_trials: int | None = Field(
+        default=None,
+        description="Trials run at once, sharing the n_jobs threads (default: by the table's "
+        "size, one per core when a fit runs on one thread anyway; 1: one at a time).",
+    )
     time_column: str | None = Field(
         default=None, description="Order rows by this column (latest rows held out)."
     )
@@ -112,7 +117,14 @@ class TrainConfig(BaseModel):
     # -- validation --------------------------------------------------------------------------
 
     @field_validator(
-        "time_budget", "test_size", "seed", "n_jobs", "max_trials", "max_latency_ms", mode="before"
+        "time_budget",
+        "test_size",
+        "seed",
+        "n_jobs",
+        "max_trials",
+        "max_latency_ms",
+        "parallel_trials",
+        mode="before",
     )
     @classmethod
     def _not_bool(cls, value: Any) -> Any:
@@ -162,6 +174,13 @@ class TrainConfig(BaseModel):
     def _trials(cls, value: int | None) -> int | None:
         if value is not None and value < 1:
             raise ValueError(f"max_trials must be at least 1; got {value}")
+        return value
+
+    @field_validator("parallel_trials")
+    @classmethod
+    def _parallel(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"parallel_trials must be at least 1; got {value}")
         return value
 
     @field_validator("seed")

@@ -26,7 +26,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,9 @@ from forgeml.train._metrics import Metric, tune_threshold
 from forgeml.train._model import raw_predict
 from forgeml.train._preprocess import TabularEncoder
 from forgeml.train._validation import Folds, early_stopping_split
-from forgeml.train._zoo import FAMILIES, Family, FitOutcome, fit_estimator
+from forgeml.train._zoo import _THREADED_CELLS, FAMILIES, Family, FitOutcome, fit_estimator
 
-__all__ = ["Problem", "TrialRecord", "fit_pipeline", "run_search"]
+__all__ = ["Lanes", "Problem", "TrialRecord", "fit_pipeline", "plan_lanes", "run_search"]
 
 _log = logging.getLogger("forgeml.train")
 
@@ -86,6 +86,7 @@ class TrialRecord:
     score: float | None = None
     loss: float | None = None
     seconds: float = 0.0
+    started: float | None = None  # monotonic time the trial started (trials may overlap)
     fit_seconds: list[float] = field(default_factory=list)
     best_iterations: list[int] = field(default_factory=list)
     oof: np.ndarray | None = None
@@ -105,6 +106,46 @@ class TrialRecord:
         """Parameters without the family prefix."""
         prefix = self.family + "."
         return {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """How the search uses the cores: ``trials`` at once, each fitting on ``threads``."""
+
+    trials: int
+    threads: int
+    reason: str
+
+    def note(self) -> str:
+        if self.trials == 1:
+            return f"trials one at a time on {self.threads} thread(s) ({self.reason})"
+        return f"{self.trials} trials at a time, {self.threads} thread(s) each ({self.reason})"
+
+
+def plan_lanes(problem: Problem, requested: int | None = None) -> Lanes:
+    """How many trials run at once on ``problem.n_jobs`` cores.
+
+    A documented rule, decided from measurements (README, "Parallel trials") and never from
+    the clock, so the same seed and trial budget give the same batches on any run:
+
+    - ``requested`` (``parallel_trials``) fixes the number (at most one per core);
+    - one core: one trial;
+    - a fold's training input under ``_THREADED_CELLS`` cells fits on one thread anyway
+      (``fit_estimator``), so one trial per core keeps every core busy;
+    - larger inputs: the boosting libraries' threads scale well there, so one trial on
+      every core gives the first models soonest.
+    """
+    cores = max(1, problem.n_jobs)
+    if requested is not None:
+        trials = max(1, min(requested, cores))
+        return Lanes(trials, max(1, cores // trials), "as asked")
+    if cores == 1:
+        return Lanes(1, 1, "one core")
+    n_folds = max(2, len(problem.folds))
+    cells = len(problem.y) * (n_folds - 1) // n_folds * problem.X.shape[1]
+    if cells < _THREADED_CELLS:
+        return Lanes(cores, 1, f"{cells:,} cells per fold fit on one thread each")
+    return Lanes(1, cores, f"{cells:,} cells per fold: threaded fits")
 
 
 def fit_pipeline(
@@ -194,6 +235,7 @@ def evaluate_config(
     fold_losses: list[float] = []
     fold_models: list[Any] = []
     started = time.monotonic()
+    record.started = started
     k = len(problem.folds)
     try:
         for i, (train_pos, val_pos) in enumerate(problem.folds.splits):
@@ -261,8 +303,10 @@ def run_search(
     max_trials: int | None,
     on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None = None,
     warm_start: Sequence[Mapping[str, Any]] = (),
+    lanes: Lanes | None = None,
 ) -> list[TrialRecord]:
-    """Run trials until the deadline (or ``max_trials``); returns every trial.
+    """Run trials until the deadline (or ``max_trials``); returns every trial, in the order
+    they were told to the sampler.
 
     Args:
         problem: the data and settings.
@@ -274,6 +318,8 @@ def run_search(
         warm_start: configurations tried first (``{"model": family, "params": {...}}``,
             parameters without the family prefix), e.g. a champion's best trials; those of
             families not searched are left out.
+        lanes: how many trials run at once and the threads each fits with (default: one
+            trial on ``problem.n_jobs`` threads); see ``plan_lanes``.
     """
     import optuna
 
@@ -281,7 +327,7 @@ def run_search(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _search(problem, ordered, search_deadline, max_trials, on_trial, warm_start)
+        return _search(problem, ordered, search_deadline, max_trials, on_trial, warm_start, lanes)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -293,9 +339,9 @@ def _search(
     max_trials: int | None,
     on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
     warm_start: Sequence[Mapping[str, Any]] = (),
+    lanes: Lanes | None = None,
 ) -> list[TrialRecord]:
     import optuna
-    from optuna.trial import TrialState
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -318,33 +364,116 @@ def _search(
         start = FAMILIES[name].start(problem.task, problem.imbalanced, n_rows)
         study.enqueue_trial({"family": name, **start})
 
-    records: list[TrialRecord] = []
-    deterministic = max_trials is not None
-    skipped = 0
-    while max_trials is None or len(records) < max_trials:
-        deadline = search_deadline(records)
-        if time.monotonic() >= deadline:
-            break
+    lanes = lanes or Lanes(1, problem.n_jobs, "one trial at a time")
+    loop = _Loop(problem, ordered, study, search_deadline, max_trials, on_trial, lanes)
+    if lanes.trials == 1:
+        return loop.run(None)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    # Trials run on threads: the model libraries release the GIL while they fit. Every
+    # native thread pool is held to the trial's share of the cores, and warnings stay
+    # silenced for the whole search (``catch_warnings`` is not thread-safe, so the trials'
+    # own blocks must restore to this state whichever order they leave in).
+    with (
+        warnings.catch_warnings(),
+        threadpool_limits(limits=lanes.threads),
+        ThreadPoolExecutor(lanes.trials, thread_name_prefix="forgeml-trial") as pool,
+    ):
+        warnings.simplefilter("ignore")
+        return loop.run(pool)
+
+
+class _Loop:
+    """Ask, evaluate and tell: up to ``lanes.trials`` trials at once.
+
+    Deterministic mode (``max_trials``) asks trials in fixed batches of ``lanes.trials`` and
+    tells their results in trial-number order once the whole batch is done, so TPE and the
+    pruner see the same history whichever trial finished first (the median pruner reads
+    finished trials only, and the batch's trials are all running until told). Otherwise a
+    lane asks a new trial as soon as its trial ends.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        ordered: list[str],
+        study: Any,
+        search_deadline: Callable[[list[TrialRecord]], float],
+        max_trials: int | None,
+        on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
+        lanes: Lanes,
+    ) -> None:
+        self.problem = problem
+        # each trial fits with its lane's share of the threads
+        self.trial_problem = (
+            problem if lanes.threads == problem.n_jobs else replace(problem, n_jobs=lanes.threads)
+        )
+        self.ordered = ordered
+        self.study = study
+        self.search_deadline = search_deadline
+        self.max_trials = max_trials
+        self.on_trial = on_trial
+        self.lanes = lanes
+        self.deterministic = max_trials is not None
+        self.records: list[TrialRecord] = []  # told, in the order told
+        self.asked: list[TrialRecord] = []  # every trial asked, running or told
+        self.skipped = 0
+
+    def run(self, pool: Any) -> list[TrialRecord]:
+        from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+        running: dict[Future[TrialRecord], Any] = {}
+        while True:
+            # deterministic: a new batch only once the last one is told
+            may_ask = not (self.deterministic and running)
+            while may_ask and len(running) < self.lanes.trials:
+                if self.max_trials is not None and len(self.asked) >= self.max_trials:
+                    break
+                if self.skipped >= _MAX_SKIPS:
+                    break
+                deadline = self.search_deadline(self.records)
+                if time.monotonic() >= deadline:
+                    break
+                asked = self._ask(deadline)
+                if asked is None:
+                    continue  # skipped before it cost anything (told already)
+                trial, record, trial_deadline, cost_aware = asked
+                future = self._start(pool, trial, record, trial_deadline, cost_aware)
+                running[future] = trial
+            if not running:
+                break
+            if self.deterministic:
+                done = set(running)
+                wait(done)
+            else:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f].number):
+                self._tell(running.pop(future), future.result())
+        return self.records
+
+    def _ask(self, deadline: float) -> tuple[Any, TrialRecord, float, bool] | None:
+        problem = self.problem
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            trial = study.ask()
-            name = trial.suggest_categorical("family", list(ordered))
+            trial = self.study.ask()
+            name = trial.suggest_categorical("family", list(self.ordered))
             params = FAMILIES[name].space(trial, problem.task, problem.imbalanced)
         record = TrialRecord(number=trial.number, family=name, params=params)
-
-        def report(value: float, step: int, _trial: Any = trial) -> bool:
-            _trial.report(value, step)
-            return bool(_trial.should_prune())
-
-        untried = [f for f in ordered if all(r.family != f for r in records)]
+        untried = [f for f in self.ordered if all(r.family != f for r in self.asked)]
+        self.asked.append(record)
         first_of_family = name in untried
         trial_deadline = deadline
-        if not deterministic and any(r.state == "complete" for r in records):
+        records = self.records
+        if not self.deterministic and any(r.state == "complete" for r in records):
             # once a model exists, each family's starting point gets a fair share of what
-            # is left; a trial expected to overrun its share (or, later, the time left) is
-            # skipped before it costs anything
+            # is left (each lane has the time left); a trial expected to overrun its share
+            # (or, later, the time left) is skipped before it costs anything
             left = deadline - time.monotonic()
-            share = 2.0 * left / (len(untried) + 1) if first_of_family else left
+            share = left
+            if first_of_family:
+                share = min(left, 2.0 * left * self.lanes.trials / (len(untried) + 1))
             trial_deadline = min(deadline, time.monotonic() + share)
             expected = _expected_seconds(name, records, len(problem.folds))
             if expected is not None and expected > share:
@@ -354,28 +483,50 @@ def _search(
                 worst = max(r.loss for r in records if r.loss is not None)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    study.tell(trial, worst)
+                    self.study.tell(trial, worst)
                 records.append(record)
-                skipped += 1
-                if skipped >= _MAX_SKIPS:
-                    break
-                continue
-        skipped = 0
-        evaluate_config(
-            problem,
-            record,
-            deadline=trial_deadline,
-            report=report,
-            cost_aware=not deterministic and not first_of_family,
-        )
+                self.skipped += 1
+                return None
+        self.skipped = 0
+        cost_aware = not self.deterministic and not first_of_family
+        return trial, record, trial_deadline, cost_aware
+
+    def _start(
+        self, pool: Any, trial: Any, record: TrialRecord, deadline: float, cost_aware: bool
+    ) -> Any:
+        from concurrent.futures import Future
+
+        def report(value: float, step: int) -> bool:
+            trial.report(value, step)
+            return bool(trial.should_prune())
+
+        def evaluate() -> TrialRecord:
+            return evaluate_config(
+                self.trial_problem,
+                record,
+                deadline=deadline,
+                report=report,
+                cost_aware=cost_aware,
+            )
+
+        if pool is not None:
+            return pool.submit(evaluate)
+        future: Future[TrialRecord] = Future()
+        future.set_result(evaluate())
+        return future
+
+    def _tell(self, trial: Any, record: TrialRecord) -> None:
+        from optuna.trial import TrialState
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if record.state == "complete":
-                study.tell(trial, record.loss)
+                self.study.tell(trial, record.loss)
             elif record.state == "failed":
-                study.tell(trial, state=TrialState.FAIL)
+                self.study.tell(trial, state=TrialState.FAIL)
             else:
-                study.tell(trial, state=TrialState.PRUNED)
+                self.study.tell(trial, state=TrialState.PRUNED)
+        records = self.records
         records.append(record)
         _drop_fold_models(records)
         _log.debug(
@@ -385,12 +536,11 @@ def _search(
             record.state,
             record.score,
             record.seconds,
-            deadline - time.monotonic(),
+            self.search_deadline(records) - time.monotonic(),
             record.note,
         )
-        if on_trial is not None:
-            on_trial(record, records)
-    return records
+        if self.on_trial is not None:
+            self.on_trial(record, records)
 
 
 def _drop_fold_models(records: list[TrialRecord]) -> None:

@@ -1,0 +1,91 @@
+"""Parallel trials: the rule that sets how many run at once, and the must-hold that the same
+seed and trial budget give the same leaderboard with parallel trials on."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from forgeml.train import train
+from forgeml.train._metrics import get_metric
+from forgeml.train._search import Problem, plan_lanes
+from forgeml.train._validation import make_folds
+
+
+def _problem(rows: int, columns: int, n_jobs: int) -> Problem:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(rows, columns)), columns=[f"x{i}" for i in range(columns)])
+    y = (X["x0"] > 0).to_numpy().astype(int)
+    return Problem(
+        X=X,
+        y=y,
+        kinds={c: "numeric" for c in X.columns},
+        task="binary",
+        n_classes=2,
+        metric=get_metric(None, "binary"),
+        folds=make_folds(rows, y, n_folds=5, seed=0, time_ordered=False),
+        seed=0,
+        n_jobs=n_jobs,
+        time_ordered=False,
+        imbalanced=False,
+    )
+
+
+def test_lanes_follow_the_table_size_and_the_cores() -> None:
+    small = plan_lanes(_problem(2000, 10, n_jobs=2))
+    assert (small.trials, small.threads) == (2, 1)
+    assert "2 trials at a time, 1 thread(s) each" in small.note()
+    # a fold of 40,000 x 30 = 1.2 M cells fits on several threads: one trial on all cores
+    large = plan_lanes(_problem(50_000, 30, n_jobs=2))
+    assert (large.trials, large.threads) == (1, 2)
+    assert (plan_lanes(_problem(2000, 10, n_jobs=1)).trials) == 1
+    asked = plan_lanes(_problem(50_000, 30, n_jobs=4), requested=2)
+    assert (asked.trials, asked.threads) == (2, 2)
+    # never more trials at once than cores
+    assert plan_lanes(_problem(2000, 10, n_jobs=2), requested=8).trials == 2
+
+
+def _board(result: object) -> pd.DataFrame:
+    board = result.leaderboard  # type: ignore[attr-defined]
+    timing = ("fit_s", "trial_s", "one_row_ms", "rows_1000_ms")  # measured, not chosen
+    return board.drop(columns=[c for c in timing if c in board.columns])
+
+
+def test_same_seed_and_trial_budget_give_the_same_leaderboard_in_parallel(german, ws) -> None:
+    """Two runs, two trials at a time: identical leaderboards (families, parameters, scores),
+    and the trials really overlapped in time."""
+    spans: set[tuple[float, float]] = set()
+
+    def progress(event: object) -> None:
+        for r in event.trials:  # type: ignore[attr-defined]
+            if r.started is not None:
+                spans.add((r.started, r.started + r.seconds))
+
+    runs = [
+        train(
+            german,
+            target="class",
+            models=["lgbm", "linear", "xgb"],
+            max_trials=10,
+            parallel_trials=2,
+            n_jobs=2,
+            time_budget=120,
+            seed=7,
+            workspace=ws,
+            progress=progress if i == 0 else None,
+        )
+        for i in range(2)
+    ]
+    first, second = runs
+    assert "2 trials at a time, 1 thread(s) each (as asked)" in first.notes
+    pd.testing.assert_frame_equal(_board(first), _board(second))
+    assert sum(first.n_trials.values()) == 10
+    assert first.best == second.best and first.ensemble == second.ensemble
+    assert first.cv_score == second.cv_score
+    assert len(set(_board(first)["model"])) >= 3
+    ordered = sorted(spans)
+    assert len(ordered) == 10
+    overlaps = sum(1 for a, b in itertools.pairwise(ordered) if b[0] < a[1])
+    assert overlaps >= 3, ordered
