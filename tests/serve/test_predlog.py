@@ -320,3 +320,26 @@ def test_drop_mode_with_a_spool_keeps_what_does_not_fit(
     # whole files are replayed: records of them already stored are written again, harmlessly
     assert log.spooled <= again.replayed <= 800
     assert stored_ids(sqlite_store) == (800, 800)
+
+
+def test_a_journal_line_is_the_records_fields_as_json(tmp_path: Path):
+    import dataclasses
+
+    import numpy as np
+
+    from forgeml._json import dumps, loads
+    from forgeml.serve._spool import PredictionSpool
+
+    spool = PredictionSpool(tmp_path / "spool")
+    given = dataclasses.replace(
+        record(3),
+        inputs={"age": [float("nan")], "workclass": [None], "hours": [40]},
+        outputs={"predictions": [">50K"], "probabilities": np.array([[0.25, 0.75]])},
+        quality={"age": {"missing": 1}},
+    )
+    assert spool.append(given) == 0
+    spool.close()
+    line = next(p for p in (tmp_path / "spool").iterdir() if p.suffix == ".jsonl").read_bytes()
+    fields = {f.name: getattr(given, f.name) for f in dataclasses.fields(given)}
+    assert line == dumps(fields) + b"\n"
+    assert loads(line)["inputs"] == {"age": [None], "workclass": [None], "hours": [40]}
