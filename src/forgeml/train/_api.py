@@ -1482,6 +1482,17 @@ def _select_and_refit(
             f"returned alone ({latency.get('one_row_ms', float('nan')):.2f} ms); it cost "
             f"{latency_cost:.4f} {metric.name} (cross-validated)"
         )
+    measured = latency.get("one_row_ms")
+    if (
+        max_latency_ms is not None
+        and choice.meets
+        and measured is not None
+        and measured > max_latency_ms
+    ):
+        notes.append(
+            f"the returned model answers one row in {measured:.2f} ms, over the latency bound "
+            f"({max_latency_ms:g} ms): nothing faster was measured in the time left"
+        )
     cv_score = score_of(cv_loss)
     ensemble: list[dict[str, Any]] = []
     chosen_trial: int | None = None
