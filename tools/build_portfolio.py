@@ -21,8 +21,8 @@ thread. Tables marked ``extra`` are defined but run only when named with ``--tab
 Every result is appended to ``--cache`` (JSON lines) as soon as it exists, so an interrupted run
 continues where it stopped and a finished one rebuilds the portfolio without fitting anything.
 
-    nice -n 5 python tools/build_portfolio.py [--seed 0] [--cache portfolio-cache.jsonl]
-        [--output src/forgeml/train/portfolio.json] [--tables a,b] [--only-select]
+    nice -n 5 python tools/build_portfolio.py [--seed 0] [--output src/forgeml/train/portfolio.json]
+        [--cache tools/portfolio-scores.jsonl] [--tables a,b] [--only-select]
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -469,23 +468,26 @@ def normalized_ranks(losses: list[float | None]) -> np.ndarray:
 
 def greedy(errors: np.ndarray, size: int) -> tuple[list[int], list[float]]:
     """TabRepo's zero-shot selection: repeatedly add the candidate that most lowers the mean
-    over tables of the best (lowest) error among the chosen; ties go to the earlier one."""
+    over tables of the best (lowest) error among the chosen. Ties (every table already has its
+    best once a few are chosen) go to the lower mean error, then to the earlier candidate."""
     chosen: list[int] = []
     reached: list[float] = []
     best = np.full(errors.shape[0], np.inf)
+    own = errors.mean(axis=0)
     for _ in range(min(size, errors.shape[1])):
-        gains = [
-            np.inf if c in chosen else float(np.mean(np.minimum(best, errors[:, c])))
+        keys = [
+            (float(np.mean(np.minimum(best, errors[:, c]))), float(own[c]), c)
             for c in range(errors.shape[1])
+            if c not in chosen
         ]
-        pick = int(np.argmin(gains))
+        value, _, pick = min(keys)
         chosen.append(pick)
-        reached.append(round(gains[pick], 4))
+        reached.append(round(value, 4))
         best = np.minimum(best, errors[:, pick])
     return chosen, reached
 
 
-def select(tables: list[MetaTable], seed: int, cache: Path) -> dict[str, Any]:
+def select(tables: list[MetaTable], seed: int, cache: Path, command: str) -> dict[str, Any]:
     done = read_cache(cache)
     portfolios: dict[str, dict[str, Any]] = {}
     used: list[dict[str, Any]] = []
@@ -525,7 +527,7 @@ def select(tables: list[MetaTable], seed: int, cache: Path) -> dict[str, Any]:
         "portfolios": portfolios,
         "provenance": {
             "built": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "command": "python tools/build_portfolio.py " + shlex.join(sys.argv[1:]),
+            "command": command,
             "seed": seed,
             "folds": N_FOLDS,
             "metric": {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"},
@@ -546,7 +548,9 @@ def select(tables: list[MetaTable], seed: int, cache: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, default=Path("portfolio-cache.jsonl"))
+    parser.add_argument(
+        "--cache", type=Path, default=ROOT / "tools" / "portfolio-scores.jsonl", help="results"
+    )
     parser.add_argument(
         "--output", type=Path, default=ROOT / "src" / "forgeml" / "train" / "portfolio.json"
     )
@@ -560,7 +564,13 @@ def main() -> None:
     seconds = {"small": args.small_seconds, "medium": args.medium_seconds}
     if not args.only_select:
         run(tables, args.seed, args.cache, seconds)
-    document = select(tables, args.seed, args.cache)
+    # the command that measures and selects again (the cache makes it resume, not refit)
+    options = ["--seed", str(args.seed), "--small-seconds", f"{args.small_seconds:g}"]
+    options += ["--medium-seconds", f"{args.medium_seconds:g}"]
+    if names:
+        options += ["--tables", ",".join(names)]
+    command = "python tools/build_portfolio.py " + shlex.join(options)
+    document = select(tables, args.seed, args.cache, command)
     document["provenance"]["seconds_per_candidate"] = seconds
     args.output.write_text(dumps_text(document, indent=True) + "\n")
     for task, by_size in document["portfolios"].items():

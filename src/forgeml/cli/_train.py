@@ -127,6 +127,14 @@ def train(
         int | None,
         typer.Option("--trials", help="Run exactly this many trials (deterministic mode)."),
     ] = None,
+    portfolio: Annotated[
+        int,
+        typer.Option(
+            "--portfolio",
+            help="Configurations of the zero-shot portfolio tried before the Bayesian search "
+            "(0: off).",
+        ),
+    ] = 8,
     experiment: Annotated[
         str | None, typer.Option("--experiment", "-e", help="Experiment (default: train).")
     ] = None,
@@ -205,6 +213,7 @@ def train(
             "parallel_trials": parallel_trials,
             "time_column": time_column,
             "max_trials": trials,
+            "portfolio": portfolio,
             "experiment": experiment,
             "drop": drop or (),
             "split": split,

@@ -27,6 +27,7 @@ from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._latency import choose_under_bound, measure_latency
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
 from forgeml.train._model import FoldBag, TrainedModel
+from forgeml.train._portfolio import portfolio_configs, size_class
 from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progress
 from forgeml.train._result import TrainResult
 from forgeml.train._search import (
@@ -801,6 +802,13 @@ def train(
         lanes = plan_lanes(problem, cfg.parallel_trials)
         run.log_params({"parallel_trials": lanes.trials, "threads_per_trial": lanes.threads})
         notes.append(lanes.note())
+        portfolio = portfolio_configs(task, len(X_train), families, cfg.portfolio)
+        run.log_params({"portfolio": len(portfolio)})
+        if portfolio:
+            notes.append(
+                f"zero-shot portfolio: {len(portfolio)} configurations for {task} tables of "
+                f"{size_class(len(X_train))} size tried after the starting points"
+            )
         result = _search_and_fit(
             problem=problem,
             families=families,
@@ -810,6 +818,7 @@ def train(
             max_trials=cfg.max_trials,
             warm_start=cfg.warm_start,
             lanes=lanes,
+            portfolio=portfolio,
             progress=progress,
             run=run,
             X_test=X_test,
@@ -1013,6 +1022,7 @@ def _search_and_fit(
     run: Any,
     warm_start: Sequence[Mapping[str, Any]] = (),
     lanes: Lanes | None = None,
+    portfolio: Sequence[Mapping[str, Any]] = (),
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     classes: list[Any] | None,
@@ -1065,6 +1075,7 @@ def _search_and_fit(
         on_trial=on_trial,
         warm_start=warm_start,
         lanes=lanes,
+        portfolio=portfolio,
     )
     report(records, "ensembling and refitting")
     failures = failed_trials(records)

@@ -101,6 +101,12 @@ class TrainConfig(BaseModel):
         "milliseconds: slower ensemble members are dropped or a faster model is chosen, and "
         "the run notes what that cost in score. None: no bound.",
     )
+    portfolio: int = Field(
+        default=8,
+        description="Before the Bayesian search, after each family's starting point, try this "
+        "many configurations of the shipped zero-shot portfolio for the task and table size "
+        "(0: off).",
+    )
     experiment: str | None = Field(
         default=None, description="The experiment of the run (default: train)."
     )
@@ -124,6 +130,7 @@ class TrainConfig(BaseModel):
         "max_trials",
         "max_latency_ms",
         "parallel_trials",
+        "portfolio",
         mode="before",
     )
     @classmethod
@@ -231,6 +238,13 @@ class TrainConfig(BaseModel):
     def _drop(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(c.strip() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("portfolio")
+    @classmethod
+    def _portfolio(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"portfolio must be 0 (off) or more; got {value}")
         return value
 
     @field_validator("warm_start")

@@ -1,10 +1,15 @@
 """The search: Optuna (TPE, multivariate, seeded) over families and their parameters, under a
 hard wall-clock deadline.
 
-- **Cheap first.** Every family's starting point is enqueued before TPE samples anything,
-  the strong and cheap ones first (LightGBM, linear, XGBoost, HistGradientBoosting, extra
-  trees, random forest, MLP), so a good model exists within the first seconds; once one
-  exists, each remaining starting point gets a fair share of the time left.
+- **Cheap first, then the portfolio.** Before TPE samples anything, the search tries any
+  warm-start configurations, then every family's starting point, the strong and cheap ones
+  first (LightGBM, linear, XGBoost, HistGradientBoosting, extra trees, random forest, MLP),
+  so a good model exists within the first seconds, then the zero-shot portfolio's
+  configurations (``_portfolio``: chosen offline to do well across many tables of the task
+  and size; one equal to a starting point is not tried twice). Alongside the starting points,
+  not instead of them: measured on held-back tables at 30 s, a portfolio that replaced them
+  (its forests first on small tables) lost up to 0.028 ROC AUC where the cheap linear start
+  wins. Once a model exists, each family's first trial gets a fair share of the time left.
 - **Pruning.** Each fold reports the running mean loss; a median pruner stops trials that are
   behind the others at the same fold. Boosting stops early on a split of the fold's training
   rows (never on the validation fold).
@@ -304,6 +309,7 @@ def run_search(
     on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None = None,
     warm_start: Sequence[Mapping[str, Any]] = (),
     lanes: Lanes | None = None,
+    portfolio: Sequence[Mapping[str, Any]] = (),
 ) -> list[TrialRecord]:
     """Run trials until the deadline (or ``max_trials``); returns every trial, in the order
     they were told to the sampler.
@@ -320,6 +326,8 @@ def run_search(
             families not searched are left out.
         lanes: how many trials run at once and the threads each fits with (default: one
             trial on ``problem.n_jobs`` threads); see ``plan_lanes``.
+        portfolio: the zero-shot portfolio's configurations for this task and size (same
+            form), tried in order after the families' starting points.
     """
     import optuna
 
@@ -327,7 +335,9 @@ def run_search(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return _search(problem, ordered, search_deadline, max_trials, on_trial, warm_start, lanes)
+        return _search(
+            problem, ordered, search_deadline, max_trials, on_trial, warm_start, lanes, portfolio
+        )
     finally:
         optuna.logging.set_verbosity(verbosity)
 
@@ -340,6 +350,7 @@ def _search(
     on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
     warm_start: Sequence[Mapping[str, Any]] = (),
     lanes: Lanes | None = None,
+    portfolio: Sequence[Mapping[str, Any]] = (),
 ) -> list[TrialRecord]:
     import optuna
 
@@ -363,6 +374,12 @@ def _search(
     for name in ordered:
         start = FAMILIES[name].start(problem.task, problem.imbalanced, n_rows)
         study.enqueue_trial({"family": name, **start})
+    for config in portfolio:
+        family = str(config["model"])
+        if family in ordered:
+            params = _fitted_to_space(problem, family, dict(config.get("params") or {}))
+            own = {f"{family}.{k}": v for k, v in params.items()}
+            study.enqueue_trial({"family": family, **own}, skip_if_exists=True)
 
     lanes = lanes or Lanes(1, problem.n_jobs, "one trial at a time")
     loop = _Loop(problem, ordered, study, search_deadline, max_trials, on_trial, lanes)
@@ -541,6 +558,20 @@ class _Loop:
         )
         if self.on_trial is not None:
             self.on_trial(record, records)
+
+
+def _fitted_to_space(problem: Problem, family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A portfolio configuration fitted to this problem's space: class weights left out
+    where the space has none, ``none`` where it searches them and the configuration is silent
+    (so no parameter of an enqueued trial is left to chance)."""
+    from forgeml.train._portfolio import space_of
+
+    weighted = problem.task == "multiclass" or (problem.classification and problem.imbalanced)
+    space = space_of(family, problem.task, weighted)
+    fitted = {k: v for k, v in params.items() if k in space}
+    if "class_weight" in space:
+        fitted.setdefault("class_weight", "none")
+    return fitted
 
 
 def _drop_fold_models(records: list[TrialRecord]) -> None:
