@@ -195,3 +195,55 @@ def test_max_wait_fills_a_batch_from_later_arrivals() -> None:
         return runner.batches
 
     assert asyncio.run(main()) == [8]  # one batch: the first waited for the other seven
+
+
+class CountingInline(Inline):
+    """``Inline``, counting the calls handed to it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_lone_small_request_of_a_fast_model_is_answered_on_the_event_loop() -> None:
+    from forgeml.serve._batcher import INLINE_AFTER
+
+    async def main() -> tuple[int, int, list[Any], int, int]:
+        clock = FakeClock()
+        executor = CountingInline()
+        runner = TimedRunner(clock, a=0.00001, b=0.0001)  # 0.11 ms for one row
+        batcher = Batcher(runner, executor, clock=clock, inline_ms=0.25)
+        batcher.start()
+        for i in range(INLINE_AFTER):  # timed in the worker first
+            await batcher.predict(rows(i), 1)
+        before = executor.calls
+        answer = await batcher.predict(rows(21), 1)
+        inline_calls = executor.calls - before
+        # a request already waiting for a batch: the next one joins the queue, not the loop
+        big = asyncio.ensure_future(batcher.predict(rows(*range(50)), 50))
+        small = asyncio.ensure_future(batcher.predict(rows(7), 1))
+        await asyncio.gather(big, small)
+        await batcher.stop()
+        return inline_calls, batcher.inlined, answer[0], executor.calls - before, before
+
+    inline_calls, inlined, answer, later_calls, before = asyncio.run(main())
+    assert before == INLINE_AFTER and inline_calls == 0 and inlined == 1
+    assert answer == [42]
+    assert later_calls == 1  # the two queued requests were predicted as one batch
+
+
+def test_a_slow_model_is_never_run_on_the_event_loop() -> None:
+    async def main() -> tuple[int, int]:
+        clock = FakeClock()
+        executor = CountingInline()
+        batcher = Batcher(TimedRunner(clock, a=0.0, b=0.001), executor, clock=clock)
+        batcher.start()
+        for i in range(20):
+            await batcher.predict(rows(i), 1)
+        await batcher.stop()
+        return executor.calls, batcher.inlined
+
+    assert asyncio.run(main()) == (20, 0)
