@@ -53,7 +53,11 @@ def test_a_yaml_file(tmp_path):
         ({"model": "m", "triggers": {"schedule": "61 * * * *"}}, ["LoopPolicy.triggers.schedule"]),
         ({"model": "m", "rollout": {"mode": "blue"}}, ["LoopPolicy.rollout.mode", "'blue'"]),
         ({"model": "m", "rollout": {"share": 100}}, ["LoopPolicy.rollout.share", "below 100"]),
-        ({"model": "m", "triggers": {"performance": None}}, ["at least one trigger"]),
+        (
+            {"model": "m", "triggers": {"performance": None, "new_labels": None}},
+            ["at least one trigger"],
+        ),
+        ({"model": "m", "gates": {"metric": {"tolerance": -0.1}}}, ["gates.metric.tolerance"]),
         ({"model": "m", "budget": {"time_budget": "abc"}}, ["LoopPolicy.budget.time_budget"]),
         ({"model": "m", "gates": {"metric": {"confidence": 1.5}}}, ["gates.metric.confidence"]),
         ({"model": "m", "champion": "candidate"}, ["LoopPolicy.champion"]),

@@ -70,3 +70,41 @@ def test_the_live_lead_of_two_halves_resamples_each_on_its_own(scored):
     # the same scores on interleaved halves: no lead beyond doubt
     same = independent_lead(spec, truth[::2], out(b[::2]), truth[1::2], out(b[1::2]))
     assert same.lower < 0 < same.upper
+
+
+def test_a_decayed_champion_gives_way_to_a_challenger_that_is_not_worse(scored):
+    from forgeml.loop._scoring import challenger_passes
+
+    truth, a, _ = scored
+    classes = (0, 1)
+    spec = get_metric("roc_auc")
+
+    def out(score):
+        return Outputs((score > 0.5).astype(int), np.c_[1 - score, score], classes)
+
+    # the champion: the price with a little seeded noise; the challenger: the price itself,
+    # a little better on these rows but not beyond the interval's doubt
+    noisy = np.clip(a + np.random.default_rng(3).normal(0, 0.004, len(a)), 0, 1)
+    lead = paired_lead(spec, truth, out(noisy), out(a), n_bootstrap=500, seed=0)
+    assert lead.lead > 0 and -0.01 < lead.lower < 0
+    # not shown better: the superiority rule keeps the champion
+    kept = challenger_passes(lead, margin=0.0, tolerance=0.01, decayed=False)
+    assert kept == (False, "superiority")
+    # after a measured decay, not worse and worse by less than the tolerance is enough
+    assert challenger_passes(lead, margin=0.0, tolerance=0.01, decayed=True) == (
+        True,
+        "non-inferiority",
+    )
+    # a tolerance narrower than the interval's doubt, or 0, keeps the champion
+    narrow = challenger_passes(lead, margin=0.0, tolerance=-lead.lower / 2, decayed=True)
+    assert narrow == (False, "non-inferiority")
+    assert challenger_passes(lead, margin=0.0, tolerance=0.0, decayed=True)[0] is False
+    # a challenger worse on the window never passes by non-inferiority
+    worse = paired_lead(spec, truth, out(a), out(noisy), n_bootstrap=500, seed=0)
+    assert worse.lead < 0 and worse.lower > -0.05
+    assert challenger_passes(worse, margin=0.0, tolerance=0.05, decayed=True)[0] is False
+    # a margin raises both bars
+    assert challenger_passes(lead, margin=lead.lead + 0.001, tolerance=0.05, decayed=True) == (
+        False,
+        "non-inferiority",
+    )

@@ -32,7 +32,8 @@ ROLLOUT = {
     "share": 50,
     "min_requests": 20,
     "min_labelled": 60,
-    "rollback": {"max_metric_drop": 0.15},
+    # latency on a loaded test machine is noise: this test rolls back on the live metric
+    "rollback": {"max_metric_drop": 0.15, "max_latency_ratio": 50},
 }
 BUDGET = {"max_trials": 3, "time_budget": 60}
 

@@ -10,17 +10,18 @@ Example (every section but ``model`` is optional; these are the defaults where o
     schedule: "*/10 * * * *"      # how often `forgeml loop watch` runs a pass (cron)
     seed: 0
     triggers:                     # any one firing starts a retraining
-      performance: {drop: 0.05, window_rows: 500}   # true metric below the champion's by 0.05
+      performance: {drop: 0.05, window_rows: 200}   # true metric below the champion's by 0.05
       drift: {share: 0.3, window_rows: 1000}         # share of drifted columns (forgeml.monitor)
       schedule: "0 3 * * 0"       # also retrain every Sunday at 03:00
-      new_labels: 5000            # also retrain after this many new labelled rows
+      new_labels: 300             # also retrain after this many new labelled rows
     recipe:
       dataset: null               # reference data (default: the champion's training dataset)
-      window: {kind: recency_weighted, half_life_days: 30}   # or all | last_rows | last_days
-      eval_rows: 300              # most recent labelled rows: the comparison window
-    budget: {time_budget: 30, max_trials: null, warm_start: true}
+      window: {kind: recency_weighted, half_life_days: 14}   # or all | last_rows | last_days
+      eval_rows: 200              # most recent labelled rows: the comparison window
+      refit: true                 # a passing challenger is refit with the comparison window
+    budget: {time_budget: 30, max_trials: 1, warm_start: true}
     gates:
-      metric: {margin: 0.0, confidence: 0.95}
+      metric: {margin: 0.0, tolerance: 0.01, confidence: 0.95}
       fairness: {max_disparity_increase: 0.05}
       latency_ms: null            # mean ms per predicted row on the comparison window
       max_size_mb: null
@@ -124,14 +125,17 @@ class DriftTrigger(_Part):
 class PerformanceTrigger(_Part):
     """Fires when the served model's metric fell below its baseline by ``drop``.
 
-    The baseline is the champion's test metric recorded at registration; the live value is
-    computed on the most recent ``window_rows`` labelled rows it answered (``estimated``: on
-    the most recent rows with or without labels, from the model's own confidence).
+    The baseline is what the champion scored on the loop's comparison window when it was
+    chosen (rows it had not trained on); for a champion the loop did not choose, its first
+    live window of ``window_rows`` labelled rows. The live value is computed on the most
+    recent ``window_rows`` labelled rows it answered (``estimated``: on the most recent rows
+    with or without labels, from the model's own confidence; its baseline is always the first
+    live window, as the estimate and the metric are not on one scale).
     """
 
     metric: str | None = Field(default=None, description="Default: the champion's metric.")
     drop: float = Field(default=0.05, description="How far below the baseline fires.")
-    window_rows: int = Field(default=500, description="Labelled rows the live value is on.")
+    window_rows: int = Field(default=200, description="Labelled rows the live value is on.")
     estimated: bool = Field(
         default=False,
         description="Use the confidence-based estimate (no labels needed; classification).",
@@ -157,7 +161,9 @@ class Triggers(_Part):
     drift: DriftTrigger | None = None
     schedule: str | None = Field(default=None, description="A cron schedule of retrainings.")
     new_labels: int | None = Field(
-        default=None, description="Retrain after this many new labelled rows."
+        default=300,
+        description="Retrain after this many new labelled rows (default: as many as a "
+        "retraining needs, data_quality.min_rows plus recipe.eval_rows by default).",
     )
 
     @field_validator("schedule")
@@ -182,15 +188,16 @@ class Triggers(_Part):
 class Window(_Part):
     """Which reference and labelled rows a retraining learns from.
 
-    The default favours recent rows (``recency_weighted``, half-life 30 days): a loop retrains
-    because the data changed, so the newest rows say most about what comes next.
+    The default favours recent rows (``recency_weighted``, half-life 14 days): a loop retrains
+    because the data changed, so the newest rows say most about what comes next. Rows older
+    than ten half-lives (kept with a probability under 0.1%) are not read.
     """
 
     kind: Literal["all", "last_rows", "last_days", "recency_weighted"] = "recency_weighted"
     rows: int | None = Field(default=None, description="last_rows: how many.")
     days: float | None = Field(default=None, description="last_days: how many days.")
     half_life_days: float | None = Field(
-        default=30.0, description="recency_weighted: a row this many days old counts half."
+        default=14.0, description="recency_weighted: a row this many days old counts half."
     )
 
     @model_validator(mode="after")
@@ -217,7 +224,13 @@ class Recipe(_Part):
         default=None, description="Orders rows for windows (default: the dataset's time role)."
     )
     eval_rows: int = Field(
-        default=300, description="The most recent labelled rows, held out to compare on."
+        default=200, description="The most recent labelled rows, held out to compare on."
+    )
+    refit: bool = Field(
+        default=True,
+        description="Refit a challenger that passed every gate on its rows plus the comparison "
+        "window (its best configuration, one trial), so the newest rows are not lost to it; "
+        "the refit is what the rollout serves and compares live.",
     )
 
     @field_validator("eval_rows")
@@ -232,7 +245,12 @@ class Budget(_Part):
     """What a retraining may spend."""
 
     time_budget: float = Field(default=30.0, description="Seconds of training.")
-    max_trials: int | None = Field(default=None, description="A fixed number of trials.")
+    max_trials: int | None = Field(
+        default=1,
+        description="A fixed number of trials (by default one: the champion's best "
+        "configuration on the new data, a fraction of the first training's cost); null: as "
+        "many as time_budget allows, the champion's best configurations first.",
+    )
     warm_start: bool = Field(
         default=True, description="Try the champion's best configurations first."
     )
@@ -263,10 +281,24 @@ class Budget(_Part):
 class MetricGate(_Part):
     """The challenger must beat the champion by ``margin`` on the comparison window: the lower
     end of the bootstrap interval of (challenger - champion) must reach it (for a metric where
-    lower is better, the difference is taken the other way round)."""
+    lower is better, the difference is taken the other way round).
+
+    When the champion has measurably decayed (the retraining was started by the performance
+    trigger, which measured its live metric ``drop`` below its baseline, or by the drift
+    trigger, or the champion scores below its baseline on the comparison window itself),
+    keeping it is no longer the safe default, and a non-inferiority test decides instead:
+    the challenger passes when its lead reaches ``margin`` and the interval's lower end
+    reaches ``margin - tolerance`` (at the interval's confidence, it is worse by less than
+    ``tolerance``). ``tolerance: 0`` keeps the superiority rule in every case.
+    """
 
     metric: str | None = Field(default=None, description="Default: the champion's metric.")
     margin: float = Field(default=0.0, description="Required lead, in the metric's units.")
+    tolerance: float = Field(
+        default=0.01,
+        description="After a measured decay: how much worse the challenger may be, at most, "
+        "with the interval's confidence (its lead must still be 0 or more).",
+    )
     confidence: float = Field(default=0.95, description="Of the bootstrap interval.")
     n_bootstrap: int = Field(default=1000, description="Bootstrap replicates.")
 
@@ -289,6 +321,13 @@ class MetricGate(_Part):
     def _margin(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError(f"must be a finite number; got {v}")
+        return v
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, v: float) -> float:
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"must be zero or more; got {v}")
         return v
 
 

@@ -41,6 +41,7 @@ from forgeml.errors import ConflictError, InputError, NotFoundError
 from forgeml.loop._policy import LoopPolicy
 from forgeml.loop._scoring import (
     Outputs,
+    challenger_passes,
     independent_lead,
     logged_outputs,
     metric_value,
@@ -196,6 +197,7 @@ class LoopRunner:
         self._on_event = on_event
         self._actions: list[str] = []
         self._models: dict[int, Any] = {}
+        self._metrics: dict[int, str] = {}
         self._decisions: list[LoopDecision] = []
 
     # -- one pass -----------------------------------------------------------------------------
@@ -392,8 +394,11 @@ class LoopRunner:
             since = state.get("last_retrain_ms") or state.get("started_ms") or now
             results.append(check_schedule(triggers.schedule, int(since), now))
         if triggers.new_labels is not None:
-            new = self._labelled(self._log(since_ms=state.get("trained_until_ms") or None))
-            cutoff = state.get("trained_until_ms")
+            # rows newer than the champion's training data, and after a retraining that kept
+            # the champion, rows answered since that attempt only
+            marks = [m for m in (state.get("trained_until_ms"), state.get("rearm_ms")) if m]
+            cutoff = max(int(m) for m in marks) if marks else None
+            new = self._labelled(self._log(since_ms=cutoff))
             if cutoff is not None:
                 new = new[new["time_ms"] > cutoff]
             results.append(check_new_labels(triggers.new_labels, len(new)))
@@ -426,6 +431,9 @@ class LoopRunner:
             "cycle": cycle,
             "champion_version": champion.version,
             "cycle_started_ms": now,
+            # the champion's decay was measured (not merely due): the comparison may then
+            # accept a challenger that is not worse (MetricGate.tolerance)
+            "decayed": [r.name for r in fired if r.name in ("performance", "drift")],
         }
         self.ws.loop.put_state(self.model, state)
         self._event(f"cycle {cycle}: {', '.join(r.name for r in fired)} fired; retraining")
@@ -449,11 +457,15 @@ class LoopRunner:
     def _metric_name(self, champion: ModelVersionRecord) -> str:
         if self.policy.gates.metric.metric:
             return self.policy.gates.metric.metric
+        if champion.version in self._metrics:
+            return self._metrics[champion.version]
+        name = "rmse" if champion.task == "regression" else "accuracy"
         if champion.run_id:
             chosen = self.ws.runs.get_run(champion.run_id).params.get("metric")
             if chosen:
-                return str(chosen)
-        return "rmse" if champion.task == "regression" else "accuracy"
+                name = str(chosen)
+        self._metrics[champion.version] = name
+        return name
 
     def _load(self, version: int) -> Any:
         if version not in self._models:
@@ -512,6 +524,15 @@ class LoopRunner:
         )
         if not gated.get("passed", False):
             return state
+        if self.policy.recipe.refit:
+            refit, state = self._step(
+                state, "refit", lambda p: self._refit(state, assembled, trained, p)
+            )
+            trained = {
+                **trained,
+                "version": refit["version"],
+                "compared_version": trained["version"],
+            }
         _, state = self._step(state, "rollout", lambda p: self._rollout(state, trained, p))
         return state
 
@@ -554,7 +575,14 @@ class LoopRunner:
         target = config.target or reference_version.target
         if target is None:
             raise InputError(f"No target: neither {champion.ref}'s recipe nor {reference_ref}")
-        log = self._labelled(self._log(since_ms=state.get("since_ms")))
+        since = state.get("since_ms")
+        window = policy.recipe.window
+        if window.kind == "recency_weighted":
+            # a row ten half-lives old would be kept with probability 2**-10: not read at all,
+            # so the cost of a retraining does not grow with the length of the log
+            horizon = self._clock() - int(10 * float(window.half_life_days or 1) * 86_400_000)
+            since = horizon if since is None else max(int(since), horizon)
+        log = self._labelled(self._log(since_ms=since))
         inputs = self._inputs(log)
         cutoff = state.get("trained_until_ms")
         new = log if cutoff is None else log[log["time_ms"] > cutoff]
@@ -598,7 +626,6 @@ class LoopRunner:
         # the most recent labelled rows are held out: neither model trained on them
         holdout = log.iloc[-eval_n:]
         learn = log.iloc[:-eval_n]
-        window = policy.recipe.window
         logged = learn[inputs].copy()
         logged[target] = learn["label"].to_numpy()
         for column in inputs:
@@ -778,6 +805,94 @@ class LoopRunner:
                 break
         return tuple(starts)
 
+    # refit ----------------------------------------------------------------------------------
+
+    def _refit(
+        self,
+        state: dict[str, Any],
+        assembled: dict[str, Any],
+        trained: dict[str, Any],
+        pending: _Pending,
+    ) -> tuple[dict, dict]:
+        """The passing challenger's best configuration trained once more on its rows plus the
+        comparison window (the newest labelled rows, which the comparison needed it not to
+        have seen); the compared version is archived, the refit is what the rollout serves."""
+        from forgeml import data as datasets
+
+        cycle = int(state["cycle"])
+        compared = int(trained["version"])
+        challenger = self.ws.models.get_version(self.model, compared)
+        config, _ = self._recipe(challenger)
+        best = self._warm_start(challenger, top=1)
+        run_name = f"loop {self.model} cycle {cycle} refit"
+        again = self._registered_by(run_name)
+        if again is not None:
+            version, seconds = again, None
+            dataset_ref = str(again.dataset)
+            self._event(f"cycle {cycle}: the refit had registered {again.ref}; kept")
+        else:
+            learn = datasets.load(assembled["dataset"], workspace=self.ws)
+            window = datasets.load(assembled["eval_dataset"], workspace=self.ws)
+            source = datasets.get(assembled["dataset"], workspace=self.ws)
+            frame = pd.concat([learn, window], ignore_index=True)
+            dataset_ref = add_data(
+                self.ctx,
+                frame,
+                name=f"{self.model}-loop",
+                target=assembled["target"],
+                sensitive=tuple(source.sensitive),
+                source_note=f"loop cycle {cycle} refit: {assembled['dataset']} + "
+                f"{assembled['eval_dataset']} (the comparison window)",
+            ).version.ref
+            started = time.monotonic()
+            outcome = train_model(
+                self.ctx,
+                dataset_ref,
+                config.replace(
+                    max_trials=1 if best else config.max_trials,
+                    warm_start=best,
+                    run_name=run_name,
+                    seed=self.policy.seed + cycle,
+                ),
+                model_name=self.model,
+            )
+            seconds = round(time.monotonic() - started, 3)
+            assert outcome.registered is not None
+            version = outcome.registered
+        if challenger.status.value == "active":
+            change_status(
+                self.ctx,
+                self.model,
+                compared,
+                "archived",
+                reason=f"loop cycle {cycle}: refit as v{version.version} with its comparison rows",
+            )
+        family = best[0]["model"] if best else "its search"
+        pending.add(
+            "refit",
+            "window",
+            True,
+            f"v{compared} passed; its best configuration ({family}) refit as v{version.version} "
+            f"on {dataset_ref}: its {assembled['dataset']} plus the {assembled['eval_rows']:,} "
+            f"rows of the comparison window{f' in {seconds:.1f} s' if seconds else ''}; "
+            f"v{compared} archived, v{version.version} goes to the rollout",
+            {"compared": compared, "version": version.version, "dataset": dataset_ref},
+        )
+        self._event(
+            f"cycle {cycle}: refit v{compared} as v{version.version} in {seconds or 0:.1f} s"
+        )
+        return (
+            {
+                "version": version.version,
+                "compared_version": compared,
+                "run_id": version.run_id,
+                "dataset": dataset_ref,
+                "seconds": seconds,
+                "trained_until_ms": assembled.get("eval_until_ms"),
+            },
+            state,
+        )
+
     # compare and gates ----------------------------------------------------------------------
 
     def _eval_rows(self, assembled: dict[str, Any]) -> pd.DataFrame:
@@ -808,16 +923,57 @@ class LoopRunner:
             n_bootstrap=gate.n_bootstrap,
             seed=self.policy.seed + int(state["cycle"]),
         )
-        passed = bool(np.isfinite(lead.lower) and lead.lower >= gate.margin)
+        decay = self._decay(state, spec, lead.champion)
+        passed, rule = challenger_passes(
+            lead, margin=gate.margin, tolerance=gate.tolerance, decayed=decay is not None
+        )
+        floor = gate.margin - gate.tolerance
+        if rule == "superiority":
+            why = f"lower end {'>=' if passed else '<'} margin {gate.margin}" + (
+                "; the champion did not measurably decay" if decay is None else ""
+            )
+        else:
+            # after a measured decay: non-inferiority (not worse on the window, and worse by
+            # less than the tolerance at the interval's confidence)
+            why = (
+                f"lower end < margin {gate.margin}, but the champion decayed ({decay}), so "
+                f"non-inferiority decides: lead {'>=' if lead.lead >= gate.margin else '<'} "
+                f"{gate.margin} and lower end {'>=' if lead.lower >= floor else '<'} {floor:g} "
+                f"(tolerance {gate.tolerance})"
+            )
         summary = (
             f"{spec.name} on {lead.rows:,} held-out labelled rows ({assembled['eval_dataset']}, "
             f"neither model trained on them): champion v{champion.version} {lead.champion:.4f}, "
             f"challenger v{trained['version']} {lead.challenger:.4f}; lead {lead.lead:+.4f}, "
-            f"{lead.confidence:.0%} interval [{lead.lower:+.4f}, {lead.upper:+.4f}] "
-            f"({'>=' if passed else '<'} margin {gate.margin})"
+            f"{lead.confidence:.0%} interval [{lead.lower:+.4f}, {lead.upper:+.4f}] ({why})"
         )
-        pending.add("compare", "metric", passed, summary, lead.to_dict())
-        return {"passed": passed, **lead.to_dict()}, state
+        detail = {
+            **lead.to_dict(),
+            "rule": rule,
+            "decayed": decay,
+            "margin": gate.margin,
+            "tolerance": gate.tolerance,
+        }
+        pending.add("compare", "metric", passed, summary, detail)
+        return {"passed": passed, **detail}, state
+
+    def _decay(self, state: dict[str, Any], spec: Any, on_window: float) -> str | None:
+        """Why the champion counts as decayed, or None: the performance or drift trigger
+        started this retraining, or the champion scores below its baseline (the score that
+        chose it, or its first live window) on the comparison window."""
+        fired = state.get("decayed") or []
+        if isinstance(fired, list) and fired:
+            return f"the {' and '.join(fired)} trigger fired"
+        baseline = state.get("baseline") or {}
+        value = baseline.get("value")
+        if value is None or baseline.get("metric") != spec.name or not np.isfinite(on_window):
+            return None
+        sign = 1.0 if spec.greater_is_better else -1.0
+        if sign * (float(value) - on_window) > 0:
+            return (
+                f"{spec.name} {on_window:.4f} on the window, below its baseline {float(value):.4f}"
+            )
+        return None
 
     def _gates(
         self,
@@ -973,7 +1129,9 @@ class LoopRunner:
         champion_alias = self.policy.champion
         cycle = int(state["cycle"])
         now = self._clock()
-        until = self._cycle_output(cycle, "assemble").get("trained_until_ms")
+        until = trained.get("trained_until_ms")
+        if until is None:
+            until = self._cycle_output(cycle, "assemble").get("trained_until_ms")
         if rollout.mode == "direct":
             promote(
                 self.ctx,
@@ -1044,10 +1202,31 @@ class LoopRunner:
             **state,
             "phase": "idle",
             "champion_version": version,
-            "baseline": None,
+            "baseline": self._chosen_baseline(int(state["cycle"]), now),
             "last_retrain_ms": now,
             "trained_until_ms": until,
             "rollout": None,
+        }
+
+    def _chosen_baseline(self, cycle: int, now: int) -> dict[str, Any] | None:
+        """The performance trigger's baseline for a champion this cycle chose: what it scored
+        on the comparison window (rows it had not trained on), so the trigger measures decay
+        from the first labelled window it answers instead of waiting for a baseline window.
+        None (the first live window decides) for an estimated trigger or another metric."""
+        perf = self.policy.triggers.performance
+        compared = self._cycle_output(cycle, "compare")
+        value = compared.get("challenger")
+        if perf is None or perf.estimated or value is None or not np.isfinite(value):
+            return None
+        if perf.metric is not None and perf.metric != compared.get("metric"):
+            return None
+        eval_set = self._cycle_output(cycle, "assemble").get("eval_dataset")
+        return {
+            "value": float(value),
+            "rows": int(compared.get("rows") or 0),
+            "metric": compared.get("metric"),
+            "until_ms": int(now),
+            "on": f"the comparison window that chose it ({eval_set})",
         }
 
     def _live(self, version: int, role: str, since_ms: int, spec: Any) -> dict[str, Any]:

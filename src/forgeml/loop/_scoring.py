@@ -17,6 +17,7 @@ from forgeml.metrics import MetricSpec, get_metric
 __all__ = [
     "Lead",
     "Outputs",
+    "challenger_passes",
     "estimated_accuracy",
     "independent_lead",
     "logged_outputs",
@@ -256,6 +257,27 @@ def independent_lead(
     leads = sign * (replicate_values(b_true, b_scores) - replicate_values(a_true, a_scores))
     lead = _lead(spec, len(yb), base_a, base_b, sign, leads, confidence, n_bootstrap)
     return lead
+
+
+def challenger_passes(
+    lead: Lead, *, margin: float, tolerance: float, decayed: bool
+) -> tuple[bool, str]:
+    """Whether the challenger passes the comparison, and the rule that decided.
+
+    Superiority: the interval's lower end reaches ``margin``. When the champion measurably
+    decayed (``decayed``) and ``tolerance`` is above 0, non-inferiority is enough: the lead
+    reaches ``margin`` and the lower end reaches ``margin - tolerance`` (at the interval's
+    confidence the challenger is worse by less than ``tolerance``).
+
+    Returns:
+        ``(passed, rule)``, rule ``superiority`` or ``non-inferiority``.
+    """
+    finite = bool(np.isfinite(lead.lower)) and bool(np.isfinite(lead.lead))
+    if finite and lead.lower >= margin:
+        return True, "superiority"
+    if not decayed or tolerance <= 0:
+        return False, "superiority"
+    return finite and lead.lead >= margin and lead.lower >= margin - tolerance, "non-inferiority"
 
 
 def _weighted_accuracy(w: np.ndarray, truth: np.ndarray, labels: np.ndarray) -> np.ndarray:

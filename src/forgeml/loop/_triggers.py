@@ -52,7 +52,8 @@ def check_performance(
     """The champion's live metric on its latest rows against its first live window.
 
     ``rows`` are the champion version's answered rows, oldest first (with ``label`` where
-    feedback arrived). The baseline is the metric on the first ``window_rows`` labelled rows
+    feedback arrived). The baseline is given (the champion's score on the comparison window
+    that chose it, ``on`` naming it) or the metric on the first ``window_rows`` labelled rows
     it answered (measured once per champion version, returned to be kept); the trigger fires
     when the latest ``window_rows`` rows score ``drop`` below it. With ``estimated``, both
     windows use the confidence-based estimate of accuracy and need no labels. After a
@@ -116,10 +117,12 @@ def check_performance(
     sign = 1.0 if (rule.estimated or spec.greater_is_better) else -1.0
     fell = sign * (baseline["value"] - current)
     fired = fell >= rule.drop
+    on = baseline.get("on") or f"the first {baseline['rows']:,}"
     summary = (
         f"{what}: {current:.4f} on the latest {n:,} rows ({_iso(latest['time_ms'].iloc[0])} .. "
-        f"{_iso(latest['time_ms'].iloc[-1])}) vs baseline {baseline['value']:.4f} on the first "
-        f"{baseline['rows']:,}: {'fell' if fell >= 0 else 'rose'} {abs(fell):.4f} "
+        f"{_iso(latest['time_ms'].iloc[-1])}) vs baseline {baseline['value']:.4f} on "
+        f"{on}: "
+        f"{'fell' if fell >= 0 else 'rose'} {abs(fell):.4f} "
         f"({'>=' if fired else '<'} drop {rule.drop})"
     )
     return (
