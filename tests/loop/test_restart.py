@@ -21,7 +21,7 @@ triggers:
   performance: null
   new_labels: 300
 recipe: {eval_rows: 100}
-budget: {time_budget: %(budget)s}
+budget: {time_budget: %(budget)s, max_trials: null}
 gates:
   metric: {margin: -1.0}
   data_quality: {min_rows: 100}

@@ -388,7 +388,9 @@ class Rollback(_Part):
     """When a candidate in rollout is rolled back: it does worse than the champion live."""
 
     max_error_rate_increase: float = Field(default=0.01, description="Failed-request share.")
-    max_latency_ratio: float = Field(default=2.0, description="Mean latency vs the champion's.")
+    max_latency_ratio: float = Field(
+        default=2.0, description="Median request latency vs the champion's."
+    )
     max_metric_drop: float = Field(default=0.02, description="Live metric on labelled rows.")
 
     @field_validator("max_error_rate_increase", "max_metric_drop")

@@ -1249,7 +1249,13 @@ class LoopRunner:
             "requests": requests,
             "errors": errors,
             "error_rate": errors / requests if requests else 0.0,
-            "latency_ms": float(rows["latency_ms"].mean()) if len(rows) else float("nan"),
+            # the median request: one slow request (a cold start, a pause of the machine)
+            # does not decide a rollback on its own
+            "latency_ms": (
+                float(rows.drop_duplicates("request_id")["latency_ms"].median())
+                if len(rows)
+                else float("nan")
+            ),
             "labelled": len(labelled),
             "metric": metric,
         }
@@ -1279,7 +1285,7 @@ class LoopRunner:
                 and cand["latency_ms"] / base["latency_ms"] > rules.max_latency_ratio
             ):
                 worse.append(
-                    f"mean latency {cand['latency_ms']:.2f} ms vs {base['latency_ms']:.2f} ms "
+                    f"median latency {cand['latency_ms']:.2f} ms vs {base['latency_ms']:.2f} ms "
                     f"(more than {rules.max_latency_ratio:g}x)"
                 )
         enough_labels = (
