@@ -57,7 +57,7 @@ def _prepare(ws: Workspace, elec2, tmp_path: Path, budget: int) -> tuple[Path, d
 
 
 def _loop_versions(ws: Workspace) -> list[int]:
-    return [v.version for v in ws.models.list_versions("elec2") if v.created_by == "loop"]
+    return sorted(v.version for v in ws.models.list_versions("elec2") if v.created_by == "loop")
 
 
 def test_a_watcher_killed_mid_retraining_finishes_the_step_once(workspace, elec2, tmp_path):
@@ -107,8 +107,11 @@ def test_a_watcher_killed_mid_retraining_finishes_the_step_once(workspace, elec2
     assert steps["cycle-1/train"].attempts == 2  # one row, started twice, finished once
     assert steps["cycle-1/assemble"].attempts == 1  # finished before the kill: not run again
     assert all(s.state == "finished" for s in steps.values())
-    assert _loop_versions(workspace) == [2]
-    assert workspace.models.resolve("elec2", "production").version == 2
+    # the challenger (v2) passed; its refit with the comparison rows (v3) is what was promoted
+    assert steps["cycle-1/refit"].attempts == 1
+    assert _loop_versions(workspace) == [2, 3]
+    assert workspace.models.get_version("elec2", 2).status.value == "archived"
+    assert workspace.models.resolve("elec2", "production").version == 3
     assert len(workspace.loop.decisions("elec2", kind="compare")) == 1
 
 
@@ -133,5 +136,5 @@ def test_two_loops_never_retrain_one_model_at_once(workspace, elec2, tmp_path):
     assert skipped[0]["holder"] == acted[0]["holder"]
     trains = [s for s in workspace.loop.steps("elec2") if s.kind == "train"]
     assert [(s.key, s.attempts, s.state) for s in trains] == [("cycle-1/train", 1, "finished")]
-    assert _loop_versions(workspace) == [2]
+    assert _loop_versions(workspace) == [2, 3]  # the challenger and its refit, once each
     assert workspace.loop.lease("elec2") is None  # released at the end of the pass

@@ -21,7 +21,7 @@ Example (every section but ``model`` is optional; these are the defaults where o
       refit: true                 # a passing challenger is refit with the comparison window
     budget: {time_budget: 30, max_trials: 1, warm_start: true}
     gates:
-      metric: {margin: 0.0, tolerance: 0.01, confidence: 0.95}
+      metric: {margin: 0.0, tolerance: 0.02, confidence: 0.95}
       fairness: {max_disparity_increase: 0.05}
       latency_ms: null            # mean ms per predicted row on the comparison window
       max_size_mb: null
@@ -189,8 +189,9 @@ class Window(_Part):
     """Which reference and labelled rows a retraining learns from.
 
     The default favours recent rows (``recency_weighted``, half-life 14 days): a loop retrains
-    because the data changed, so the newest rows say most about what comes next. Rows older
-    than ten half-lives (kept with a probability under 0.1%) are not read.
+    because the data changed, so the newest rows say most about what comes next. Rows answered
+    more than ten half-lives before the newest logged request (kept with a probability under
+    0.1%) are not read.
     """
 
     kind: Literal["all", "last_rows", "last_days", "recency_weighted"] = "recency_weighted"
@@ -295,7 +296,7 @@ class MetricGate(_Part):
     metric: str | None = Field(default=None, description="Default: the champion's metric.")
     margin: float = Field(default=0.0, description="Required lead, in the metric's units.")
     tolerance: float = Field(
-        default=0.01,
+        default=0.02,
         description="After a measured decay: how much worse the challenger may be, at most, "
         "with the interval's confidence (its lead must still be 0 or more).",
     )

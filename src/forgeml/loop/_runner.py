@@ -578,10 +578,14 @@ class LoopRunner:
         since = state.get("since_ms")
         window = policy.recipe.window
         if window.kind == "recency_weighted":
-            # a row ten half-lives old would be kept with probability 2**-10: not read at all,
-            # so the cost of a retraining does not grow with the length of the log
-            horizon = self._clock() - int(10 * float(window.half_life_days or 1) * 86_400_000)
-            since = horizon if since is None else max(int(since), horizon)
+            # a row ten half-lives older than the newest request would be kept with probability
+            # 2**-10 at most: not read at all, so the cost of a retraining does not grow with
+            # the length of the log (the log's own time, not the clock: a replay windows alike)
+            newest = self._log(limit=1)
+            if len(newest):
+                span = int(10 * float(window.half_life_days or 1) * 86_400_000)
+                horizon = int(newest["time_ms"].max()) - span
+                since = horizon if since is None else max(int(since), horizon)
         log = self._labelled(self._log(since_ms=since))
         inputs = self._inputs(log)
         cutoff = state.get("trained_until_ms")
