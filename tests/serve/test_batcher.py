@@ -247,3 +247,23 @@ def test_a_slow_model_is_never_run_on_the_event_loop() -> None:
         return executor.calls, batcher.inlined
 
     assert asyncio.run(main()) == (20, 0)
+
+
+def test_a_fast_model_that_sometimes_loses_the_cpu_is_still_answered_inline() -> None:
+    class Spiky(TimedRunner):
+        """0.1 ms a call, but every fourth call waits 50 ms (descheduled)."""
+
+        def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+            self.b = 0.05 if len(self.batches) % 4 == 3 else 0.0001
+            return super().run(columns, n)
+
+    async def main() -> int:
+        clock = FakeClock()
+        batcher = Batcher(Spiky(clock, a=0.0), CountingInline(), clock=clock)
+        batcher.start()
+        for i in range(12):
+            await batcher.predict(rows(i), 1)
+        await batcher.stop()
+        return batcher.inlined
+
+    assert asyncio.run(main()) > 0

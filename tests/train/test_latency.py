@@ -36,14 +36,17 @@ def test_max_latency_5ms_is_met_on_adult(adult_sample, ws):
     assert result.latency["one_row_ms"] < 5.0
     board = result.leaderboard
     assert {"one_row_ms", "rows_1000_ms", "chosen", "latency_cost"} <= set(board.columns)
+    assert result.test_metrics["roc_auc"] > 0.85
+    run = ws.runs.get_run(result.run_id)
+    assert run.metrics["latency_bound_ms"] == 5.0
+    if not len(board):  # a machine so busy that no trial finished: the fallback model
+        assert any("no trial finished" in note for note in result.notes)
+        return
     assert board["chosen"].sum() == 1
     chosen = board.loc[board["chosen"]].iloc[0]
     assert chosen["latency_cost"] >= 0.0
     measured = board["one_row_ms"].dropna()
     assert len(measured) >= 1 and (measured > 0).all()
-    assert result.test_metrics["roc_auc"] > 0.85
-    run = ws.runs.get_run(result.run_id)
-    assert run.metrics["latency_bound_ms"] == 5.0
     assert run.metrics["latency_bound_cost"] == pytest.approx(chosen["latency_cost"])
 
 

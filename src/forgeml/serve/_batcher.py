@@ -27,7 +27,7 @@ Inline answers
     0.03-0.1 ms. So a request of at most ``INLINE_ROWS`` rows that finds the version idle (no
     other request inside ``predict``, nothing queued or running) is predicted on the event
     loop itself when the runner's own time on such small batches, measured in the worker
-    thread (an exponentially weighted mean over at least ``INLINE_AFTER`` batches), is under
+    thread (the median of the last ``INLINE_WINDOW``, after at least ``INLINE_AFTER``), is under
     ``inline_ms`` (default 0.25 ms): the loop is held no longer than a thread hand-over would
     have cost. Under concurrency requests still gather into batches on the worker thread.
 
@@ -57,6 +57,8 @@ __all__ = ["Batcher", "Job", "LatencyModel", "Overloaded"]
 INLINE_ROWS = 8
 # Small batches timed in the worker thread before any request is predicted inline.
 INLINE_AFTER = 5
+# Small batches whose median time decides.
+INLINE_WINDOW = 16
 
 
 Result = tuple[list[Any], np.ndarray | None]
@@ -174,7 +176,8 @@ class Batcher:
         self.runner = runner
         self.inline = inline_ms / 1000.0
         self._in_flight = 0
-        self._small_seconds = 0.0  # the runner's own time on small batches (EW mean)
+        self._small_window: deque[float] = deque(maxlen=INLINE_WINDOW)
+        self._small_seconds = 0.0  # the runner's own time on small batches (median)
         self._small_batches = 0
         self.inlined = 0
         self._executor = executor
@@ -290,11 +293,12 @@ class Batcher:
         return result
 
     def _small(self, seconds: float) -> None:
-        """One more measurement of the runner's own time on a small batch."""
-        if self._small_batches == 0:
-            self._small_seconds = seconds
-        else:
-            self._small_seconds = 0.9 * self._small_seconds + 0.1 * seconds
+        """One more measurement of the runner's own time on a small batch: the median of the
+        last ``INLINE_WINDOW`` (a median, not a mean: on a busy machine a call that lost the
+        CPU takes milliseconds, which says nothing about the model)."""
+        window = self._small_window
+        window.append(seconds)
+        self._small_seconds = sorted(window)[len(window) // 2]
         self._small_batches += 1
 
     def _timed(self, columns: dict[str, list[Any]], rows: int) -> tuple[Result, float]:
