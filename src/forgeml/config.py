@@ -18,6 +18,8 @@ api_key_file            FORGEML_API_KEY_FILE    a file holding it (read when api
 admin_token             FORGEML_ADMIN_TOKEN     the server's admin bearer token (no keys)
 encryption_key          FORGEML_ENCRYPTION_KEY  seals artifact blobs (AES-256-GCM), 32 bytes
 encryption_key_file     ..._KEY_FILE            a file holding it
+pii_key                 FORGEML_PII_KEY         the HMAC key of PII hashes (else <home>/pii.key)
+pii_key_file            FORGEML_PII_KEY_FILE    a file holding it
 ======================  ======================  =============================================
 
 Secrets are ``SecretStr``: their ``repr`` and JSON dumps show ``**********``.
@@ -77,6 +79,13 @@ class Settings(BaseSettings):
     encryption_key_file: Path | None = Field(
         default=None, description="A file whose first line is the artifact encryption key."
     )
+    pii_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of PII hashes: 64 hex characters or URL-safe base64 of 32 bytes.",
+    )
+    pii_key_file: Path | None = Field(
+        default=None, description="A file whose first line is the PII hashing key."
+    )
     serve_options: str | None = Field(
         default=None,
         description="ServeOptions as JSON: how `forgeml serve` hands its options to workers.",
@@ -114,6 +123,21 @@ class Settings(BaseSettings):
             return text.strip() or None
         if self.encryption_key_file is not None:
             text = self.encryption_key_file.expanduser().read_text(encoding="utf-8")
+            return (text.strip().splitlines() or [""])[0].strip() or None
+        return None
+
+    def pii_key_value(self) -> str | None:
+        """The PII hashing key's text, or ``None`` (the workspace's ``pii.key`` file is used).
+
+        Raises:
+            OSError: the key file cannot be read.
+        """
+        if self.pii_key is not None:
+            key = self.pii_key
+            text = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
+            return text.strip() or None
+        if self.pii_key_file is not None:
+            text = self.pii_key_file.expanduser().read_text(encoding="utf-8")
             return (text.strip().splitlines() or [""])[0].strip() or None
         return None
 

@@ -198,7 +198,7 @@ def _one_column_check(
 ) -> Callable[[pd.DataFrame], str | None]:
     def check(rows: pd.DataFrame) -> str | None:
         try:
-            signature.check(rows, unknown_categories=model.unknown_categories)
+            signature.check(model.apply_pii(rows), unknown_categories=model.unknown_categories)
         except SchemaMismatchError as e:
             return e.message
         return None

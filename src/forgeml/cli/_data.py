@@ -111,10 +111,23 @@ def add(
             "(read as missing values, reported in the quality findings).",
         ),
     ] = "refuse",
+    pii: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pii",
+            help="PII policy of a column: COLUMN=hash|mask|keep (repeatable); other columns "
+            "found to hold personal data by name or values are hashed.",
+        ),
+    ] = None,
+    pii_default: Annotated[
+        str,
+        typer.Option("--pii-default", help="Action for detected PII columns: hash, mask, keep."),
+    ] = "hash",
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Add a table as a new version (identical content returns the existing version)."""
     from forgeml.cli._train import parse_bins
+    from forgeml.security import parse_pii_options
     from forgeml.workflows import add_data
 
     added = add_data(
@@ -128,6 +141,8 @@ def add(
         types=_types(type_),
         bins=parse_bins(bins),
         non_finite=non_finite,
+        pii=parse_pii_options(pii or ()),
+        pii_default=pii_default,
     )
     version, created = added.version, added.created
     if json:
@@ -138,6 +153,8 @@ def add(
     else:
         console.print(f"Unchanged: identical to {version.ref}", markup=False)
     _summary(version)
+    for line in version.pii.describe():
+        console.print(f"  PII {line}", markup=False)
     for finding in version.quality.findings if version.quality is not None else ():
         if finding.severity.value == "error" or finding.check == "non_finite":
             where = f" {finding.column!r}" if finding.column else ""

@@ -305,6 +305,7 @@ def reencrypt(
         return
     console.print(
         f"{outcome['reencrypted']} blobs re-encrypted, {outcome['already_current']} already "
-        f"sealed with key {outcome['key_id']}",
+        f"sealed with key {outcome['key_id']}; {outcome['prediction_log_rows']} prediction-log "
+        "rows re-encrypted",
         markup=False,
     )

@@ -52,6 +52,17 @@ def parse_latency(text: str) -> float | None:
     return value
 
 
+def _data_options(bins: list[str] | None, pii: list[str] | None) -> dict[str, Any] | None:
+    from forgeml.security import parse_pii_options
+
+    options: dict[str, Any] = {}
+    if bins:
+        options["bins"] = parse_bins(bins)
+    if pii:
+        options["pii"] = parse_pii_options(pii)
+    return options or None
+
+
 def parse_bins(values: list[str] | None) -> dict[str, list[float]]:
     """``{"age": [25, 40, 65]}`` from ``["age=25,40,65"]``.
 
@@ -150,6 +161,13 @@ def train(
         list[str] | None,
         typer.Option("--bins", help="Ranges of a numeric sensitive column: age=25,40,65."),
     ] = None,
+    pii: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pii",
+            help="PII policy of a column of a file source: COLUMN=hash|mask|keep (repeatable).",
+        ),
+    ] = None,
     run_name: Annotated[
         str | None,
         typer.Option("--run-name", help="The run's name (default: what ran, e.g. 'train bank y')."),
@@ -231,7 +249,7 @@ def train(
         register=not no_register,
         model_name=register,
         progress=training_view(ctx, not json and console.is_terminal) or False,
-        data_options={"bins": parse_bins(bins)} if bins else None,
+        data_options=_data_options(bins, pii),
     )
     result, registered = outcome.result, outcome.registered
     register_s = outcome.seconds.get("registration", 0.0)

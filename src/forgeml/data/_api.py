@@ -33,7 +33,7 @@ from forgeml.data._split import (
 )
 from forgeml.data._version import DatasetVersion, SplitInfo, check_dataset_name, parse_ref
 from forgeml.errors import ArtifactIntegrityError, ForgeMLError, InputError, NotFoundError
-from forgeml.security import Principal, actor_name
+from forgeml.security import PiiPolicy, Principal, actor_name
 from forgeml.store import DatasetRecord, NewDatasetVersion, SplitRecord, Workspace, now_ms
 
 __all__ = [
@@ -92,6 +92,8 @@ def add(
     id: str | None = None,
     types: Mapping[str, str] | None = None,
     bins: Mapping[str, Sequence[float]] | None = None,
+    pii: Mapping[str, str] | None = None,
+    pii_default: str = "hash",
     check: Callable[[pd.DataFrame], None] | None = None,
     non_finite: str = "refuse",
     workspace: Workspace | None = None,
@@ -116,6 +118,14 @@ def add(
         bins: inner edges grouping a numeric sensitive column into ranges for fairness
             audits, e.g. ``{"age": [25, 40, 65]}``; a numeric sensitive column without them is
             cut at its quartiles. Recorded in the version's schema (``schema["age"].bins``).
+        pii: column -> ``hash``, ``mask`` or ``keep``: the PII policy's declared part. Other
+            columns are detected as PII by name (``name``, ``dob``, ``email``...) or by their
+            values (e-mail addresses, phone, card and US social security numbers) and get
+            ``pii_default``; see ``forgeml.security.PiiPolicy``. The policy is applied before
+            anything is stored (the table, its profile, everything trained on it) and recorded
+            per column (``schema[col].pii``, ``version.pii``).
+        pii_default: the action for detected PII columns (``hash``; ``keep`` turns
+            detection off).
         non_finite: what an infinity in a numeric column means (forgeml takes finite
             numbers or missing values): ``"refuse"`` (the default) refuses the table, naming
             the columns and their first row; ``"missing"`` reads infinities as missing values
@@ -156,6 +166,7 @@ def add(
     for column in type_overrides:
         _require(frame, column, "type override")
     edges = _check_bins(bins, sensitive_columns)
+    frame, policy = _apply_pii(ws, frame, pii, pii_default, sensitive_columns, target)
 
     hashed = hash_table(frame)
     spec = {
@@ -165,6 +176,7 @@ def add(
         "sensitive": sorted(sensitive_columns),
         "types": dict(sorted(type_overrides.items())),
         **({"bins": dict(sorted(edges.items()))} if edges else {}),
+        **({"pii": {c: r.action for c, r in policy.rules.items()}} if policy.rules else {}),
     }
     spec_digest = hashlib.sha256(dumps(spec, sort_keys=True)).hexdigest()
     existing = ws.datasets.find_version(name, hashed.digest, spec_digest)
@@ -199,6 +211,8 @@ def add(
             "or numbers"
         )
     schema = _bin_sensitive(frame, schema, sensitive_columns, edges, target)
+    for column, rule in policy.rules.items():
+        schema = schema.replace(column, pii={**rule.to_dict(), "key_id": policy.key_id})
     quality = check_quality(
         schema, profile, target=target, id_column=id, time_column=time, sensitive=sensitive_columns
     )
@@ -250,6 +264,34 @@ def add(
         ),
     )
     return DatasetVersion.from_record(record)
+
+
+def _apply_pii(
+    ws: Workspace,
+    frame: pd.DataFrame,
+    declared: Mapping[str, str] | None,
+    default: str,
+    sensitive: Sequence[str],
+    target: str | None,
+) -> tuple[pd.DataFrame, PiiPolicy]:
+    """The table with the PII policy applied, and the policy (declared, then detected)."""
+    from forgeml.security import PiiPolicy, detect_pii, pii_key
+
+    if target is not None and (declared or {}).get(target, "keep") != "keep":
+        raise InputError(
+            f"pii: the target {target!r} cannot be hashed or masked: its values are the labels"
+        )
+    rules = detect_pii(
+        frame,
+        declared=declared,
+        sensitive=sensitive,
+        skip=[target] if target is not None else [],
+        default=default,
+    )
+    hashes = any(r.action == "hash" for r in rules.values())
+    key = pii_key(ws.settings) if hashes else None
+    policy = PiiPolicy(rules, key.id if key is not None else None)
+    return policy.apply_frame(frame, key), policy
 
 
 def _round_tripped(profile: Profile) -> dict[str, Any]:

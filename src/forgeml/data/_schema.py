@@ -71,6 +71,9 @@ class ColumnSchema:
         overridden: the kind was set by the user, not inferred.
         bins: the inner edges that group a numeric sensitive column into ranges for fairness
             audits (``(25, 40, 65)``: below 25, 25 to 40, 40 to 65, 65 and over).
+        pii: the PII rule applied to the column's values before they were stored
+            (``{"action": "hash" | "mask" | "keep", "reason": ..., "key_id": ...}``), or
+            ``None`` for a column stored as given.
     """
 
     name: str
@@ -82,6 +85,7 @@ class ColumnSchema:
     max: float | int | str | None = None
     overridden: bool = False
     bins: tuple[float, ...] | None = None
+    pii: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -95,6 +99,7 @@ class ColumnSchema:
             "max": self.max,
             "overridden": self.overridden,
             **({"bins": list(self.bins)} if self.bins is not None else {}),
+            **({"pii": dict(self.pii)} if self.pii is not None else {}),
         }
 
     @classmethod
@@ -111,6 +116,7 @@ class ColumnSchema:
             max=data.get("max"),
             overridden=bool(data.get("overridden", False)),
             bins=None if data.get("bins") is None else tuple(float(b) for b in data["bins"]),
+            pii=None if data.get("pii") is None else dict(data["pii"]),
         )
 
 

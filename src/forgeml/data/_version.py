@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgeml.data._profile import Profile
 from forgeml.data._quality import QualityReport
@@ -12,6 +12,9 @@ from forgeml.data._schema import Schema
 from forgeml.refs import check_name
 from forgeml.refs import parse_ref as parse_any_ref
 from forgeml.store import DatasetVersionRecord, SplitRecord
+
+if TYPE_CHECKING:
+    from forgeml.security import PiiPolicy
 
 __all__ = ["DatasetVersion", "SplitInfo", "check_dataset_name", "parse_ref"]
 
@@ -140,6 +143,20 @@ class DatasetVersion:
         """``NAME@VERSION``."""
         return f"{self.name}@{self.version}"
 
+    @property
+    def pii(self) -> PiiPolicy:
+        """The PII policy its values were stored under (columns hashed, masked or kept)."""
+        from forgeml.security import PiiPolicy, PiiRule
+
+        rules, key_id = {}, None
+        for column in self.schema:
+            if column.pii is not None:
+                rules[column.name] = PiiRule(
+                    str(column.pii.get("action")), str(column.pii.get("reason"))
+                )
+                key_id = key_id or column.pii.get("key_id")
+        return PiiPolicy(rules, key_id)
+
     def split(self, name: str = "default") -> SplitInfo | None:
         """The recorded split called ``name``, if any."""
         return next((s for s in self.splits if s.name == name), None)
@@ -188,6 +205,7 @@ class DatasetVersion:
             "created_at": self.created_at,
             "data_digest": self.data_digest,
             "data_size": self.data_size,
+            "pii": self.pii.to_dict()["columns"],
         }
         if details:
             data["schema"] = self.schema.to_dict()

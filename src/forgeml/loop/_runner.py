@@ -682,12 +682,16 @@ class LoopRunner:
             f"(requests {int(learn['time_ms'].min()) if len(learn) else 0}.."
             f"{int(learn['time_ms'].max()) if len(learn) else 0} ms), window {window.kind}"
         )
+        # the champion's PII policy carries over (its stored values are already hashed or
+        # masked, and hashing is idempotent): the challenger takes requests the same way
+        pii = {c: r.action for c, r in reference_version.pii.rules.items()}
         train_set = add_data(
             self.ctx,
             frame,
             name=f"{self.model}-loop",
             target=target,
             sensitive=tuple(reference_version.sensitive),
+            pii={c: a for c, a in pii.items() if c in frame.columns and c != target},
             source_note=note,
         ).version
         eval_set = add_data(
@@ -696,6 +700,7 @@ class LoopRunner:
             name=f"{self.model}-loop-eval",
             target=target,
             sensitive=tuple(c for c in reference_version.sensitive if c in holdout_frame),
+            pii={c: a for c, a in pii.items() if c in holdout_frame.columns and c != target},
             source_note=f"loop cycle {state['cycle']}: the latest {len(holdout):,} labelled "
             f"rows of {self.model}'s prediction log, held out from training",
         ).version

@@ -257,7 +257,13 @@ class _Baseline:
         self.reference = reference
         self.classes = self.loaded.classes
         self.task = self.loaded.task or ("regression" if self.classes is None else None)
-        ref_inputs = _comparable(reference.loc[:, self.inputs])
+        # A masked column holds only present / missing: nothing to compare. Hashed columns
+        # are compared as categories (the reference and the log hold the same keyed hashes).
+        pii = self.loaded.pii
+        self.masked = [c for c in self.inputs if pii.action(c) == "mask"]
+        self.hashed = [c for c in self.inputs if pii.action(c) == "hash"]
+        self.monitored = [c for c in self.inputs if c not in self.masked] or self.inputs
+        ref_inputs = _comparable(reference.loc[:, self.monitored])
         self.input_detector = _detector(seed, drift_options).fit(ref_inputs)
         ref_scores = self._scores_of_model(reference.loc[:, self.inputs])
         self.score_detector = _detector(seed, drift_options).fit(ref_scores)
@@ -508,6 +514,15 @@ def served_report(
         if on_window is not None:
             on_window(result)
     notes = [_NOT_RECORDED]
+    notes += [
+        f"{c}: not monitored for drift: masked by the PII policy (only present / missing is stored)"
+        for c in base.masked
+    ]
+    if base.hashed:
+        notes.append(
+            f"{', '.join(base.hashed)}: compared as categories of keyed hashes (PII policy: "
+            "the log and the reference hold hashes, never the values)"
+        )
     if spec.kind == "time" and results:
         span = (results[-1].end_ms - results[0].start_ms) // spec.size
         if span > len(results):
@@ -587,7 +602,7 @@ def _window_result(
         )
         return empty, None
     notes: list[str] = []
-    current = _window_inputs(rows, base.reference.loc[:, base.inputs])
+    current = _window_inputs(rows, base.reference.loc[:, base.monitored])
     drift_report = base.input_detector.score(current)
     input_drift = _drift_summary(drift_report)
     predicted, proba = base.window_scores(rows)

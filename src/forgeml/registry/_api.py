@@ -23,7 +23,7 @@ from forgeml.registry._signature import (
     names_only_signature,
     signature_from_columns,
 )
-from forgeml.security import Principal, actor_name
+from forgeml.security import PiiPolicy, Principal, actor_name, pii_key
 from forgeml.store import (
     ModelEvent,
     ModelRecord,
@@ -123,14 +123,15 @@ def _finite(value: Any) -> float | None:
 
 def _dataset_frame(
     ws: Workspace, dataset: str
-) -> tuple[str, pd.DataFrame, str | None, dict[str, Any] | None]:
-    """(exact ``NAME@V``, its table, its target column, its profile) of a dataset version."""
+) -> tuple[str, pd.DataFrame, str | None, dict[str, Any] | None, PiiPolicy]:
+    """(exact ``NAME@V``, its table, its target column, its profile, its PII policy) of a
+    dataset version."""
     import forgeml.data as fd
 
     version = fd.get(dataset, workspace=ws)
     frame = fd.load(version, workspace=ws)
     profile = None if version.profile is None else version.profile.to_dict()
-    return f"{version.name}@{version.version}", frame, version.target, profile
+    return f"{version.name}@{version.version}", frame, version.target, profile, version.pii
 
 
 def _input_columns(model: Any, frame: pd.DataFrame | None, declared: Any) -> list[str] | None:
@@ -227,8 +228,9 @@ def register(
             split = run.params["split"]
 
     frame, target, profile, source = None, None, None, "sample"
+    policy = None
     if dataset is not None:
-        dataset, data, target, profile = _dataset_frame(ws, dataset)
+        dataset, data, target, profile, policy = _dataset_frame(ws, dataset)
         if sample is None:
             frame, source = data, "dataset"
     if sample is not None:
@@ -288,6 +290,9 @@ def register(
     }
     if decision is not None:
         manifest["decision"] = decision
+    if policy is not None and policy.rules:
+        # the model was trained on the dataset as stored: its PII columns hashed or masked
+        manifest["pii"] = policy.to_dict()
     staged = stage(
         model,
         flavor,
@@ -515,7 +520,17 @@ def load(
             f"The bundle of {record.ref} describes {manifest.get('name')}@{manifest.get('version')}"
         )
     model = bundle.load_model(trust_pickle=trust_pickle)
-    return LoadedModel(record, bundle, model, unknown_categories=unknown_categories)
+    policy = PiiPolicy.from_dict(manifest.get("pii"))
+    names = set(Signature.from_dict(manifest["signature"]).names)
+    key = None
+    if any(r.action == "hash" and c in names for c, r in policy.rules.items()):
+        key = pii_key(ws.settings, create=False)
+        if key is None:
+            raise InputError(
+                f"{record.ref} was trained on PII columns hashed with key {policy.key_id}; this "
+                "workspace has no PII key (set FORGEML_PII_KEY or FORGEML_PII_KEY_FILE)"
+            )
+    return LoadedModel(record, bundle, model, unknown_categories=unknown_categories, pii_key=key)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -45,7 +45,18 @@ loads only after its digest is verified{% endif %}) |
 {%- for c in m.signature.inputs.columns %}
 | {{ c.name }} | {{ c.kind }} | {{ "allowed" if c.nullable else "refused" }} | {{ detail(c) }} |
 {%- endfor %}
+{% if m.pii and m.pii.columns %}
+## Personal data
 
+The training data was stored under this PII policy: the model, its reference sample and its
+prediction log hold only what it leaves (hashes with key {{ m.pii.key_id or "-" }}).
+
+| column | stored as | why |
+|---|---|---|
+{%- for name, r in m.pii.columns.items() %}
+| {{ name }} | {{ stored_as.get(r.action, r.action) }} | {{ r.reason }} |
+{%- endfor %}
+{% endif %}
 ## Metrics
 
 {% if m.metrics -%}
@@ -119,6 +130,7 @@ def render_card(manifest: dict[str, Any], evaluation: str | None = None) -> str:
         num=_num,
         interval=_interval,
         detail=_detail,
+        stored_as={"hash": "keyed hash", "mask": "present / missing only", "keep": "given"},
     )
 
 

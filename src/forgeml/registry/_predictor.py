@@ -23,6 +23,7 @@ from forgeml.errors import InputError
 from forgeml.registry._bundle import CARD, PROFILE, REFERENCE, VerifiedBundle
 from forgeml.registry._flavors import FLAVORS, typed_labels
 from forgeml.registry._signature import Signature
+from forgeml.security import PiiKey
 from forgeml.store import ModelVersionRecord
 
 __all__ = ["LoadedModel"]
@@ -52,7 +53,10 @@ class LoadedModel:
         model: Any,
         *,
         unknown_categories: str = "error",
+        pii_key: PiiKey | None = None,
     ) -> None:
+        from forgeml.security import PiiPolicy
+
         self.record = record
         self.unknown_categories = unknown_categories
         self.name = record.name
@@ -62,6 +66,11 @@ class LoadedModel:
         self._model = model
         self._flavor = FLAVORS[bundle.manifest["flavor"]]
         self.signature = Signature.from_dict(bundle.manifest["signature"])
+        self.pii = PiiPolicy.from_dict(bundle.manifest.get("pii"))
+        # the input columns whose values the model saw hashed or masked (its training data
+        # was stored under the policy): raw values given to it are transformed the same way
+        self._pii_inputs = [c for c in self.pii.changed if c in set(self.signature.names)]
+        self._pii_key = pii_key
         decision = bundle.manifest.get("decision") or {}
         threshold = decision.get("threshold")
         binary = self.signature.classes is not None and len(self.signature.classes) == 2
@@ -139,13 +148,37 @@ class LoadedModel:
             regressor_tags=None if classifier else RegressorTags(),
         )
 
+    def apply_pii(self, rows: Any) -> Any:
+        """``rows`` with the model's PII policy applied to its input columns (raw values
+        hashed or masked as its training data was); other rows are returned as they are.
+
+        Raises:
+            InputError: the model hashes inputs and the workspace's PII key is missing or
+                is not the one its hashes were made with.
+        """
+        if not self._pii_inputs:
+            return rows
+        import pandas as pd
+
+        if isinstance(rows, pd.DataFrame):
+            return self.pii.apply_frame(rows, self._pii_key)
+        if isinstance(rows, dict):
+            return self.pii.apply_columns(rows, self._pii_key)
+        return rows
+
+    def _check(self, rows: Any) -> pd.DataFrame:
+        return self.signature.check(
+            self.apply_pii(rows), unknown_categories=self.unknown_categories
+        )
+
     def prepare(self, rows: Any) -> pd.DataFrame:
-        """``rows`` checked against the signature, as the underlying model takes them.
+        """``rows`` checked against the signature, as the underlying model takes them (the
+        PII policy's input columns hashed or masked first).
 
         Raises:
             SchemaMismatchError: the rows do not fit the signature.
         """
-        return self.signature.check(rows, unknown_categories=self.unknown_categories)
+        return self._check(rows)
 
     @property
     def explainable_model(self) -> Any:
@@ -165,7 +198,7 @@ class LoadedModel:
         Raises:
             SchemaMismatchError: the rows do not fit the signature.
         """
-        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
+        X = self._check(rows)
         spec = self._spec()
         if self._threshold is not None:
             return self._labels(self._flavor.predict_proba(self._model, X, spec))
@@ -181,7 +214,7 @@ class LoadedModel:
         """
         if self.classes is None:
             raise InputError("This model gives no probabilities (it is not a classifier)")
-        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
+        X = self._check(rows)
         return self._flavor.predict_proba(self._model, X, self._spec())
 
     def predict_both(
@@ -199,11 +232,7 @@ class LoadedModel:
         Raises:
             SchemaMismatchError: the rows do not fit the signature.
         """
-        X = (
-            self.signature.check(rows, unknown_categories=self.unknown_categories)
-            if check
-            else rows
-        )
+        X = self._check(rows) if check else rows
         spec = self._spec()
         if self._threshold is not None:
             proba = self._flavor.predict_proba(self._model, X, spec)
@@ -226,7 +255,7 @@ class LoadedModel:
             SchemaMismatchError: the rows do not fit the signature.
             InputError: explanations are not available for this model.
         """
-        X = self.signature.check(rows, unknown_categories=self.unknown_categories)
+        X = self._check(rows)
         try:
             from forgeml.evaluate import explain  # type: ignore[attr-defined]
         except ImportError:

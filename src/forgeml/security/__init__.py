@@ -32,6 +32,15 @@ from forgeml.security._matrix import (
     allowed,
     render_matrix,
 )
+from forgeml.security._pii import (
+    PII_ACTIONS,
+    PiiKey,
+    PiiPolicy,
+    PiiRule,
+    detect_pii,
+    parse_pii_options,
+    pii_key,
+)
 from forgeml.security._principal import PRINCIPAL_KINDS, Principal, actor_name
 
 __all__ = [
@@ -41,12 +50,16 @@ __all__ = [
     "INVALID_KEY",
     "KEY_PREFIX",
     "NEED_KEY",
+    "PII_ACTIONS",
     "PRINCIPAL_KINDS",
     "PUBLIC",
     "PYTHON_API",
     "ROLES",
     "Action",
     "CreatedKey",
+    "PiiKey",
+    "PiiPolicy",
+    "PiiRule",
     "Principal",
     "access_control_on",
     "actor_name",
@@ -56,8 +69,11 @@ __all__ = [
     "check_alias_guard",
     "check_token",
     "create_key",
+    "detect_pii",
     "hash_secret",
     "parse_expiry",
+    "parse_pii_options",
+    "pii_key",
     "principal_for",
     "render_matrix",
     "revoke_key",

@@ -109,6 +109,7 @@ def create_app(
                 capacity=options.log_capacity,
                 when_full=options.when_full,
                 spool=spool_folder(ws),
+                cipher=ws.predlog.cipher,
             )
             log_holder.append(log.start())
             service.log = log

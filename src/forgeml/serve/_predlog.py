@@ -29,9 +29,10 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from forgeml.errors import InputError
+from forgeml.errors import ForgeMLError, InputError
 from forgeml.serve._spool import PredictionSpool
 from forgeml.store import PredictionRecord
+from forgeml.store._encryption import PayloadCipher
 
 __all__ = ["PredictionLog", "PredictionWriter"]
 
@@ -64,6 +65,7 @@ class PredictionLog:
         spool: a folder for the write-ahead journal (see the module docstring); ``None``
             keeps records in memory only (a record is lost if the process dies first).
         segment_records: records per journal file.
+        cipher: seals journal lines (the workspace's encryption key), and opens them on replay.
 
     Thread safety: ``submit``, ``flush`` and ``close`` may be called from any thread. Records
     are written in the order they were accepted; a record is never written twice (the store
@@ -83,6 +85,7 @@ class PredictionLog:
         when_full: str = "drop",
         spool: Path | None = None,
         segment_records: int = 50_000,
+        cipher: PayloadCipher | None = None,
     ) -> None:
         for name, value in (("capacity", capacity), ("batch_size", batch_size)):
             if not isinstance(value, int) or value < 1:
@@ -108,8 +111,11 @@ class PredictionLog:
         self._block = when_full == "block"
         self._queue: deque[tuple[PredictionRecord, int | None]] = deque()
         self._spool = (
-            None if spool is None else PredictionSpool(spool, segment_records=segment_records)
+            None
+            if spool is None
+            else PredictionSpool(spool, segment_records=segment_records, cipher=cipher)
         )
+        self._cipher = cipher
         self.spool_folder = spool
         self._spooled = 0
         self._replayed = 0
@@ -374,11 +380,17 @@ class PredictionLog:
         (leaving them for the next start) when this log is abandoned first."""
         for _owner, paths in PredictionSpool.orphans(folder):
             for path in paths:
-                for batch in PredictionSpool.read(path, batch_size=self.batch_size):
-                    if not self._store_with_retries(batch):
-                        return
-                    with self._lock:
-                        self._replayed += len(batch)
+                try:
+                    for batch in PredictionSpool.read(
+                        path, batch_size=self.batch_size, cipher=self._cipher
+                    ):
+                        if not self._store_with_retries(batch):
+                            return
+                        with self._lock:
+                            self._replayed += len(batch)
+                except ForgeMLError as e:  # sealed with a key not given: keep the file
+                    _log.error("%s; the file is kept", e)
+                    continue
                 path.unlink(missing_ok=True)
                 _log.info("Prediction records of %s written to the store", path.name)
 

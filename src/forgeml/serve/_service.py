@@ -171,6 +171,7 @@ class PredictionService:
             max_rows=options.max_rows,
             on_unseen=on_unseen,
             on_issue=on_issue,
+            transform=model.apply_pii if model.pii.changed else None,
         )
         return Served(model=model, runner=runner, validator=validator, batcher=batcher, cache=cache)
 

@@ -37,12 +37,15 @@ import orjson
 
 from forgeml._json import dumps
 from forgeml.store import PredictionRecord
+from forgeml.store._encryption import PAYLOAD_PREFIX, PayloadCipher, open_payload
 
 __all__ = ["PredictionSpool"]
 
 _log = logging.getLogger("forgeml.serve")
 _SEGMENT = re.compile(r"^(?P<owner>.+)-(?P<n>\d+)\.jsonl$")
 _FIELDS = PredictionRecord.__dataclass_fields__
+_SPOOL_AAD = b"spool.predictions"
+_SEALED = PAYLOAD_PREFIX.encode()
 
 
 @dataclass(slots=True)
@@ -64,8 +67,15 @@ class PredictionSpool:
         segment_records: records per file before a new one is started.
     """
 
-    def __init__(self, folder: Path, *, segment_records: int = 50_000) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        segment_records: int = 50_000,
+        cipher: PayloadCipher | None = None,
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        self.cipher = cipher
         self.folder = folder
         self.segment_records = segment_records
         self.owner = f"{os.getpid()}-{time.time_ns()}-{os.urandom(3).hex()}"
@@ -92,12 +102,15 @@ class PredictionSpool:
         try:
             # the dataclass as orjson writes it natively: the same bytes as its dict, at
             # half the cost on the event loop (about 7 against 13 us on a loaded machine)
-            line = dumps(record) + b"\n"
+            line = dumps(record)
         except TypeError:
             try:
-                line = dumps(_as_dict(record)) + b"\n"
+                line = dumps(_as_dict(record))
             except TypeError:
                 return None
+        if self.cipher is not None:  # the workspace encrypts logged payloads at rest
+            line = self.cipher.seal(line.decode(), _SPOOL_AAD).encode()
+        line += b"\n"
         segment = self._current
         if segment is None or segment.journaled >= self.segment_records:
             segment = self._start_segment()
@@ -215,13 +228,23 @@ class PredictionSpool:
                 os.close(fd)
 
     @staticmethod
-    def read(path: Path, *, batch_size: int) -> Iterator[list[PredictionRecord]]:
+    def read(
+        path: Path, *, batch_size: int, cipher: PayloadCipher | None = None
+    ) -> Iterator[list[PredictionRecord]]:
         """The records of one journal file in batches; a line that does not parse (a line torn
-        by a crash) is skipped with a warning."""
+        by a crash) is skipped with a warning.
+
+        Raises:
+            ArtifactIntegrityError: a sealed line and no key, or not the key that sealed it.
+        """
         batch: list[PredictionRecord] = []
         bad = 0
         with path.open("rb") as f:
             for line in f:
+                if line.startswith(_SEALED) and line.endswith(b"\n"):
+                    line = open_payload(
+                        cipher, line.strip().decode(), _SPOOL_AAD, f"Journal file {path}"
+                    ).encode()
                 try:
                     values = orjson.loads(line)
                     batch.append(

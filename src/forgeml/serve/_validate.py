@@ -71,6 +71,9 @@ class Validator:
             ``forgeml_unseen_categories_total``); a refused request counts its first one.
         on_issue: called with a column's name, an issue of ``ISSUES`` and how many of a
             request's values in the column have it.
+        transform: applied to a request's columns before they are checked: the model's PII
+            policy (``LoadedModel.apply_pii``), so raw personal values are hashed or masked
+            before they are predicted, logged or journaled.
     """
 
     def __init__(
@@ -81,7 +84,9 @@ class Validator:
         max_rows: int = 10_000,
         on_unseen: Callable[[str, int], None] | None = None,
         on_issue: Callable[[str, str, int], None] | None = None,
+        transform: Callable[[dict[str, list[Any]]], dict[str, list[Any]]] | None = None,
     ) -> None:
+        self._transform = transform
         self.signature = signature
         self.names = signature.names
         self.max_rows = max_rows
@@ -116,7 +121,7 @@ class Validator:
             )
         if rows.n == 0:
             raise RequestError("The request holds no rows", field="body")
-        given = rows.columns
+        given = rows.columns if self._transform is None else self._transform(rows.columns)
         missing = [n for n in self.names if n not in given]
         if missing:
             shown = ", ".join(repr(n) for n in missing[:20])

@@ -22,12 +22,19 @@ import struct
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from forgeml.errors import ArtifactIntegrityError, InputError, NotFoundError
 from forgeml.store._artifacts import _CHUNK, LocalArtifactStore
 
-__all__ = ["MAGIC", "EncryptedArtifactStore", "load_key", "read_key_file"]
+__all__ = [
+    "MAGIC",
+    "EncryptedArtifactStore",
+    "PayloadCipher",
+    "load_key",
+    "open_payload",
+    "read_key_file",
+]
 
 MAGIC = b"FMLENC1\n"
 _HEADER = len(MAGIC) + 16
@@ -231,3 +238,92 @@ def read_key_file(path: Path) -> str:
     except OSError as e:
         raise InputError(f"Cannot read the encryption key file {path}: {e.strerror}") from None
     return lines[0] if lines else ""
+
+
+PAYLOAD_PREFIX = "fmlenc1:"
+
+
+class PayloadCipher:
+    """Seals short texts (the prediction log's stored payloads, its journal lines) with
+    AES-256-GCM: ``fmlenc1:<key id hex>:<base64 of nonce | ciphertext and tag>``.
+
+    The associated data binds a payload to where it is stored (column and request id), so a
+    sealed payload copied to another row does not decrypt. Text without the prefix (stored
+    before encryption was turned on) reads as it is.
+
+    Args:
+        key: the key new payloads are sealed with (32 bytes).
+        old_keys: keys of payloads sealed before a rotation (read, never written).
+    """
+
+    def __init__(self, key: bytes, old_keys: Sequence[bytes] = ()) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._kid = key_id(key)
+        self._head = f"{PAYLOAD_PREFIX}{self._kid.hex()}:"
+        self._aes = AESGCM(key)
+        self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, key)}
+
+    @property
+    def key_id(self) -> str:
+        return self._kid.hex()
+
+    def with_old_keys(self, old_keys: Sequence[bytes]) -> PayloadCipher:
+        """The same cipher, also opening payloads sealed with ``old_keys``."""
+        cipher = PayloadCipher.__new__(PayloadCipher)
+        cipher._kid, cipher._head, cipher._aes = self._kid, self._head, self._aes
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        cipher._keys = {**{key_id(k): AESGCM(k) for k in old_keys}, **self._keys}
+        return cipher
+
+    def seal(self, text: str, aad: bytes) -> str:
+        """``text`` sealed with the current key."""
+        nonce = os.urandom(12)
+        sealed = self._aes.encrypt(nonce, text.encode(), aad)
+        return self._head + base64.b64encode(nonce + sealed).decode("ascii")
+
+    def is_current(self, text: str) -> bool:
+        """Whether ``text`` is sealed with the current key."""
+        return text.startswith(self._head)
+
+    def open(self, text: str, aad: bytes, where: str) -> str:
+        """The plaintext of a payload (a plaintext payload as it is).
+
+        Raises:
+            ArtifactIntegrityError: sealed with a key this cipher was not given, or changed.
+        """
+        if not text.startswith(PAYLOAD_PREFIX):
+            return text
+        _, kid_hex, body = text.split(":", 2)
+        try:
+            aes = self._keys.get(bytes.fromhex(kid_hex))
+        except ValueError:
+            aes = None
+        if aes is None:
+            raise ArtifactIntegrityError(
+                f"{where} is encrypted with a key this workspace was not given "
+                "(FORGEML_ENCRYPTION_KEY or FORGEML_ENCRYPTION_KEY_FILE; after a rotation, "
+                "forgeml artifacts reencrypt --old-key-file OLD)"
+            )
+        try:
+            raw = base64.b64decode(body)
+            return aes.decrypt(raw[:12], raw[12:], aad).decode()
+        except Exception:  # InvalidTag, bad base64: changed bytes or another row's payload
+            raise ArtifactIntegrityError(
+                f"{where} does not decrypt: its bytes were changed"
+            ) from None
+
+
+def open_payload(cipher: PayloadCipher | None, text: str | None, aad: bytes, where: str) -> Any:
+    """``text`` opened with ``cipher``; a sealed payload without a cipher is refused."""
+    if text is None:
+        return None
+    if cipher is not None:
+        return cipher.open(text, aad, where)
+    if text.startswith(PAYLOAD_PREFIX):
+        raise ArtifactIntegrityError(
+            f"{where} is encrypted and this workspace has no encryption key "
+            "(FORGEML_ENCRYPTION_KEY or FORGEML_ENCRYPTION_KEY_FILE)"
+        )
+    return text

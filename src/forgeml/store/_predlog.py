@@ -23,6 +23,7 @@ from forgeml._json import dumps_text as dumps_json
 from forgeml.errors import ConflictError, InputError, NotFoundError
 from forgeml.store._audit import record_change
 from forgeml.store._db import Database, now_ms
+from forgeml.store._encryption import PAYLOAD_PREFIX, PayloadCipher, open_payload
 from forgeml.store._predlog_api import (
     PredictionLogReader,
     PredictionLogWriter,
@@ -71,8 +72,11 @@ class PredictionLogStore:
         * Returned values are fresh copies; the store never changes them afterwards.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: PayloadCipher | None = None) -> None:
         self._db = db
+        #: seals the stored payloads (inputs, outputs, labels) when the workspace has an
+        #: encryption key; reading opens them (payloads stored before read as they are)
+        self.cipher = cipher
 
     # -- predictions ------------------------------------------------------------------------
 
@@ -109,12 +113,23 @@ class PredictionLogStore:
                 f"got {on_invalid!r}"
             )
         rows: list[tuple[Any, ...]] = []
+        cipher = self.cipher
         for record in records:
             try:
-                rows.append(_prediction_row(record))
+                row = _prediction_row(record)
             except InputError:
                 if on_invalid == "raise":
                     raise
+                continue
+            if cipher is not None:
+                rid = row[0].encode()
+                row = (
+                    *row[:7],
+                    cipher.seal(row[7], b"predictions.inputs:" + rid),
+                    cipher.seal(row[8], b"predictions.outputs:" + rid),
+                    *row[9:],
+                )
+            rows.append(row)
         if rows:
             with self._db.transaction() as conn:
                 conn.exec_driver_sql(self._insert_predictions_sql(), rows)
@@ -193,7 +208,7 @@ class PredictionLogStore:
             # ``limit`` rows
             query = query.order_by(p.time_ms.desc(), p.id.desc()).limit(limit)
         with self._db.transaction(write=False) as conn:
-            records = conn.execute(query).all()
+            records = self._opened(conn.execute(query).all())
         frame = expand(records if limit is None else records[::-1])
         if limit is not None and len(frame) > limit:
             frame = frame.iloc[len(frame) - limit :].reset_index(drop=True)
@@ -397,7 +412,7 @@ class PredictionLogStore:
         while True:
             # no transaction stays open while the caller holds a page
             with self._db.transaction(write=False) as conn:
-                page = conn.execute(page_query).all()
+                page = self._opened(conn.execute(page_query).all())
             if not page:
                 return
             yield page
@@ -409,6 +424,100 @@ class PredictionLogStore:
                 p.time_ms >= last_time,
                 sa.or_(p.time_ms > last_time, sa.and_(p.time_ms == last_time, p.id > last_id)),
             )
+
+    def _opened(self, rows: Sequence[Any]) -> Sequence[Any]:
+        """Rows of ``_rows_query`` with their payloads opened (inputs, outputs, labels)."""
+        cipher = self.cipher
+        if cipher is None and not any(
+            isinstance(row[5], str) and row[5].startswith(PAYLOAD_PREFIX) for row in rows
+        ):
+            return rows
+        out = []
+        for row in rows:
+            rid = str(row[0])
+            where = f"The logged payload of request {rid}"
+            out.append(
+                (
+                    *row[:5],
+                    open_payload(cipher, row[5], b"predictions.inputs:" + rid.encode(), where),
+                    open_payload(cipher, row[6], b"predictions.outputs:" + rid.encode(), where),
+                    open_payload(cipher, row[7], _labels_aad(rid), where),
+                    *row[8:],
+                )
+            )
+        return out
+
+    def _sealed(self, texts: Mapping[str, str]) -> dict[str, str]:
+        """Labels as stored: sealed when the workspace encrypts payloads."""
+        cipher = self.cipher
+        if cipher is None:
+            return dict(texts)
+        return {r: cipher.seal(t, _labels_aad(r)) for r, t in texts.items()}
+
+    def _open_labels(self, request_id: str, text: str) -> str:
+        return str(
+            open_payload(self.cipher, text, _labels_aad(request_id), f"The labels of {request_id}")
+        )
+
+    def reencrypt(self, cipher: PayloadCipher, *, page: int = 2_000) -> int:
+        """Seal every stored payload not sealed with ``cipher``'s current key (plaintext ones
+        and those of its old keys) with it, page by page, each page in one transaction.
+
+        Returns:
+            The number of rows rewritten (predictions, feedback and label revisions).
+        """
+        changed = 0
+        p, f, v = predictions.c, prediction_feedback.c, feedback_revisions.c
+        last = -1
+        while True:
+            with self._db.transaction() as conn:
+                rows = conn.execute(
+                    sa.select(p.id, p.request_id, p.inputs, p.outputs)
+                    .where(p.id > last)
+                    .order_by(p.id)
+                    .limit(page)
+                ).all()
+                for id_, rid, inputs, outputs in rows:
+                    if cipher.is_current(inputs) and cipher.is_current(outputs):
+                        continue
+                    where = f"The logged payload of request {rid}"
+                    values = {}
+                    for name, text in (("inputs", inputs), ("outputs", outputs)):
+                        aad = f"predictions.{name}:{rid}".encode()
+                        values[name] = cipher.seal(cipher.open(text, aad, where), aad)
+                    conn.execute(sa.update(predictions).where(p.id == id_).values(**values))
+                    changed += 1
+            if len(rows) < page:
+                break
+            last = rows[-1][0]
+        for table, key in (
+            (prediction_feedback, (f.request_id,)),
+            (feedback_revisions, (v.request_id, v.revision)),
+        ):
+            changed += self._reencrypt_labels(cipher, table, key, page)
+        return changed
+
+    def _reencrypt_labels(
+        self, cipher: PayloadCipher, table: sa.Table, key: tuple[Any, ...], page: int
+    ) -> int:
+        changed, offset = 0, 0
+        while True:
+            with self._db.transaction() as conn:
+                labelled = conn.execute(
+                    sa.select(*key, table.c.labels).order_by(*key).offset(offset).limit(page)
+                ).all()
+                for row in labelled:
+                    rid, text = row[0], row[-1]
+                    if cipher.is_current(text):
+                        continue
+                    aad = _labels_aad(rid)
+                    sealed = cipher.seal(cipher.open(text, aad, f"The labels of {rid}"), aad)
+                    where = [c == value for c, value in zip(key, row[:-1], strict=True)]
+                    conn.execute(sa.update(table).where(*where).values(labels=sealed))
+                    changed += 1
+            if len(labelled) < page:
+                return changed
+            offset += page
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -463,7 +572,7 @@ class PredictionLogStore:
                 )
             rows = [
                 {"request_id": r, "labels": t, "time_ms": now, "created_by": user}
-                for r, t in texts.items()
+                for r, t in self._sealed(texts).items()
             ]
             conn.execute(prediction_feedback.insert(), rows)
             first = [{**row, "revision": 1, "reason": None} for row in rows]
@@ -518,11 +627,13 @@ class PredictionLogStore:
         with self._db.transaction() as conn:
             texts = self._checked_labels(conn, labels)
             f, v = prediction_feedback.c, feedback_revisions.c
-            before = dict(
-                conn.execute(
+            before = {
+                r: self._open_labels(r, t)
+                for r, t in conn.execute(
                     sa.select(f.request_id, f.labels).where(f.request_id.in_(list(texts)))
                 ).all()
-            )
+            }
+            sealed = self._sealed(texts)
             missing = [r for r in texts if r not in before]
             if missing:
                 shown = ", ".join(repr(r) for r in missing[:_SHOWN])
@@ -549,7 +660,7 @@ class PredictionLogStore:
                         "created_by": user,
                         "reason": reason,
                     }
-                    for r, t in texts.items()
+                    for r, t in sealed.items()
                 ],
             )
             stmt = self._db.insert(prediction_feedback)
@@ -561,7 +672,7 @@ class PredictionLogStore:
                 stmt,
                 [
                     {"request_id": r, "labels": t, "time_ms": now, "created_by": user}
-                    for r, t in texts.items()
+                    for r, t in sealed.items()
                 ],
             )
             record_change(
@@ -596,7 +707,7 @@ class PredictionLogStore:
             LabelRevision(
                 request_id=request_id,
                 revision=int(r.revision),
-                labels=orjson.loads(r.labels),
+                labels=orjson.loads(self._open_labels(request_id, r.labels)),
                 time_ms=int(r.time_ms),
                 created_by=r.created_by,
                 reason=r.reason,
@@ -688,6 +799,10 @@ def _labels_of(request_id_to_labels: Mapping[str, Sequence[Any]]) -> dict[str, S
             )
         labels[request_id] = values
     return labels
+
+
+def _labels_aad(request_id: str) -> bytes:
+    return b"prediction_feedback.labels:" + str(request_id).encode()
 
 
 def _feedback_object(texts: Mapping[str, str]) -> str:

@@ -54,10 +54,15 @@ class Workspace:
         self.keys = KeyStore(self.db)
         self.guards = GuardStore(self.db)
         self.artifacts: ArtifactStore = _artifact_store(settings)
+        cipher = None
+        if settings.encryption_key_value() is not None:
+            from forgeml.store._encryption import PayloadCipher, load_key
+
+            cipher = PayloadCipher(load_key(settings.encryption_key_value() or ""))
         self.runs = RunStore(self.db, heartbeat_timeout_ms=int(settings.heartbeat_timeout * 1000))
         self.datasets = DatasetStore(self.db)
         self.models = RegistryStore(self.db)
-        self.predlog = PredictionLogStore(self.db)
+        self.predlog = PredictionLogStore(self.db, cipher)
         self.routing = RouteStore(self.db)
         self.monitor = MonitorStore(self.db)
         self.loop = LoopStore(self.db)

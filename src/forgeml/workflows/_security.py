@@ -124,11 +124,12 @@ def verify_audit(ctx: Context) -> ChainReport:
 
 @use_case("workspace.admin")
 def reencrypt_artifacts(ctx: Context, *, old_keys: Sequence[str] = ()) -> dict[str, object]:
-    """Seal every artifact blob with the workspace's current encryption key: blobs stored
-    before encryption was on and blobs sealed with ``old_keys`` (a rotation). Audited.
+    """Seal every artifact blob and every stored prediction-log payload (inputs, outputs,
+    labels) with the workspace's current encryption key: those stored before encryption was
+    on and those sealed with ``old_keys`` (a rotation). Audited.
 
     Returns:
-        ``{"reencrypted": N, "already_current": M, "key_id": ...}``.
+        ``{"reencrypted": N, "already_current": M, "prediction_log_rows": P, "key_id": ...}``.
 
     Raises:
         InputError: the workspace has no encryption key, or an old key is malformed.
@@ -144,10 +145,14 @@ def reencrypt_artifacts(ctx: Context, *, old_keys: Sequence[str] = ()) -> dict[s
             "The workspace has no encryption key: set FORGEML_ENCRYPTION_KEY or "
             "FORGEML_ENCRYPTION_KEY_FILE to the new key"
         )
-    changed, current = store.with_old_keys([load_key(k) for k in old_keys]).reencrypt()
+    old = [load_key(k) for k in old_keys]
+    changed, current = store.with_old_keys(old).reencrypt()
+    cipher = ws.predlog.cipher
+    payloads = 0 if cipher is None else ws.predlog.reencrypt(cipher.with_old_keys(old))
     outcome: dict[str, object] = {
         "reencrypted": changed,
         "already_current": current,
+        "prediction_log_rows": payloads,
         "key_id": store.key_id,
     }
     with ws.db.transaction():

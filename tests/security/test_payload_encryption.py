@@ -1,0 +1,136 @@
+"""Encryption at rest of the prediction log's payloads: inputs, outputs and labels are stored
+as AES-256-GCM ciphertext (in the store and in the server's journal) when the workspace has an
+encryption key; reading, monitoring and rotation work; a wrong key is a clear error."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from forgeml import workflows
+from forgeml.config import Settings
+from forgeml.errors import ArtifactIntegrityError
+from forgeml.security import Principal, authenticate
+from forgeml.serve._spool import PredictionSpool
+from forgeml.store import PredictionRecord, Workspace
+from forgeml.store._encryption import PAYLOAD_PREFIX
+from forgeml.store._schema import feedback_revisions, prediction_feedback, predictions
+from forgeml.testing import admin_token
+
+MARKER = "secret-marker-5e1f"
+
+
+def _record(i: int) -> PredictionRecord:
+    return PredictionRecord(
+        request_id=f"req-{i}",
+        model="m",
+        version=1,
+        role="primary",
+        time_ms=1_700_000_000_000 + i,
+        latency_ms=1.0,
+        n_rows=2,
+        inputs={"email": [f"{MARKER}-{i}@x.org", "b@y.org"], "age": [30 + i, 40]},
+        outputs={
+            "predictions": [0, 1],
+            "probabilities": [[0.9, 0.1], [0.2, 0.8]],
+            "classes": [0, 1],
+        },
+        protocol="json",
+    )
+
+
+def _stored(ws: Workspace) -> list[str]:
+    with ws.db.engine.connect() as conn:
+        rows = conn.execute(sa.select(predictions.c.inputs, predictions.c.outputs)).all()
+        labels = conn.execute(sa.select(prediction_feedback.c.labels)).all()
+        revisions = conn.execute(sa.select(feedback_revisions.c.labels)).all()
+    return [*(t for row in rows for t in row), *(row[0] for row in (*labels, *revisions))]
+
+
+def test_payloads_are_ciphertext_read_back_and_rotated(store_url: str, tmp_path: Path) -> None:
+    old_key, new_key = secrets.token_hex(32), secrets.token_hex(32)
+
+    def open_ws(key: str | None) -> Workspace:
+        return Workspace(
+            Settings(
+                home=tmp_path / "ws",
+                store_url=store_url,
+                artifacts=tmp_path / "artifacts",
+                encryption_key=key,
+            )
+        )
+
+    plain = open_ws(None)
+    plain.predlog.write_predictions([_record(0)])  # stored before encryption was turned on
+    ws = open_ws(old_key)
+    ws.predlog.write_predictions([_record(i) for i in range(1, 5)])
+    ws.predlog.add_feedback({"req-1": [1, 0], "req-0": [0, 0]}, user="t")
+    ws.predlog.correct_feedback({"req-1": [1, 1]}, user="t", reason="checked")
+    assert [r.labels for r in ws.predlog.feedback_history("req-1")] == [[1, 0], [1, 1]]
+    stored = _stored(ws)
+    # 4 requests' inputs and outputs, 2 labels, 3 label revisions
+    assert sum(t.startswith(PAYLOAD_PREFIX) for t in stored) == 4 * 2 + 2 + 3
+    assert not any(MARKER in t for t in stored if t.startswith(PAYLOAD_PREFIX))
+    frame = ws.predlog.predictions("m")
+    assert len(frame) == 10 and frame["email"].str.contains(MARKER).sum() == 5
+    assert frame["label"].notna().sum() == 4
+    windows = list(ws.predlog.windows("m", every_ms=60_000, output="pandas"))
+    assert sum(len(t) for _, t in windows) == 10
+
+    # without the key, or with another one: a clear error naming the request
+    with pytest.raises(ArtifactIntegrityError, match="no encryption key"):
+        plain.predlog.predictions("m")
+    other = open_ws(secrets.token_hex(32))
+    with pytest.raises(ArtifactIntegrityError, match="encrypted with a key this workspace"):
+        other.predlog.predictions("m")
+    other.close()
+    # a sealed payload copied onto another row does not decrypt there
+    with ws.db.engine.begin() as conn:
+        one = conn.execute(
+            sa.select(predictions.c.inputs).where(predictions.c.request_id == "req-1")
+        ).scalar_one()
+        conn.execute(
+            sa.update(predictions).where(predictions.c.request_id == "req-2").values(inputs=one)
+        )
+    with pytest.raises(ArtifactIntegrityError, match="req-2 does not decrypt"):
+        ws.predlog.predictions("m")
+    with ws.db.engine.begin() as conn:
+        conn.execute(sa.delete(predictions).where(predictions.c.request_id == "req-2"))
+
+    # rotation: every payload (the plaintext one too) is sealed with the new key
+    new = open_ws(new_key)
+    token = admin_token(new)  # access control is on in team mode (PostgreSQL)
+    admin = authenticate(new, token) if token else Principal("admin")
+    outcome = workflows.reencrypt_artifacts(workflows.Context(new, admin), old_keys=[old_key])
+    assert outcome["prediction_log_rows"] == 4 + 2 + 3
+    assert all(t.startswith(PAYLOAD_PREFIX + new.predlog.cipher.key_id) for t in _stored(new))  # type: ignore[union-attr]
+    assert len(new.predlog.predictions("m")) == 8
+    with pytest.raises(ArtifactIntegrityError):
+        ws.predlog.predictions("m")  # the old key alone no longer reads them
+    for w in (plain, ws, new):
+        w.close()
+
+
+def test_the_journal_is_sealed_and_replayed_only_with_the_key(tmp_path: Path) -> None:
+    ws = Workspace(Settings(home=tmp_path / "ws", encryption_key=secrets.token_hex(32)))
+    folder = tmp_path / "spool"
+    spool = PredictionSpool(folder, cipher=ws.predlog.cipher)
+    for i in range(3):
+        spool.append(_record(i))
+    spool.sync()
+    content = b"".join(p.read_bytes() for p in folder.glob("*.jsonl"))
+    assert content.count(PAYLOAD_PREFIX.encode()) == 3 and MARKER.encode() not in content
+    path = next(folder.glob("*.jsonl"))
+    records = [
+        r
+        for batch in PredictionSpool.read(path, batch_size=10, cipher=ws.predlog.cipher)
+        for r in batch
+    ]
+    assert [r.request_id for r in records] == ["req-0", "req-1", "req-2"]
+    with pytest.raises(ArtifactIntegrityError, match="no encryption key"):
+        list(PredictionSpool.read(path, batch_size=10))
+    spool.close()
+    ws.close()

@@ -1,0 +1,378 @@
+"""PII: detection by name and value patterns, the policy's actions, and the proof that a served
+model trained on COMPAS never lets a raw personal value reach the store.
+
+COMPAS (ProPublica's Broward County records) holds real names (``name``, ``first``, ``last``),
+dates of birth and case numbers. Public data holds no e-mail addresses, phone, card or social
+security numbers, so the columns ``email``, ``phone``, ``card`` and ``ssn`` below are synthetic,
+made from a seeded generator (the card numbers pass the Luhn check).
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import forgeml as fm
+from forgeml.config import Settings
+from forgeml.errors import InputError
+from forgeml.security import PiiKey, PiiPolicy, PiiRule, detect_pii, parse_pii_options
+from forgeml.store import PredictionRecord, Workspace
+from forgeml.testing import ServerThread, auth_headers
+
+_COLUMNS = [
+    "name",
+    "first",
+    "last",
+    "dob",
+    "sex",
+    "age",
+    "race",
+    "juv_fel_count",
+    "juv_misd_count",
+    "priors_count",
+    "c_charge_degree",
+    "c_case_number",
+    "two_year_recid",
+]
+
+
+def _luhn_complete(digits: str) -> str:
+    """``digits`` plus the check digit that makes the number pass the Luhn check."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return digits + str((10 - total % 10) % 10)
+
+
+def _synthetic_pii(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """E-mail, phone, card and social security columns for the rows of ``frame`` (synthetic:
+    public data has none)."""
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    out = frame.copy()
+    out["email"] = [
+        f"{f}.{last}{i}@mail-{seed}.example.org".replace(" ", "")
+        for i, (f, last) in enumerate(zip(frame["first"], frame["last"], strict=True))
+    ]
+    out["phone"] = [f"+1 {a}-{b}-{c:04d}" for a, b, c in rng.integers(200, 999, (n, 3))]
+    out["card"] = [
+        _luhn_complete("4" + "".join(map(str, rng.integers(0, 10, 14)))) for _ in range(n)
+    ]
+    out["ssn"] = [
+        f"{a}-{b:02d}-{c:04d}"
+        for a, b, c in zip(
+            rng.integers(100, 600, n),
+            rng.integers(10, 99, n),
+            rng.integers(1000, 9999, n),
+            strict=True,
+        )
+    ]
+    return out
+
+
+@pytest.fixture(scope="module")
+def compas(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    frame = pd.read_csv(shared_dataset("compas-scores-two-years.csv"), usecols=_COLUMNS)
+    return _synthetic_pii(frame.loc[:, _COLUMNS].head(2500).reset_index(drop=True), seed=7)
+
+
+def test_detection_by_name_and_values(compas: pd.DataFrame) -> None:
+    rules = detect_pii(compas, sensitive=["sex"], skip=["two_year_recid"])
+    reasons = {c: r.reason for c, r in rules.items()}
+    assert {c for c, r in rules.items() if r.action == "hash"} == {
+        "name",
+        "first",
+        "last",
+        "dob",
+        "c_case_number",
+        "email",
+        "phone",
+        "card",
+        "ssn",
+    }
+    assert reasons["email"] == "name: an e-mail address"
+    assert rules["sex"] == PiiRule(
+        "keep", "declared sensitive: kept for fairness audits (pii=hash to hash it)"
+    )
+    # by values alone (columns renamed so that no name hint applies)
+    renamed = compas.rename(columns={"email": "c1", "phone": "c2", "card": "c3", "ssn": "c4"})
+    found = detect_pii(renamed.loc[:, ["c1", "c2", "c3", "c4", "c_charge_degree", "race"]])
+    assert {c: r.reason for c, r in found.items()} == {
+        "c1": "values: e-mail addresses",
+        "c2": "values: phone numbers",
+        "c3": "values: payment card numbers (Luhn check)",
+        "c4": "values: US social security numbers",
+    }
+    # 16 digits failing the Luhn check are not card numbers; dates are not phone numbers
+    bad_cards = compas["card"].str[:-1] + ((compas["card"].str[-1].astype(int) + 1) % 10).astype(
+        str
+    )
+    assert detect_pii(pd.DataFrame({"x": bad_cards, "d": compas["dob"]})) == {}
+    # card numbers read from a CSV file are integers
+    as_numbers = pd.DataFrame({"n": compas["card"].astype("int64"), "id": range(len(compas))})
+    assert detect_pii(as_numbers) == {
+        "n": PiiRule("hash", "values: payment card numbers (Luhn check)")
+    }
+
+
+def test_hashes_are_keyed_stable_and_idempotent() -> None:
+    key, other = PiiKey(b"k" * 32), PiiKey(b"o" * 32)
+    assert key.hash("ann smith") == key.hash("ann smith") != other.hash("ann smith")
+    assert (
+        key.hash("ann smith")
+        == "pii_" + hmac.new(b"k" * 32, b"ann smith", "sha256").hexdigest()[:16]
+    )
+    assert key.hash(5551234567) == key.hash("5551234567")
+    assert key.hash(key.hash("x")) == key.hash("x") and key.hash(None) is None
+    policy = PiiPolicy({"a": PiiRule("hash", "declared"), "b": PiiRule("mask", "declared")}, key.id)
+    columns = policy.apply_columns({"a": ["x", None], "b": ["y", None], "c": [1, 2]}, key)
+    assert columns == {"a": [key.hash("x"), None], "b": ["***", None], "c": [1, 2]}
+    with pytest.raises(InputError, match=f"made with key {key.id}"):
+        policy.apply_columns({"a": ["x"]}, other)
+    with pytest.raises(InputError, match="--pii takes COLUMN=ACTION"):
+        parse_pii_options(["name"])
+    with pytest.raises(InputError, match="must be one of hash, mask, keep; got 'drop'"):
+        parse_pii_options(["name=drop"])
+
+
+def _texts(data: bytes) -> Iterator[bytes]:
+    """The bytes of a stored file and of what it holds when it is compressed (zip members,
+    Parquet tables as CSV)."""
+    yield data
+    if data[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for member in z.namelist():
+                yield from _texts(z.read(member))
+    if data[:4] == b"PAR1":
+        yield pd.read_parquet(io.BytesIO(data)).to_csv(index=False).encode()
+
+
+_TOKEN = re.compile(rb"[A-Za-z0-9.@+'-]+(?: [A-Za-z0-9.@+'-]+)*")
+
+
+def _leaks(data: bytes, raw: set[bytes]) -> set[str]:
+    """The raw values found in ``data``: every run of 1 to 4 words of the characters personal
+    values are made of is looked up (a scan linear in the bytes, whatever the number of
+    values)."""
+    found: set[bytes] = set()
+    for text in _texts(data):
+        for token in _TOKEN.findall(text):
+            words = [w.strip(b".-'+") for w in token.split(b" ")]
+            for i in range(len(words)):
+                for j in range(i + 1, min(i + 4, len(words)) + 1):
+                    candidate = b" ".join(words[i:j])
+                    if candidate in raw:
+                        found.add(candidate)
+    return {v.decode() for v in found}
+
+
+def _table_dump(ws: Workspace) -> bytes:
+    """Every row of every table of the metadata store, as text."""
+    metadata = sa.MetaData()
+    with ws.db.engine.connect() as conn:
+        metadata.reflect(bind=conn)
+        parts = [
+            repr(row).encode()
+            for table in metadata.sorted_tables
+            for row in conn.execute(sa.select(table)).all()
+        ]
+    return b"\n".join(parts)
+
+
+def test_no_raw_personal_value_reaches_the_store(
+    compas: pd.DataFrame, store_url: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "ws"
+    ws = Workspace(Settings(home=home, store_url=store_url, artifacts=tmp_path / "artifacts"))
+    version = fm.data.add(
+        compas,
+        name="compas",
+        target="two_year_recid",
+        sensitive=["sex"],
+        pii={"race": "hash", "c_charge_degree": "mask"},
+        workspace=ws,
+        actor="setup",
+    )
+    assert version.pii.action("race") == "hash" and version.pii.action("email") == "hash"
+    result = fm.train(
+        "compas",
+        models=["lgbm"],
+        time_budget=4,
+        max_trials=2,
+        evaluate=False,
+        allow_leaks=True,
+        workspace=ws,
+        actor="setup",
+    )
+    registered = fm.register(result, name="compas", workspace=ws, actor="setup")
+    fm.registry.promote("compas", registered.version, workspace=ws, actor="setup")
+    loaded = fm.load("compas@production", workspace=ws)
+    inputs = list(loaded.signature.names)
+    assert "race" in inputs  # a hashed column the model takes: the server hashes it too
+    card = loaded.card()
+    assert "## Personal data" in card and "| email | keyed hash | name: an e-mail address |" in card
+
+    # new people (synthetic PII for them too), predicted with their raw values over HTTP
+    people = _synthetic_pii(compas.sample(60, random_state=3).reset_index(drop=True), seed=11)
+    people["name"] = [f"zelda{i} quixotic" for i in range(len(people))]
+    people["dob"] = [f"19{50 + i % 40}-0{1 + i % 9}-1{i % 10}" for i in range(len(people))]
+    records = json.loads(people.drop(columns=["two_year_recid"]).to_json(orient="records"))
+    expected = loaded.predict(people.drop(columns=["two_year_recid"]))
+    headers = auth_headers(ws)  # access control is on in team mode (PostgreSQL)
+    ids: list[str] = []
+    spool_bytes: list[bytes] = []
+    with ServerThread(ws, models=("compas@production",)) as server:
+        for start in range(0, len(records), 10):
+            answer = httpx.post(
+                f"{server.url}/v1/models/compas/predict",
+                json={"records": records[start : start + 10]},
+                headers=headers,
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["predictions"] == expected[start : start + 10].tolist()
+            ids.append(body["request_id"])
+        labels = people["two_year_recid"].tolist()
+        batches = [
+            {"request_id": r, "labels": labels[i * 10 : i * 10 + 10]} for i, r in enumerate(ids)
+        ]
+        feedback = httpx.post(
+            f"{server.url}/v1/feedback",
+            json={"feedback": batches},
+            headers=headers,
+            timeout=30,
+        )
+        assert feedback.status_code < 300, feedback.text
+        spool_bytes = [p.read_bytes() for p in (home / "spool").rglob("*") if p.is_file()]
+    assert any(spool_bytes)  # the journal was read while the server ran
+
+    logged = ws.predlog.predictions("compas")
+    assert len(logged) == len(people) and logged["label"].notna().all()
+    assert logged["race"].str.startswith("pii_").all()
+    report = fm.monitor.served_report("compas@production", window=30, workspace=ws, n_bootstrap=50)
+    (home / "reports").mkdir()
+    (home / "reports" / "monitor.json").write_text(report.to_json())
+    fm.monitor.write_served_html(report, home / "reports" / "monitor.html")
+    assert report.windows and report.windows[0].input_drift is not None
+    hashed_note = next(n for n in report.notes if "compared as categories of keyed hashes" in n)
+    assert "race" in hashed_note.split(":")[0].split(", ")
+
+    raw = set()
+    for frame in (compas, people):
+        for column in ("name", "dob", "c_case_number", "email", "phone", "card", "ssn", "race"):
+            raw |= {str(v).encode() for v in frame[column].dropna() if len(str(v)) >= 8}
+    raw |= {b"Caucasian", b"African-American", b"Hispanic"}  # race: hashed by the policy
+    assert len(raw) > 10_000
+    # the scan finds what it looks for: a row of the data as text holds its values
+    assert _leaks(compas.head(1).to_csv().encode(), raw) >= {compas["name"][0], compas["email"][0]}
+    leaks: dict[str, set[str]] = {}
+    for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+        found = _leaks(path.read_bytes(), raw)
+        if found:
+            leaks[str(path.relative_to(tmp_path))] = found
+    for i, data in enumerate(spool_bytes):
+        if found := _leaks(data, raw):
+            leaks[f"spool file {i}"] = found
+    if found := _leaks(_table_dump(ws), raw):
+        leaks["metadata store rows"] = found
+    ws.close()
+    assert not leaks, {k: sorted(v)[:5] for k, v in leaks.items()}
+
+
+def test_cli_data_add_prints_the_policy_and_refuses_a_bad_action(
+    compas: pd.DataFrame, tmp_path: Path
+) -> None:
+    from tests.cli.test_cli import assert_clean_error, forgeml
+
+    path = tmp_path / "people.csv"
+    compas.head(300).to_csv(path, index=False)
+    home = tmp_path / "ws"
+    bad = forgeml("data", "add", str(path), "--name", "p", "--pii", "email=drop", home=home)
+    assert_clean_error(bad, 2, "--pii email", "hash, mask, keep", "'drop'")
+    unknown = forgeml("data", "add", str(path), "--name", "p", "--pii", "mail=hash", home=home)
+    assert_clean_error(unknown, 2, "'mail' is not in the table")
+    target = forgeml(
+        "data", "add", str(path), "--name", "p", "--target", "two_year_recid",
+        "--pii", "two_year_recid=hash", home=home,
+    )  # fmt: skip
+    assert_clean_error(target, 2, "the target 'two_year_recid' cannot be hashed")
+    done = forgeml(
+        "data", "add", str(path), "--name", "p", "--pii", "age=mask", "--pii", "email=keep",
+        home=home,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "PII email: kept as given (declared)" in done.stdout
+    assert "PII age: masked (declared)" in done.stdout
+    assert "PII ssn: hashed (name: a national identification number)" in done.stdout
+    shown = forgeml("data", "list", "p", "--json", home=home)
+    policy = json.loads(shown.stdout)[0]["pii"]
+    assert policy["email"] == {"action": "keep", "reason": "declared"}, policy
+    page = tmp_path / "p.html"
+    assert forgeml("data", "report", "p", "--html", str(page), home=home).returncode == 0
+    text = page.read_text()
+    assert "Personal data (PII policy)" in text
+    assert "<tr><td>age</td><td>present / missing only</td><td>declared</td></tr>" in text
+    assert policy["card"] == {
+        "action": "hash",
+        "reason": "values: payment card numbers (Luhn check)",
+    }
+
+
+def test_a_masked_input_is_reported_as_not_monitored(
+    compas: pd.DataFrame, sqlite_workspace: Workspace
+) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    ws = sqlite_workspace
+    frame = compas.loc[:, ["age", "priors_count", "juv_fel_count", "sex", "two_year_recid"]]
+    version = fm.data.add(
+        frame, name="m", target="two_year_recid", pii={"sex": "mask"}, workspace=ws
+    )
+    stored = fm.data.load(version, workspace=ws)
+    assert set(stored["sex"]) == {"***"}
+    X = stored.drop(columns="two_year_recid").astype({"sex": "category"})
+    model = HistGradientBoostingClassifier(max_iter=20, categorical_features="from_dtype")
+    model.fit(X, stored["two_year_recid"])
+    fm.register(model, name="m", dataset=version.ref, workspace=ws)
+    loaded = fm.load("m@1", workspace=ws)
+    assert loaded.pii.action("sex") == "mask"
+    raw = frame.drop(columns="two_year_recid").head(40)
+    assert (loaded.predict(raw) == model.predict(X.head(40))).all()  # raw "Male" masked first
+    ws.predlog.write_predictions(
+        [
+            PredictionRecord(
+                request_id=f"r{i}",
+                model="m",
+                version=1,
+                role="primary",
+                time_ms=1_700_000_000_000 + i,
+                latency_ms=1.0,
+                n_rows=1,
+                inputs=loaded.apply_pii({c: [raw[c].iloc[i]] for c in raw.columns}),
+                outputs={"predictions": [0], "probabilities": [[0.6, 0.4]], "classes": [0, 1]},
+                protocol="json",
+            )
+            for i in range(40)
+        ]
+    )
+    report = fm.monitor.served_report("m@1", window=40, workspace=ws, n_bootstrap=20)
+    assert any(n.startswith("sex: not monitored for drift: masked") for n in report.notes)
+    drift = report.windows[0].input_drift
+    assert drift is not None and "sex" not in drift["columns"]
