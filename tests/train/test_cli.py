@@ -85,6 +85,8 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
         (["--metric", "auc"], ["Unknown metric"]),
         (["--target", "nope"], ["nope"]),
         (["--parallel-trials", "0"], ["parallel_trials", "at least 1"]),
+        (["--memory-limit", "lots"], ["memory_limit", "2GB"]),
+        (["--memory-limit", "70MB"], ["memory_limit", "leaves nothing for the search"]),
     ],
 )
 def test_bad_input_exits_2_with_one_line(german, tmp_path, args, words):

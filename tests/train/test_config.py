@@ -34,6 +34,11 @@ def test_round_trips_through_json_and_dict() -> None:
         ({"task": "ranking"}, r"TrainConfig\.task: task must be one of"),
         ({"n_jobs": 0}, r"TrainConfig\.n_jobs"),
         ({"seed": -1}, r"TrainConfig\.seed"),
+        ({"memory_limit": "lots"}, r"TrainConfig\.memory_limit: memory_limit is a size such as"),
+        (
+            {"memory_limit": "10MB"},
+            r"TrainConfig\.memory_limit: memory_limit must be at least 64MB",
+        ),
         ({"parallel_trials": 0}, r"TrainConfig\.parallel_trials: parallel_trials must be at "),
         ({"split": " "}, r"TrainConfig\.split: must not be empty"),
         ({"colour": "red"}, r"TrainConfig has no field 'colour'; its fields are target, "),

@@ -118,6 +118,14 @@ def train(
         ),
     ] = "auto",
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads per model (-1: all).")] = -1,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit",
+            help="Memory the training may hold, e.g. 2GB: configurations predicted to "
+            "exceed it are shrunk or skipped.",
+        ),
+    ] = None,
     parallel_trials: Annotated[
         int | None,
         typer.Option(
@@ -229,6 +237,7 @@ def train(
             "target_transform": target_transform,
             "n_jobs": jobs,
             "parallel_trials": parallel_trials,
+            "memory_limit": memory_limit,
             "time_column": time_column,
             "max_trials": trials,
             "portfolio": portfolio,

@@ -25,6 +25,7 @@ from forgeml.train._calibration import choose_calibration
 from forgeml.train._config import TrainConfig
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._latency import choose_under_bound, measure_latency
+from forgeml.train._memory import format_bytes
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
 from forgeml.train._model import FoldBag, TrainedModel
 from forgeml.train._portfolio import portfolio_configs, size_class
@@ -32,6 +33,7 @@ from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progr
 from forgeml.train._result import TrainResult
 from forgeml.train._search import (
     Lanes,
+    MemoryBudget,
     Problem,
     TrialRecord,
     fit_pipeline,
@@ -470,6 +472,9 @@ def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
                 "fold_fit_seconds": dumps_text([round(s, 3) for s in r.fit_seconds]),
                 "rounds": r.rounds,
                 "note": r.note,
+                "predicted_mb": (
+                    round(r.predicted_bytes / 1024**2, 1) if r.predicted_bytes else None
+                ),
                 "params": dumps_text(r.own_params(), sort_keys=True, lenient=True),
             }
             for r in records
@@ -723,6 +728,8 @@ def train(
     )
 
     load_libraries(families)
+    # the memory limit counts from what the process holds now, with the data loaded
+    memory = MemoryBudget.start(problem, cfg.memory_limit) if cfg.memory_limit is not None else None
     if task == "regression" and cfg.target_transform == "log1p" and float(np.min(y_train)) <= -1:
         raise InputError(
             f"target_transform log1p needs target values above -1; {target!r} has "
@@ -799,7 +806,7 @@ def train(
         if task == "regression":
             problem = _target_transform(problem, cfg.target_transform, families, hard_end, notes)
             run.log_params({"target_transform": problem.target_transform or "none"})
-        lanes = plan_lanes(problem, cfg.parallel_trials)
+        lanes = plan_lanes(problem, cfg.parallel_trials, memory=memory, families=families)
         run.log_params({"parallel_trials": lanes.trials, "threads_per_trial": lanes.threads})
         notes.append(lanes.note())
         portfolio = portfolio_configs(task, len(X_train), families, cfg.portfolio)
@@ -808,6 +815,13 @@ def train(
             notes.append(
                 f"zero-shot portfolio: {len(portfolio)} configurations for {task} tables of "
                 f"{size_class(len(X_train))} size tried after the starting points"
+            )
+        if memory is not None:
+            run.log_params({"memory_limit": memory.limit})
+            notes.append(
+                f"memory limit {format_bytes(memory.limit)}: the process held "
+                f"{format_bytes(memory.base)} with the data loaded; configurations predicted "
+                "over what is left were shrunk or skipped (see the trials' notes)"
             )
         result = _search_and_fit(
             problem=problem,
@@ -819,6 +833,7 @@ def train(
             warm_start=cfg.warm_start,
             lanes=lanes,
             portfolio=portfolio,
+            memory=memory,
             progress=progress,
             run=run,
             X_test=X_test,
@@ -1023,6 +1038,7 @@ def _search_and_fit(
     warm_start: Sequence[Mapping[str, Any]] = (),
     lanes: Lanes | None = None,
     portfolio: Sequence[Mapping[str, Any]] = (),
+    memory: MemoryBudget | None = None,
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     classes: list[Any] | None,
@@ -1076,6 +1092,7 @@ def _search_and_fit(
         warm_start=warm_start,
         lanes=lanes,
         portfolio=portfolio,
+        memory=memory,
     )
     report(records, "ensembling and refitting")
     failures = failed_trials(records)
@@ -1152,6 +1169,17 @@ def _search_and_fit(
     if problem.task == "regression":
         # every trial and the ensemble were fitted on the target so transformed
         leaderboard.insert(3, "target_transform", problem.target_transform or "none")
+    if memory is not None:
+        # what the memory limit did to each trial: its predicted peak and any shrinking
+        by_number = {r.number: r for r in records}
+        trial_of = [by_number.get(t) if pd.notna(t) else None for t in leaderboard["trial"]]
+        leaderboard["predicted_mb"] = [
+            round(r.predicted_bytes / 1024**2, 1) if r and r.predicted_bytes else float("nan")
+            for r in trial_of
+        ]
+        leaderboard["memory_note"] = [
+            r.note if r and r.note.startswith("shrunk") else "" for r in trial_of
+        ]
     states: dict[str, int] = {}
     for r in records:
         states[r.state] = states.get(r.state, 0) + 1

@@ -50,6 +50,12 @@ class TrainConfig(BaseModel):
     )
     seed: int = Field(default=0, description="Seeds the hold-out, folds, search and models.")
     n_jobs: int = Field(default=-1, description="Threads per model (-1: all cores).")
+    memory_limit: int | None = Field(
+        default=None,
+        description="Bytes the training may hold (a size such as 2GB or 512MB is read): "
+        "configurations predicted to exceed it are shrunk (fewer or smaller trees, fewer "
+        "leaves) or skipped (default: no limit).",
+    )
     parallel_trials: int | None = Field(
         default=None,
         description="Trials run at once, sharing the n_jobs threads (default: by the table's "
@@ -182,6 +188,13 @@ class TrainConfig(BaseModel):
         if value is not None and value < 1:
             raise ValueError(f"max_trials must be at least 1; got {value}")
         return value
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int | None:
+        from forgeml.train._memory import parse_memory
+
+        return None if value is None else parse_memory(value)
 
     @field_validator("parallel_trials")
     @classmethod

@@ -37,13 +37,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forgeml.train._memory import MEMORY_SLACK, MemoryModel, format_bytes, process_rss
 from forgeml.train._metrics import Metric, tune_threshold
 from forgeml.train._model import raw_predict
 from forgeml.train._preprocess import TabularEncoder
 from forgeml.train._validation import Folds, early_stopping_split
 from forgeml.train._zoo import _THREADED_CELLS, FAMILIES, Family, FitOutcome, fit_estimator
 
-__all__ = ["Lanes", "Problem", "TrialRecord", "fit_pipeline", "plan_lanes", "run_search"]
+__all__ = [
+    "Lanes",
+    "MemoryBudget",
+    "Problem",
+    "TrialRecord",
+    "fit_pipeline",
+    "plan_lanes",
+    "run_search",
+]
 
 _log = logging.getLogger("forgeml.train")
 
@@ -98,6 +107,7 @@ class TrialRecord:
     fold_models: list[Any] | None = None
     threshold: float | None = None
     note: str = ""
+    predicted_bytes: int | None = None  # under a memory limit: the predicted peak
 
     @property
     def rounds(self) -> int | None:
@@ -127,7 +137,43 @@ class Lanes:
         return f"{self.trials} trials at a time, {self.threads} thread(s) each ({self.reason})"
 
 
-def plan_lanes(problem: Problem, requested: int | None = None) -> Lanes:
+@dataclass(frozen=True)
+class MemoryBudget:
+    """The memory limit as the search applies it: ``headroom`` bytes for trials and the
+    fold models they keep, above what the process held when the search started."""
+
+    limit: int
+    base: int
+    headroom: int
+    model: MemoryModel
+
+    @classmethod
+    def start(cls, problem: Problem, limit: int) -> MemoryBudget:
+        """The budget from now: the limit less what the process holds and a slack share.
+
+        Raises:
+            InputError: the limit leaves nothing for the search.
+        """
+        from forgeml.errors import InputError
+
+        base = process_rss()
+        headroom = int(limit * (1 - MEMORY_SLACK)) - base
+        if headroom <= 0:
+            raise InputError(
+                f"memory_limit {format_bytes(limit)} leaves nothing for the search: the "
+                f"process already holds {format_bytes(base)} with the data loaded (at least "
+                f"{format_bytes(base / (1 - MEMORY_SLACK) + 64 * 1024**2)} is needed)"
+            )
+        return cls(limit, base, headroom, MemoryModel.for_problem(problem))
+
+
+def plan_lanes(
+    problem: Problem,
+    requested: int | None = None,
+    *,
+    memory: MemoryBudget | None = None,
+    families: Sequence[str] = (),
+) -> Lanes:
     """How many trials run at once on ``problem.n_jobs`` cores.
 
     A documented rule, decided from measurements (README, "Parallel trials") and never from
@@ -138,8 +184,30 @@ def plan_lanes(problem: Problem, requested: int | None = None) -> Lanes:
     - a fold's training input under ``_THREADED_CELLS`` cells fits on one thread anyway
       (``fit_estimator``), so one trial per core keeps every core busy;
     - larger inputs: the boosting libraries' threads scale well there, so one trial on
-      every core gives the first models soonest.
+      every core gives the first models soonest;
+    - under a memory limit, no more trials at once than the limit holds of the families'
+      largest starting point.
     """
+    lanes = _plan_lanes(problem, requested)
+    if memory is None or lanes.trials == 1 or not families:
+        return lanes
+    n = len(problem.y)
+    largest = max(
+        memory.model.trial_bytes(f, FAMILIES[f].start(problem.task, problem.imbalanced, n))
+        for f in families
+    )
+    fits = max(1, int(memory.headroom // max(1, largest)))
+    if fits >= lanes.trials:
+        return lanes
+    cores = max(1, problem.n_jobs)
+    return Lanes(
+        fits,
+        max(1, cores // fits),
+        f"{lanes.reason}; the memory limit holds {fits} at once",
+    )
+
+
+def _plan_lanes(problem: Problem, requested: int | None) -> Lanes:
     cores = max(1, problem.n_jobs)
     if requested is not None:
         trials = max(1, min(requested, cores))
@@ -285,11 +353,12 @@ def evaluate_config(
         _oof_score(problem, record)
         record.state = "complete"
     except _Stop as stop:
-        record.state, record.note = stop.state, stop.note
+        record.state, record.note = stop.state, "; ".join(filter(None, [record.note, stop.note]))
         # the folds it finished: the last resort when no trial completes in time
         record.fold_models = fold_models or None
     except Exception as e:  # a configuration or a library that cannot fit these data
-        record.state, record.note = "failed", _first_line(f"{type(e).__name__}: {e}")
+        error = _first_line(f"{type(e).__name__}: {e}")
+        record.state, record.note = "failed", "; ".join(filter(None, [record.note, error]))
     record.seconds = time.monotonic() - started
     return record
 
@@ -310,6 +379,7 @@ def run_search(
     warm_start: Sequence[Mapping[str, Any]] = (),
     lanes: Lanes | None = None,
     portfolio: Sequence[Mapping[str, Any]] = (),
+    memory: MemoryBudget | None = None,
 ) -> list[TrialRecord]:
     """Run trials until the deadline (or ``max_trials``); returns every trial, in the order
     they were told to the sampler.
@@ -328,6 +398,7 @@ def run_search(
             trial on ``problem.n_jobs`` threads); see ``plan_lanes``.
         portfolio: the zero-shot portfolio's configurations for this task and size (same
             form), tried in order after the families' starting points.
+        memory: the memory limit: configurations predicted over it are shrunk or skipped.
     """
     import optuna
 
@@ -336,7 +407,15 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return _search(
-            problem, ordered, search_deadline, max_trials, on_trial, warm_start, lanes, portfolio
+            problem,
+            ordered,
+            search_deadline,
+            max_trials,
+            on_trial,
+            warm_start,
+            lanes,
+            portfolio,
+            memory,
         )
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -351,6 +430,7 @@ def _search(
     warm_start: Sequence[Mapping[str, Any]] = (),
     lanes: Lanes | None = None,
     portfolio: Sequence[Mapping[str, Any]] = (),
+    memory: MemoryBudget | None = None,
 ) -> list[TrialRecord]:
     import optuna
 
@@ -382,7 +462,7 @@ def _search(
             study.enqueue_trial({"family": family, **own}, skip_if_exists=True)
 
     lanes = lanes or Lanes(1, problem.n_jobs, "one trial at a time")
-    loop = _Loop(problem, ordered, study, search_deadline, max_trials, on_trial, lanes)
+    loop = _Loop(problem, ordered, study, search_deadline, max_trials, on_trial, lanes, memory)
     if lanes.trials == 1:
         return loop.run(None)
     from concurrent.futures import ThreadPoolExecutor
@@ -421,8 +501,11 @@ class _Loop:
         max_trials: int | None,
         on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
         lanes: Lanes,
+        memory: MemoryBudget | None = None,
     ) -> None:
         self.problem = problem
+        self.memory = memory
+        self.running: dict[int, int] = {}  # trial number -> predicted bytes, while it runs
         # each trial fits with its lane's share of the threads
         self.trial_problem = (
             problem if lanes.threads == problem.n_jobs else replace(problem, n_jobs=lanes.threads)
@@ -467,7 +550,9 @@ class _Loop:
             else:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in sorted(done, key=lambda f: running[f].number):
-                self._tell(running.pop(future), future.result())
+                trial = running.pop(future)
+                self.running.pop(trial.number, None)
+                self._tell(trial, future.result())
         return self.records
 
     def _ask(self, deadline: float) -> tuple[Any, TrialRecord, float, bool] | None:
@@ -497,16 +582,66 @@ class _Loop:
                 record.state, record.note = "skipped", f"expected {expected:.1f}s, over its share"
                 # told as a completed trial as bad as the worst so far, so TPE learns that
                 # this region does not fit the time left (it ignores failed trials)
-                worst = max(r.loss for r in records if r.loss is not None)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    self.study.tell(trial, worst)
-                records.append(record)
-                self.skipped += 1
+                self._tell_skipped(trial, record)
                 return None
+        if self.memory is not None and not self._fit_memory(trial, record):
+            return None
         self.skipped = 0
         cost_aware = not self.deterministic and not first_of_family
         return trial, record, trial_deadline, cost_aware
+
+    def _fit_memory(self, trial: Any, record: TrialRecord) -> bool:
+        """Shrink ``record``'s configuration to what the memory limit leaves; ``False``
+        (the trial skipped and told) when even its smallest form does not fit."""
+        memory = self.memory
+        assert memory is not None
+        model = memory.model
+
+        def left() -> float:
+            kept = sum(model.kept_bytes(r.family, r.params) for r in self.records if r.fold_models)
+            return memory.headroom - kept - sum(self.running.values())
+
+        fit = model.fit(record.family, record.params, left())
+        if fit is None and any(r.fold_models for r in self.records):
+            # the fold models of every trial but the best are a convenience (ensemble
+            # members refit from their parameters): free them before giving up
+            best = min(
+                (r for r in self.records if r.loss is not None and r.fold_models),
+                key=lambda r: (r.loss, r.number),
+                default=None,
+            )
+            for r in self.records:
+                if r is not best:
+                    r.fold_models = None
+            fit = model.fit(record.family, record.params, left())
+        if fit is None:
+            need = model.trial_bytes(record.family, record.params)
+            record.state = "skipped"
+            record.note = (
+                f"predicted {format_bytes(need)}, over the {format_bytes(max(0.0, left()))} "
+                f"the memory limit ({format_bytes(memory.limit)}) leaves"
+            )
+            record.predicted_bytes = need
+            self._tell_skipped(trial, record)
+            return False
+        record.params, record.note, record.predicted_bytes = fit.params, fit.note, fit.bytes
+        self.running[record.number] = fit.bytes
+        return True
+
+    def _tell_skipped(self, trial: Any, record: TrialRecord) -> None:
+        """Tell a trial skipped before it ran: as bad as the worst so far (TPE ignores
+        failed trials, and this region does not fit), or failed when nothing scored yet."""
+        from optuna.trial import TrialState
+
+        losses = [r.loss for r in self.records if r.loss is not None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if losses:
+                self.study.tell(trial, max(losses))
+            else:
+                self.study.tell(trial, state=TrialState.FAIL)
+        self.records.append(record)
+        self.skipped += 1
 
     def _start(
         self, pool: Any, trial: Any, record: TrialRecord, deadline: float, cost_aware: bool
