@@ -429,7 +429,9 @@ class PredictionLogStore:
         """Rows of ``_rows_query`` with their payloads opened (inputs, outputs, labels)."""
         cipher = self.cipher
         if cipher is None and not any(
-            isinstance(row[5], str) and row[5].startswith(PAYLOAD_PREFIX) for row in rows
+            isinstance(text, str) and text.startswith(PAYLOAD_PREFIX)
+            for row in rows
+            for text in row[5:8]
         ):
             return rows
         out = []
