@@ -134,3 +134,26 @@ def test_the_journal_is_sealed_and_replayed_only_with_the_key(tmp_path: Path) ->
         list(PredictionSpool.read(path, batch_size=10))
     spool.close()
     ws.close()
+
+
+def test_a_journal_sealed_with_another_key_is_kept_not_lost(tmp_path: Path) -> None:
+    from forgeml.serve._predlog import PredictionLog
+
+    home = tmp_path / "ws"
+    old = Workspace(Settings(home=home, encryption_key=secrets.token_hex(32)))
+    folder = tmp_path / "spool"
+    spool = PredictionSpool(folder, cipher=old.predlog.cipher)
+    for i in range(3):
+        spool.append(_record(i))
+    assert spool.close() == 3  # a server stopped before the store took them
+    other = Workspace(Settings(home=home, encryption_key=secrets.token_hex(32)))
+    log = PredictionLog(other.predlog, spool=folder, cipher=other.predlog.cipher).start()
+    log.close()
+    assert other.predlog.count_predictions() == 0 and log.replayed == 0
+    assert len(list(folder.glob("*.jsonl"))) == 1  # kept for a server given the right key
+    log = PredictionLog(old.predlog, spool=folder, cipher=old.predlog.cipher).start()
+    log.close()
+    assert log.replayed == 3 and old.predlog.count_predictions() == 3
+    assert not list(folder.glob("*.jsonl"))
+    old.close()
+    other.close()
