@@ -117,6 +117,14 @@ def train(
             "prefers it), none or log1p.",
         ),
     ] = "auto",
+    bagging: Annotated[
+        bool,
+        typer.Option(
+            "--bagging/--no-bagging",
+            help="Bagged members (fold models averaged, scored out of fold) and a second "
+            "stacking level when the time allows; --no-bagging refits members on all rows.",
+        ),
+    ] = True,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Threads per model (-1: all).")] = -1,
     memory_limit: Annotated[
         str | None,
@@ -235,6 +243,7 @@ def train(
             "models": models,
             "seed": seed,
             "target_transform": target_transform,
+            "bagging": bagging,
             "n_jobs": jobs,
             "parallel_trials": parallel_trials,
             "memory_limit": memory_limit,

@@ -27,7 +27,7 @@ from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._latency import choose_under_bound, measure_latency
 from forgeml.train._memory import format_bytes
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
-from forgeml.train._model import FoldBag, TrainedModel
+from forgeml.train._model import FoldBag, StackedBag, TrainedModel
 from forgeml.train._portfolio import portfolio_configs, size_class
 from forgeml.train._progress import ProgressHandler, TrainingProgress, log_progress
 from forgeml.train._result import TrainResult
@@ -39,6 +39,14 @@ from forgeml.train._search import (
     fit_pipeline,
     plan_lanes,
     run_search,
+)
+from forgeml.train._stacking import (
+    BAGGED_FAMILIES,
+    STACK_INPUTS,
+    StackLevel,
+    fit_level2,
+    level2_configs,
+    stack_estimate,
 )
 from forgeml.train._target import (
     choose_target_transform,
@@ -64,6 +72,8 @@ _log = logging.getLogger("forgeml.train")
 _ENSEMBLE_CANDIDATES = 8
 # Best trials whose refit time the search keeps in reserve.
 _REFIT_RESERVED = 3
+# The second stacking level's time is kept in reserve when under this share of the budget.
+_STACK_SHARE = 0.25
 
 
 def _check_arguments(data: pd.DataFrame, target: str, time_column: str | None) -> None:
@@ -823,6 +833,10 @@ def train(
                 f"{format_bytes(memory.base)} with the data loaded; configurations predicted "
                 "over what is left were shrunk or skipped (see the trials' notes)"
             )
+        # Bagged members unless the folds are time-ordered: a time fold's models never saw
+        # the latest rows, which a refit on all rows learns from.
+        bagging = cfg.bagging and not problem.time_ordered
+        run.log_params({"bagging": bagging})
         result = _search_and_fit(
             problem=problem,
             families=families,
@@ -844,6 +858,7 @@ def train(
             target=target,
             notes=notes,
             max_latency_ms=cfg.max_latency_ms,
+            bagging=bagging,
         )
         report = None
         if cfg.evaluate:
@@ -1047,6 +1062,7 @@ def _search_and_fit(
     target: str,
     notes: list[str],
     max_latency_ms: float | None = None,
+    bagging: bool = False,
 ) -> TrainResult:
     metric = problem.metric
     # time kept for selection, the test evaluation and writing the run
@@ -1055,8 +1071,26 @@ def _search_and_fit(
     # time kept for measuring the candidates' prediction latency
     latency_time = min(1.0, 0.02 * budget) + 0.1
 
+    # rows the returned model predicts after the search: the held-out rows, the 1,000-row
+    # latency and the permutation importance (a shuffled copy of up to 1,000 rows a column)
+    columns = sum(1 for kind in kinds.values() if kind != "identifier")
+    finish_rows = len(X_test) + 1000 + min(len(X_test), 1000) * (columns + 1)
+
     def search_deadline(records: list[TrialRecord]) -> float:
-        reserve = sum(_refit_estimate(r, problem) for r in _ranked(records)[:_REFIT_RESERVED])
+        ranked = _ranked(records)
+        if bagging:
+            # bagged members need no refit; the second stacking level is kept in reserve
+            # when it takes a modest share of the budget (it is skipped otherwise)
+            stack = stack_estimate(ranked)
+            reserve = stack if stack <= _STACK_SHARE * budget else 0.0
+            for r in ranked[:_REFIT_RESERVED]:
+                # a bag predicts k times in the held-out evaluation; the others refit
+                if r.family in BAGGED_FAMILIES:
+                    reserve += _predict_estimate([r], finish_rows)
+                else:
+                    reserve += _refit_estimate(r, problem)
+        else:
+            reserve = sum(_refit_estimate(r, problem) for r in ranked[:_REFIT_RESERVED])
         return hard_end - finish_margin - ensemble_time - latency_time - reserve
 
     emit: ProgressHandler | None = None
@@ -1117,6 +1151,9 @@ def _search_and_fit(
         max_latency_ms=max_latency_ms,
         latency_rows=X_test if len(X_test) else problem.X,
         latency_time=latency_time,
+        bagging=bagging,
+        deterministic=max_trials is not None,
+        finish_rows=finish_rows,
     )
     model, cv_score, threshold = selection.model, selection.cv_score, selection.threshold
     ensemble, best = selection.ensemble, selection.best
@@ -1284,25 +1321,30 @@ def _decisions(
     cv_loss: float,
     refit_end: float,
     notes: list[str],
+    oof: np.ndarray | None = None,
 ) -> tuple[float | None, str | None, dict[str, list[float]] | None, float]:
     """The decision threshold, what it was tuned for, the multiclass calibration and the
-    cross-validated loss of ``members`` blended with ``weights``."""
+    cross-validated loss of ``members`` blended with ``weights`` (or of the out-of-fold
+    predictions ``oof``, a second stacking level's)."""
     metric = problem.metric
     covered = problem.folds.covered
     y = problem.y[covered]
+
+    def blended() -> np.ndarray:
+        if oof is not None:
+            return oof
+        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
+        return np.asarray(sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True)))
+
     threshold_metric = metric.name if threshold is not None else None
     if threshold is None and problem.task == "binary":
         # A probability metric leaves the decision open; 0.5 is arbitrary on imbalanced
         # classes, so the labels come from the threshold that maximises F1 on the same
         # out-of-fold predictions (never the test rows).
-        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
-        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
-        threshold, threshold_metric = _f1_threshold(y, blend), "f1"
+        threshold, threshold_metric = _f1_threshold(y, blended()), "f1"
     calibration = None
     if problem.task == "multiclass" and time.monotonic() < refit_end - 1.0:
-        member_oof = {id(r): r.oof[covered] for r in members}  # type: ignore[index]
-        blend = sum(w * member_oof[id(r)] for r, w in zip(members, weights, strict=True))
-        choice = choose_calibration(metric, y, np.asarray(blend), seed=problem.seed)
+        choice = choose_calibration(metric, y, blended(), seed=problem.seed)
         notes.append(choice.note())
         if choice.calibration is not None:
             calibration = choice.calibration
@@ -1323,6 +1365,9 @@ def _select_and_refit(
     max_latency_ms: float | None = None,
     latency_rows: pd.DataFrame,
     latency_time: float = 1.0,
+    bagging: bool = False,
+    deterministic: bool = False,
+    finish_rows: int = 0,
 ) -> _Selection:
     metric = problem.metric
     refit_end = hard_end - finish_margin
@@ -1336,9 +1381,21 @@ def _select_and_refit(
     covered = problem.folds.covered
     y = problem.y[covered]
     candidates = ranked[:_ENSEMBLE_CANDIDATES]
+
+    def bagged(record: TrialRecord) -> bool:
+        # the bagging rule (see _stacking.BAGGED_FAMILIES); a bag is its fold models
+        return bagging and record.family in BAGGED_FAMILIES and bool(record.fold_models)
+
     latencies = _candidate_latencies(
         problem, candidates, latency_rows, features, classes, time.monotonic() + latency_time
     )
+    for record in candidates:
+        if bagged(record) and record.number in latencies:
+            # a bag calls its k fold models: k times one fold model's time (errs high)
+            k = len(record.fold_models or [])
+            latencies[record.number] = {
+                key: round(value * k, 4) for key, value in latencies[record.number].items()
+            }
     preds = [r.oof[covered] for r in candidates]  # type: ignore[index]
     preferred, preferred_weights = [0], np.array([1.0])
     preferred_threshold, preferred_loss = best.threshold, float(best.loss)  # type: ignore[arg-type]
@@ -1358,7 +1415,11 @@ def _select_and_refit(
         kept: list[int] = []
         spent = 0.0
         for i in chosen:
-            cost = _refit_estimate(candidates[i], problem)
+            if bagged(candidates[i]):
+                # no refit, but k fold models predict in the held-out evaluation
+                cost = _predict_estimate([candidates[i]], finish_rows)
+            else:
+                cost = _refit_estimate(candidates[i], problem)
             if spent + cost <= time_left or not kept:
                 kept.append(i)
                 spent += cost
@@ -1427,6 +1488,28 @@ def _select_and_refit(
             f"no candidate answers one row within {max_latency_ms:g} ms: the fastest measured "
             f"({described(choice.members)}, ~{choice.estimate_ms:.2f} ms) is returned"
         )
+    inputs = [r for r in candidates if bagged(r)][:STACK_INPUTS]
+    if inputs and level2_configs(ranked):
+        stacked = _stacked_selection(
+            problem,
+            inputs,
+            ranked,
+            choice.loss,
+            latencies,
+            refit_end,
+            hard_end,
+            notes,
+            extra_rows,
+            deterministic=deterministic,
+            predict_seconds=2 * _predict_estimate(inputs, finish_rows),
+            max_latency_ms=max_latency_ms,
+            latency_rows=latency_rows,
+            features=features,
+            classes=classes,
+            best=best,
+        )
+        if stacked is not None:
+            return replace(stacked, latencies=latencies)
     threshold, threshold_metric, calibration, cv_loss = _decisions(
         problem, members, weights, choice.threshold, choice.loss, refit_end, notes
     )
@@ -1438,7 +1521,9 @@ def _select_and_refit(
     for record, weight in zip(members, weights, strict=True):
         estimate = _refit_estimate(record, problem)
         member: Any = None
-        if time.monotonic() + estimate <= refit_end or record.fold_models is None:
+        if bagged(record):
+            member = _bag(record, problem)  # no refit: the fold models, scored out of fold
+        elif time.monotonic() + estimate <= refit_end or record.fold_models is None:
             pipeline, outcome = fit_pipeline(
                 problem,
                 FAMILIES[record.family],
@@ -1553,25 +1638,196 @@ def _select_and_refit(
         )
     else:
         chosen_trial = fitted_members[0].number
-    best_info = {
-        "model": best.family,
-        "trial": best.number,
-        "score": best.score,
-        "params": best.own_params(),
-        "rounds": best.rounds,
-    }
     return _Selection(
         model=model,
         cv_score=float(cv_score),
         threshold=threshold,
         ensemble=ensemble,
-        best=best_info,
+        best=_best_info(best),
         extra_rows=extra_rows,
         latency=latency,
         latencies=latencies,
         chosen_trial=chosen_trial,
         latency_cost=latency_cost,
     )
+
+
+def _best_info(best: TrialRecord) -> dict[str, Any]:
+    return {
+        "model": best.family,
+        "trial": best.number,
+        "score": best.score,
+        "params": best.own_params(),
+        "rounds": best.rounds,
+    }
+
+
+def _bag(record: TrialRecord, problem: Problem) -> FoldBag:
+    return FoldBag(pipelines=list(record.fold_models or []), task=problem.task)
+
+
+def _predict_estimate(records: Sequence[TrialRecord], rows: int) -> float:
+    """Seconds bags of these trials' fold models take to predict ``rows`` rows, from the fold
+    models' measured prediction time (with a margin for a busy machine)."""
+    return 1.5 * rows * sum(len(r.fold_models or []) * r.row_seconds for r in records)
+
+
+def _stacked_selection(
+    problem: Problem,
+    inputs: list[TrialRecord],
+    ranked: list[TrialRecord],
+    level1_loss: float,
+    latencies: Mapping[int, Mapping[str, float]],
+    refit_end: float,
+    hard_end: float,
+    notes: list[str],
+    extra_rows: list[dict[str, Any]],
+    *,
+    deterministic: bool,
+    predict_seconds: float,
+    max_latency_ms: float | None,
+    latency_rows: pd.DataFrame,
+    features: list[str],
+    classes: list[Any] | None,
+    best: TrialRecord,
+) -> _Selection | None:
+    """A second stacking level over the bagged ``inputs``, returned when its out-of-fold loss
+    beats ``level1_loss`` (the level-1 choice's) and it answers one row within the bound;
+    ``None`` otherwise (with a note, and its leaderboard row in ``extra_rows``)."""
+    metric = problem.metric
+
+    def score_of(loss: float) -> float:
+        return -loss if metric.greater_is_better else loss
+
+    configs = level2_configs(ranked)
+    estimate = stack_estimate(ranked)
+    # keep a second for calibration, the threshold and building the model, and the time the
+    # stacked model's held-out evaluation takes
+    deadline = min(refit_end - 1.0, hard_end - predict_seconds)
+    if not deterministic and time.monotonic() + estimate > deadline:
+        notes.append(
+            f"no second stacking level: it needs about {estimate:.1f}s, "
+            f"{max(0.0, deadline - time.monotonic()):.1f}s were left"
+        )
+        return None
+    level = fit_level2(problem, inputs, configs, deadline=deadline)
+    if level is None:
+        notes.append("no second stacking level: no level-2 model finished in time")
+        return None
+    covered = problem.folds.covered
+    y = problem.y[covered]
+    preds = [np.asarray(r.oof)[covered] for r in level.models]
+    w = (
+        ensemble_selection(preds, _ensemble_loss_fn(problem, y), deadline=refit_end)[0]
+        if len(preds) > 1
+        else np.array([1.0])
+    )
+    keep = [i for i in range(len(preds)) if w[i] > 0]
+    level.models = [level.models[i] for i in keep]
+    weights = w[keep] / w[keep].sum()
+    oof = np.asarray(sum(weights[j] * preds[i] for j, i in enumerate(keep)))
+    loss, threshold = _judge(problem, y, oof)
+    # one row: each input bag, and each level-2 bag about as long as its level-1 original's
+    times = [latencies.get(r.number, {}).get("one_row_ms") for r in [*level.inputs, *level.models]]
+    estimate_ms = float("inf") if None in times else float(sum(t or 0.0 for t in times))
+    row = _stack_row(metric, score_of(loss), level, weights, {"one_row_ms": estimate_ms})
+    extra_rows.append(row)
+    described = f"{metric.name} {score_of(loss):.5g} out of fold"
+    level1 = f"the level-1 choice ({score_of(level1_loss):.5g})"
+    if loss >= level1_loss - 1e-9:
+        notes.append(f"second stacking level not kept: {described}, not better than {level1}")
+        return None
+    if max_latency_ms is not None and estimate_ms > max_latency_ms:
+        notes.append(
+            f"second stacking level not kept: {described}, better than {level1}, but one row "
+            f"would take ~{estimate_ms:.2f} ms, over the latency bound ({max_latency_ms:g} ms)"
+        )
+        return None
+    threshold, threshold_metric, calibration, cv_loss = _decisions(
+        problem, [], np.array([]), threshold, loss, refit_end, notes, oof=oof
+    )
+    model = TrainedModel(
+        members=[
+            StackedBag(
+                inputs=[_bag(r, problem) for r in level.inputs],
+                columns=level.columns,
+                members=[_bag(r, problem) for r in level.models],
+                weights=[float(v) for v in weights],
+                task=problem.task,
+            )
+        ],
+        weights=[1.0],
+        task=problem.task,
+        feature_columns=features,
+        classes=classes,
+        threshold=threshold,
+        families=["stack(" + "+".join(r.family for r in level.models) + ")"],
+        threshold_metric=threshold_metric,
+        target_transform=problem.target_transform,
+        calibration=calibration,
+    )
+    latency = measure_latency(model, latency_rows, problem.task, problem.seed)
+    if max_latency_ms is not None and latency.get("one_row_ms", 0.0) > max_latency_ms:
+        notes.append(
+            f"second stacking level not kept: {described}, but it answered one row in "
+            f"{latency['one_row_ms']:.2f} ms, over the latency bound ({max_latency_ms:g} ms)"
+        )
+        return None
+    notes.append(f"second stacking level: {described}, better than {level1}")
+    row.update(
+        {
+            metric.name: score_of(cv_loss),  # calibrated, when calibration was kept
+            "one_row_ms": latency.get("one_row_ms", float("nan")),
+            "rows_1000_ms": latency.get("rows_1000_ms", float("nan")),
+            "chosen": True,
+            "latency_cost": 0.0,
+        }
+    )
+    ensemble = [
+        {"trial": r.number, "model": r.family, "weight": round(float(v), 4), "level": 2}
+        for r, v in zip(level.models, weights, strict=True)
+    ]
+    return _Selection(
+        model=model,
+        cv_score=float(score_of(cv_loss)),
+        threshold=threshold,
+        ensemble=ensemble,
+        best=_best_info(best),
+        extra_rows=extra_rows,
+        latency=latency,
+        latencies={},
+    )
+
+
+def _stack_row(
+    metric: Metric,
+    score: float,
+    level: StackLevel,
+    weights: Sequence[float],
+    latency: Mapping[str, float],
+) -> dict[str, Any]:
+    return {
+        "model": "stack",
+        "trial": None,
+        metric.name: score,
+        "cv_std": float("nan"),
+        "fit_s": None,
+        "trial_s": None,
+        "one_row_ms": latency.get("one_row_ms", float("nan")),
+        "rows_1000_ms": latency.get("rows_1000_ms", float("nan")),
+        "chosen": False,
+        "latency_cost": float("nan"),
+        "params": dumps_text(
+            {
+                "inputs": [f"{r.family}#{r.number}" for r in level.inputs],
+                "level2": {
+                    f"{r.family}#{r.number}": round(float(w), 4)
+                    for r, w in zip(level.models, weights, strict=True)
+                },
+            },
+            sort_keys=True,
+        ),
+    }
 
 
 def _ensemble_row(

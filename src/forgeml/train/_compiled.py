@@ -31,7 +31,7 @@ from forgeml.train._calibration import apply_calibration
 from forgeml.train._sklearn_compiled import NotCompilable as SklearnNotCompilable
 from forgeml.train._sklearn_compiled import compile_forest, compile_transformer
 
-__all__ = ["CompiledModel", "NotCompilable", "compile_encoder"]
+__all__ = ["CompiledModel", "NotCompilable", "compile_encoder", "level1_features"]
 
 Columns = Mapping[str, Sequence[Any]]
 MemberCall = Callable[[Columns, int], np.ndarray]
@@ -188,6 +188,16 @@ def _datetime_part(
     return column, [f"{column}__{part}" for part in parts], dates
 
 
+def level1_features(prediction: np.ndarray, task: str) -> np.ndarray:
+    """What a level-1 prediction gives a second stacking level, as columns: the positive
+    class's probability (binary), every class's probability (multiclass) or the value."""
+    if task == "binary":
+        return prediction[:, 1:2]
+    if task == "multiclass":
+        return prediction
+    return prediction.reshape(-1, 1)
+
+
 def _member_call(
     member: Any,
     task: str,
@@ -195,6 +205,9 @@ def _member_call(
     raw_predict: Callable[[Any, pd.DataFrame, str], np.ndarray],
 ) -> tuple[MemberCall, bool]:
     """One member as a function of plain columns, and whether it avoids DataFrames."""
+    inputs = getattr(member, "inputs", None)
+    if inputs is not None:  # a second stacking level over bags of level-1 fold models
+        return _stacked_call(member, task, booster_predictor, raw_predict)
     pipelines = getattr(member, "pipelines", None)
     if pipelines is not None:  # a bag of fold models: their mean
         calls = [_member_call(p, task, booster_predictor, raw_predict) for p in pipelines]
@@ -323,6 +336,34 @@ def _catboost_call(
         return np.asarray(model.predict_proba(rows, thread_count=1), dtype=float)
 
     return catboost
+
+
+def _stacked_call(
+    member: Any,
+    task: str,
+    booster_predictor: BoosterPredictor | None,
+    raw_predict: Callable[[Any, pd.DataFrame, str], np.ndarray],
+) -> tuple[MemberCall, bool]:
+    """A ``StackedBag``: its level-1 bags called on the columns, their predictions added as
+    the level-2 models' extra columns, the level-2 bags weighted."""
+    base = [_member_call(b, task, booster_predictor, raw_predict) for b in member.inputs]
+    top = [_member_call(m, task, booster_predictor, raw_predict) for m in member.members]
+    names = list(member.columns)
+    weights = [float(w) for w in member.weights]
+
+    def stacked(columns: Columns, n: int) -> np.ndarray:
+        values = np.hstack([level1_features(call(columns, n), task) for call, _ in base])
+        augmented: dict[str, Any] = dict(columns)
+        for j, name in enumerate(names):
+            augmented[name] = values[:, j]
+        total: np.ndarray | None = None
+        for weight, (call, _) in zip(weights, top, strict=True):
+            part = weight * call(augmented, n)
+            total = part if total is None else total + part
+        assert total is not None
+        return total
+
+    return stacked, all(direct for _, direct in base + top)
 
 
 def _xgboost_call(

@@ -84,6 +84,12 @@ class TrainConfig(BaseModel):
         description="Regression: auto (log1p when the target is never negative and skewed, "
         "and validation prefers it), none or log1p.",
     )
+    bagging: bool = Field(
+        default=True,
+        description="Ensemble members are the averages of their cross-validation fold "
+        "models (bagged, scored out of fold), with a second stacking level when the time "
+        "allows; False refits each member on all rows (as do time-ordered folds).",
+    )
     drop: tuple[str, ...] = Field(default=(), description="Columns to leave out.")
     sensitive: tuple[str, ...] | None = Field(
         default=None,

@@ -23,9 +23,9 @@ from sklearn.base import BaseEstimator
 
 from forgeml.errors import InputError, SchemaMismatchError
 from forgeml.train._calibration import apply_calibration
-from forgeml.train._compiled import CompiledModel, NotCompilable
+from forgeml.train._compiled import CompiledModel, NotCompilable, level1_features
 
-__all__ = ["FoldBag", "TrainedModel", "raw_predict"]
+__all__ = ["FoldBag", "StackedBag", "TrainedModel", "raw_predict"]
 
 # Up to this many rows, predictions go through the compiled model (no DataFrame per member).
 _SMALL_FRAME = 100
@@ -68,8 +68,9 @@ def _native_booster(pipeline: Any) -> Any:
 
 
 class FoldBag(BaseEstimator):
-    """The cross-validation fold models of one trial, averaged: used in place of a refit
-    when the refit would not fit in the time budget.
+    """The cross-validation fold models of one trial, averaged (a bagged member): each fold
+    model saw the rows outside its fold, so the trial's out-of-fold score is the bag's
+    honest score. Used in place of a refit on all rows (see ``train._api``'s bagging rule).
 
     Args:
         pipelines: the fitted fold pipelines.
@@ -92,6 +93,67 @@ class FoldBag(BaseEstimator):
         return np.mean([raw_predict(p, X, self.task) for p in self.pipelines], axis=0)
 
 
+class StackedBag(BaseEstimator):
+    """A second stacking level: bagged models fitted on the raw columns plus the level-1
+    models' predictions, weighted.
+
+    Level-1 inputs are bags of fold models; the level-2 models were fitted, fold by fold,
+    on the level-1 out-of-fold predictions (the same folds, so no row's level-2 prediction
+    read a level-1 output that saw its label) and predict here on the bags' averages, as
+    AutoGluon's stack does.
+
+    Args:
+        inputs: the level-1 ``FoldBag``s, in column order.
+        columns: the names of the columns their predictions fill (``level1_features`` of
+            each input, in order).
+        members: the level-2 ``FoldBag``s (their encoders know ``columns`` as numeric).
+        weights: the level-2 members' weights (summing to 1).
+        task: binary, multiclass or regression.
+    """
+
+    def __init__(
+        self,
+        *,
+        inputs: Sequence[Any],
+        columns: Sequence[str],
+        members: Sequence[Any],
+        weights: Sequence[float],
+        task: str,
+    ) -> None:
+        self.inputs = inputs
+        self.columns = columns
+        self.members = members
+        self.weights = weights
+        self.task = task
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def augmented(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with the level-1 predictions as extra columns."""
+        parts = [level1_features(raw_predict(b, X, self.task), self.task) for b in self.inputs]
+        values = np.hstack(parts)
+        extra = pd.DataFrame(values, columns=list(self.columns), index=X.index)
+        return pd.concat([X, extra], axis=1)
+
+    def _combined(self, X: pd.DataFrame) -> np.ndarray:
+        frame = self.augmented(X)
+        total: np.ndarray | None = None
+        for weight, member in zip(self.weights, self.members, strict=True):
+            part = weight * raw_predict(member, frame, self.task)
+            total = part if total is None else total + part
+        assert total is not None
+        return total
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The level-2 members' weighted prediction (regression)."""
+        return self._combined(X)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """The level-2 members' weighted class probabilities."""
+        return self._combined(X)
+
+
 def _inverse(values: np.ndarray, transform: str | None) -> np.ndarray:
     """A regression prediction in the target's units (``expm1`` after ``log1p``)."""
     if transform is None:
@@ -102,6 +164,8 @@ def _inverse(values: np.ndarray, transform: str | None) -> np.ndarray:
 
 
 def _encoder(member: Any) -> Any:
+    if isinstance(member, StackedBag):
+        member = member.inputs[0]
     pipeline = member.pipelines[0] if isinstance(member, FoldBag) else member
     return pipeline.steps[0][1]
 
@@ -110,7 +174,8 @@ class TrainedModel(BaseEstimator):
     """A fitted pipeline or a weighted ensemble of fitted pipelines.
 
     Args:
-        members: the fitted pipelines (encoder then estimator), or ``FoldBag``s.
+        members: the fitted pipelines (encoder then estimator), ``FoldBag``s (bagged
+            members), or one ``StackedBag`` (a second stacking level).
         weights: their weights (summing to 1).
         task: binary, multiclass or regression.
         feature_columns: the raw feature columns of the training table; identifier columns
@@ -263,7 +328,7 @@ class TrainedModel(BaseEstimator):
         """What explanations are computed on: the one refit pipeline of a single tree or
         linear model (exact TreeSHAP or linear SHAP through its encoder, summed back to the
         raw columns), else the model itself (a model-agnostic explainer)."""
-        if len(self.members) != 1 or isinstance(self.members[0], FoldBag):
+        if len(self.members) != 1 or isinstance(self.members[0], FoldBag | StackedBag):
             return self
         if getattr(self, "target_transform", None) is not None:
             return self  # its members answer on the transformed scale

@@ -103,6 +103,9 @@ class TrialRecord:
     started: float | None = None  # monotonic time the trial started (trials may overlap)
     fit_seconds: list[float] = field(default_factory=list)
     best_iterations: list[int] = field(default_factory=list)
+    # seconds each fold model took to predict its validation fold, and those folds' rows
+    predict_seconds: list[float] = field(default_factory=list)
+    predicted_rows: int = 0
     oof: np.ndarray | None = None
     fold_models: list[Any] | None = None
     threshold: float | None = None
@@ -116,6 +119,11 @@ class TrialRecord:
         if not self.best_iterations:
             return None
         return max(1, math.ceil(float(np.mean(self.best_iterations)) * 1.1))
+
+    @property
+    def row_seconds(self) -> float:
+        """Seconds one fold model takes per predicted row (measured on validation folds)."""
+        return sum(self.predict_seconds) / max(1, self.predicted_rows)
 
     def own_params(self) -> dict[str, Any]:
         """Parameters without the family prefix."""
@@ -337,7 +345,10 @@ def evaluate_config(
             record.fit_seconds.append(time.monotonic() - t0)
             if outcome.best_iteration is not None and family.iterative:
                 record.best_iterations.append(outcome.best_iteration)
+            t1 = time.monotonic()
             pred = raw_predict(pipeline, problem.X.iloc[val_pos], problem.task)
+            record.predict_seconds.append(time.monotonic() - t1)
+            record.predicted_rows += len(val_pos)
             oof[val_pos] = pred
             y_val = problem.y[val_pos]
             # label metrics read the most probable class per fold; the OOF score tunes the

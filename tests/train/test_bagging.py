@@ -1,0 +1,220 @@
+"""Bagged members and the second stacking level, on real tables.
+
+That a bagged and stacked training ends within its budget (+10%) is measured in
+benchmarks/budgets.py (the ``bagging`` rows), not here: tests assert behaviour, not the clock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgeml._json import loads
+from forgeml.errors import InputError
+from forgeml.train import TrainConfig, train
+from forgeml.train._model import FoldBag, StackedBag, TrainedModel
+from forgeml.train._search import Problem, TrialRecord, evaluate_config
+from forgeml.train._stacking import fit_level2
+
+
+def _problem(frame: pd.DataFrame, target: str, y: np.ndarray | None = None) -> Problem:
+    from forgeml.train._api import _encode_target  # the training's own encoding
+    from forgeml.train._metrics import get_metric
+    from forgeml.train._task import infer_column_kinds
+    from forgeml.train._validation import make_folds
+
+    X = frame.drop(columns=[target]).reset_index(drop=True)
+    if y is None:
+        y, _ = _encode_target(frame[target].reset_index(drop=True), "binary", [])
+    return Problem(
+        X=X,
+        y=y,
+        kinds=infer_column_kinds(X, None),
+        task="binary",
+        n_classes=2,
+        metric=get_metric("roc_auc", "binary"),
+        folds=make_folds(len(y), y, n_folds=5, seed=0, time_ordered=False),
+        seed=0,
+        n_jobs=1,
+        time_ordered=False,
+        imbalanced=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def stacked(german, tmp_path_factory):
+    """A deterministic training on german credit: the second level is always tried there."""
+    from forgeml.config import Settings
+    from forgeml.store import Workspace
+
+    with Workspace(Settings(home=tmp_path_factory.mktemp("ws"))) as ws:
+        return train(
+            german,
+            target="class",
+            models=["lgbm", "xgb"],
+            max_trials=4,
+            time_budget=300,
+            n_jobs=1,
+            seed=0,
+            workspace=ws,
+        )
+
+
+@pytest.fixture(scope="module")
+def stacked_model(german):
+    """A ``TrainedModel`` whose one member is a second level over bagged LightGBM and
+    XGBoost members, fitted on german credit."""
+    from forgeml.train._zoo import FAMILIES
+
+    problem = _problem(german, "class")
+    level1 = []
+    for number, family in enumerate(["lgbm", "xgb"]):
+        start = FAMILIES[family].start("binary", False, len(problem.y))
+        record = TrialRecord(number, family, dict(start))
+        level1.append(evaluate_config(problem, record, deadline=float("inf"), cost_aware=False))
+    level = fit_level2(problem, level1, level1[:1], deadline=float("inf"))
+    assert level is not None
+    stack = StackedBag(
+        inputs=[FoldBag(pipelines=r.fold_models, task="binary") for r in level.inputs],
+        columns=level.columns,
+        members=[FoldBag(pipelines=r.fold_models, task="binary") for r in level.models],
+        weights=[1.0],
+        task="binary",
+    )
+    return TrainedModel(
+        members=[stack],
+        weights=[1.0],
+        task="binary",
+        feature_columns=list(problem.X.columns),
+        classes=["bad", "good"],
+        threshold=0.5,
+        families=["stack(lgbm)"],
+    )
+
+
+def test_members_of_boosted_families_are_bags_of_their_fold_models(stacked):
+    member = stacked.model.members[0]
+    if isinstance(member, StackedBag):
+        bags = list(member.inputs) + list(member.members)
+    else:
+        bags = list(stacked.model.members)
+    assert bags and all(isinstance(b, FoldBag) for b in bags)
+    assert {len(b.pipelines) for b in bags} == {5}  # 800 training rows: five folds, no refit
+    assert any("second stacking level" in note for note in stacked.notes)
+
+
+def test_the_second_level_is_scored_out_of_fold_and_chosen_on_that_score(stacked):
+    board = stacked.leaderboard
+    rows = board[board["model"] == "stack"]
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    params = loads(row["params"])
+    assert params["inputs"] and params["level2"]
+    assert {name.split("#")[0] for name in params["level2"]} <= {"lgbm", "xgb"}
+    level1 = float(board.loc[board["model"] != "stack", "roc_auc"].max())
+    if isinstance(stacked.model.members[0], StackedBag):
+        assert stacked.cv_score == pytest.approx(float(row["roc_auc"]))
+        assert float(row["roc_auc"]) > level1
+        assert stacked.ensemble and all(e["level"] == 2 for e in stacked.ensemble)
+    else:
+        assert float(row["roc_auc"]) <= level1 + 1e-9
+        assert any("second stacking level not kept" in note for note in stacked.notes)
+
+
+def test_a_stacked_model_predicts_the_same_compiled_and_through_frames(stacked_model, german):
+    model = stacked_model
+    rows = german.drop(columns=["class"]).sample(40, random_state=1).reset_index(drop=True)
+    small = model.predict_proba(rows)  # compiled (up to 100 rows)
+    assert model._compiled() is not None  # every member runs on arrays
+    frame = model._combined(pd.concat([rows] * 3, ignore_index=True))  # the frame path
+    frame = frame / frame.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(small, frame[:40], rtol=1e-9, atol=1e-12)
+    served = model.compile_for_serving()
+    labels, proba = served.predict_both({c: rows[c].tolist() for c in rows.columns}, len(rows))
+    np.testing.assert_allclose(proba, small, rtol=1e-9, atol=1e-12)
+    assert list(labels) == list(model.predict(rows))
+
+
+def test_a_stacked_model_round_trips_through_skops_without_pickle(stacked_model, german, tmp_path):
+    import skops.io as sio
+
+    path = tmp_path / "model.skops"
+    sio.dump(stacked_model, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert "forgeml.train._model.StackedBag" in untrusted
+    loaded = sio.load(path, trusted=untrusted)
+    rows = german.drop(columns=["class"]).head(150)
+    expected = stacked_model.predict_proba(rows)
+    np.testing.assert_allclose(loaded.predict_proba(rows), expected, rtol=1e-12)
+
+
+def test_level_two_out_of_fold_predictions_never_saw_their_rows_labels(adult_sample):
+    """On a target with no signal, an honest out-of-fold score is at chance; a level 2
+    fitted on level-1 predictions that saw their own rows' labels would score far above it."""
+    from forgeml.train._api import _encode_target
+    from forgeml.train._metrics import get_metric
+
+    rng = np.random.default_rng(0)
+    frame = adult_sample.head(2000).reset_index(drop=True)
+    y, _ = _encode_target(pd.Series(rng.permutation(frame["income"].to_numpy())), "binary", [])
+    problem = _problem(frame, "income", y)
+    # deep, unregularised level-1 trees: their in-sample predictions memorise the labels
+    params = {"lgbm.num_leaves": 255, "lgbm.min_child_samples": 1, "lgbm.learning_rate": 0.3}
+    level1 = evaluate_config(
+        problem, TrialRecord(0, "lgbm", dict(params)), deadline=float("inf"), cost_aware=False
+    )
+    assert level1.state == "complete" and abs(level1.score - 0.5) < 0.05
+    level = fit_level2(problem, [level1], [level1], deadline=float("inf"))
+    assert level is not None
+    assert abs(level.models[0].score - 0.5) < 0.05
+    # the bag's own in-sample predictions do carry the labels: what level 2 must not train on
+    bag = FoldBag(pipelines=level1.fold_models, task="binary")
+    in_sample = get_metric("roc_auc", "binary").score(y, bag.predict_proba(problem.X))
+    assert in_sample > 0.75
+
+
+def test_without_bagging_members_are_refitted_on_all_rows(german, ws):
+    result = train(
+        german,
+        target="class",
+        models=["lgbm", "xgb"],
+        max_trials=3,
+        time_budget=300,
+        n_jobs=1,
+        workspace=ws,
+        bagging=False,
+    )
+    assert not any(isinstance(m, FoldBag | StackedBag) for m in result.model.members)
+    assert "stack" not in set(result.leaderboard["model"])
+
+
+def test_time_ordered_folds_refit_instead_of_bagging(german, ws):
+    frame = german.assign(when=np.arange(len(german)))
+    result = train(
+        frame,
+        target="class",
+        models=["lgbm"],
+        max_trials=2,
+        time_budget=300,
+        n_jobs=1,
+        time_column="when",
+        workspace=ws,
+    )
+    assert not any(isinstance(m, FoldBag | StackedBag) for m in result.model.members)
+
+
+def test_a_short_budget_on_a_real_table_returns_a_bagged_model(dataset, ws):
+    bank = pd.read_csv(dataset("bank-additional-full.csv")).drop(columns=["duration"])
+    result = train(bank.sample(n=6000, random_state=0), target="y", time_budget=6, workspace=ws)
+    assert result.model.predict_proba(bank.head(5)).shape == (5, 2)
+    assert result.test_metrics["roc_auc"] > 0.7
+    for member, family in zip(result.model.members, result.model.families, strict=True):
+        if family in ("lgbm", "xgb") or family.startswith("stack("):
+            assert isinstance(member, FoldBag | StackedBag)
+
+
+def test_bagging_takes_a_boolean():
+    with pytest.raises(InputError, match=r"TrainConfig\.bagging"):
+        TrainConfig(bagging="sometimes")
+    assert TrainConfig.from_json(TrainConfig(bagging=False).to_json()).bagging is False
