@@ -353,7 +353,8 @@ def main() -> None:
     )
     print(
         f"loop: {loop['promotions']} promotions, {loop['rollbacks']} rollbacks, "
-        f"{loop['rejected']} rejected comparisons or gates; policy = defaults + "
+        f"{loop['rejected']} rejected comparisons or gates, {loop['refits']} refits of passing "
+        "challengers (part of their retraining); policy = defaults + "
         f"{json.dumps(changes)}"
     )
     retrain_s = [s for s in loop["retrain_s"] if s]
@@ -364,6 +365,9 @@ def main() -> None:
             f"({np.mean(retrain_s) / loop['first_training_s']:.0%} of it; fixed schedules "
             "refit one configuration without a search)"
         )
+    refit_s = [s for s in loop["refit_s"] if s]
+    if refit_s:
+        print(f"a refit took {np.mean(refit_s):.1f} s on average")
     total = time.perf_counter() - started
     print(f"the loop's replay took {loop['replay_s']:.0f} s; everything {total:.0f} s")
 
