@@ -437,7 +437,10 @@ def _plot(saved: dict[str, Any], path: Path) -> None:
                     continue
                 best = max(scores) if r["task"] != "regression" else min(scores)
                 gaps.append(_gap(r["task"], o["score"], best) * scale)
-            ax.bar(np.arange(len(rows)) + i * width, gaps, width, label=s)
+            bars = ax.bar(np.arange(len(rows)) + i * width, gaps, width, label=s)
+            for x, gap in zip(np.arange(len(rows)) + i * width, gaps, strict=True):
+                if np.isnan(gap):  # failed or not run
+                    ax.text(x, 0, "x", ha="center", va="bottom", color=bars.patches[0].get_fc())
         ax.axhline(slack * scale, color="grey", linestyle="--", linewidth=1, label="target slack")
         ax.set_xticks(np.arange(len(rows)) + width * (len(systems) - 1) / 2)
         ax.set_xticklabels([r["table"] for r in rows], rotation=20, ha="right")
@@ -445,7 +448,7 @@ def _plot(saved: dict[str, Any], path: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle(
         f"Gap to the best system per table, {saved['budget']:g} s budget, seed {saved['seed']} "
-        f"(0 = best; main at {saved['commit']}, {saved['note']})",
+        f"(0 = best, x = failed; main at {saved['commit']}, {saved['note']})",
         fontsize=10,
     )
     fig.tight_layout()
