@@ -33,7 +33,8 @@ share the mean rank) and the three targets of issue 19, each met or unmet:
 
 ``--systems forgeml,"forgeml (no portfolio)"`` measures forgeml's zero-shot portfolio: the same
 training with ``portfolio=0`` (each family's starting point, then the Bayesian search) beside
-the default (the starting points, then the portfolio's first 8 configurations).
+the default (the starting points, then the portfolio's first 8 configurations); the two
+``(..., no latency bound)`` variants compare them with ``max_latency_ms=None``.
 
 ``--systems "AG best (no DyStack)"`` runs a fifth: best_quality with ``dynamic_stacking=False``
 (at 60 s on a loaded machine the preset's dynamic-stacking sub-fit can leave its full fit no
@@ -78,7 +79,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNNER = Path(__file__).resolve().parent / "automl_autogluon.py"
 SYSTEMS = ("forgeml", "FLAML", "AG medium", "AG best")
 # forgeml with other options, run on request (``--systems``)
-FORGEML_VARIANTS: dict[str, dict[str, Any]] = {"forgeml (no portfolio)": {"portfolio": 0}}
+FORGEML_VARIANTS: dict[str, dict[str, Any]] = {
+    "forgeml (no portfolio)": {"portfolio": 0},
+    "forgeml (no latency bound)": {"max_latency_ms": None},
+    "forgeml (no portfolio or latency bound)": {"portfolio": 0, "max_latency_ms": None},
+}
 # AutoGluon's preset per system; "AG best (no DyStack)" (not run unless named in --systems) is
 # best_quality without its dynamic-stacking sub-fit, which at 60 s on a loaded machine can
 # leave the full fit no time at all

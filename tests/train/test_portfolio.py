@@ -137,7 +137,10 @@ def test_the_search_tries_the_starting_points_then_the_portfolio(electricity, sq
     result = _train(
         electricity, sqlite_workspace, models=families, max_trials=len(expected), portfolio=3
     )
-    trials = result.leaderboard[result.leaderboard["model"] != "ensemble"]
+    board = result.leaderboard
+    # one row per trial (ensemble and stacking rows have no trial number)
+    trials = board[board["trial"].notna() & board["model"].isin(families)]
+    trials = trials.drop_duplicates("trial")
     # the first five trials are never pruned
     assert set(range(min(5, len(expected)))) <= {int(t) for t in trials["trial"]}
     for _, row in trials.iterrows():
@@ -167,3 +170,22 @@ def test_the_same_seed_gives_the_same_leaderboard(electricity, sqlite_workspace)
     ]
     first, second = (r.leaderboard[["trial", "model", "params", "roc_auc"]] for r in runs)
     pd.testing.assert_frame_equal(first.reset_index(drop=True), second.reset_index(drop=True))
+
+
+def test_a_negative_portfolio_on_the_command_line_exits_2_with_one_line(tmp_path, shared_dataset):
+    import os
+    import subprocess
+    import sys
+
+    data = str(shared_dataset("german-credit.csv"))
+    args = ["train", data, "--target", "class", "--portfolio", "-1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "forgeml", "--home", str(tmp_path / "ws"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "portfolio" in result.stderr and "-1" in result.stderr
