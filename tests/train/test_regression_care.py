@@ -185,6 +185,37 @@ def test_per_class_calibration_is_kept_only_when_it_helps_out_of_fold(shared_dat
     assert log_loss.score(y, calibrated) < log_loss.score(y, proba)
 
 
+def test_calibration_fits_on_a_sample_of_many_rows_and_stops_at_its_deadline():
+    import time
+
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    from forgeml.train._calibration import (
+        apply_calibration,
+        choose_calibration,
+        fit_vector_scaling,
+    )
+
+    digits = load_digits(as_frame=True).frame
+    X, y = digits.drop(columns=["target"]), digits["target"].to_numpy()
+    proba = cross_val_predict(
+        LogisticRegression(C=1e4, max_iter=300), X, y, cv=5, method="predict_proba"
+    )
+    log_loss = get_metric("log_loss", "multiclass")
+    # fitted on 600 of the 1,797 rows (seeded): still better on all of them, and not the fit
+    # on every row
+    sampled = fit_vector_scaling(proba, y, seed=0, max_rows=600)
+    assert sampled == fit_vector_scaling(proba, y, seed=0, max_rows=600)
+    assert sampled != fit_vector_scaling(proba, y, seed=0)
+    assert log_loss.score(y, apply_calibration(proba, sampled)) < log_loss.score(y, proba)
+    late = choose_calibration(log_loss, y, proba, seed=0, deadline=time.monotonic() - 1.0)
+    assert late.calibration is None and late.cut_after == 0
+    assert "cut at the deadline after 0 of 5 folds" in late.note()
+    assert "1,797 out-of-fold rows" in late.note()
+
+
 def test_a_calibrated_multiclass_model_serves_the_same_probabilities(tmp_path):
     from forgeml.train._calibration import apply_calibration
 

@@ -1344,7 +1344,10 @@ def _decisions(
         threshold, threshold_metric = _f1_threshold(y, blended()), "f1"
     calibration = None
     if problem.task == "multiclass" and time.monotonic() < refit_end - 1.0:
-        choice = choose_calibration(metric, y, blended(), seed=problem.seed)
+        # stopped a second before the refit's deadline: the members still need refitting
+        choice = choose_calibration(
+            metric, y, blended(), seed=problem.seed, deadline=refit_end - 1.0
+        )
         notes.append(choice.note())
         if choice.calibration is not None:
             calibration = choice.calibration
