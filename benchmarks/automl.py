@@ -34,7 +34,9 @@ share the mean rank) and the three targets of issue 19, each met or unmet:
 ``--systems forgeml,"forgeml (no portfolio)"`` measures forgeml's zero-shot portfolio: the same
 training with ``portfolio=0`` (each family's starting point, then the Bayesian search) beside
 the default (the starting points, then the portfolio's first 8 configurations); the two
-``(..., no latency bound)`` variants compare them with ``max_latency_ms=None``.
+``(..., no latency bound)`` variants compare them with ``max_latency_ms=None``;
+``"forgeml (no bagging)"`` refits every member on all rows instead of bagging LightGBM and
+XGBoost members, and tries no second stacking level.
 
 ``--systems "AG best (no DyStack)"`` runs a fifth: best_quality with ``dynamic_stacking=False``
 (at 60 s on a loaded machine the preset's dynamic-stacking sub-fit can leave its full fit no
@@ -83,6 +85,7 @@ FORGEML_VARIANTS: dict[str, dict[str, Any]] = {
     "forgeml (no portfolio)": {"portfolio": 0},
     "forgeml (no latency bound)": {"max_latency_ms": None},
     "forgeml (no portfolio or latency bound)": {"portfolio": 0, "max_latency_ms": None},
+    "forgeml (no bagging)": {"bagging": False},
 }
 # AutoGluon's preset per system; "AG best (no DyStack)" (not run unless named in --systems) is
 # best_quality without its dynamic-stacking sub-fit, which at 60 s on a loaded machine can
