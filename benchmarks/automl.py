@@ -42,9 +42,9 @@ XGBoost members, and tries no second stacking level.
 (at 60 s on a loaded machine the preset's dynamic-stacking sub-fit can leave its full fit no
 time; without it the preset bags and stacks at once).
 
-Results go to ``benchmarks/results/automl.json`` (rewritten after each table, so a cut run
-keeps what it measured) and a plot of each system's score gap to the best per table to
-``benchmarks/results/automl.png``; ``--report-only`` prints and plots a saved JSON again.
+Results go to ``benchmarks/results/automl.json`` (``--out``; rewritten after each table, so a
+cut run keeps what it measured) and a plot of each system's score gap to the best per table
+beside it (``automl.png``); ``--report-only`` prints and plots a saved JSON again.
 
 AutoGluon's environment (no torch: its neural networks are left out of its model list):
 
@@ -331,8 +331,9 @@ def _gap(task: str, score: float, best: float) -> float:
     return best - score if task != "regression" else score / best - 1
 
 
-def report(saved: dict[str, Any], console: Console) -> bool:
-    """Print the table, mean ranks and targets; plot the gaps. True when every target is met."""
+def report(saved: dict[str, Any], console: Console, plot: Path) -> bool:
+    """Print the table, mean ranks and targets; plot the gaps to ``plot``. True when every
+    target is met."""
     budget, systems = saved["budget"], saved["systems"]
     table = Table(
         title=f"AutoML, {budget:g} s budget, seed {saved['seed']}, same 80/20 split "
@@ -413,8 +414,8 @@ def report(saved: dict[str, Any], console: Console) -> bool:
         )
     for what, ok in checks:
         console.print(f"target: {what}: {'met' if ok else 'unmet'}", markup=False)
-    _plot(saved, RESULTS / "automl.png")
-    console.print(f"plot: {RESULTS / 'automl.png'}")
+    _plot(saved, plot)
+    console.print(f"plot: {plot}")
     return all(ok for _, ok in checks)
 
 
@@ -493,7 +494,8 @@ def main() -> None:
     logging.getLogger("flaml").setLevel(logging.ERROR)
     console = Console(width=170)
     if args.report_only:
-        sys.exit(0 if report(json.loads(args.out.read_text()), console) else 1)
+        met = report(json.loads(args.out.read_text()), console, args.out.with_suffix(".png"))
+        sys.exit(0 if met else 1)
     systems = [s.strip() for s in args.systems.split(",")]
     unknown = [
         s for s in systems if s not in SYSTEMS and s not in PRESETS and s not in FORGEML_VARIANTS
@@ -551,7 +553,7 @@ def main() -> None:
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(saved, indent=1))
-    report(saved, console)
+    report(saved, console, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
