@@ -683,15 +683,20 @@ def _fit_hgb(
         n_iter_no_change=_PATIENCE // 2,
         validation_fraction=0.1 if early else None,
     )
-    step, done, truncated = 50, 0, False
+    # chunks of about 50 trees: a multiclass iteration fits one tree per class
+    per_iteration = len(np.unique(y)) if task == "multiclass" else 1
+    step, done, truncated = max(5, 50 // per_iteration), 0, False
     while done < total:
         target = min(total, done + step)
         estimator.set_params(max_iter=target)
+        chunk_started = time.monotonic()
         estimator.fit(X, y)
         if estimator.n_iter_ < target:  # early stopping ended it
             break
         done = target
-        if time.monotonic() > deadline:
+        # stop when the next chunk would end past the deadline (a multiclass chunk fits
+        # 50 trees per class: waiting for the deadline itself overran it by a chunk)
+        if time.monotonic() + (time.monotonic() - chunk_started) > deadline:
             truncated = done < total
             break
     best = estimator.n_iter_
@@ -718,8 +723,10 @@ def _fit_forest(
     while done < total:
         done = min(total, done + step)
         estimator.set_params(n_estimators=done)
+        chunk_started = time.monotonic()
         estimator.fit(X, y)
-        if time.monotonic() > deadline and done < total:
+        # stop when the next chunk would end past the deadline
+        if time.monotonic() + (time.monotonic() - chunk_started) > deadline and done < total:
             truncated = True
             break
     estimator.set_params(warm_start=False)
