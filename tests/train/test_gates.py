@@ -38,8 +38,8 @@ def test_bike_leak_through_the_cli_exits_2_and_drop_is_recorded(tmp_path):
     assert "casual" in result.stderr and "registered" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     result = forgeml(
-        "train", "bike-sharing-hour", "--drop", "casual,registered", "--time-budget", "4",
-        "--models", "lgbm", "--no-evaluate", "--no-register", "--json", home=home,
+        "train", "bike-sharing-hour", "--drop", "casual,registered", "--time-budget", "60",
+        "--trials", "2", "--models", "lgbm", "--no-evaluate", "--no-register", "--json", home=home,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)

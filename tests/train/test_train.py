@@ -124,7 +124,8 @@ def test_the_training_is_one_tracked_run(german, ws):
     result = train(
         german,
         target="class",
-        time_budget=5,
+        time_budget=60,
+        max_trials=3,  # three trials whatever the machine's load
         models=["linear", "lgbm"],
         workspace=ws,
         experiment="credit",
