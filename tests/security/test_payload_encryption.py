@@ -70,6 +70,12 @@ def test_payloads_are_ciphertext_read_back_and_rotated(store_url: str, tmp_path:
     ws.predlog.add_feedback({"req-1": [1, 0], "req-0": [0, 0]}, user="t")
     ws.predlog.correct_feedback({"req-1": [1, 1]}, user="t", reason="checked")
     assert [r.labels for r in ws.predlog.feedback_history("req-1")] == [[1, 0], [1, 1]]
+    # the audit log keeps how many labels changed, never the sealed values themselves
+    entries = [e for e in ws.audit.entries() if e.action.startswith("feedback.")]
+    assert [e.action for e in entries] == ["feedback.add", "feedback.correct"]
+    assert entries[0].after == {"req-1": {"sealed_labels": 2}, "req-0": {"sealed_labels": 2}}
+    assert entries[1].before == {"labels": {"req-1": {"sealed_labels": 2}}}
+    assert entries[1].after["labels"] == {"req-1": {"sealed_labels": 2}}
     stored = _stored(ws)
     # 4 requests' inputs and outputs, 2 labels, 3 label revisions
     assert sum(t.startswith(PAYLOAD_PREFIX) for t in stored) == 4 * 2 + 2 + 3

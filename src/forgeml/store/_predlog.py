@@ -456,6 +456,14 @@ class PredictionLogStore:
             return dict(texts)
         return {r: cipher.seal(t, _labels_aad(r)) for r, t in texts.items()}
 
+    def _audited(self, texts: Mapping[str, str]) -> dict[str, Any]:
+        """Labels as the audit log keeps them: in clear, or, when the workspace encrypts
+        payloads, only how many each request has (the hash-chained log is never re-encrypted,
+        so a payload the workspace seals never enters it)."""
+        if self.cipher is None:
+            return {r: orjson.loads(t) for r, t in texts.items()}
+        return {r: {"sealed_labels": len(orjson.loads(t))} for r, t in texts.items()}
+
     def _open_labels(self, request_id: str, text: str) -> str:
         return str(
             open_payload(self.cipher, text, _labels_aad(request_id), f"The labels of {request_id}")
@@ -584,7 +592,7 @@ class PredictionLogStore:
                 "feedback.add",
                 _feedback_object(texts),
                 user,
-                after={r: orjson.loads(t) for r, t in texts.items()},
+                after=self._audited(texts),
             )
 
     def correct_feedback(
@@ -682,9 +690,9 @@ class PredictionLogStore:
                 "feedback.correct",
                 _feedback_object(texts),
                 user,
-                before={"labels": {r: orjson.loads(t) for r, t in before.items()}},
+                before={"labels": self._audited(before)},
                 after={
-                    "labels": {r: orjson.loads(t) for r, t in texts.items()},
+                    "labels": self._audited(texts),
                     "revisions": revisions,
                     "reason": reason,
                 },
