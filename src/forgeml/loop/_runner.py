@@ -88,6 +88,7 @@ def loop_principal(key: Principal | None = None) -> Principal:
 
 _LOG_COLUMNS = ("request_id", "version", "time_ms", "latency_ms", "prediction", "label")
 _WHOLE = 10**14  # one window covering every logged time
+_RUN_TEST_SIZE = 0.05  # a retraining's own test split: the loop compares on its window
 
 
 @dataclass(frozen=True)
@@ -745,6 +746,9 @@ class LoopRunner:
                 "max_trials": budget.max_trials,
                 "seed": self.policy.seed + int(state["cycle"]),
                 "split": None,
+                # the loop compares on its own held-out window: the run's test split (scored
+                # for the record only) is kept small so the challenger learns from more rows
+                "test_size": _RUN_TEST_SIZE,
                 "evaluate": False,
                 "experiment": "loop",
                 "run_name": run_name,
@@ -850,6 +854,13 @@ class LoopRunner:
                 name=f"{self.model}-loop",
                 target=assembled["target"],
                 sensitive=tuple(source.sensitive),
+                # the PII policy of the rows it joins (their values are already hashed or
+                # masked, and hashing is idempotent)
+                pii={
+                    c: r.action
+                    for c, r in source.pii.rules.items()
+                    if c in frame.columns and c != assembled["target"]
+                },
                 source_note=f"loop cycle {cycle} refit: {assembled['dataset']} + "
                 f"{assembled['eval_dataset']} (the comparison window)",
             ).version.ref
@@ -859,6 +870,7 @@ class LoopRunner:
                 dataset_ref,
                 config.replace(
                     max_trials=1 if best else config.max_trials,
+                    test_size=_RUN_TEST_SIZE,
                     warm_start=best,
                     run_name=run_name,
                     seed=self.policy.seed + cycle,
