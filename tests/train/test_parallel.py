@@ -73,6 +73,8 @@ def test_same_seed_and_trial_budget_give_the_same_leaderboard_in_parallel(german
             n_jobs=2,
             time_budget=120,
             seed=7,
+            # the latency bound reads the clock (train._latency): off, for a replayable choice
+            max_latency_ms=None,
             workspace=ws,
             progress=progress if i == 0 else None,
         )

@@ -71,6 +71,8 @@ def test_same_seed_same_data_one_job_same_leaderboard(german, ws):
         n_jobs=1,
         seed=3,
         models=["lgbm", "linear", "hgb", "et"],
+        # the latency bound reads the clock (train._latency): off, for a replayable choice
+        max_latency_ms=None,
         workspace=ws,
     )
     first = train(german, **kwargs).leaderboard

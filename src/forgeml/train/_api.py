@@ -9,7 +9,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -1288,15 +1288,17 @@ def _candidate_latencies(
     features: list[str],
     classes: list[Any] | None,
     deadline: float,
+    bagged: Callable[[TrialRecord], bool] = lambda record: False,
 ) -> dict[int, dict[str, float]]:
     """Each candidate's one-row and 1,000-row time, measured on a one-member model around its
-    first fold model (same family, parameters and rounds as its refit), until ``deadline``."""
+    first fold model (same family, parameters and rounds as its refit), or around the bag of
+    its fold models when it is ``bagged`` (what would be returned), until ``deadline``."""
     out: dict[int, dict[str, float]] = {}
     for record in candidates:
         if not record.fold_models or time.monotonic() > deadline:
             continue
         single = TrainedModel(
-            members=[record.fold_models[0]],
+            members=[_bag(record, problem) if bagged(record) else record.fold_models[0]],
             weights=[1.0],
             task=problem.task,
             feature_columns=features,
@@ -1390,15 +1392,14 @@ def _select_and_refit(
         return bagging and record.family in BAGGED_FAMILIES and bool(record.fold_models)
 
     latencies = _candidate_latencies(
-        problem, candidates, latency_rows, features, classes, time.monotonic() + latency_time
+        problem,
+        candidates,
+        latency_rows,
+        features,
+        classes,
+        time.monotonic() + latency_time,
+        bagged=bagged,
     )
-    for record in candidates:
-        if bagged(record) and record.number in latencies:
-            # a bag calls its k fold models: k times one fold model's time (errs high)
-            k = len(record.fold_models or [])
-            latencies[record.number] = {
-                key: round(value * k, 4) for key, value in latencies[record.number].items()
-            }
     preds = [r.oof[covered] for r in candidates]  # type: ignore[index]
     preferred, preferred_weights = [0], np.array([1.0])
     preferred_threshold, preferred_loss = best.threshold, float(best.loss)  # type: ignore[arg-type]
