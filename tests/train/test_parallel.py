@@ -37,9 +37,10 @@ def test_lanes_follow_the_table_size_and_the_cores() -> None:
     small = plan_lanes(_problem(2000, 10, n_jobs=2))
     assert (small.trials, small.threads) == (2, 1)
     assert "2 trials at a time, 1 thread(s) each" in small.note()
-    # a fold of 40,000 x 30 = 1.2 M cells fits on several threads: one trial on all cores
-    large = plan_lanes(_problem(50_000, 30, n_jobs=2))
-    assert (large.trials, large.threads) == (1, 2)
+    # a fold of 40,000 x 30 = 1.2 M cells fits on several threads: two trials, half each
+    large = plan_lanes(_problem(50_000, 30, n_jobs=4))
+    assert (large.trials, large.threads) == (2, 2)
+    assert "threaded fits" in large.reason
     assert (plan_lanes(_problem(2000, 10, n_jobs=1)).trials) == 1
     asked = plan_lanes(_problem(50_000, 30, n_jobs=4), requested=2)
     assert (asked.trials, asked.threads) == (2, 2)
