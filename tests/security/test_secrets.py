@@ -54,7 +54,9 @@ def test_no_output_log_metric_or_stored_byte_holds_a_secret(
     fm.registry.promote("adult-gbm", 1, workspace=ws, actor="setup")
     keys = make_keys(ws)
     ws.close()
-    secrets = [*keys.tokens.values(), *(t.rsplit("_", 1)[1] for t in keys.tokens.values())]
+    # a token is fml_<12-hex id>_<43-character secret>; the secret itself may hold '_'
+    secrets = [*keys.tokens.values(), *(t[len("fml_") + 13 :] for t in keys.tokens.values())]
+    assert all(len(s) == 43 for s in secrets[len(keys.tokens) :])
     secrets += [ADMIN_TOKEN, PASSWORD]
     outputs: list[str] = []
 
