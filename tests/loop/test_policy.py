@@ -58,6 +58,10 @@ def test_a_yaml_file(tmp_path):
             ["at least one trigger"],
         ),
         ({"model": "m", "gates": {"metric": {"tolerance": -0.1}}}, ["gates.metric.tolerance"]),
+        (
+            {"model": "m", "rollout": {"rollback": {"min_latency_increase_ms": -1}}},
+            ["LoopPolicy.rollout.rollback.min_latency_increase_ms", "zero or more"],
+        ),
         ({"model": "m", "budget": {"time_budget": "abc"}}, ["LoopPolicy.budget.time_budget"]),
         ({"model": "m", "gates": {"metric": {"confidence": 1.5}}}, ["gates.metric.confidence"]),
         ({"model": "m", "champion": "candidate"}, ["LoopPolicy.champion"]),

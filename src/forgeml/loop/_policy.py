@@ -32,7 +32,8 @@ Example (every section but ``model`` is optional; these are the defaults where o
       min_requests: 200
       min_labelled: 100
       window_minutes: 0
-      rollback: {max_error_rate_increase: 0.01, max_latency_ratio: 2.0, max_metric_drop: 0.02}
+      rollback: {max_error_rate_increase: 0.01, max_latency_ratio: 2.0, min_latency_increase_ms: 5,
+                 max_metric_drop: 0.02}
 """
 
 from __future__ import annotations
@@ -392,9 +393,14 @@ class Rollback(_Part):
     max_latency_ratio: float = Field(
         default=2.0, description="Median request latency vs the champion's."
     )
+    min_latency_increase_ms: float = Field(
+        default=5.0,
+        description="A latency rollback also needs the median to be this many ms above the "
+        "champion's (below it, a ratio is timer noise of no consequence to callers).",
+    )
     max_metric_drop: float = Field(default=0.02, description="Live metric on labelled rows.")
 
-    @field_validator("max_error_rate_increase", "max_metric_drop")
+    @field_validator("max_error_rate_increase", "max_metric_drop", "min_latency_increase_ms")
     @classmethod
     def _nonneg(cls, v: float) -> float:
         if not math.isfinite(v) or v < 0:

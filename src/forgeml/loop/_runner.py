@@ -1304,10 +1304,12 @@ class LoopRunner:
                 np.isfinite(base["latency_ms"])
                 and base["latency_ms"] > 0
                 and cand["latency_ms"] / base["latency_ms"] > rules.max_latency_ratio
+                and cand["latency_ms"] - base["latency_ms"] > rules.min_latency_increase_ms
             ):
                 worse.append(
                     f"median latency {cand['latency_ms']:.2f} ms vs {base['latency_ms']:.2f} ms "
-                    f"(more than {rules.max_latency_ratio:g}x)"
+                    f"(more than {rules.max_latency_ratio:g}x and "
+                    f"+{rules.min_latency_increase_ms:g} ms)"
                 )
         enough_labels = (
             cand["labelled"] >= policy.min_labelled and base["labelled"] >= policy.min_labelled
