@@ -122,6 +122,15 @@ def test_bad_bounds_are_refused_naming_the_field(value):
     assert TrainConfig(max_latency_ms=None).max_latency_ms is None
 
 
+def test_none_as_a_keyword_turns_the_bound_off():
+    from forgeml.train._api import _config
+
+    assert _config(None, {"max_latency_ms": None}).max_latency_ms is None
+    assert _config(None, {"max_latency_ms": 4}).max_latency_ms == 4
+    assert _config(None, {"time_column": None}).max_latency_ms == 10.0  # others: not given
+    assert _config({"max_latency_ms": 3}, {"seed": None}).max_latency_ms == 3
+
+
 def test_parse_latency():
     assert parse_latency("5") == 5.0
     assert parse_latency("2.5ms") == 2.5

@@ -906,8 +906,15 @@ def _config(
         raise InputError(
             f"config is a TrainConfig or a mapping of its fields; got {type(config).__name__}"
         )
-    # ``None`` for an option means "not given" (the README's keyword style passes defaults)
-    given = {k: v for k, v in options.items() if v is not None}
+    # ``None`` for an option means "not given" (the README's keyword style passes defaults),
+    # except for a field whose default is not None but which takes None, where None is a value
+    # (``max_latency_ms=None``: no latency bound)
+    nullable = {
+        name
+        for name, field in TrainConfig.model_fields.items()
+        if field.default is not None and "None" in str(field.annotation)
+    }
+    given = {k: v for k, v in options.items() if v is not None or k in nullable}
     if "models" in given and not isinstance(given["models"], str):
         given["models"] = list(given["models"])
     return base.replace(**given) if given else base
