@@ -1810,15 +1810,19 @@ def _stacked_selection(
     )
 
 
-def _stack_row(
+def _combined_row(
+    kind: str,
     metric: Metric,
     score: float,
-    level: StackLevel,
-    weights: Sequence[float],
     latency: Mapping[str, float],
+    params: Mapping[str, Any],
+    *,
+    chosen: bool = False,
+    latency_cost: float = float("nan"),
 ) -> dict[str, Any]:
+    """A leaderboard row of a model made of trials (``ensemble`` or ``stack``)."""
     return {
-        "model": "stack",
+        "model": kind,
         "trial": None,
         metric.name: score,
         "cv_std": float("nan"),
@@ -1826,19 +1830,27 @@ def _stack_row(
         "trial_s": None,
         "one_row_ms": latency.get("one_row_ms", float("nan")),
         "rows_1000_ms": latency.get("rows_1000_ms", float("nan")),
-        "chosen": False,
-        "latency_cost": float("nan"),
-        "params": dumps_text(
-            {
-                "inputs": [f"{r.family}#{r.number}" for r in level.inputs],
-                "level2": {
-                    f"{r.family}#{r.number}": round(float(w), 4)
-                    for r, w in zip(level.models, weights, strict=True)
-                },
-            },
-            sort_keys=True,
-        ),
+        "chosen": chosen,
+        "latency_cost": latency_cost if chosen else float("nan"),
+        "params": dumps_text(params, sort_keys=True),
     }
+
+
+def _stack_row(
+    metric: Metric,
+    score: float,
+    level: StackLevel,
+    weights: Sequence[float],
+    latency: Mapping[str, float],
+) -> dict[str, Any]:
+    params = {
+        "inputs": [f"{r.family}#{r.number}" for r in level.inputs],
+        "level2": {
+            f"{r.family}#{r.number}": round(float(w), 4)
+            for r, w in zip(level.models, weights, strict=True)
+        },
+    }
+    return _combined_row("stack", metric, score, latency, params)
 
 
 def _ensemble_row(
@@ -1851,22 +1863,10 @@ def _ensemble_row(
     chosen: bool,
     latency_cost: float = float("nan"),
 ) -> dict[str, Any]:
-    return {
-        "model": "ensemble",
-        "trial": None,
-        metric.name: score,
-        "cv_std": float("nan"),
-        "fit_s": None,
-        "trial_s": None,
-        "one_row_ms": latency.get("one_row_ms", float("nan")),
-        "rows_1000_ms": latency.get("rows_1000_ms", float("nan")),
-        "chosen": chosen,
-        "latency_cost": latency_cost if chosen else float("nan"),
-        "params": dumps_text(
-            {f"{r.family}#{r.number}": round(w, 4) for r, w in zip(members, weights, strict=True)},
-            sort_keys=True,
-        ),
-    }
+    params = {f"{r.family}#{r.number}": round(w, 4) for r, w in zip(members, weights, strict=True)}
+    return _combined_row(
+        "ensemble", metric, score, latency, params, chosen=chosen, latency_cost=latency_cost
+    )
 
 
 def _fallback(
