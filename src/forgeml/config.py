@@ -102,14 +102,7 @@ class Settings(BaseSettings):
         Raises:
             OSError: the key file cannot be read.
         """
-        if self.api_key is not None:
-            key = self.api_key
-            text = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
-            return text.strip() or None
-        if self.api_key_file is not None:
-            text = self.api_key_file.expanduser().read_text(encoding="utf-8")
-            return (text.strip().splitlines() or [""])[0].strip() or None
-        return None
+        return _secret_value(self.api_key, self.api_key_file)
 
     def encryption_key_value(self) -> str | None:
         """The artifact encryption key's text, or ``None`` (blobs stored as they are).
@@ -117,14 +110,7 @@ class Settings(BaseSettings):
         Raises:
             OSError: the key file cannot be read.
         """
-        if self.encryption_key is not None:
-            key = self.encryption_key
-            text = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
-            return text.strip() or None
-        if self.encryption_key_file is not None:
-            text = self.encryption_key_file.expanduser().read_text(encoding="utf-8")
-            return (text.strip().splitlines() or [""])[0].strip() or None
-        return None
+        return _secret_value(self.encryption_key, self.encryption_key_file)
 
     def pii_key_value(self) -> str | None:
         """The PII hashing key's text, or ``None`` (the workspace's ``pii.key`` file is used).
@@ -132,14 +118,7 @@ class Settings(BaseSettings):
         Raises:
             OSError: the key file cannot be read.
         """
-        if self.pii_key is not None:
-            key = self.pii_key
-            text = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
-            return text.strip() or None
-        if self.pii_key_file is not None:
-            text = self.pii_key_file.expanduser().read_text(encoding="utf-8")
-            return (text.strip().splitlines() or [""])[0].strip() or None
-        return None
+        return _secret_value(self.pii_key, self.pii_key_file)
 
     @property
     def resolved_store_url(self) -> str:
@@ -152,3 +131,18 @@ class Settings(BaseSettings):
     def resolved_artifacts(self) -> Path:
         """The artifact root, defaulting to ``artifacts/`` inside the workspace."""
         return (self.artifacts or self.home / "artifacts").resolve()
+
+
+def _secret_value(value: SecretStr | str | None, file: Path | None) -> str | None:
+    """A secret given directly, else the first line of its file, else ``None`` (blank is none).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    if value is not None:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return text.strip() or None
+    if file is not None:
+        text = file.expanduser().read_text(encoding="utf-8")
+        return (text.strip().splitlines() or [""])[0].strip() or None
+    return None

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from forgeml import workflows
-from forgeml._json import dumps
 from forgeml.errors import ForgeMLError
 from forgeml.http._admin import context_of
 from forgeml.serve import (
@@ -30,7 +29,7 @@ from forgeml.serve import (
     json_response,
     openapi_body,
     operation,
-    parse_feedback,
+    parse_feedback_document,
     read_body,
 )
 
@@ -49,12 +48,11 @@ def parse_correction(body: bytes) -> tuple[dict[str, list[Any]], str | None]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise RequestError(f"The body is not JSON: {e}", field="body") from None
-    if not isinstance(document, dict):
-        raise RequestError("The body is a JSON object", field="body")
-    reason = document.pop("reason", None)
+    reason = document.get("reason") if isinstance(document, dict) else None
     if reason is not None and (not isinstance(reason, str) or len(reason) > _REASON_LENGTH):
         raise RequestError(f"reason is text of at most {_REASON_LENGTH} characters", field="reason")
-    return parse_feedback(dumps(document)), reason
+    # (the reason is a key the feedback reading leaves alone)
+    return parse_feedback_document(document), reason
 
 
 def correction() -> dict[str, Any]:

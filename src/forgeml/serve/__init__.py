@@ -35,6 +35,7 @@ __all__ = [
     "openapi_body",
     "operation",
     "parse_feedback",
+    "parse_feedback_document",
     "read_body",
 ]
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
         operation,
         read_body,
     )
-    from forgeml.serve._schemas import openapi_body, parse_feedback
+    from forgeml.serve._schemas import openapi_body, parse_feedback, parse_feedback_document
 
 # The web stack and the model runtime load on first use.
 __getattr__, _, _ = lazy_loader.attach(
@@ -63,6 +64,6 @@ __getattr__, _, _ = lazy_loader.attach(
             "operation",
             "read_body",
         ],
-        "_schemas": ["openapi_body", "parse_feedback"],
+        "_schemas": ["openapi_body", "parse_feedback", "parse_feedback_document"],
     },
 )

@@ -16,6 +16,7 @@ __all__ = [
     "native_predict",
     "openapi_body",
     "parse_feedback",
+    "parse_feedback_document",
     "v2_infer",
 ]
 
@@ -194,6 +195,15 @@ def parse_feedback(body: bytes) -> dict[str, list[Any]]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise RequestError(f"The body is not JSON: {e}", field="body") from None
+    return parse_feedback_document(document)
+
+
+def parse_feedback_document(document: Any) -> dict[str, list[Any]]:
+    """``parse_feedback`` of a body already read as JSON (other keys are left alone).
+
+    Raises:
+        RequestError: naming the field that is wrong.
+    """
     if not isinstance(document, dict):
         raise RequestError("The body is a JSON object", field="body")
     if "feedback" in document:

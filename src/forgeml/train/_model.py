@@ -52,6 +52,18 @@ def raw_predict(pipeline: Any, X: pd.DataFrame, task: str) -> np.ndarray:
         return np.asarray(pipeline.predict_proba(X), dtype=float)
 
 
+def weighted_prediction(
+    members: Sequence[Any], weights: Sequence[float], X: pd.DataFrame, task: str
+) -> np.ndarray:
+    """The weighted sum of the members' raw predictions on ``X``."""
+    total: np.ndarray | None = None
+    for weight, member in zip(weights, members, strict=True):
+        part = weight * raw_predict(member, X, task)
+        total = part if total is None else total + part
+    assert total is not None
+    return total
+
+
 def _native_booster(pipeline: Any) -> Any:
     """The booster of an (encoder, LightGBM) pipeline on the native output, else ``None``."""
     steps = getattr(pipeline, "steps", None)
@@ -137,13 +149,7 @@ class StackedBag(BaseEstimator):
         return pd.concat([X, extra], axis=1)
 
     def _combined(self, X: pd.DataFrame) -> np.ndarray:
-        frame = self.augmented(X)
-        total: np.ndarray | None = None
-        for weight, member in zip(self.weights, self.members, strict=True):
-            part = weight * raw_predict(member, frame, self.task)
-            total = part if total is None else total + part
-        assert total is not None
-        return total
+        return weighted_prediction(self.members, self.weights, self.augmented(X), self.task)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The level-2 members' weighted prediction (regression)."""
@@ -255,13 +261,7 @@ class TrainedModel(BaseEstimator):
                     at = X.columns.get_indexer(required)
                     columns = {c: array[:, j].tolist() for c, j in zip(required, at, strict=True)}
                     return compiled.combined(columns, len(X))
-        frame = self._frame(X)
-        total: np.ndarray | None = None
-        for weight, member in zip(self.weights, self.members, strict=True):
-            part = weight * raw_predict(member, frame, self.task)
-            total = part if total is None else total + part
-        assert total is not None
-        return total
+        return weighted_prediction(self.members, self.weights, self._frame(X), self.task)
 
     def _compiled(self) -> CompiledModel | None:
         """The compiled model when every member runs on arrays (built on first use, never
