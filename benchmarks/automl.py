@@ -42,6 +42,10 @@ XGBoost members, and tries no second stacking level.
 (at 60 s on a loaded machine the preset's dynamic-stacking sub-fit can leave its full fit no
 time; without it the preset bags and stacks at once).
 
+``--reuse saved.json`` takes FLAML's and AutoGluon's outcomes from an earlier run with the same
+budget, seed and split instead of fitting them again (their fits do not depend on forgeml's
+code; the report names the run they came from); forgeml's systems are always measured.
+
 Results go to ``benchmarks/results/automl.json`` (``--out``; rewritten after each table, so a
 cut run keeps what it measured) and a plot of each system's score gap to the best per table
 beside it (``automl.png``); ``--report-only`` prints and plots a saved JSON again.
@@ -113,6 +117,7 @@ class Outcome:
     latency_ms: float | None = None
     model: str = ""
     error: str = ""
+    reused: str = ""  # where a measurement taken by an earlier run came from
 
 
 def _csv(name: str, drop: tuple[str, ...] = (), target: str | None = None):
@@ -385,6 +390,19 @@ def report(saved: dict[str, Any], console: Console, plot: Path) -> bool:
             )
         table.add_section()
     console.print(table)
+    reused = sorted(
+        {
+            f"{s} from {row['systems'][s]['reused']}"
+            for row in saved["tables"]
+            for s in systems
+            if row["systems"].get(s, {}).get("reused")
+        }
+    )
+    if reused:
+        console.print(
+            "measured by an earlier run (same machine, budget, seed and split): "
+            + "; ".join(reused)
+        )
     means = {s: float(np.mean(r)) for s, r in ranks.items() if r}
     console.print(
         "mean rank (1 = best; failed fits share the last places): "
@@ -475,6 +493,32 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _reusable(
+    path: Path, budget: float, seed: int
+) -> dict[tuple[str, str], tuple[list[int], Outcome]]:
+    """The competitors' outcomes of a saved run, by table and system, with the split's sizes.
+
+    Their fits do not depend on forgeml's code, so a run measuring a newer forgeml can take
+    them from a run on the same machine with the same budget, seed and split; each reused
+    outcome says which run measured it, and the report names them."""
+    if not path.is_file():
+        sys.exit(f"--reuse: {path} does not exist; expected a JSON written by --out")
+    saved = json.loads(path.read_text())
+    if saved.get("budget") != budget or saved.get("seed") != seed:
+        sys.exit(
+            f"--reuse: {path} was measured with budget {saved.get('budget')} and seed "
+            f"{saved.get('seed')}; expected budget {budget:g} and seed {seed}"
+        )
+    source = f"{path.name} ({saved.get('note', '')})"
+    out: dict[tuple[str, str], tuple[list[int], Outcome]] = {}
+    for row in saved["tables"]:
+        for system, outcome in row["systems"].items():
+            if system == "FLAML" or system in PRESETS:
+                fields = {**outcome, "reused": outcome.get("reused") or source}
+                out[row["table"], system] = (row["rows"], Outcome(**fields))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per system and table")
@@ -490,6 +534,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "automl.json")
     parser.add_argument("--report-only", action="store_true", help="print and plot --out again")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="a saved JSON whose FLAML and AutoGluon outcomes are taken rather than measured again "
+        "(same budget, seed and split; forgeml's systems are always measured)",
+    )
     args = parser.parse_args()
     logging.getLogger("flaml").setLevel(logging.ERROR)
     console = Console(width=170)
@@ -508,6 +558,7 @@ def main() -> None:
         sys.exit("--autogluon-python is needed for AutoGluon's systems (see the docstring)")
     if not DATASETS.is_dir():
         sys.exit(f"The shared datasets folder {DATASETS} is absent")
+    reusable = _reusable(args.reuse, args.budget, args.seed) if args.reuse else {}
     saved: dict[str, Any] = {
         "budget": args.budget,
         "seed": args.seed,
@@ -521,6 +572,10 @@ def main() -> None:
         train, test = _split(case.load(), case, args.seed)
         outcomes: dict[str, Outcome] = {}
         for system in systems:
+            if (name, system) in reusable and reusable[name, system][0] == [len(train), len(test)]:
+                outcomes[system] = reusable[name, system][1]
+                console.print(f"{name} {system}: {outcomes[system]}", markup=False)
+                continue
             try:
                 if system == "forgeml":
                     outcome = run_forgeml(case, train, test, args.budget, args.seed)

@@ -68,3 +68,14 @@ def test_train_refuses_an_unknown_keyword(tmp_path) -> None:
         train(frame, targte="y")
     with pytest.raises(InputError, match="config is a TrainConfig or a mapping"):
         train(frame, 3)  # type: ignore[arg-type]
+
+
+def test_a_bad_keyword_of_train_names_its_field_once() -> None:
+    import pandas as pd
+
+    from forgeml.train import train
+
+    frame = pd.DataFrame({"x": range(40), "y": [0, 1] * 20})
+    with pytest.raises(InputError) as caught:
+        train(frame, target="y", max_trials=-1)
+    assert str(caught.value) == "TrainConfig.max_trials: max_trials must be at least 1; got -1"

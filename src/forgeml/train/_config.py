@@ -345,6 +345,8 @@ def _input_error(error: ValidationError) -> InputError:
     problem = error.errors()[0]
     field = ".".join(str(p) for p in problem["loc"]) or "config"
     message = str(problem["msg"]).removeprefix("Value error, ")
+    if message.startswith("TrainConfig"):  # a validator's own InputError names its field
+        return InputError(message)
     if problem["type"] == "extra_forbidden":
         known = ", ".join(TrainConfig.model_fields)
         return InputError(f"TrainConfig has no field {field!r}; its fields are {known}")
