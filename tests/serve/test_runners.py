@@ -11,7 +11,11 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
@@ -175,8 +179,12 @@ def _sklearn_pipeline(X: pd.DataFrame, estimator: Any) -> Pipeline:
 
 @pytest.mark.parametrize(
     "estimator",
-    [LogisticRegression(max_iter=500), RandomForestClassifier(n_estimators=30, random_state=0)],
-    ids=["logistic", "forest"],
+    [
+        LogisticRegression(max_iter=500),
+        RandomForestClassifier(n_estimators=30, random_state=0),
+        HistGradientBoostingClassifier(max_iter=30, random_state=0),
+    ],
+    ids=["logistic", "forest", "hgb"],
 )
 def test_sklearn_pipelines_run_compiled(ws, adult_rows, estimator):
     X, y = adult_rows.drop(columns=[TARGET]), adult_rows[TARGET]
@@ -186,6 +194,40 @@ def test_sklearn_pipelines_run_compiled(ws, adult_rows, estimator):
     assert isinstance(runner, PipelineRunner)
     _same_answers(runner, model, X[4000:])
     assert runner.run(_columns(model, X[4000:4001]), 1)[0] == fitted.predict(X[4000:4001]).tolist()
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        assert runner._forest is not None  # compiled to its trees, not its own predict_proba
+
+
+def test_a_sklearn_pipeline_ending_in_hgb_with_categories_runs_compiled(ws, shared_dataset):
+    """HistGradientBoosting's own categorical handling after an ordinal encoder (unknown and
+    missing categories: NaN), missing numbers passed through, and Poisson's ``exp`` link."""
+    frame = pd.read_csv(shared_dataset("california-housing.csv"), nrows=5000)
+    y = frame.pop("median_house_value")
+    assert frame["total_bedrooms"].isna().any()
+    numeric = [c for c in frame.columns if c != "ocean_proximity"]
+    prepare = ColumnTransformer(
+        [
+            ("numbers", "passthrough", numeric),
+            (
+                "codes",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                ["ocean_proximity"],
+            ),
+        ]
+    )
+    model = HistGradientBoostingRegressor(
+        loss="poisson", max_iter=40, categorical_features=[len(numeric)], random_state=0
+    )
+    fitted = Pipeline([("prepare", prepare), ("model", model)]).fit(frame[:4000], y[:4000])
+    registered = _register(ws, fitted, "housing-hgb-pipeline", frame[:4000])
+    runner = runner_for(registered)
+    assert isinstance(runner, PipelineRunner)
+    assert runner._forest is not None
+    _same_answers(runner, registered, frame[4000:])
 
 
 def test_a_sklearn_regression_pipeline_runs_compiled(ws, shared_dataset):
@@ -293,17 +335,11 @@ def test_trained_ensembles_run_compiled(ws, ensemble):
     assert labels == trained.predict(held_out).tolist()
 
 
-def test_compiled_members_avoid_dataframes_where_they_can(ensemble):
+def test_compiled_members_avoid_dataframes(ensemble):
     trained = ensemble[0]
-    direct = TrainedModel(
-        members=[trained.members[i] for i in (0, 1, 2, 3, 5)],  # all but HistGradientBoosting
-        weights=[0.2] * 5,
-        task="binary",
-        feature_columns=trained.feature_columns,
-        classes=trained.classes,
-    )
-    assert direct.compile_for_serving().direct
-    assert not trained.compile_for_serving().direct  # HistGradientBoosting takes a frame
+    compiled = trained.compile_for_serving()
+    assert compiled.direct  # HistGradientBoosting too: compiled to its trees
+    assert trained.families[4] == "hgb"
 
 
 def test_compiled_regression_matches(ws, shared_dataset):
@@ -369,5 +405,9 @@ def test_small_frames_are_predicted_compiled_with_the_same_numbers(ensemble):
     np.testing.assert_allclose(direct.predict_proba(held_out[:100]), batch[:100], atol=1e-12)
     assert direct.predict(held_out[:100]).tolist() == direct.predict(held_out).tolist()[:100]
     assert "_compiled_model" not in direct.__getstate__()  # a cache, never saved
-    # a member that needs a frame (HistGradientBoosting) keeps the frame path
-    assert trained._compiled() is None
+    # with the HistGradientBoosting member: compiled too, the same numbers
+    batch = trained.predict_proba(held_out)
+    assert trained._compiled() is not None
+    for i in range(0, len(held_out), 50):
+        one = trained.predict_proba(held_out.iloc[i : i + 1])
+        np.testing.assert_allclose(one, batch[i : i + 1], rtol=0, atol=1e-12)

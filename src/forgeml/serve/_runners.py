@@ -14,7 +14,7 @@ small batches, with the encoding compiled to plain lookups once, at load:
   native predictor on arrays;
 - ``PipelineRunner`` (a scikit-learn ``Pipeline``): its ``ColumnTransformer`` of imputers,
   scalers and encoders compiled to array functions once, the final estimator called on the
-  matrix (a forest tree by tree);
+  matrix (a forest tree by tree, HistGradientBoosting compiled to its trees);
 - ``TypedFrameRunner`` (any flavor) still builds a DataFrame, straight in the signature's types,
   and skips the second check of rows the validator checked already.
 
@@ -286,11 +286,18 @@ class PipelineRunner(Runner):
     """A scikit-learn ``Pipeline`` (sklearn flavor) with its preprocessing compiled to array
     functions (``ColumnTransformer`` of imputers, scalers and one-hot, ordinal or target
     encoders; ``train._sklearn_compiled``) and its final estimator called on the matrix:
-    a forest tree by tree, anything else through its own ``predict_proba`` / ``predict`` on
-    the array (no DataFrame, no column transformer)."""
+    a forest tree by tree, HistGradientBoosting compiled to its trees, anything else through
+    its own ``predict_proba`` / ``predict`` on the array (no DataFrame, no column
+    transformer)."""
 
     def __init__(self, model: LoadedModel) -> None:
-        from forgeml.train._sklearn_compiled import compile_forest, compile_transformer, needs_text
+        from forgeml.train._sklearn_compiled import (
+            NotCompilable,
+            compile_forest,
+            compile_hist_gradient_boosting,
+            compile_transformer,
+            needs_text,
+        )
 
         super().__init__(model)
         pipeline = model.model
@@ -325,6 +332,11 @@ class PipelineRunner(Runner):
             estimator, "estimators_"
         ):
             self._forest = compile_forest(estimator, task)
+        elif type(estimator).__name__.startswith("HistGradientBoosting"):
+            try:
+                self._forest = compile_hist_gradient_boosting(estimator)
+            except NotCompilable:  # its own predict on the matrix
+                self._forest = None
         self._estimator = estimator
         self._threshold = model.threshold
 

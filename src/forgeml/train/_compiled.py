@@ -7,11 +7,14 @@ call, which dominates one-row requests. Compiling does the work once, at load:
   values (category lookups in dictionaries, numbers as floats) that fill the float matrix the
   encoder's ``codes`` would give, in ``feature_names_out_`` order;
 - each member's estimator becomes a call on that matrix without a DataFrame: LightGBM's booster
-  (or a faster one-row predictor the caller injects), XGBoost's ``inplace_predict``, the
-  forests on the ordinal float32 matrix; the dense output of linear models and the MLP goes
-  through its fitted column transformer on a frame of encoded columns; an estimator it cannot
-  call directly (HistGradientBoosting's categorical handling) is given the raw rows as a
-  DataFrame, as ``TrainedModel`` does.
+  (or a faster one-row predictor the caller injects), XGBoost's ``inplace_predict``,
+  CatBoost's own predictor, HistGradientBoosting compiled to its trees
+  (``compile_hist_gradient_boosting``: its category codes, a NumPy walk of every tree for a
+  few rows, scikit-learn's predictor for more), the forests on the ordinal float32 matrix; the
+  dense output of linear models and the MLP goes through its fitted column transformer
+  compiled to arrays (or, when that does not compile, on a frame of encoded columns); an
+  estimator it cannot call directly is given the raw rows as a DataFrame, as
+  ``TrainedModel`` does.
 
 The compiled model gives the same numbers as the model it came from; callers still check that on
 known rows before trusting it (the server's runner gate does).
@@ -29,7 +32,11 @@ import pandas as pd
 
 from forgeml.train._calibration import apply_calibration
 from forgeml.train._sklearn_compiled import NotCompilable as SklearnNotCompilable
-from forgeml.train._sklearn_compiled import compile_forest, compile_transformer
+from forgeml.train._sklearn_compiled import (
+    compile_forest,
+    compile_hist_gradient_boosting,
+    compile_transformer,
+)
 
 __all__ = ["CompiledModel", "NotCompilable", "compile_encoder", "level1_features"]
 
@@ -251,6 +258,14 @@ def _member_call(
         return _xgboost_call(estimator, encode, shaped), True
     if module.startswith("forgeml.train._catboost") and hasattr(estimator, "model_"):
         return _catboost_call(estimator, encoder, encode, task), True
+    if output == "native" and module.startswith("sklearn.ensemble"):
+        hist = _hist_gradient_boosting(estimator, encoder)
+        if hist is not None:
+
+            def boosted(columns: Columns, n: int) -> np.ndarray:
+                return shaped(hist(encode(columns, n)))
+
+            return boosted, True
     if output == "ordinal" and module.startswith("sklearn.ensemble"):
         try:
             forest = compile_forest(estimator, task)
@@ -310,6 +325,17 @@ def _member_call(
         return raw_predict(member, frame, task)
 
     return through_frame, False
+
+
+def _hist_gradient_boosting(estimator: Any, encoder: Any) -> Callable[..., np.ndarray] | None:
+    """A HistGradientBoosting member compiled to a function of the encoder's code matrix, or
+    ``None`` (another estimator, or fitted on other columns than the encoder gives)."""
+    if list(getattr(estimator, "feature_names_in_", [])) != encoder.model_feature_names():
+        return None
+    try:
+        return compile_hist_gradient_boosting(estimator)
+    except SklearnNotCompilable:
+        return None
 
 
 def _catboost_call(

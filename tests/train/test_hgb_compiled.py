@@ -1,0 +1,157 @@
+"""HistGradientBoosting compiled to its trees gives scikit-learn's own numbers.
+
+On real tables with numbers, native categorical columns and missing values: binary (Adult,
+missing work class, occupation and country), multiclass (Adult's work class from the other
+columns) and regression (bike sharing, squared error and Poisson, whose link is ``exp``).
+Both ways the compiled function predicts are compared: the NumPy walk of every tree (a
+few rows) and scikit-learn's predictor tree by tree (more rows).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+
+from forgeml.train import TabularEncoder, TrainedModel, infer_column_kinds
+from forgeml.train._sklearn_compiled import NotCompilable, compile_hist_gradient_boosting
+
+FIT_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def adult(shared_dataset: Any) -> pd.DataFrame:
+    frame = pd.read_csv(shared_dataset("adult.csv"), nrows=4000).drop(columns=["split"])
+    assert frame.isna().any(axis=1).sum() > 100  # missing categories among the rows
+    return frame
+
+
+@pytest.fixture(scope="module")
+def bike(shared_dataset: Any) -> pd.DataFrame:
+    frame = pd.read_csv(shared_dataset("bike-sharing-hour.csv"), nrows=4000)
+    return frame.drop(columns=["casual", "registered", "instant"])
+
+
+def _fit(X: pd.DataFrame, y: pd.Series, model: Any) -> Pipeline:
+    encoder = TabularEncoder(kinds=infer_column_kinds(X), output="native", max_categories=12)
+    return Pipeline([("encode", encoder), ("model", model)]).fit(X[:FIT_ROWS], y[:FIT_ROWS])
+
+
+def _expected(pipeline: Pipeline, X: pd.DataFrame) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if hasattr(pipeline, "predict_proba"):
+            return np.asarray(pipeline.predict_proba(X))
+        return np.asarray(pipeline.predict(X))
+
+
+def _assert_compiled_matches(pipeline: Pipeline, held_out: pd.DataFrame) -> None:
+    """The compiled function on the encoder's codes gives scikit-learn's answers to the last
+    bit, in one batch (its predictor) and a row at a time (the walk); row by row within
+    1e-12 of the batch (scikit-learn's own softmax of one row may differ from its batch's in
+    the last bit)."""
+    encoder, model = pipeline.steps[0][1], pipeline.steps[1][1]
+    predict = compile_hist_gradient_boosting(model)
+    codes = encoder.codes(held_out)
+    expected = _expected(pipeline, held_out)
+    np.testing.assert_array_equal(predict(codes), expected)
+    rows = np.concatenate([predict(codes[i : i + 1]) for i in range(len(codes))])
+    np.testing.assert_allclose(rows, expected, rtol=1e-12, atol=1e-12)
+    for i in range(0, len(codes), 97):
+        one = _expected(pipeline, held_out.iloc[i : i + 1])
+        np.testing.assert_array_equal(predict(codes[i : i + 1]), one)
+
+
+def test_binary_with_categories_and_missing_values(adult):
+    X, y = adult.drop(columns=["income"]), adult["income"]
+    pipeline = _fit(
+        X,
+        y,
+        HistGradientBoostingClassifier(
+            max_iter=40, max_leaf_nodes=48, categorical_features="from_dtype", random_state=0
+        ),
+    )
+    held_out = X[FIT_ROWS:]
+    assert held_out.isna().any(axis=1).sum() > 20
+    model = pipeline.steps[1][1]
+    assert model.is_categorical_.sum() >= 5
+    assert any(tree.nodes["is_categorical"].any() for trees in model._predictors for tree in trees)
+    _assert_compiled_matches(pipeline, held_out)
+
+
+def test_multiclass_with_categories_and_missing_values(adult):
+    X = adult.drop(columns=["workclass"])
+    y = adult["workclass"].fillna("unknown")
+    assert y.nunique() >= 5
+    pipeline = _fit(
+        X,
+        y,
+        HistGradientBoostingClassifier(
+            max_iter=15, categorical_features="from_dtype", random_state=0
+        ),
+    )
+    _assert_compiled_matches(pipeline, X[FIT_ROWS:])
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_regression_with_identity_and_exp_links(bike, loss):
+    X, y = bike.drop(columns=["cnt"]), bike["cnt"]
+    X = X.assign(season=X["season"].map({1: "spring", 2: "summer", 3: "fall", 4: "winter"}))
+    X.loc[X.index % 11 == 0, "temp"] = np.nan  # missing numbers
+    pipeline = _fit(
+        X,
+        y,
+        HistGradientBoostingRegressor(
+            loss=loss, max_iter=40, categorical_features="from_dtype", random_state=0
+        ),
+    )
+    assert pipeline.steps[1][1].is_categorical_.any()
+    _assert_compiled_matches(pipeline, X[FIT_ROWS:])
+
+
+def test_a_trained_model_with_a_hgb_member_predicts_small_frames_compiled(adult):
+    X, y = adult.drop(columns=["income"]), adult["income"]
+    pipeline = _fit(
+        X,
+        (y == ">50K").astype(int),
+        HistGradientBoostingClassifier(
+            max_iter=30, categorical_features="from_dtype", random_state=0
+        ),
+    )
+    trained = TrainedModel(
+        members=[pipeline],
+        weights=[1.0],
+        task="binary",
+        feature_columns=list(X.columns),
+        classes=["<=50K", ">50K"],
+        families=["hgb"],
+    )
+    held_out = X[FIT_ROWS:]
+    batch = trained.predict_proba(held_out)  # 1,000 rows: through the fitted pipeline
+    compiled = trained._compiled()
+    assert compiled is not None and compiled.direct  # no DataFrame per call
+    for i in range(0, len(held_out), 37):
+        one = trained.predict_proba(held_out.iloc[i : i + 1])
+        np.testing.assert_allclose(one, batch[i : i + 1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(trained.predict_proba(held_out[:100]), batch[:100], atol=1e-12)
+    assert trained.predict(held_out[:100]).tolist() == trained.predict(held_out).tolist()[:100]
+
+
+def test_other_estimators_and_wrong_widths_are_refused(adult):
+    from sklearn.ensemble import RandomForestClassifier
+
+    with pytest.raises(NotCompilable, match="not a HistGradientBoosting"):
+        compile_hist_gradient_boosting(RandomForestClassifier())
+    with pytest.raises(NotCompilable, match="not fitted"):
+        compile_hist_gradient_boosting(HistGradientBoostingClassifier())
+    X = adult[["age", "hours_per_week"]]
+    model = HistGradientBoostingClassifier(max_iter=5).fit(X, adult["income"])
+    predict = compile_hist_gradient_boosting(model)
+    np.testing.assert_array_equal(predict(X.to_numpy()), model.predict_proba(X))
+    with pytest.raises(ValueError, match="2 columns"):
+        predict(np.zeros((1, 3)))
