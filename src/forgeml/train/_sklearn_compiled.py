@@ -320,7 +320,7 @@ _TREES_PER_WALKED_ROW = 25
 _THREADED_ROWS = 2_000
 
 
-def compile_hist_gradient_boosting(model: Any) -> ArrayFunction:
+def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) -> ArrayFunction:
     """A function of a float64 matrix (the columns ``model`` was fitted on, in order;
     categorical columns as the numbers it was fitted with) giving the fitted
     ``HistGradientBoostingClassifier``'s ``predict_proba`` or the regressor's ``predict``.
@@ -333,6 +333,11 @@ def compile_hist_gradient_boosting(model: Any) -> ArrayFunction:
     ``_TREES_PER_WALKED_ROW`` trees; splits on numbers, missing values and category bitsets
     decided as scikit-learn's predictor decides them); more rows go through scikit-learn's
     predictor, one thread below ``_THREADED_ROWS`` rows.
+
+    Args:
+        model: the fitted model.
+        walk_rows: up to how many rows the trees are walked in NumPy (default: one row per
+            ``_TREES_PER_WALKED_ROW`` trees, at least one; 0: never).
 
     Raises:
         NotCompilable: not a fitted scikit-learn HistGradientBoosting model, or its
@@ -356,7 +361,8 @@ def compile_hist_gradient_boosting(model: Any) -> ArrayFunction:
     outputs = int(model.n_trees_per_iteration_)
     baseline = np.asarray(baseline)
     walk = _hgb_walk(predictors, known_bitsets, feature_map, baseline, outputs)
-    walked_rows = max(1, sum(len(trees) for trees in predictors) // _TREES_PER_WALKED_ROW)
+    if walk_rows is None:
+        walk_rows = max(1, sum(len(trees) for trees in predictors) // _TREES_PER_WALKED_ROW)
     classifier = hasattr(model, "classes_")
     if classifier:
         finish: Callable[[np.ndarray], np.ndarray] = loss.predict_proba
@@ -374,7 +380,7 @@ def compile_hist_gradient_boosting(model: Any) -> ArrayFunction:
             )
         X = prepare(X)
         n = len(X)
-        if n <= walked_rows:
+        if n <= walk_rows:
             return finish(walk(X))
         raw = np.zeros((n, outputs), dtype=baseline.dtype, order="F")
         raw += baseline
