@@ -153,3 +153,72 @@ def test_a_refused_request_counts_what_it_was_refused_for():
         validator.check(Rows(columns={"x": [0.2], "n": [1], "c": ["q"], "free": [0]}, n=1))
     assert unseen.value.field == "c"
     assert seen == [("x", "unexpected_missing", 1), ("c", "unseen_category", 1)]
+
+
+def _outcome(validator: Validator, row: dict, n: int) -> tuple:
+    """What checking ``n`` copies of ``row`` gives: the first row's values and the quality
+    counts per copy, or the refusal."""
+    seen: list[tuple[str, str, int]] = []
+    validator._on_issue = lambda c, i, k: seen.append((c, i, k))
+    rows = Rows(columns={k: [v] * n for k, v in row.items()}, n=n)
+    try:
+        columns, quality = validator.check_quality(rows)
+    except RequestError as e:
+        return ("refused", e.field, e.code, sorted(seen))
+    first = {k: (v[0], type(v[0])) for k, v in columns.items()}
+    per_row = (
+        None
+        if quality is None
+        else {c: {i: k // n for i, k in q.items()} for c, q in quality.items()}
+    )
+    return first, per_row, sorted((c, i, k // n) for c, i, k in seen)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"x": 1},  # an integer in a float column
+        {"x": 1.5},  # out of range
+        {"x": "0.25"},  # a number as text
+        {"x": True},  # a boolean is not a number
+        {"x": float("nan")},  # missing where training had none
+        {"x": float("inf")},
+        {"free": 1e308},
+        {"free": float("inf")},
+        {"free": -float("inf")},
+        {"free": 10**400},
+        {"n": None},
+        {"c": "z"},  # never seen
+        {"c": 2},  # a category given as a number: its text
+        {"k": 7},  # an integer category, exact
+        {"k": "7"},  # ... and as text
+        {"k": 7.0},
+        {"b": "yes"},
+        {"b": 1},
+        {"t": 3},  # text columns take any scalar
+        {"t": [1]},
+    ],
+)
+@pytest.mark.parametrize("unknown", ["error", "pass"])
+def test_one_row_is_checked_as_the_same_row_among_others(change, unknown):
+    from forgeml.registry._signature import InputColumn
+
+    signature = Signature(
+        inputs=(
+            InputColumn("x", "numeric", "float64", False, None, 0.0, 1.0),
+            InputColumn("n", "integer", "int64", True, None, 1, 5),
+            InputColumn("c", "categorical", "category", True, ("a", "b", "2")),
+            InputColumn("k", "categorical", "category", False, (7, 8)),
+            InputColumn("b", "boolean", "bool", False),
+            InputColumn("t", "text", "object", True),
+            InputColumn("free", "numeric", "float64", True),
+        ),
+        task="regression",
+    )
+    validator = Validator(signature, unknown_categories=unknown)
+    row = {"x": 0.5, "n": 3, "c": "b", "k": 8, "b": False, "t": "hello", "free": -2.0, **change}
+    one = _outcome(validator, row, 1)
+    assert one == _outcome(validator, row, 2)
+    if not change:
+        assert one[0]["x"] == (0.5, float) and one[1] is None

@@ -411,3 +411,29 @@ def test_small_frames_are_predicted_compiled_with_the_same_numbers(ensemble):
     for i in range(0, len(held_out), 50):
         one = trained.predict_proba(held_out.iloc[i : i + 1])
         np.testing.assert_allclose(one, batch[i : i + 1], rtol=0, atol=1e-12)
+
+
+def test_the_compiled_encoder_encodes_one_row_as_the_same_row_of_a_batch(adult_rows):
+    from forgeml.train._compiled import compile_encoder
+
+    X = adult_rows.drop(columns=[TARGET]).head(3000).copy()
+    X["note"] = X["occupation"].astype(str) + " at " + X["workclass"].astype(str)
+    kinds = {**infer_column_kinds(X.drop(columns=["note"])), "note": "text"}
+    # few categories kept per column: the rarer ones share a code and carry their frequency
+    encoder = TabularEncoder(kinds=kinds, output="native", max_categories=5).fit(X)
+    assert encoder.frequencies_
+    names, encode = compile_encoder(encoder)
+    rows = X.head(30).astype(object).where(X.head(30).notna(), None)
+    columns = {c: rows[c].tolist() for c in rows.columns}
+    # the odd values a request may hold: missing, never seen, numbers as text, booleans
+    odd = {"age": [None, "41", True, 1e308], "workclass": [None, "Astronaut", 3, float("nan")]}
+    for name, values in odd.items():
+        columns[name][: len(values)] = values
+    columns["note"][:2] = [None, 7]
+    del columns["race"]  # a column the request lacks reads as missing
+    batch = encode(columns, 30)
+    np.testing.assert_array_equal(batch, encoder.codes(pd.DataFrame(columns, dtype=object)))
+    for i in range(30):
+        one = encode({c: v[i : i + 1] for c, v in columns.items()}, 1)
+        np.testing.assert_array_equal(one, batch[i : i + 1])
+    assert len(names) == batch.shape[1]

@@ -172,6 +172,10 @@ def from_records(records: Any, field: str, *, fill_missing: bool) -> tuple[dict[
         raise RequestError(f"{field} is a list of row objects; got {kind_of(records)}", field=field)
     if not records:
         raise no_rows(field)
+    if len(records) == 1 and type(records[0]) is dict:  # one row of plain values: the usual
+        row = records[0]
+        if all(type(value) in SCALARS for value in row.values()):
+            return {name: [value] for name, value in row.items()}, 1
     columns: dict[str, list[Any]] = {}
     for i, row in enumerate(records):
         if type(row) is not dict:

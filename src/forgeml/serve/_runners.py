@@ -149,27 +149,45 @@ class _MatrixRunner(Runner):
             else:
                 raise ValueError(f"column {column.name!r} is {column.kind}")
         self._names = signature.names
+        self._columns = list(zip(self._names, self._encoders, strict=True))
         self._classifier = bool(model.metadata["model"].get("classifier"))
         self._threshold = model.threshold
 
     def encode(self, columns: dict[str, list[Any]], n: int) -> np.ndarray:
         """The float matrix the booster would build from the same rows as a DataFrame."""
-        X = np.empty((n, len(self._names)), dtype=np.float64)
         nan = np.nan
-        for j, (name, encoder) in enumerate(zip(self._names, self._encoders, strict=True)):
-            values = columns[name]
+        if n == 1:
+            # One row: one conversion of a flat list costs a fraction of one NumPy
+            # assignment per column (None becomes nan either way).
+            row: list[Any] = []
+            for name, encoder in self._columns:
+                value = columns[name][0]
+                if encoder is not None:
+                    value = nan if value is None else encoder.get(value, nan)
+                row.append(value)
+            return np.array(row, dtype=np.float64).reshape(1, -1)
+        X = np.empty((n, len(self._names)), dtype=np.float64)
+        for j, (name, encoder) in enumerate(self._columns):
+            column = columns[name]
             if encoder is None:
-                X[:, j] = np.array(values, dtype=np.float64)  # None -> nan
+                X[:, j] = np.array(column, dtype=np.float64)  # None -> nan
             else:
                 get = encoder.get
-                X[:, j] = [nan if v is None else get(v, nan) for v in values]
+                X[:, j] = [nan if v is None else get(v, nan) for v in column]
         return X
 
     def answer(self, raw: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
         """Predictions (and probabilities) from the booster's raw output."""
         if not self._classifier:
             return raw.tolist(), None
-        proba = np.column_stack((1.0 - raw, raw)) if raw.ndim == 1 else raw
+        if raw.ndim == 1:
+            if 0 < len(raw) <= _SINGLE_ROWS and raw.dtype == np.float64:
+                # the same float64 arithmetic, fewer NumPy calls (XGBoost's float32 keeps its own)
+                proba = np.array([[1.0 - p, p] for p in raw.tolist()], dtype=np.float64)
+            else:
+                proba = np.column_stack((1.0 - raw, raw))
+        else:
+            proba = raw
         return _labels(proba, self.classes, self._threshold), proba
 
 
@@ -177,10 +195,9 @@ def _labels(proba: np.ndarray, classes: list[Any] | None, threshold: float | Non
     """Labels as ``LoadedModel`` gives them: the bundle's decision threshold, else argmax."""
     assert classes is not None
     if threshold is not None:
-        codes = (proba[:, 1] >= threshold).astype(np.int64)
-    else:
-        codes = np.argmax(proba, axis=1)
-    return [classes[i] for i in codes.tolist()]
+        negative, positive = classes[0], classes[1]
+        return [positive if hit else negative for hit in (proba[:, 1] >= threshold).tolist()]
+    return [classes[i] for i in np.argmax(proba, axis=1).tolist()]
 
 
 class BoosterRunner(_MatrixRunner):
@@ -406,9 +423,16 @@ class _SingleRow:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """What ``Booster.predict(X)`` gives, one row at a time."""
         rows = np.ascontiguousarray(X, dtype=np.float64)
-        out = np.empty((len(rows), self._outputs), dtype=np.float64)
         c_void_p = self._ctypes.c_void_p
         call = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        if len(rows) == 1:
+            with self._lock:
+                self._safe_call(
+                    call(self._config, c_void_p(rows.ctypes.data), self._length_ref, self._out_ptr)
+                )
+                one = self._out.copy()
+            return one if self._outputs == 1 else one.reshape(1, self._outputs)
+        out = np.empty((len(rows), self._outputs), dtype=np.float64)
         with self._lock:
             for i in range(len(rows)):
                 self._safe_call(

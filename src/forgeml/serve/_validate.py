@@ -32,6 +32,7 @@ counts the issue it was refused for (its first value).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,8 @@ class Validator:
         self._checks: list[Callable[[list[Any], Quality], list[Any]]] = [
             self._column_check(c) for c in signature.inputs
         ]
+        # one row whose every value is the plain case (see ``_one``)
+        self._plain = [(c.name, self._plain_value(c)) for c in signature.inputs]
 
     def check(self, rows: Rows) -> dict[str, list[Any]]:
         """The request's columns in the signature's order, converted.
@@ -122,6 +125,10 @@ class Validator:
         if rows.n == 0:
             raise RequestError("The request holds no rows", field="body")
         given = rows.columns if self._transform is None else self._transform(rows.columns)
+        if rows.n == 1:
+            one = self._one(given)
+            if one is not None:
+                return one, None
         missing = [n for n in self.names if n not in given]
         if missing:
             shown = ", ".join(repr(n) for n in missing[:20])
@@ -141,6 +148,55 @@ class Validator:
             if issues:
                 self._report(issues)
         return columns, issues or None
+
+    def _one(self, given: dict[str, list[Any]]) -> dict[str, list[Any]] | None:
+        """One row converted when each of its values is the plain case of its column (a
+        finite number in the training range, a known category given as text or an integer,
+        a boolean, text): what the full check gives for it, without a data-quality issue.
+        ``None`` when any value is not, for the full check to convert, count or refuse."""
+        out: dict[str, list[Any]] = {}
+        for name, plain in self._plain:
+            values = given.get(name)
+            if values is None or len(values) != 1:
+                return None
+            value = plain(values[0])
+            if value is _NOT_PLAIN:
+                return None
+            out[name] = [value]
+        return out
+
+    def _plain_value(self, column: InputColumn) -> Callable[[Any], Any]:
+        kind = column.kind
+        if kind in ("numeric", "integer"):
+            low = max(_bound(column.min, -_INF), -_MAX_FLOAT)
+            high = min(_bound(column.max, _INF), _MAX_FLOAT)
+
+            def number(value: Any) -> Any:
+                cls = value.__class__
+                if (cls is int or cls is float) and low <= value <= high:
+                    return value  # NaN and infinities compare outside
+                return _NOT_PLAIN
+
+            return number
+        if kind == "boolean":
+            return lambda value: value if value.__class__ is bool else _NOT_PLAIN
+        if kind == "categorical" and column.categories is not None:
+            known: dict[Any, Any] = {}
+            for category in column.categories:
+                known[str(category)] = category
+            for category in column.categories:
+                known[category] = category  # exact values win over their text, as below
+
+            def category(value: Any) -> Any:
+                cls = value.__class__
+                if cls is str or cls is int:
+                    found = known.get(value)
+                    if found is not None:
+                        return found
+                return _NOT_PLAIN
+
+            return category
+        return lambda value: value if value.__class__ is str else _NOT_PLAIN
 
     def _report(self, issues: Quality) -> None:
         on_issue, on_unseen = self._on_issue, self._on_unseen
@@ -264,6 +320,8 @@ def _bound(value: Any, default: float) -> float:
 
 
 _INF = math.inf
+_MAX_FLOAT = sys.float_info.max
+_NOT_PLAIN = object()
 
 
 def _number(value: Any) -> float | int:

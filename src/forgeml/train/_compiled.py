@@ -93,22 +93,37 @@ def compile_encoder(encoder: Any) -> tuple[list[str], Callable[[Columns, int], n
         NotCompilable: the encoder's output columns cannot be reproduced.
     """
     parts: list[tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]] = []
+    # the same encoding of one value (its output columns as floats), where there is one
+    singles: list[tuple[str, Callable[[Any], list[float]]]] | None = []
     for column in encoder.columns_:
         kind = encoder.kinds.get(column, "numeric")
         if kind == "categorical":
-            parts.append(_categorical_part(encoder, column))
+            part, single = _categorical_part(encoder, column)
         elif kind == "datetime":
-            parts.append(_datetime_part(encoder, column))
+            part, single = _datetime_part(encoder, column), None
         elif kind == "text":
-            parts.append((column, [f"{column}__chars", f"{column}__words"], _text_values))
+            part = (column, [f"{column}__chars", f"{column}__words"], _text_values)
+            single = _text_one
         else:
-            parts.append((column, [column], _numeric_values))
+            part, single = (column, [column], _numeric_values), _numeric_one
+        parts.append(part)
+        if single is None:
+            singles = None
+        elif singles is not None:
+            singles.append((column, single))
     names = [name for _, produced, _ in parts for name in produced]
     if names != list(encoder.feature_names_out_):
         raise NotCompilable("the encoder's output columns differ from the compiled ones")
     width = len(names)
 
     def encode(columns: Columns, n: int) -> np.ndarray:
+        if n == 1 and singles is not None:
+            # one row: a flat list of floats converted once, not one assignment per column
+            row: list[float] = []
+            for source, single in singles:
+                values = columns.get(source)
+                row.extend(single(None if values is None else values[0]))
+            return np.array(row, dtype=np.float64).reshape(1, width)
         out = np.empty((n, width), dtype=np.float64)
         j = 0
         for source, _, build in parts:
@@ -130,6 +145,20 @@ def _numeric_values(values: Sequence[Any]) -> list[np.ndarray]:
         return [np.array([_number(v) for v in values], dtype=np.float64)]
 
 
+def _numeric_one(value: Any) -> list[float]:
+    cls = value.__class__
+    if cls is float or cls is int or cls is bool:
+        return [float(value)]
+    if value is None:
+        return [math.nan]
+    return [float(_numeric_values([value])[0][0])]
+
+
+def _text_one(value: Any) -> list[float]:
+    text = "" if _missing(value) else str(value)
+    return [float(len(text)), float(len(text.split()))]
+
+
 def _text_values(values: Sequence[Any]) -> list[np.ndarray]:
     texts = ["" if _missing(v) else str(v) for v in values]
     chars = np.array([len(t) for t in texts], dtype=np.float64)
@@ -139,7 +168,11 @@ def _text_values(values: Sequence[Any]) -> list[np.ndarray]:
 
 def _categorical_part(
     encoder: Any, column: str
-) -> tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]:
+) -> tuple[
+    tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]],
+    Callable[[Any], list[float]],
+]:
+    """The column's part of the encoding, and the same for one value."""
     lookup = {text: float(code) for text, code in encoder._lookup(column).items()}
     rare = encoder.frequencies_.get(column)
     nan = math.nan
@@ -153,25 +186,29 @@ def _categorical_part(
                 )
             ]
 
-        return column, [column], codes
+        def code(value: Any) -> list[float]:
+            return [nan if _missing(value) else lookup.get(str(value), nan)]
+
+        return (column, [column], codes), code
     other = float(len(encoder.categories_[column]))
 
-    def codes_and_frequencies(values: Sequence[Any]) -> list[np.ndarray]:
-        code_list, freq_list = [], []
-        for v in values:
-            if _missing(v):
-                code_list.append(nan)
-                freq_list.append(0.0)
-                continue
-            text = str(v)
-            code = lookup.get(text)
-            if code is None:
-                code = other if text in rare else nan
-            code_list.append(code)
-            freq_list.append(rare.get(text, 0.0))
-        return [np.array(freq_list, dtype=np.float64), np.array(code_list, dtype=np.float64)]
+    def frequency_and_code(value: Any) -> list[float]:
+        if _missing(value):
+            return [0.0, nan]
+        text = str(value)
+        code = lookup.get(text)
+        if code is None:
+            code = other if text in rare else nan
+        return [rare.get(text, 0.0), code]
 
-    return column, [f"{column}__freq", column], codes_and_frequencies
+    def codes_and_frequencies(values: Sequence[Any]) -> list[np.ndarray]:
+        pairs = [frequency_and_code(v) for v in values]
+        return [
+            np.array([p[0] for p in pairs], dtype=np.float64),
+            np.array([p[1] for p in pairs], dtype=np.float64),
+        ]
+
+    return (column, [f"{column}__freq", column], codes_and_frequencies), frequency_and_code
 
 
 def _datetime_part(
@@ -220,7 +257,11 @@ def _member_call(
         calls = [_member_call(p, task, booster_predictor, raw_predict) for p in pipelines]
 
         def bag(columns: Columns, n: int) -> np.ndarray:
-            return np.mean([call(columns, n) for call, _ in calls], axis=0)
+            # the members summed in order, then divided: np.mean(axis=0)'s arithmetic
+            total = np.array(calls[0][0](columns, n), dtype=np.float64)
+            for call, _ in calls[1:]:
+                total += call(columns, n)
+            return total / len(calls)
 
         return bag, all(direct for _, direct in calls)
     steps = getattr(member, "steps", None)
@@ -237,6 +278,8 @@ def _member_call(
         # in the estimator's own precision first, as its predict_proba computes it
         out = np.asarray(out)
         if task != "regression" and out.ndim == 1:
+            if 0 < len(out) <= 8 and out.dtype == np.float64:  # the same arithmetic, fewer calls
+                return np.array([[1.0 - p, p] for p in out.tolist()], dtype=np.float64)
             out = np.column_stack((1.0 - out, out))
         return out.astype(float, copy=False)
 
