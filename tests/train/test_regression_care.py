@@ -14,8 +14,14 @@ from forgeml.errors import InputError
 from forgeml.train import train
 from forgeml.train._metrics import get_metric
 from forgeml.train._preprocess import TabularEncoder
-from forgeml.train._search import Problem
-from forgeml.train._target import choose_target_transform, skewed_positive, with_transform
+from forgeml.train._search import Problem, TrialRecord, evaluate_config
+from forgeml.train._target import (
+    choose_target_transform,
+    fit_shift,
+    inverse_transform,
+    skewed_positive,
+    with_transform,
+)
 from forgeml.train._task import infer_column_kinds
 from forgeml.train._validation import make_folds
 from forgeml.train._zoo import FAMILIES, fit_estimator
@@ -65,12 +71,44 @@ def test_the_transform_is_chosen_on_out_of_fold_scores_in_the_targets_units(bike
     assert 10 < none < 100 and 10 < log1p < 100
     assert choice.transform == ("log1p" if log1p < none else "none")
     assert "out-of-fold mae" in choice.note() and "2 validation folds" in choice.note()
-    # the transformed problem scores its predictions in the target's units too
+    # the transformed problem scores its predictions in the target's units too, after the
+    # log-scale shift that suits the metric best on the rows scored
     transformed = with_transform(problem, "log1p")
     np.testing.assert_allclose(transformed.y, np.log1p(problem.y))
-    assert transformed.metric.score(transformed.y, transformed.y + np.log(1.1)) == pytest.approx(
-        float(np.mean(np.abs(problem.y * 0.1 + 0.1)))
+    noisy = transformed.y + np.random.default_rng(0).normal(0.0, 0.3, len(transformed.y))
+    shift = fit_shift(problem.metric, problem.y, noisy)
+    assert transformed.metric.score(transformed.y, noisy) == pytest.approx(
+        float(np.mean(np.abs(problem.y - np.expm1(noisy + shift))))
     )
+    assert transformed.metric.score(transformed.y, noisy) > 10  # bicycles, not logs
+    # a constant error on the log scale is that shift: the metric reads none of it
+    assert transformed.metric.score(transformed.y, transformed.y + np.log(1.1)) < 1e-6
+
+
+def test_the_log1p_shift_fitted_out_of_fold_lowers_the_rmse_on_other_rows(bike):
+    """expm1 of a log-scale model estimates a median, below the mean of skewed counts: the
+    shift fitted on four folds' out-of-fold rows raises the predictions and lowers the RMSE
+    on the fifth fold's rows."""
+    problem = with_transform(_problem(bike, "cnt", "rmse"), "log1p")
+    start = FAMILIES["lgbm"].start("regression", False, len(problem.y))
+    record = evaluate_config(
+        problem,
+        TrialRecord(number=0, family="lgbm", params=dict(start)),
+        deadline=time.monotonic() + 600,
+        cost_aware=False,
+    )
+    assert record.state == "complete" and record.oof is not None
+    y = bike["cnt"].to_numpy(dtype=float)
+    (_, held), *rest = problem.folds.splits
+    fitted_on = np.concatenate([val for _, val in rest])
+    rmse = get_metric("rmse", "regression")
+    shift = fit_shift(rmse, y[fitted_on], record.oof[fitted_on])
+    assert 0.0 < shift < 0.5
+    plain = rmse.score(y[held], inverse_transform(record.oof[held], "log1p"))
+    shifted = rmse.score(y[held], inverse_transform(record.oof[held], "log1p", shift))
+    assert shifted < plain
+    # MAE suits a median: its shift moves the predictions less than the RMSE's
+    assert abs(fit_shift(get_metric("mae", "regression"), y, record.oof)) < shift
 
 
 def test_a_log1p_model_predicts_in_the_targets_units_and_records_it(bike, tmp_path):
@@ -85,7 +123,12 @@ def test_a_log1p_model_predicts_in_the_targets_units_and_records_it(bike, tmp_pa
         )  # fmt: skip
         assert result.model.target_transform == "log1p"
         assert set(result.leaderboard["target_transform"]) == {"log1p"}
-        assert ws.runs.get_run(result.run_id).params["target_transform"] == "log1p"
+        params = ws.runs.get_run(result.run_id).params
+        assert params["target_transform"] == "log1p"
+        # RMSE (the default metric) wants the mean, above expm1's median: a positive shift
+        assert 0.0 < result.model.target_shift < 0.5
+        assert float(params["target_shift"]) == pytest.approx(result.model.target_shift, abs=1e-5)
+        assert any(n.startswith("log1p target: predictions are expm1") for n in result.notes)
     finally:
         ws.close()
     X = bike.drop(columns=["cnt"])

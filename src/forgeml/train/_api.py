@@ -50,6 +50,7 @@ from forgeml.train._stacking import (
 )
 from forgeml.train._target import (
     choose_target_transform,
+    fit_shift,
     inverse_transform,
     skewed_positive,
     with_transform,
@@ -1164,6 +1165,13 @@ def _search_and_fit(
     )
     model, cv_score, threshold = selection.model, selection.cv_score, selection.threshold
     ensemble, best = selection.ensemble, selection.best
+    if problem.target_transform == "log1p":
+        run.log_params({"target_shift": round(model.target_shift, 6)})
+        notes.append(
+            f"log1p target: predictions are expm1(combined + {model.target_shift:.4f}), "
+            f"1 + y scaled by {np.exp(model.target_shift):.4f}, the shift fitted on the "
+            "out-of-fold predictions (expm1 alone estimates a median, low for a mean)"
+        )
 
     _log.debug("model ready, %.2fs before the budget ends", hard_end - time.monotonic())
     # -- final evaluation on the held-out rows ---------------------------------------------
@@ -1331,10 +1339,10 @@ def _decisions(
     refit_end: float,
     notes: list[str],
     oof: np.ndarray | None = None,
-) -> tuple[float | None, str | None, dict[str, list[float]] | None, float]:
-    """The decision threshold, what it was tuned for, the multiclass calibration and the
-    cross-validated loss of ``members`` blended with ``weights`` (or of the out-of-fold
-    predictions ``oof``, a second stacking level's)."""
+) -> tuple[float | None, str | None, dict[str, list[float]] | None, float, float]:
+    """The decision threshold, what it was tuned for, the multiclass calibration, the
+    ``log1p`` target's shift and the cross-validated loss of ``members`` blended with
+    ``weights`` (or of the out-of-fold predictions ``oof``, a second stacking level's)."""
     metric = problem.metric
     covered = problem.folds.covered
     y = problem.y[covered]
@@ -1361,7 +1369,12 @@ def _decisions(
         if choice.calibration is not None:
             calibration = choice.calibration
             cv_loss = -choice.calibrated if metric.greater_is_better else choice.calibrated
-    return threshold, threshold_metric, calibration, cv_loss
+    shift = 0.0
+    if problem.task == "regression" and problem.target_transform == "log1p":
+        # the search's metric fits the same shift on the rows it scores: cv_loss includes it
+        base = get_metric(metric.name, problem.task)
+        shift = fit_shift(base, inverse_transform(y, "log1p"), blended())
+    return threshold, threshold_metric, calibration, shift, cv_loss
 
 
 def _select_and_refit(
@@ -1521,7 +1534,7 @@ def _select_and_refit(
         )
         if stacked is not None:
             return replace(stacked, latencies=latencies)
-    threshold, threshold_metric, calibration, cv_loss = _decisions(
+    threshold, threshold_metric, calibration, shift, cv_loss = _decisions(
         problem, members, weights, choice.threshold, choice.loss, refit_end, notes
     )
     # refit on every training row; a member whose refit would not fit in the time left (or
@@ -1584,6 +1597,7 @@ def _select_and_refit(
             threshold_metric=threshold_metric,
             target_transform=problem.target_transform,
             calibration=calibration,
+            target_shift=shift,
         )
 
     model = assemble(fitted, fitted_weights, fitted_members)
@@ -1597,7 +1611,7 @@ def _select_and_refit(
         at = min(range(len(fitted)), key=lambda j: (float(fitted_members[j].loss), j))  # type: ignore[arg-type]
         record = fitted_members[at]
         slow = latency["one_row_ms"]
-        threshold, threshold_metric, calibration, new_loss = _decisions(
+        threshold, threshold_metric, calibration, shift, new_loss = _decisions(
             problem,
             [record],
             np.array([1.0]),
@@ -1754,7 +1768,7 @@ def _stacked_selection(
             f"would take ~{estimate_ms:.2f} ms, over the latency bound ({max_latency_ms:g} ms)"
         )
         return None
-    threshold, threshold_metric, calibration, cv_loss = _decisions(
+    threshold, threshold_metric, calibration, shift, cv_loss = _decisions(
         problem, [], np.array([]), threshold, loss, refit_end, notes, oof=oof
     )
     model = TrainedModel(
@@ -1776,6 +1790,7 @@ def _stacked_selection(
         threshold_metric=threshold_metric,
         target_transform=problem.target_transform,
         calibration=calibration,
+        target_shift=shift,
     )
     latency = measure_latency(model, latency_rows, problem.task, problem.seed)
     if max_latency_ms is not None and latency.get("one_row_ms", 0.0) > max_latency_ms:

@@ -482,6 +482,7 @@ class CompiledModel:
         self.task = model.task
         self.threshold = model.threshold
         self.target_transform = getattr(model, "target_transform", None)
+        self.target_shift = float(getattr(model, "target_shift", 0.0))
         self.calibration = getattr(model, "calibration", None)
         self.classes_ = getattr(model, "classes_", None)
         members = [
@@ -506,7 +507,7 @@ class CompiledModel:
         total = self.combined(columns, n)
         if self.task == "regression":
             if self.target_transform == "log1p":
-                return np.expm1(total), None
+                return np.expm1(total + self.target_shift), None
             return total, None
         proba = apply_calibration(total / total.sum(axis=1, keepdims=True), self.calibration)
         if self.threshold is not None and proba.shape[1] == 2:

@@ -160,12 +160,13 @@ class StackedBag(BaseEstimator):
         return self._combined(X)
 
 
-def _inverse(values: np.ndarray, transform: str | None) -> np.ndarray:
-    """A regression prediction in the target's units (``expm1`` after ``log1p``)."""
+def _inverse(values: np.ndarray, transform: str | None, shift: float = 0.0) -> np.ndarray:
+    """A regression prediction in the target's units (``expm1(values + shift)`` after
+    ``log1p``)."""
     if transform is None:
         return values
     if transform == "log1p":
-        return np.expm1(values)
+        return np.expm1(values + shift)
     raise ValueError(f"Unknown target transform {transform!r}")
 
 
@@ -194,6 +195,9 @@ class TrainedModel(BaseEstimator):
         threshold_metric: the metric the threshold was tuned for.
         target_transform: ``log1p`` when the members were fitted on ``log1p`` of a regression
             target (their combined prediction is turned back with ``expm1``), else ``None``.
+        target_shift: with ``log1p``, the constant added to the combined prediction before
+            ``expm1`` (fitted on out-of-fold predictions: ``expm1`` alone estimates a median,
+            low for the mean of a skewed target).
         calibration: a multiclass model's per-class calibration of its combined
             probabilities (``{"scale": [...], "bias": [...]}``, vector scaling), else ``None``.
         families: each member's model family (for display).
@@ -212,6 +216,7 @@ class TrainedModel(BaseEstimator):
         threshold_metric: str | None = None,
         target_transform: str | None = None,
         calibration: dict[str, list[float]] | None = None,
+        target_shift: float = 0.0,
     ) -> None:
         self.members = members
         self.weights = weights
@@ -222,6 +227,7 @@ class TrainedModel(BaseEstimator):
         self.families = families
         self.threshold_metric = threshold_metric
         self.target_transform = target_transform
+        self.target_shift = float(target_shift)
         self.calibration = calibration
         # identifier columns (row numbers, keys) are dropped by the encoder: not required
         kinds = getattr(_encoder(members[0]), "kinds", {}) if members else {}
@@ -312,7 +318,9 @@ class TrainedModel(BaseEstimator):
             SchemaMismatchError: a feature column is missing.
         """
         if self.task == "regression":
-            return _inverse(self._combined(X), getattr(self, "target_transform", None)), None
+            values = self._combined(X)
+            transform = getattr(self, "target_transform", None)
+            return _inverse(values, transform, getattr(self, "target_shift", 0.0)), None
         proba = self.predict_proba(X)
         return self._labels(proba), proba
 
