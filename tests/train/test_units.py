@@ -232,3 +232,27 @@ def test_f1_threshold_equals_the_metric_search():
         expected = tune_threshold(METRICS["f1"], y, proba)
         assert _f1_threshold(y, proba) == expected
         assert expected != 0.5
+
+
+def test_ensemble_candidates_add_each_familys_best_outside_the_leaders():
+    from forgeml.train._api import _ENSEMBLE_CANDIDATES, _ensemble_candidates, _ranked
+    from forgeml.train._search import TrialRecord
+
+    # a small table's search: the cheap linear family fills the leading places
+    families = ["linear"] * 12 + ["catboost", "et", "linear", "et", "lgbm"]
+    records = [
+        TrialRecord(number=i, family=f, params={}, state="complete", loss=1000.0 + i)
+        for i, f in enumerate(families)
+    ]
+    records.append(TrialRecord(number=99, family="xgb", params={}, state="pruned", loss=1.0))
+    candidates = _ensemble_candidates(_ranked(records))
+    leaders = [r.number for r in candidates[:_ENSEMBLE_CANDIDATES]]
+    assert leaders == list(range(_ENSEMBLE_CANDIDATES))
+    # then each other family's best, in rank order; unfinished trials never
+    assert [(r.family, r.number) for r in candidates[_ENSEMBLE_CANDIDATES:]] == [
+        ("catboost", 12),
+        ("et", 13),
+        ("lgbm", 16),
+    ]
+    # when the leaders already hold every family, nothing is added
+    assert len(_ensemble_candidates(_ranked(records[:10]))) == _ENSEMBLE_CANDIDATES

@@ -368,6 +368,20 @@ def _ranked(records: list[TrialRecord]) -> list[TrialRecord]:
     return sorted(complete, key=lambda r: (r.loss, r.number))  # type: ignore[arg-type,return-value]
 
 
+def _ensemble_candidates(ranked: list[TrialRecord]) -> list[TrialRecord]:
+    """What ensemble selection picks from: the best trials, then each family's best trial
+    when none of its trials is among them (a family behind on its own can still lower the
+    blend's loss: its errors differ from the leaders', which on a small table are often
+    many trials of one family)."""
+    candidates = ranked[:_ENSEMBLE_CANDIDATES]
+    families = {r.family for r in candidates}
+    for record in ranked[_ENSEMBLE_CANDIDATES:]:
+        if record.family not in families:
+            families.add(record.family)
+            candidates.append(record)
+    return candidates
+
+
 def _ensemble_loss_fn(problem: Problem, y: np.ndarray) -> Any:
     metric = problem.metric
     if metric.tunes_threshold and problem.task == "binary":
@@ -1405,7 +1419,7 @@ def _select_and_refit(
     best = ranked[0]
     covered = problem.folds.covered
     y = problem.y[covered]
-    candidates = ranked[:_ENSEMBLE_CANDIDATES]
+    candidates = _ensemble_candidates(ranked)
 
     def bagged(record: TrialRecord) -> bool:
         # the bagging rule (see _stacking.BAGGED_FAMILIES); a bag is its fold models
