@@ -76,8 +76,25 @@ def _compile(template: str) -> re.Pattern[str]:
 _ROUTES: Final = [(m, _compile(p), a) for (m, p), a in HTTP_ROUTES.items()]
 
 
+_MATCHED: dict[tuple[str, str], str | None] = {}  # the paths seen last, with their action
+_MATCHED_SIZE: Final = 4096
+
+
 def match_route(method: str, path: str) -> str | None:
     """The action of ``method path`` in the written matrix (``None``: no such route)."""
+    key = (method, path)
+    try:
+        return _MATCHED[key]
+    except KeyError:
+        pass
+    action = _match_route(method, path)
+    if len(_MATCHED) >= _MATCHED_SIZE:  # any caller's paths: bounded, started afresh
+        _MATCHED.clear()
+    _MATCHED[key] = action
+    return action
+
+
+def _match_route(method: str, path: str) -> str | None:
     if method == "GET" and path.startswith(_DOCS_ASSETS):
         return PUBLIC
     if method == "HEAD":

@@ -67,7 +67,14 @@ class _Limits:
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self._limits = limits
         self._cycle: Any = None
+        # One timer per connection, re-armed lazily: a request moves the deadline, and the
+        # timer, when it fires before it, sleeps again until then (two timers scheduled and
+        # cancelled per request would cost more than the rest of the protocol's work).
         self._timer: asyncio.TimerHandle | None = None
+        self._fires_at = 0.0
+        self._deadline = 0.0
+        self._late: Any = None  # what runs at the deadline, given ``_armed``
+        self._armed: Any = None
         self._partial = False  # bytes of a request whose headers are not complete yet
         super().__init__(*args, **kwargs)
 
@@ -117,10 +124,29 @@ class _Limits:
         super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm(self, seconds: float, callback: Any, cycle: Any) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, callback, cycle)
+        deadline = self.loop.time() + seconds
+        self._deadline, self._late, self._armed = deadline, callback, cycle
+        if self._timer is not None and self._fires_at <= deadline:
+            return  # it wakes first and sleeps on until the deadline
+        if self._timer is not None:
+            self._timer.cancel()
+        self._fires_at = deadline
+        self._timer = self.loop.call_at(deadline, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        late = self._late
+        if late is None:
+            return
+        if self.loop.time() < self._deadline:  # moved since: sleep until the new deadline
+            self._fires_at = self._deadline
+            self._timer = self.loop.call_at(self._deadline, self._wake)
+            return
+        self._late = None
+        late(self._armed)
 
     def _disarm(self) -> None:
+        self._late = self._armed = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -197,6 +197,11 @@ def _labels(proba: np.ndarray, classes: list[Any] | None, threshold: float | Non
     if threshold is not None:
         negative, positive = classes[0], classes[1]
         return [positive if hit else negative for hit in (proba[:, 1] >= threshold).tolist()]
+    if len(proba) <= _SINGLE_ROWS:
+        rows = proba.tolist()
+        # argmax's answer (the first largest) where no value is NaN
+        if all(v == v for row in rows for v in row):
+            return [classes[row.index(max(row))] for row in rows]
     return [classes[i] for i in np.argmax(proba, axis=1).tolist()]
 
 
