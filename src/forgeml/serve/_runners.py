@@ -424,12 +424,18 @@ class _SingleRow:
         self._length = ctypes.c_int64()
         self._length_ref = ctypes.byref(self._length)
         self._lock = threading.Lock()
+        # The same C function called without letting go of the GIL: a one-row prediction
+        # takes microseconds, while a release hands the GIL to any other thread (the
+        # prediction log's writer...) and the caller then waits to take it back.
+        self._call = ctypes.PyDLL(_LIB._name, handle=_LIB._handle)[
+            "LGBM_BoosterPredictForMatSingleRowFast"
+        ]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """What ``Booster.predict(X)`` gives, one row at a time."""
         rows = np.ascontiguousarray(X, dtype=np.float64)
         c_void_p = self._ctypes.c_void_p
-        call = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        call = self._call
         if len(rows) == 1:
             with self._lock:
                 self._safe_call(
