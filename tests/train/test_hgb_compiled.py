@@ -19,6 +19,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.pipeline import Pipeline
 
 from forgeml.train import TabularEncoder, TrainedModel, infer_column_kinds
+from forgeml.train._latency import measure_latency
 from forgeml.train._sklearn_compiled import NotCompilable, compile_hist_gradient_boosting
 
 FIT_ROWS = 3000
@@ -132,6 +133,10 @@ def test_a_trained_model_with_a_hgb_member_predicts_small_frames_compiled(adult)
         families=["hgb"],
     )
     held_out = X[FIT_ROWS:]
+    # the latency bound's measurement takes the compiled path (built on its first call)
+    assert "_compiled_model" not in trained.__dict__
+    measure_latency(trained, held_out, "binary", seed=0, calls=3)
+    assert trained.__dict__["_compiled_model"] is not None
     batch = trained.predict_proba(held_out)  # 1,000 rows: through the fitted pipeline
     compiled = trained._compiled()
     assert compiled is not None and compiled.direct  # no DataFrame per call
@@ -155,3 +160,29 @@ def test_other_estimators_and_wrong_widths_are_refused(adult):
     np.testing.assert_array_equal(predict(X.to_numpy()), model.predict_proba(X))
     with pytest.raises(ValueError, match="2 columns"):
         predict(np.zeros((1, 3)))
+
+
+class HistGradientBoostingThreads(HistGradientBoostingClassifier):
+    """HistGradientBoosting that notes the OpenMP thread count its predictor would use."""
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        self.threads_seen_ = _openmp_effective_n_threads()
+        return super().predict_proba(X)
+
+
+def test_the_fitted_pipeline_predicts_small_batches_on_one_openmp_thread(adult):
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    from forgeml.train._model import raw_predict
+
+    X, y = adult.drop(columns=["income"]), adult["income"]
+    pipeline = _fit(X, y, HistGradientBoostingThreads(max_iter=10, random_state=0))
+    before = _openmp_effective_n_threads()
+    held_out = X[FIT_ROWS:]
+    got = raw_predict(pipeline, held_out, "binary")
+    assert pipeline.steps[1][1].threads_seen_ == 1
+    assert _openmp_effective_n_threads() == before  # the limit ends with the call
+    np.testing.assert_array_equal(got, _expected(pipeline, held_out))  # the same numbers
+    assert pipeline.steps[1][1].threads_seen_ == before
