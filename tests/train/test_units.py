@@ -220,6 +220,34 @@ def test_fits_stop_at_the_deadline(family):
     assert outcome.estimator.predict_proba(X[:5]).shape == (5, 2)
 
 
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_linear_fit_handed_a_deadline_stops_after_fewer_iterations(task):
+    # badly scaled columns (classification) and near-copies of five columns (regression) keep
+    # L-BFGS and coordinate descent iterating past their first chunk
+    rng = np.random.default_rng(0)
+    if task == "multiclass":
+        X = rng.normal(size=(2000, 40)) * rng.uniform(0.1, 10, size=40)
+        y = (X @ rng.normal(size=(40, 4)) + rng.normal(size=(2000, 4))).argmax(axis=1)
+        params = {"linear.C": 100.0, "linear.class_weight": "none"}
+    else:
+        base = rng.normal(size=(2000, 5))
+        X = np.hstack([base + 0.01 * rng.normal(size=(2000, 5)) for _ in range(8)])
+        y = base @ rng.normal(size=5) + rng.normal(size=2000)
+        params = {"linear.alpha": 1e-5, "linear.l1_ratio": 0.5}
+    fam = FAMILIES["linear"]
+
+    def fit(deadline: float):
+        return fit_estimator(fam, params, task=task, X=X, y=y, seed=0, n_jobs=1, deadline=deadline)
+
+    free = fit(time.monotonic() + 3600.0)
+    cut = fit(time.monotonic() - 1.0)  # a deadline already past: one chunk, then it stops
+    assert not free.truncated and cut.truncated
+    assert cut.best_iteration is not None and free.best_iteration is not None
+    assert cut.best_iteration < free.best_iteration
+    assert cut.estimator.max_iter == free.estimator.max_iter  # the parameters as built
+    assert len(cut.estimator.predict(X[:5])) == 5
+
+
 def test_f1_threshold_equals_the_metric_search():
     from forgeml.train._api import _f1_threshold
     from forgeml.train._metrics import METRICS, tune_threshold

@@ -98,7 +98,8 @@ def choose_calibration(
     metric: Metric, y: np.ndarray, proba: np.ndarray, *, seed: int, deadline: float | None = None
 ) -> CalibrationChoice:
     """Vector scaling when its cross-fitted out-of-fold ``metric`` beats the uncalibrated one.
-    Past ``deadline`` (``time.monotonic()``) it stops with no calibration (the note says so)."""
+    When the next fit (expected to take as long as the ones before) would end past
+    ``deadline`` (``time.monotonic()``) it stops with no calibration (the note says so)."""
     import time
 
     from sklearn.model_selection import StratifiedKFold
@@ -110,15 +111,26 @@ def choose_calibration(
         return CalibrationChoice(None, raw, raw, metric.name, len(y))
     crossed = np.empty_like(proba)
     splitter = StratifiedKFold(n_splits=_FOLDS, shuffle=True, random_state=seed)
+    started = time.monotonic()
+
+    def out_of_time(done: int) -> bool:
+        # the next fit is expected to take as long as the fits so far (each reads at most
+        # _FIT_ROWS rows): stop before one that would end past the deadline
+        if deadline is None:
+            return False
+        now = time.monotonic()
+        per_fit = (now - started) / done if done else 0.0
+        return now + per_fit > deadline
+
     for done, (fit_pos, apply_pos) in enumerate(splitter.split(proba, y)):
-        if deadline is not None and time.monotonic() > deadline:
+        if out_of_time(done):
             return CalibrationChoice(None, raw, raw, metric.name, len(y), cut_after=done)
         params = fit_vector_scaling(proba[fit_pos], y[fit_pos], seed=seed)
         crossed[apply_pos] = apply_calibration(proba[apply_pos], params)
     calibrated = metric.score(y, crossed)
     better = (calibrated > raw) if metric.greater_is_better else (calibrated < raw)
     if better and abs(calibrated - raw) > 1e-9:
-        if deadline is not None and time.monotonic() > deadline:
+        if out_of_time(_FOLDS):
             return CalibrationChoice(None, raw, raw, metric.name, len(y), cut_after=_FOLDS)
         fitted = fit_vector_scaling(proba, y, seed=seed)
         return CalibrationChoice(fitted, raw, calibrated, metric.name, len(y))

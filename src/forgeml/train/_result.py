@@ -57,6 +57,13 @@ class TrainResult:
         config: the ``TrainConfig`` the training ran with.
         n_train_rows: rows the model was searched and refit on.
         n_test_rows: held-out rows the test metrics were computed on.
+        phases: seconds each phase of the budget took, in order: ``prepare`` (encoding the
+            target, starting the run, the target transform), ``search``, ``latency`` (the
+            candidates' prediction time), ``selection`` (the ensemble), ``stacking`` (the
+            second level), ``decisions`` (threshold, calibration), ``refit``, ``measure``
+            (the returned model's prediction time), ``holdout``
+            (the held-out predictions and the permutation check) and ``record`` (writing the
+            run); a phase that did not run is absent.
     """
 
     model: TrainedModel
@@ -88,6 +95,7 @@ class TrainResult:
     n_train_rows: int | None = None
     n_test_rows: int | None = None
     latency: dict[str, float] | None = None
+    phases: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``forgeml train --json`` prints)."""
@@ -113,6 +121,7 @@ class TrainResult:
             "n_train_rows": self.n_train_rows,
             "n_test_rows": self.n_test_rows,
             "latency": self.latency,
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
             "config": None if self.config is None else self.config.to_dict(),
             "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
             "leaderboard": self.leaderboard.to_dict(orient="records"),

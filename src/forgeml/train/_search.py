@@ -13,10 +13,12 @@ hard wall-clock deadline.
 - **Pruning.** Each fold reports the running mean loss; a median pruner stops trials that are
   behind the others at the same fold. Boosting stops early on a split of the fold's training
   rows (never on the validation fold).
-- **Deadline.** Before each fold the trial projects its time from its earlier folds and stops
-  if it would pass the search deadline; inside a fit, boosting rounds and tree/epoch chunks
-  check the deadline (``_zoo``). The search deadline leaves room for the refit of the best
-  models, which ``_api`` estimates from their measured fold times.
+- **Deadline.** A trial is not started when one fold of its family (measured, or for a
+  family not yet run the others' fold times scaled by the cost prior) would end past the
+  search deadline. Before each fold the trial projects its time from its earlier folds and
+  stops if it would pass the search deadline; inside a fit, boosting rounds, tree/epoch chunks
+  and linear solver chunks check the deadline (``_zoo``). The search deadline leaves room for
+  the refit of the best models, which ``_api`` estimates from their measured fold times.
 - **Cost-aware.** Outside the deterministic mode, a trial whose projected time would eat most
   of what is left stops after its first fold, so time goes to configurations that fit.
 
@@ -547,7 +549,7 @@ class _Loop:
                 if self.skipped >= _MAX_SKIPS:
                     break
                 deadline = self.search_deadline(self.records)
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or self._nothing_fits(deadline):
                     break
                 asked = self._ask(deadline)
                 if asked is None:
@@ -568,6 +570,15 @@ class _Loop:
                 self._tell(trial, future.result())
         return self.records
 
+    def _nothing_fits(self, deadline: float) -> bool:
+        """Whether no family's fold is expected to end by ``deadline`` (never in the
+        deterministic mode, which does not read the clock)."""
+        if self.deterministic:
+            return False
+        folds = [_expected_seconds(f, self.records, 1) for f in self.ordered]
+        known = [t for t in folds if t is not None]
+        return bool(known) and min(known) > deadline - time.monotonic()
+
     def _ask(self, deadline: float) -> tuple[Any, TrialRecord, float, bool] | None:
         problem = self.problem
         with warnings.catch_warnings():
@@ -581,6 +592,18 @@ class _Loop:
         first_of_family = name in untried
         trial_deadline = deadline
         records = self.records
+        if not self.deterministic:
+            # a trial whose first fold is not expected to end by the deadline would only run
+            # past it (a fit stops between rounds or chunks, and one CatBoost round on many
+            # classes or one linear solver call can take seconds): skipped, whether or not
+            # a model exists yet
+            fold = _expected_seconds(name, records, 1)
+            left = deadline - time.monotonic()
+            if fold is not None and fold > left:
+                record.state = "skipped"
+                record.note = f"one fold expected to take {fold:.1f}s, {max(left, 0.0):.1f}s left"
+                self._tell_skipped(trial, record)
+                return None
         if not self.deterministic and any(r.state == "complete" for r in records):
             # once a model exists, each family's starting point gets a fair share of what
             # is left (each lane has the time left); a trial expected to overrun its share

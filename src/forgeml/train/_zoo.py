@@ -3,11 +3,13 @@ fitted against a deadline.
 
 Every fit is *anytime*: boosting libraries check the deadline after each round through a
 callback, HistGradientBoosting and the forests grow in chunks (warm start) with a check between
-chunks, the MLP checks after every epoch. A fit that reaches the deadline stops with what it
-has and says so, so a
-trial can never run past the budget by more than one chunk. Only the linear models fit in one
-call; they are the cheapest family and are tried first, so their cost is known before it
-matters.
+chunks, the MLP checks after every epoch, the iterative linear solvers (logistic regression's
+L-BFGS, the elastic net's coordinate descent) run in chunks of iterations continued from the
+last coefficients (warm start). A fit that reaches the deadline stops with what it has and
+says so, so a trial can never run past the budget by more than one chunk (one round for
+CatBoost, whose single round on many classes can itself take seconds: the search does not
+start a fold it does not expect to end in time). Only ridge regression fits in one call (a
+closed form).
 
 Parameters are named ``family.param`` so one Optuna study can search every family at once.
 """
@@ -42,6 +44,10 @@ _MAX_EPOCHS = 200
 # Inputs with fewer cells than this are fitted on one thread.
 _THREADED_CELLS = 1_000_000
 _MLP_PATIENCE = 8
+# Solver iterations between deadline checks of the linear models (a model that converges
+# within the first chunk is the one a single call gives). One L-BFGS iteration of a
+# logistic regression on 30,000 rows and 14 classes takes about 25 ms on a busy machine.
+_LINEAR_CHUNK = {"LogisticRegression": 50, "ElasticNet": 200}
 
 
 # The boosting libraries' objective and early-stopping metric for the metric a training
@@ -565,9 +571,44 @@ def fit_estimator(
             )
         if family.name == "mlp":
             return _fit_mlp(family, params, task, X, y, seed, deadline, rounds)
-        estimator = family.build(params, task, seed, n_jobs, 0)
+        return _fit_linear(family, params, task, X, y, seed, n_jobs, deadline)
+
+
+def _fit_linear(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    X: Any,
+    y: np.ndarray,
+    seed: int,
+    n_jobs: int,
+    deadline: float,
+) -> FitOutcome:
+    """An iterative solver in chunks of iterations, each continuing from the last
+    coefficients, with a deadline check between chunks; a closed form in one call."""
+    estimator = family.build(params, task, seed, n_jobs, 0)
+    step = _LINEAR_CHUNK.get(type(estimator).__name__)
+    if step is None:
         estimator.fit(X, y)
         return FitOutcome(estimator, truncated=time.monotonic() > deadline)
+    total = int(estimator.max_iter)
+    estimator.set_params(warm_start=True)
+    done, truncated = 0, False
+    while done < total:
+        chunk = min(step, total - done)
+        estimator.set_params(max_iter=chunk)
+        chunk_started = time.monotonic()
+        estimator.fit(X, y)
+        ran = int(np.max(estimator.n_iter_))
+        done += ran
+        if ran < chunk:  # converged
+            break
+        # stop when the next chunk would end past the deadline
+        if time.monotonic() + (time.monotonic() - chunk_started) > deadline and done < total:
+            truncated = True
+            break
+    estimator.set_params(warm_start=False, max_iter=total)
+    return FitOutcome(estimator, done, truncated)  # the solver's iterations
 
 
 def _fit_lgbm(

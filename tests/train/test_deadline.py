@@ -1,0 +1,87 @@
+"""The deadline: the search does not start what cannot end in time, and the steps after the
+search are skipped, with a note, when their measured cost does not fit the time left.
+(How close a training ends to its budget is measured in benchmarks/budgets.py, not here.)"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from forgeml.train._metrics import get_metric
+from forgeml.train._search import Lanes, Problem, TrialRecord, _Loop
+from forgeml.train._validation import make_folds
+from forgeml.train._zoo import FAMILIES
+
+
+def _problem(rows: int = 300) -> Problem:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(rows, 4)), columns=["a", "b", "c", "d"])
+    y = (X["a"] + rng.normal(size=rows) > 0).to_numpy().astype(int)
+    return Problem(
+        X=X,
+        y=y,
+        kinds=dict.fromkeys(X.columns, "numeric"),
+        task="binary",
+        n_classes=2,
+        metric=get_metric(None, "binary"),
+        folds=make_folds(rows, y, n_folds=3, seed=0, time_ordered=False),
+        seed=0,
+        n_jobs=1,
+        time_ordered=False,
+        imbalanced=False,
+    )
+
+
+def _loop(problem: Problem, families: list[str], max_trials: int | None = None) -> _Loop:
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
+    for name in families:
+        study.enqueue_trial({"family": name, **FAMILIES[name].start("binary", False, 300)})
+    far = time.monotonic() + 3600.0
+    return _Loop(
+        problem, families, study, lambda records: far, max_trials, None, Lanes(1, 1, "one")
+    )
+
+
+def _measured(family: str, fold_seconds: float) -> TrialRecord:
+    """A trial told earlier whose folds took ``fold_seconds`` each (nothing completed)."""
+    return TrialRecord(
+        number=99, family=family, params={}, state="stopped", fit_seconds=[fold_seconds]
+    )
+
+
+def test_a_trial_whose_first_fold_cannot_end_by_the_deadline_is_not_started() -> None:
+    problem = _problem()
+    loop = _loop(problem, ["rf", "lgbm"])
+    # an earlier rf trial's fold took 1,000 s; 100 s are left: the next rf trial is skipped
+    # (no model exists yet: the rule does not wait for one), and told so with the reason
+    loop.records.append(_measured("rf", 1000.0))
+    asked = loop._ask(time.monotonic() + 100.0)
+    assert asked is None
+    skipped = loop.records[-1]
+    assert skipped.family == "rf" and skipped.state == "skipped"
+    assert "one fold expected to take 1000.0s" in skipped.note
+    # lgbm was never run: its fold is the measured one scaled by the cost prior (1/3 of rf's)
+    assert loop._nothing_fits(time.monotonic() + 100.0)
+    assert not loop._nothing_fits(time.monotonic() + 3600.0)
+    asked = loop._ask(time.monotonic() + 3600.0)
+    assert asked is not None and asked[1].family == "lgbm"
+
+
+def test_the_search_ends_when_no_family_fits_the_time_left() -> None:
+    problem = _problem()
+    loop = _loop(problem, ["lgbm", "linear"])
+    loop.records.append(_measured("lgbm", 7200.0))  # no fold of any family fits an hour
+    records = loop.run(None)
+    assert [r.state for r in records] == ["stopped"]  # nothing else was started or skipped
+
+
+def test_the_deterministic_mode_does_not_skip_by_the_clock() -> None:
+    problem = _problem()
+    loop = _loop(problem, ["lgbm"], max_trials=1)
+    loop.records.append(_measured("lgbm", 7200.0))
+    assert not loop._nothing_fits(time.monotonic() + 1.0)
+    asked = loop._ask(time.monotonic() + 3600.0)
+    assert asked is not None and asked[1].family == "lgbm"
