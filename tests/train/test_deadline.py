@@ -85,3 +85,79 @@ def test_the_deterministic_mode_does_not_skip_by_the_clock() -> None:
     assert not loop._nothing_fits(time.monotonic() + 1.0)
     asked = loop._ask(time.monotonic() + 3600.0)
     assert asked is not None and asked[1].family == "lgbm"
+
+
+def _trained(problem: Problem, number: int, family: str) -> TrialRecord:
+    """A real trial (every fold fitted), cross-validated without a deadline."""
+    from forgeml.train._search import evaluate_config
+
+    start = FAMILIES[family].start(problem.task, False, len(problem.y))
+    record = TrialRecord(number, family, dict(start))
+    evaluate_config(problem, record, deadline=float("inf"), cost_aware=False)
+    assert record.state == "complete"
+    return record
+
+
+def _select(problem: Problem, records: list[TrialRecord], *, bagging: bool, notes: list[str]):
+    from forgeml.train._api import _select_and_refit
+
+    return _select_and_refit(
+        problem,
+        records,
+        time.monotonic() + 60.0,  # a minute left: less than any step measured at 1,000 s
+        1.0,
+        [0, 1],
+        list(problem.X.columns),
+        notes,
+        [r.family for r in records],
+        latency_rows=problem.X,
+        bagging=bagging,
+        deterministic=False,
+        finish_rows=len(problem.y) + 1000,
+    )
+
+
+def test_a_refit_predicted_not_to_fit_is_skipped_and_noted() -> None:
+    from forgeml.train._model import FoldBag
+
+    problem = _problem()
+    record = _trained(problem, 0, "linear")
+    record.fit_seconds = [1000.0] * len(record.fit_seconds)  # as if each fold took 1,000 s
+    notes: list[str] = []
+    selection = _select(problem, [record], bagging=False, notes=notes)
+    # its fold models are averaged instead, and the notes say so
+    assert any("linear #0: no time to refit" in n for n in notes), notes
+    (member,) = selection.model.members
+    assert isinstance(member, FoldBag) and len(member.pipelines) == len(problem.folds)
+    # with the fold times it measured, the same trial is refitted on all rows
+    fresh = _trained(problem, 0, "linear")
+    notes = []
+    (member,) = _select(problem, [fresh], bagging=False, notes=notes).model.members
+    assert not isinstance(member, FoldBag)
+    assert not any("no time to refit" in n for n in notes)
+
+
+def test_a_second_level_predicted_not_to_fit_is_skipped_and_noted() -> None:
+    problem = _problem()
+    records = [_trained(problem, 0, "lgbm"), _trained(problem, 1, "xgb")]
+    for record in records:
+        record.fit_seconds = [1000.0] * len(record.fit_seconds)
+    notes: list[str] = []
+    selection = _select(problem, records, bagging=True, notes=notes)
+    assert any(n.startswith("no second stacking level: it needs about") for n in notes), notes
+    assert all(not str(f).startswith("stack(") for f in selection.model.families)
+
+
+def test_calibration_past_its_deadline_is_skipped_and_noted() -> None:
+    from forgeml.train._calibration import choose_calibration
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 100)
+    proba = rng.dirichlet(np.ones(3), size=300)
+    choice = choose_calibration(
+        get_metric("log_loss", "multiclass"), y, proba, seed=0, deadline=time.monotonic() - 1.0
+    )
+    assert choice.calibration is None and choice.cut_after == 0
+    assert "cut at the deadline after 0 of" in choice.note()
+    free = choose_calibration(get_metric("log_loss", "multiclass"), y, proba, seed=0)
+    assert free.cut_after is None
