@@ -71,14 +71,19 @@ def test_the_transform_is_chosen_on_out_of_fold_scores_in_the_targets_units(bike
     assert 10 < none < 100 and 10 < log1p < 100
     assert choice.transform == ("log1p" if log1p < none else "none")
     assert "out-of-fold mae" in choice.note() and "2 validation folds" in choice.note()
-    # the transformed problem scores its predictions in the target's units too, after the
-    # log-scale shift that suits the metric best on the rows scored
+    # the transformed problem scores its predictions in the target's units too
     transformed = with_transform(problem, "log1p")
     np.testing.assert_allclose(transformed.y, np.log1p(problem.y))
+    assert transformed.metric.score(transformed.y, transformed.y + np.log(1.1)) == pytest.approx(
+        float(np.mean(np.abs(problem.y * 0.1 + 0.1)))
+    )
+    # for RMSE, after the log-scale shift that suits it best on the rows scored
+    rmse_problem = _problem(bike, "cnt", "rmse")
+    transformed = with_transform(rmse_problem, "log1p")
     noisy = transformed.y + np.random.default_rng(0).normal(0.0, 0.3, len(transformed.y))
-    shift = fit_shift(problem.metric, problem.y, noisy)
+    shift = fit_shift(rmse_problem.metric, rmse_problem.y, noisy)
     assert transformed.metric.score(transformed.y, noisy) == pytest.approx(
-        float(np.mean(np.abs(problem.y - np.expm1(noisy + shift))))
+        float(np.sqrt(np.mean((rmse_problem.y - np.expm1(noisy + shift)) ** 2)))
     )
     assert transformed.metric.score(transformed.y, noisy) > 10  # bicycles, not logs
     # a constant error on the log scale is that shift: the metric reads none of it
