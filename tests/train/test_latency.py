@@ -155,3 +155,109 @@ def test_the_cli_refuses_a_bad_bound_with_one_line(german, tmp_path, value):
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "--max-latency-ms" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unmeasured_candidate_is_estimated_from_its_family_or_left_unknown():
+    from forgeml.train._latency import estimate_unmeasured
+
+    times, estimated = estimate_unmeasured(
+        [None, 2.0, None, None, None, 1.0],
+        ["lgbm", "lgbm", "lgbm", "xgb", "lgbm", "rf"],
+        [300.0, 100.0, 50.0, 100.0, 1000.0, None],
+    )
+    # 3x the measured one's size: its time scaled up; smaller: not scaled down; another
+    # family, or more than 4x the size, or no size: unknown
+    assert times == [6.0, 2.0, 2.0, None, None, 1.0]
+    assert estimated == [0, 2]
+    with pytest.raises(ValueError, match="one entry per candidate"):
+        estimate_unmeasured([None], ["lgbm", "rf"], [1.0])
+
+
+def test_an_estimated_time_lets_the_ensemble_stand_and_is_never_the_fallback():
+    # unmeasured (None) counts as over the bound; estimated, the ensemble fits
+    choice, _ = _choice(5.0, [1.0, None, 1.0])
+    assert choice.members != [0, 1, 2] and choice.bound_binds
+    choice, _ = _choice(5.0, [1.0, 1.5, 1.0])
+    assert choice.members == [0, 1, 2] and not choice.bound_binds
+    # nothing fits: the fastest measured candidate, not a faster estimate
+    fallback = choose_under_bound(
+        preferred=[0],
+        weights=np.array([1.0]),
+        loss=0.3,
+        threshold=None,
+        candidate_losses=[0.3, 0.32, 0.4],
+        candidate_thresholds=[None, None, None],
+        one_row_ms=[3.0, 1.0, 2.0],
+        bound_ms=0.5,
+        judge=lambda weights: (0.25, None),
+        estimated=[1],
+    )
+    assert fallback.members == [2] and not fallback.meets
+
+
+def _records(german: pd.DataFrame):
+    from lightgbm import LGBMClassifier
+    from sklearn.pipeline import Pipeline
+
+    from forgeml.train import TabularEncoder, infer_column_kinds
+    from forgeml.train._search import TrialRecord
+
+    X, y = german.drop(columns=["class"]), (german["class"] == "good").astype(int)
+    records = []
+    for number, (trees, loss) in enumerate([(20, 0.3), (40, 0.2), (80, 0.4)]):
+        encoder = TabularEncoder(kinds=infer_column_kinds(X), output="native")
+        model = LGBMClassifier(n_estimators=trees, num_leaves=7, random_state=0, verbose=-1)
+        pipeline = Pipeline([("encode", encoder), ("model", model)]).fit(X, y)
+        records.append(
+            TrialRecord(
+                number=number,
+                family="lgbm",
+                params={},
+                state="complete",
+                loss=loss,
+                fold_models=[pipeline],
+            )
+        )
+    return X, records
+
+
+def test_the_preferred_members_are_measured_whatever_the_deadline(german):
+    from forgeml.train._api import _candidate_latencies
+    from forgeml.train._latency import model_size
+    from forgeml.train._metrics import get_metric
+    from forgeml.train._search import Problem
+    from forgeml.train._validation import make_folds
+
+    X, records = _records(german)
+    y = (german["class"] == "good").astype(int).to_numpy()
+    problem = Problem(
+        X=X,
+        y=y,
+        kinds={},
+        task="binary",
+        n_classes=2,
+        metric=get_metric(None, "binary"),
+        folds=make_folds(len(y), y, n_folds=3, seed=0, time_ordered=False),
+        seed=0,
+        n_jobs=1,
+        time_ordered=False,
+        imbalanced=False,
+    )
+    classes = [0, 1]
+    past = time.monotonic() - 1.0
+    # a deadline already past: only what must be measured is, each with a median time
+    measured = _candidate_latencies(
+        problem, records, X, list(X.columns), classes, past, first=[records[2]]
+    )
+    assert set(measured) == {2}
+    assert measured[2]["one_row_ms"] > 0 and measured[2]["rows_1000_ms"] > 0
+    assert _candidate_latencies(problem, records, X, list(X.columns), classes, past) == {}
+    far = time.monotonic() + 3600.0
+    measured = _candidate_latencies(problem, records, X, list(X.columns), classes, far)
+    assert set(measured) == {0, 1, 2}
+    # sizes: trees x leaves, a bag's summed
+    sizes = [model_size(r.fold_models[0]) for r in records]
+    assert sizes == [20 * 7.0, 40 * 7.0, 80 * 7.0]
+    from forgeml.train._api import _bag
+
+    assert model_size(_bag(records[0], problem)) == 20 * 7.0

@@ -24,7 +24,12 @@ from forgeml.store import Workspace
 from forgeml.train._calibration import choose_calibration
 from forgeml.train._config import TrainConfig
 from forgeml.train._ensemble import ensemble_selection
-from forgeml.train._latency import choose_under_bound, measure_latency
+from forgeml.train._latency import (
+    choose_under_bound,
+    estimate_unmeasured,
+    measure_latency,
+    model_size,
+)
 from forgeml.train._memory import format_bytes
 from forgeml.train._metrics import METRICS, REPORTED, Metric, get_metric, tune_threshold
 from forgeml.train._model import FoldBag, StackedBag, TrainedModel
@@ -1365,13 +1370,24 @@ def _candidate_latencies(
     classes: list[Any] | None,
     deadline: float,
     bagged: Callable[[TrialRecord], bool] = lambda record: False,
+    *,
+    first: Sequence[TrialRecord] = (),
 ) -> dict[int, dict[str, float]]:
     """Each candidate's one-row and 1,000-row time, measured on a one-member model around its
     first fold model (same family, parameters and rounds as its refit), or around the bag of
-    its fold models when it is ``bagged`` (what would be returned), until ``deadline``."""
+    its fold models when it is ``bagged`` (what would be returned). ``first`` (the choice that
+    matters most) is measured first and whatever the clock; then the others, lowest loss
+    first, until ``deadline``. A few one-row calls each (at least 3; their median)."""
     out: dict[int, dict[str, float]] = {}
-    for record in candidates:
-        if not record.fold_models or time.monotonic() > deadline:
+    must = {record.number for record in first}
+    rest = sorted(
+        (r for r in candidates if r.number not in must),
+        key=lambda r: float("inf") if r.loss is None else float(r.loss),
+    )
+    for record in [*first, *rest]:
+        if not record.fold_models or record.number in out:
+            continue
+        if record.number not in must and time.monotonic() > deadline:
             continue
         single = TrainedModel(
             members=[_bag(record, problem) if bagged(record) else record.fold_models[0]],
@@ -1384,7 +1400,7 @@ def _candidate_latencies(
         )
         try:
             out[record.number] = measure_latency(
-                single, rows, problem.task, problem.seed, max_seconds=0.1
+                single, rows, problem.task, problem.seed, calls=5, max_seconds=0.05
             )
         except Exception as e:  # a member that cannot predict these rows: not a candidate
             _log.debug("latency of %s #%d not measured: %s", record.family, record.number, e)
@@ -1533,10 +1549,38 @@ def _select_and_refit(
     def judge(blend_weights: Mapping[int, float]) -> tuple[float, float | None]:
         return _judge(problem, y, sum(w * preds[i] for i, w in blend_weights.items()))
 
+    unmeasured = [candidates[i] for i in preferred if candidates[i].number not in latencies]
+    if max_latency_ms is not None and unmeasured:
+        # the preferred choice's members are always measured (a few calls each): the bound
+        # must not give way to a weaker model only because the machine was busy
+        latencies.update(
+            _candidate_latencies(
+                problem,
+                [],
+                latency_rows,
+                features,
+                classes,
+                time.monotonic(),
+                bagged=bagged,
+                first=unmeasured,
+            )
+        )
+
     def one_row(record: TrialRecord) -> float | None:
         measured = latencies.get(record.number)
         return None if measured is None else measured["one_row_ms"]
 
+    def size(record: TrialRecord) -> float | None:
+        # the size of what was (or would be) measured: the bag, or the first fold model
+        if not record.fold_models:
+            return None
+        return model_size(_bag(record, problem) if bagged(record) else record.fold_models[0])
+
+    one_row_ms, estimated = estimate_unmeasured(
+        [one_row(r) for r in candidates],
+        [r.family for r in candidates],
+        [size(r) if max_latency_ms is not None else None for r in candidates],
+    )
     choice = choose_under_bound(
         preferred=preferred,
         weights=preferred_weights,
@@ -1544,10 +1588,20 @@ def _select_and_refit(
         threshold=preferred_threshold,
         candidate_losses=[float(r.loss) for r in candidates],  # type: ignore[arg-type]
         candidate_thresholds=[r.threshold for r in candidates],
-        one_row_ms=[one_row(r) for r in candidates],
+        one_row_ms=one_row_ms,
         bound_ms=max_latency_ms,
         judge=judge,
+        estimated=estimated,
     )
+    if max_latency_ms is not None and estimated:
+        shown = ", ".join(
+            f"{candidates[i].family} #{candidates[i].number} ~{one_row_ms[i]:.2f} ms"
+            for i in estimated
+        )
+        notes.append(
+            f"one-row time estimated, not measured (from a measured candidate of the same "
+            f"family and similar size): {shown}"
+        )
     members = [candidates[i] for i in choice.members]
     weights = choice.weights
     extra_rows: list[dict[str, Any]] = []
@@ -1563,7 +1617,7 @@ def _select_and_refit(
 
     if choice.bound_binds:
         latency_cost = max(0.0, choice.loss - preferred_loss)
-        estimate = sum(one_row(candidates[i]) or float("nan") for i in preferred)
+        estimate = sum(one_row_ms[i] or float("nan") for i in preferred)
         notes.append(
             f"the latency bound ({max_latency_ms:g} ms for one row) changed the choice: "
             f"{described(preferred)} (cv {metric.name} {score_of(preferred_loss):.4f}, one row "

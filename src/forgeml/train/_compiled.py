@@ -93,6 +93,8 @@ def compile_encoder(encoder: Any) -> tuple[list[str], Callable[[Columns, int], n
         NotCompilable: the encoder's output columns cannot be reproduced.
     """
     parts: list[tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]] = []
+    # parts that read values parsed once per call for every member (dates, text): by index
+    shared_builds: dict[int, Callable[[Sequence[Any], Shared | None], list[np.ndarray]]] = {}
     # the same encoding of one value (its output columns as floats), where there is one
     singles: list[tuple[str, Callable[[Any], list[float]]]] | None = []
     for column in encoder.columns_:
@@ -101,9 +103,11 @@ def compile_encoder(encoder: Any) -> tuple[list[str], Callable[[Columns, int], n
             part, single = _categorical_part(encoder, column)
         elif kind == "datetime":
             part, single = _datetime_part(encoder, column), None
+            shared_builds[len(parts)] = _datetime_build(encoder, column)
         elif kind == "text":
             part = (column, [f"{column}__chars", f"{column}__words"], _text_values)
             single = _text_one
+            shared_builds[len(parts)] = _shared_text(column)
         else:
             part, single = (column, [column], _numeric_values), _numeric_one
         parts.append(part)
@@ -125,17 +129,51 @@ def compile_encoder(encoder: Any) -> tuple[list[str], Callable[[Columns, int], n
                 row.extend(single(None if values is None else values[0]))
             return np.array(row, dtype=np.float64).reshape(1, width)
         out = np.empty((n, width), dtype=np.float64)
+        shared: Shared | None = getattr(columns, "shared", None)
         j = 0
-        for source, _, build in parts:
+        for k, (source, _, build) in enumerate(parts):
             values = columns.get(source)
             if values is None:
                 values = [None] * n
-            for array in build(values):
+            together = shared_builds.get(k)
+            arrays = build(values) if together is None else together(values, shared)
+            for array in arrays:
                 out[:, j] = array
                 j += 1
         return out
 
     return names, encode
+
+
+Shared = dict[tuple[str, str], Any]
+
+
+class SharedColumns(dict[str, Any]):
+    """Plain columns for one prediction call, with what every member's encoder reads the same
+    way (``shared``: a date column parsed, a text column's lengths), computed once per call."""
+
+    shared: Shared
+
+    @classmethod
+    def of(cls, columns: Columns) -> SharedColumns:
+        """``columns`` with a cache (its own when it has one: a call within a call)."""
+        if isinstance(columns, SharedColumns):
+            return columns
+        out = cls(columns)
+        out.shared = getattr(columns, "shared", None) or {}
+        return out
+
+
+def _shared_text(column: str) -> Callable[[Sequence[Any], Shared | None], list[np.ndarray]]:
+    def text(values: Sequence[Any], shared: Shared | None) -> list[np.ndarray]:
+        if shared is None:
+            return _text_values(values)
+        found = shared.get((column, "text"))
+        if found is None:
+            found = shared[(column, "text")] = _text_values(values)
+        return list(found)
+
+    return text
 
 
 def _numeric_values(values: Sequence[Any]) -> list[np.ndarray]:
@@ -214,22 +252,44 @@ def _categorical_part(
 def _datetime_part(
     encoder: Any, column: str
 ) -> tuple[str, list[str], Callable[[Sequence[Any]], list[np.ndarray]]]:
-    from forgeml.train._preprocess import _to_datetime
+    build = _datetime_build(encoder, column)
+
+    def dates(values: Sequence[Any]) -> list[np.ndarray]:
+        return build(values, None)
+
+    parts = list(encoder.date_parts_[column])
+    return column, [f"{column}__{part}" for part in parts], dates
+
+
+def _datetime_build(
+    encoder: Any, column: str
+) -> Callable[[Sequence[Any], Shared | None], list[np.ndarray]]:
+    """The column's date parts from its values parsed once per call (``shared``)."""
+    from forgeml.train import _preprocess
 
     parts = list(encoder.date_parts_[column])
 
-    def dates(values: Sequence[Any]) -> list[np.ndarray]:
-        parsed = _to_datetime(pd.Series(list(values), dtype=object))
+    def dates(values: Sequence[Any], shared: Shared | None) -> list[np.ndarray]:
+        parsed = None if shared is None else shared.get((column, "date"))
+        if parsed is None:
+            parsed = _preprocess._to_datetime(pd.Series(list(values), dtype=object))
+            if shared is not None:
+                shared[(column, "date")] = parsed
         out = []
         for part in parts:
-            if part == "ordinal":
-                vals = (parsed - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400
-            else:
-                vals = getattr(parsed.dt, part)
-            out.append(vals.astype(float).to_numpy())
+            found = None if shared is None else shared.get((column, "part " + part))
+            if found is None:
+                if part == "ordinal":
+                    vals = (parsed - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400
+                else:
+                    vals = getattr(parsed.dt, part)
+                found = vals.astype(float).to_numpy()
+                if shared is not None:
+                    shared[(column, "part " + part)] = found
+            out.append(found)
         return out
 
-    return column, [f"{column}__{part}" for part in parts], dates
+    return dates
 
 
 def level1_features(prediction: np.ndarray, task: str) -> np.ndarray:
@@ -422,7 +482,8 @@ def _stacked_call(
 
     def stacked(columns: Columns, n: int) -> np.ndarray:
         values = np.hstack([level1_features(call(columns, n), task) for call, _ in base])
-        augmented: dict[str, Any] = dict(columns)
+        augmented = SharedColumns(columns)  # the raw columns' shared parses stay shared
+        augmented.shared = SharedColumns.of(columns).shared
         for j, name in enumerate(names):
             augmented[name] = values[:, j]
         total: np.ndarray | None = None
@@ -495,6 +556,7 @@ class CompiledModel:
     def combined(self, columns: Columns, n: int) -> np.ndarray:
         """The members' weighted sum (class probabilities before normalising, or values)."""
         total: np.ndarray | None = None
+        columns = SharedColumns.of(columns)
         for weight, call in zip(self._weights, self._members, strict=True):
             part = weight * call(columns, n)
             total = part if total is None else total + part

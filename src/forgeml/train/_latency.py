@@ -10,8 +10,12 @@ served path, compiled where the member compiles.
 An ensemble's one-row time is estimated before its refit as the sum of its members' (each
 call pays the fixed cost of a ``TrainedModel`` call once, so the sum errs high). The refit
 model is measured again; when it is still over the bound, the best single member replaces it
-(``_api``). Timing reads the clock: a candidate within a few percent of the bound may be in or
-out on a busy machine (``max_latency_ms=None`` turns the bound off for a replayable choice).
+(``_api``). A candidate left unmeasured (the measuring has a deadline; the preferred choice's
+members are measured first and always) is estimated from a measured candidate of its family of
+similar size (``model_size``: trees x leaves, or the number of fitted parameters), scaled up
+by the ratio of the sizes; with no such candidate it counts as over the bound. Timing reads
+the clock: a candidate within a few percent of the bound may be in or out on a busy machine
+(``max_latency_ms=None`` turns the bound off for a replayable choice).
 """
 
 from __future__ import annotations
@@ -24,10 +28,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["CALLS", "LatencyChoice", "choose_under_bound", "measure_latency"]
+__all__ = [
+    "CALLS",
+    "LatencyChoice",
+    "choose_under_bound",
+    "estimate_unmeasured",
+    "measure_latency",
+    "model_size",
+]
 
 # One-row calls whose median is the one-row time.
 CALLS = 10
+# An unmeasured candidate is estimated only from a same-family one at most this many times
+# smaller (or any larger one): beyond that, its time is unknown.
+SIMILAR_SIZE = 4.0
 
 
 def measure_latency(
@@ -110,6 +124,7 @@ def choose_under_bound(
     one_row_ms: Sequence[float | None],
     bound_ms: float | None,
     judge: Callable[[Mapping[int, float]], tuple[float, float | None]],
+    estimated: Sequence[int] = (),
 ) -> LatencyChoice:
     """The best choice whose estimated one-row time is within ``bound_ms``.
 
@@ -129,6 +144,8 @@ def choose_under_bound(
         one_row_ms: each candidate's measured one-row time (``None``: not measured).
         bound_ms: the bound (``None``: no bound).
         judge: the loss and threshold of a blend ``{candidate index: weight}``.
+        estimated: candidates whose time in ``one_row_ms`` is estimated, not measured (see
+            ``estimate_unmeasured``): when nothing fits, the fastest measured one is chosen.
     """
 
     def estimate(members: Sequence[int]) -> float:
@@ -174,7 +191,7 @@ def choose_under_bound(
             break  # ranked best first: the first that fits is the best single one
     if options:
         return min(options, key=lambda o: o.loss)
-    measured = [i for i, t in enumerate(one_row_ms) if t is not None]
+    measured = [i for i, t in enumerate(one_row_ms) if t is not None and i not in estimated]
     if not measured:
         return _not_met(first)
     fastest = min(measured, key=lambda i: (one_row_ms[i], i))  # type: ignore[arg-type,return-value]
@@ -200,3 +217,78 @@ def _not_met(choice: LatencyChoice) -> LatencyChoice:
         False,
         False,
     )
+
+
+def model_size(model: Any) -> float | None:
+    """How much a fitted model walks to predict a row, comparable within one family: a bag's
+    or a pipeline's parts summed, trees x leaves for boosted trees, tree nodes for forests,
+    fitted parameters for linear models and MLPs; ``None`` when it is not known."""
+    parts = getattr(model, "pipelines", None)
+    if parts is not None:
+        sizes = [model_size(p) for p in parts]
+        return None if not sizes or any(s is None for s in sizes) else float(sum(sizes))  # type: ignore[arg-type]
+    steps = getattr(model, "steps", None)
+    if steps:
+        return model_size(steps[-1][1])
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    try:
+        if hasattr(model, "booster_") and hasattr(model.booster_, "num_trees"):  # LightGBM
+            return float(model.booster_.num_trees() * (params.get("num_leaves") or 31))
+        if hasattr(model, "get_booster"):  # XGBoost
+            rounds = model.get_booster().num_boosted_rounds()
+            leaves = params.get("max_leaves") or 2 ** (params.get("max_depth") or 6)
+            return float(rounds * leaves)
+        if hasattr(model, "n_iter_") and hasattr(model, "n_trees_per_iteration_"):  # sklearn HGB
+            leaves = params.get("max_leaf_nodes") or 31
+            return float(model.n_iter_ * model.n_trees_per_iteration_ * leaves)
+        if hasattr(model, "estimators_") and hasattr(model, "n_estimators"):  # forests
+            trees = np.asarray(model.estimators_, dtype=object).ravel()
+            return float(sum(t.tree_.node_count for t in trees))
+        if hasattr(model, "model_") and hasattr(model.model_, "tree_count_"):  # CatBoost
+            return float(model.model_.tree_count_ * 2 ** (params.get("depth") or 6))
+        if hasattr(model, "coefs_"):  # MLP
+            return float(sum(np.size(c) for c in model.coefs_))
+        if hasattr(model, "coef_"):
+            return float(np.size(model.coef_))
+    except Exception:  # a model that does not expose its structure: its size is unknown
+        return None
+    return None
+
+
+def estimate_unmeasured(
+    one_row_ms: Sequence[float | None],
+    families: Sequence[str],
+    sizes: Sequence[float | None],
+) -> tuple[list[float | None], list[int]]:
+    """Each unmeasured candidate's one-row time estimated from the measured candidates of its
+    family whose size is known and at least ``1 / SIMILAR_SIZE`` of its own: the measured
+    time scaled by the ratio of the sizes when it is larger (the fixed cost of a call makes
+    that err high), the lowest such estimate. Unknowable stays ``None``.
+
+    Returns:
+        The times (measured, estimated or ``None``) and the indices that were estimated.
+    """
+    if not len(one_row_ms) == len(families) == len(sizes):
+        raise ValueError(
+            f"one_row_ms, families and sizes must have one entry per candidate; got "
+            f"{len(one_row_ms)}, {len(families)} and {len(sizes)}"
+        )
+    out = list(one_row_ms)
+    estimated: list[int] = []
+    for i, time_ms in enumerate(one_row_ms):
+        size = sizes[i]
+        if time_ms is not None or size is None or size <= 0:
+            continue
+        guesses = [
+            float(t) * max(1.0, size / float(s))
+            for t, f, s in zip(one_row_ms, families, sizes, strict=True)
+            if t is not None
+            and f == families[i]
+            and s is not None
+            and s > 0
+            and size / s <= SIMILAR_SIZE
+        ]
+        if guesses:
+            out[i] = round(min(guesses), 4)
+            estimated.append(i)
+    return out, estimated
