@@ -161,3 +161,21 @@ def test_calibration_past_its_deadline_is_skipped_and_noted() -> None:
     assert "cut at the deadline after 0 of" in choice.note()
     free = choose_calibration(get_metric("log_loss", "multiclass"), y, proba, seed=0)
     assert free.cut_after is None
+
+
+def test_prediction_time_per_row_leaves_out_the_fixed_cost_of_a_call() -> None:
+    from forgeml.train._api import _FINISH_CALLS, _predict_estimate
+
+    # two folds of 10 rows, 11 ms each, of which a one-row call takes 10 ms: 0.1 ms a row
+    record = TrialRecord(0, "lgbm", {}, predict_seconds=[0.011, 0.011], predicted_rows=20)
+    record.call_seconds = 0.010
+    assert abs(record.row_seconds - 1e-4) < 1e-12
+    # a bag of 5 fold models predicting 1,000 rows in the held-out evaluation's calls
+    record.fold_models = [object()] * 5
+    expected = 1.5 * 5 * (_FINISH_CALLS * 0.010 + 1000 * 1e-4)
+    assert abs(_predict_estimate([record], 1000) - expected) < 1e-9
+    # extrapolated from the whole fold time, as if every row cost 1.1 ms, it would be 8.25 s
+    assert _predict_estimate([record], 1000) < 1.5 * 5 * 1000 * 0.011 / 10
+    # a trial measures the fixed cost on its first fold model
+    measured = _trained(_problem(), 0, "lgbm")
+    assert measured.call_seconds > 0.0

@@ -1839,10 +1839,19 @@ def _bag(record: TrialRecord, problem: Problem) -> FoldBag:
     return FoldBag(pipelines=list(record.fold_models or []), task=problem.task)
 
 
+# Prediction calls the held-out evaluation makes: the test rows, the latency (a first call,
+# 10 one-row calls, 1,000 rows) and the permutation check (a first call and eighths).
+_FINISH_CALLS = 22
+
+
 def _predict_estimate(records: Sequence[TrialRecord], rows: int) -> float:
-    """Seconds bags of these trials' fold models take to predict ``rows`` rows, from the fold
-    models' measured prediction time (with a margin for a busy machine)."""
-    return 1.5 * rows * sum(len(r.fold_models or []) * r.row_seconds for r in records)
+    """Seconds bags of these trials' fold models take to predict ``rows`` rows in the
+    held-out evaluation's calls, from the fold models' measured per-call and per-row
+    prediction times (with a margin for a busy machine)."""
+    return 1.5 * sum(
+        len(r.fold_models or []) * (_FINISH_CALLS * r.call_seconds + rows * r.row_seconds)
+        for r in records
+    )
 
 
 def _stacked_selection(
