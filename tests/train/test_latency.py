@@ -261,3 +261,23 @@ def test_the_preferred_members_are_measured_whatever_the_deadline(german):
     from forgeml.train._api import _bag
 
     assert model_size(_bag(records[0], problem)) == 20 * 7.0
+
+
+def test_each_familys_best_trial_keeps_its_fold_models_to_be_timed():
+    from forgeml.train._search import KEEP_FOLD_MODELS, TrialRecord, _drop_fold_models
+
+    def record(number: int, family: str, loss: float) -> TrialRecord:
+        return TrialRecord(
+            number=number,
+            family=family,
+            params={},
+            state="complete",
+            loss=loss,
+            fold_models=[f"fold model of {number}"],
+        )
+
+    records = [record(i, "hgb", 0.1 + i / 100) for i in range(KEEP_FOLD_MODELS + 2)]
+    records += [record(50, "xgb", 0.5), record(51, "xgb", 0.6), record(52, "linear", 0.7)]
+    _drop_fold_models(records)
+    kept = {r.number for r in records if r.fold_models}
+    assert kept == set(range(KEEP_FOLD_MODELS)) | {50, 52}

@@ -1550,9 +1550,10 @@ def _select_and_refit(
         return _judge(problem, y, sum(w * preds[i] for i, w in blend_weights.items()))
 
     unmeasured = [candidates[i] for i in preferred if candidates[i].number not in latencies]
-    if max_latency_ms is not None and unmeasured:
-        # the preferred choice's members are always measured (a few calls each): the bound
-        # must not give way to a weaker model only because the machine was busy
+    if max_latency_ms is not None and unmeasured and time.monotonic() < refit_end:
+        # the preferred choice's members are measured while the refits have time (a few
+        # calls each): the bound must not give way to a weaker model only because the
+        # machine was busy
         latencies.update(
             _candidate_latencies(
                 problem,

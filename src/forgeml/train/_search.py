@@ -754,13 +754,18 @@ def _fitted_to_space(problem: Problem, family: str, params: dict[str, Any]) -> d
 
 
 def _drop_fold_models(records: list[TrialRecord]) -> None:
-    """Free the fold models of every trial outside the best ``KEEP_FOLD_MODELS``."""
+    """Free the fold models of every trial outside the best ``KEEP_FOLD_MODELS`` and each
+    family's best (the ensemble's candidates: their one-row time is measured on them)."""
     complete = sorted(
         (r for r in records if r.state == "complete" and r.loss is not None),
         key=lambda r: (r.loss, r.number),
     )
+    families = {r.family for r in complete[:KEEP_FOLD_MODELS]}
     for r in complete[KEEP_FOLD_MODELS:]:
-        r.fold_models = None
+        if r.family in families:
+            r.fold_models = None
+        else:
+            families.add(r.family)
     if complete:
         for r in records:
             if r.state != "complete":
