@@ -44,7 +44,12 @@ def test_imbalanced_bank_marketing_beats_baseline(dataset, ws):
 
 def test_regression_california_housing_beats_baseline(dataset, ws):
     frame = pd.read_csv(dataset("california-housing.csv")).sample(n=6000, random_state=0)
-    result = train(frame, target="median_house_value", time_budget=BUDGET, workspace=ws)
+    # a fixed number of trials and no latency bound: the result does not depend on the load
+    result = train(
+        frame, target="median_house_value", time_budget=30, max_trials=2, max_latency_ms=None,
+        models=["lgbm"],
+        workspace=ws,
+    )  # fmt: skip
     assert result.task == "regression" and result.metric == "rmse"
     # the mean predictor's RMSE is ~115k; HGB on all rows reaches 47k
     assert result.test_metrics["rmse"] < 0.6 * result.baseline_metrics["rmse"]
@@ -56,7 +61,9 @@ def test_regression_california_housing_beats_baseline(dataset, ws):
 def test_multiclass_wine_beats_baseline(ws):
     data = load_wine(as_frame=True)
     frame = data.frame.assign(target=data.target.map(dict(enumerate(data.target_names))))
-    result = train(frame, target="target", time_budget=6, workspace=ws)
+    result = train(
+        frame, target="target", time_budget=120, max_trials=4, max_latency_ms=None, workspace=ws
+    )
     assert result.task == "multiclass" and result.metric == "log_loss"
     assert result.test_metrics["log_loss"] < 0.3 * result.baseline_metrics["log_loss"]
     assert result.test_metrics["accuracy"] >= 0.85
