@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from forgeml.train._metrics import Metric
 from forgeml.train._search import Problem, TrialRecord, evaluate_config
@@ -89,22 +90,12 @@ def fit_shift(metric: Metric, y: np.ndarray, pred: np.ndarray) -> float:
     def loss(shift: float) -> float:
         return metric.loss(y, base * np.exp(shift) - 1.0)
 
-    # golden-section search; the unshifted prediction is kept unless a shift beats it
-    lo, hi = -_MAX_SHIFT, _MAX_SHIFT
-    ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fa, fb = loss(a), loss(b)
-    for _ in range(30):
-        if fa <= fb:
-            hi, b, fb = b, a, fa
-            a = hi - ratio * (hi - lo)
-            fa = loss(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + ratio * (hi - lo)
-            fb = loss(b)
-    best = (a + b) / 2.0
-    return float(best) if loss(best) < loss(0.0) else 0.0
+    # a bounded one-dimensional search; the unshifted prediction is kept unless a shift beats it
+    found = minimize_scalar(
+        loss, bounds=(-_MAX_SHIFT, _MAX_SHIFT), method="bounded", options={"xatol": 1e-6}
+    )
+    best = float(found.x)
+    return best if loss(best) < loss(0.0) else 0.0
 
 
 def skewed_positive(y: np.ndarray) -> bool:

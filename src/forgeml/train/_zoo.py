@@ -574,6 +574,13 @@ def fit_estimator(
         return _fit_linear(family, params, task, X, y, seed, n_jobs, deadline)
 
 
+def _next_chunk_ends_late(chunk_started: float, deadline: float) -> bool:
+    """Whether a chunk as long as the one started at ``chunk_started`` would end past the
+    deadline: the rule by which the fits grown in chunks stop."""
+    now = time.monotonic()
+    return now + (now - chunk_started) > deadline
+
+
 def _fit_linear(
     family: Family,
     params: dict[str, Any],
@@ -603,8 +610,7 @@ def _fit_linear(
         done += ran
         if ran < chunk:  # converged
             break
-        # stop when the next chunk would end past the deadline
-        if time.monotonic() + (time.monotonic() - chunk_started) > deadline and done < total:
+        if _next_chunk_ends_late(chunk_started, deadline) and done < total:
             truncated = True
             break
     estimator.set_params(warm_start=False, max_iter=total)
@@ -735,9 +741,9 @@ def _fit_hgb(
         if estimator.n_iter_ < target:  # early stopping ended it
             break
         done = target
-        # stop when the next chunk would end past the deadline (a multiclass chunk fits
-        # 50 trees per class: waiting for the deadline itself overran it by a chunk)
-        if time.monotonic() + (time.monotonic() - chunk_started) > deadline:
+        # a multiclass chunk fits 50 trees per class: waiting for the deadline itself
+        # overran it by a chunk
+        if _next_chunk_ends_late(chunk_started, deadline):
             truncated = done < total
             break
     best = estimator.n_iter_
@@ -766,8 +772,7 @@ def _fit_forest(
         estimator.set_params(n_estimators=done)
         chunk_started = time.monotonic()
         estimator.fit(X, y)
-        # stop when the next chunk would end past the deadline
-        if time.monotonic() + (time.monotonic() - chunk_started) > deadline and done < total:
+        if _next_chunk_ends_late(chunk_started, deadline) and done < total:
             truncated = True
             break
     estimator.set_params(warm_start=False)
