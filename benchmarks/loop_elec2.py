@@ -18,9 +18,8 @@ Strategies:
   workspace (SQLite in a temporary folder): the day's requests are written to the prediction log
   as the server writes them, routed by the stored route (a canary's share by request id), and
   the labels go in as feedback a day late; a pass runs at the end of every day on stream time.
-  Two settings differ from the defaults and are printed: the rollout's request counts, scaled
-  to this stream's 48 requests a day (the defaults assume real traffic), and its latency ratio
-  (10 instead of 2: the replay's latencies are in-process times on a shared machine). A
+  One setting differs from the defaults and is printed: the rollout's request counts and
+  share, scaled to this stream's 48 requests a day (the defaults assume real traffic). A
   retraining counts once whatever it trains (its warm-started trials, and the refit of a
   challenger that passed).
 
