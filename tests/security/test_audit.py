@@ -43,6 +43,7 @@ def test_every_change_is_one_entry_naming_who_what_where_before_and_after(change
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
     summary = [(e.action, e.object, e.actor) for e in entries if not e.action.startswith("key")]
     assert summary == [
+        ("workspace.create", "workspace", entries[0].actor),
         ("data.add", "dataset:adult@1", "scientist-key"),
         ("model.register", "model:adult@1", "scientist-key"),
         ("model.register", "model:adult@2", "scientist-key"),
@@ -55,7 +56,7 @@ def test_every_change_is_one_entry_naming_who_what_where_before_and_after(change
     moves = [e for e in entries if e.action == "alias.move"]
     assert (moves[1].before, moves[1].after) == ({"version": 1}, {"version": 2, "reason": "better"})
     assert moves[1].origin == "http:10.0.0.7" and moves[1].actor_kind == "token"
-    assert [e.action for e in entries[:4]] == ["key.create"] * 4
+    assert [e.action for e in entries[1:5]] == ["key.create"] * 4
     assert changed.workspace.audit.verify().ok
     # filters
     audit = changed.context("admin")
@@ -112,7 +113,7 @@ def test_tampering_with_any_row_is_detected(
     changed: Keys, sql: str, first_broken: int, problem: str
 ) -> None:
     ws = changed.workspace
-    assert ws.audit.verify().ok and len(ws.audit.entries()) == 12
+    assert ws.audit.verify().ok and len(ws.audit.entries()) == 13
     _tamper(ws, sql)
     report = workflows.verify_audit(changed.context("admin"))
     assert not report.ok

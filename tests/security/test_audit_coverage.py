@@ -4,17 +4,22 @@ the use cases (run tracking, loop decisions, alerts) are audited in their own tr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 import forgeml as fm
 from forgeml import registry, workflows
+from forgeml.config import Settings
 from forgeml.security import ACTIONS, PYTHON_API
 from forgeml.store import NewAlert, PredictionRecord, Workspace, acting
+from forgeml.testing import DEFAULT_POSTGRES_URL, isolated_postgres_url
 
 from .conftest import Keys
 
@@ -188,3 +193,55 @@ def test_alerts_and_loop_decisions_are_audited(workspace: Workspace) -> None:
     assert _new_actions(ws, decide) == ["loop.decision"]
     [entry] = ws.audit.entries(action="loop.decision")
     assert (entry.actor, entry.object, entry.after["summary"]) == ("loop", "model:adult", "fired")
+
+
+def test_creating_or_upgrading_a_workspace_is_audited(store_url: str, tmp_path: Path) -> None:
+    """``forgeml init`` (any first opening) records ``workspace.create``; an older store
+    opened by this forgeml records ``workspace.upgrade``; an opening that changes nothing,
+    nothing."""
+    from alembic import command
+    from alembic.config import Config
+    from tests.cli.test_cli import forgeml
+
+    from forgeml.store._db import _MIGRATIONS, known_revisions
+
+    env = {"FORGEML_STORE_URL": store_url, "FORGEML_USER": "ada"}
+    team = not store_url.startswith("sqlite")  # team mode: the first command makes the admin key
+    first = ("keys", "create", "--role", "admin") if team else ("init", "--json")
+    done = forgeml(*first, home=tmp_path / "ws", env=env)
+    assert done.returncode == 0, done.stderr
+    settings = Settings(home=tmp_path / "ws", store_url=store_url, user="bob")
+    with Workspace(settings) as ws:  # already at the head: no entry
+        entry = ws.audit.entries()[0]
+        assert (entry.action, entry.object, entry.actor, entry.origin) == (
+            "workspace.create", "workspace", "ada", "cli"
+        )  # fmt: skip
+        assert entry.after["schema_revision"] == known_revisions()[-1]
+        assert [e.action for e in ws.audit.entries()[1:]] == (["key.create"] if team else [])
+        assert ws.audit.verify().ok
+    if not team:
+        assert forgeml("init", home=tmp_path / "ws", env=env).returncode == 0
+    with Workspace(settings) as ws:
+        assert len(ws.audit.entries()) == (2 if team else 1)
+
+    # a store left at the first revision by an older forgeml
+    older = tmp_path / "older"
+    older.mkdir()
+    with contextlib.ExitStack() as stack:
+        if store_url.startswith("sqlite"):
+            url = f"sqlite:///{older / 'forgeml.db'}"
+        else:  # a second isolated schema of the same server
+            url = stack.enter_context(isolated_postgres_url(DEFAULT_POSTGRES_URL))
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, known_revisions()[0])
+        engine.dispose()
+        with Workspace(Settings(home=older, store_url=url, user="bob")) as ws:
+            [entry] = ws.audit.entries()
+            assert (entry.action, entry.actor) == ("workspace.upgrade", "bob")
+            assert entry.before == {"schema_revision": known_revisions()[0]}
+            assert entry.after["schema_revision"] == known_revisions()[-1]
+            assert ws.audit.verify().ok

@@ -77,8 +77,10 @@ def test_keys_roles_guards_and_audit_from_the_command_line(tmp_path: Path) -> No
     assert forgeml("models", "list", home=home, key=viewer).returncode == 2
 
     entries = json.loads(forgeml("audit", "list", "--json", home=home, key=admin).stdout)
+    local = os.environ.get("FORGEML_USER") or entries[0]["actor"]
     assert [(e["action"], e["object"], e["actor"], e["origin"]) for e in entries] == [
-        ("key.create", "key:root", os.environ.get("FORGEML_USER") or entries[0]["actor"], "cli"),
+        ("workspace.create", "workspace", local, "cli"),
+        ("key.create", "key:root", local, "cli"),
         ("key.create", "key:vi", "root", "cli"),
         ("guard.set", "model:*@production", "root", "cli"),
         ("key.revoke", "key:vi", "root", "cli"),
@@ -88,9 +90,9 @@ def test_keys_roles_guards_and_audit_from_the_command_line(tmp_path: Path) -> No
     )
     assert [e["action"] for e in only] == ["key.create", "key.revoke"]
     export = forgeml("audit", "export", home=home, key=admin)
-    assert [json.loads(line)["seq"] for line in export.stdout.splitlines()] == [1, 2, 3, 4]
+    assert [json.loads(line)["seq"] for line in export.stdout.splitlines()] == [1, 2, 3, 4, 5]
     ok = forgeml("audit", "verify", home=home, key=admin)
-    assert ok.returncode == 0 and "audit log intact: 4 entries" in ok.stdout
+    assert ok.returncode == 0 and "audit log intact: 5 entries" in ok.stdout
 
     with sqlite3.connect(home / "forgeml.db") as db:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")

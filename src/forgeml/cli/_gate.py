@@ -61,7 +61,7 @@ def gate(settings: Settings, path: str) -> Principal:
         PermissionDeniedError: the key's role may not run the command.
         InputError: the key file cannot be read.
     """
-    from forgeml.store import Workspace
+    from forgeml.store import Workspace, acting
 
     action = CLI_COMMANDS.get(path, _UNLISTED)
     local = Principal.from_settings(settings)
@@ -73,7 +73,9 @@ def gate(settings: Settings, path: str) -> Principal:
         raise InputError(
             f"Cannot read the API key file {settings.api_key_file}: {e.strerror}"
         ) from None
-    with Workspace(settings) as ws:
+    with acting(local.name, local.kind, "cli"):  # opening creates or upgrades the store
+        ws = Workspace(settings)
+    with ws:
         principal = authenticate(ws, key) if key is not None else local
         if path == "keys create" and not ws.keys.any():
             return principal  # the first key bootstraps access control

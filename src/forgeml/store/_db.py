@@ -56,7 +56,14 @@ class Database:
     pooled connection.
     """
 
-    def __init__(self, url: str, *, migrate: bool = True, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        echo: bool = False,
+        on_upgrade: Callable[[Database, str | None, str], None] | None = None,
+    ) -> None:
         self.url = sa.make_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
@@ -71,7 +78,7 @@ class Database:
         self._lock = threading.Lock()
         if migrate:
             try:
-                self.upgrade()
+                self.upgrade(on_upgrade)
             except BaseException:
                 self.engine.dispose()  # a refused store keeps no connection open
                 raise
@@ -189,8 +196,16 @@ class Database:
         with self.transaction(write=False) as conn:
             return _read_revision(conn)
 
-    def upgrade(self) -> None:
-        """Bring the schema to this forgeml's head revision, or refuse a newer one."""
+    def upgrade(
+        self, on_upgrade: Callable[[Database, str | None, str], None] | None = None
+    ) -> None:
+        """Bring the schema to this forgeml's head revision, or refuse a newer one.
+
+        Args:
+            on_upgrade: called as ``(database, revision before, head)`` in the migration's
+                transaction, after the migration (the workspace records its audit entry
+                there: created, or upgraded, with the change).
+        """
         revisions = known_revisions()
         head = revisions[-1]
         try:
@@ -217,6 +232,8 @@ class Database:
             config.set_main_option("script_location", str(_MIGRATIONS))
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if on_upgrade is not None:
+                on_upgrade(self, current, head)
 
     def close(self) -> None:
         """Dispose of the engine's pooled connections."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from forgeml.config import Settings
 from forgeml.errors import StoreError, StoreVersionError, WorkspaceError
 from forgeml.store._artifacts import ArtifactStore, LocalArtifactStore
-from forgeml.store._audit import AuditStore
+from forgeml.store._audit import AuditStore, record_change
 from forgeml.store._datasets import DatasetStore
 from forgeml.store._db import Database
 from forgeml.store._guards import GuardStore
@@ -43,7 +43,9 @@ class Workspace:
         if uses_home:
             _prepare_home(settings.home)
         try:
-            self.db = Database(settings.resolved_store_url)
+            self.db = Database(
+                settings.resolved_store_url, on_upgrade=_audited_upgrade(settings.user)
+            )
         except (StoreError, StoreVersionError, WorkspaceError):
             raise
         except Exception as e:  # a file that is not a database, a bad URL...
@@ -104,6 +106,23 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace(home={str(self.settings.home)!r}, store={self.db._safe_url()!r})"
+
+
+def _audited_upgrade(user: str) -> Callable[[Database, str | None, str], None]:
+    """The audit entry of a schema change: ``workspace.create`` for a new store,
+    ``workspace.upgrade`` for an older one, in the migration's transaction."""
+
+    def record(db: Database, before: str | None, after: str) -> None:
+        record_change(
+            db,
+            "workspace.create" if before is None else "workspace.upgrade",
+            "workspace",
+            user,
+            before=None if before is None else {"schema_revision": before},
+            after={"schema_revision": after, "store": db._safe_url()},
+        )
+
+    return record
 
 
 def _prepare_home(home: Path) -> None:
