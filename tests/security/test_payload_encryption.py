@@ -163,3 +163,70 @@ def test_a_journal_sealed_with_another_key_is_kept_not_lost(tmp_path: Path) -> N
     assert not list(folder.glob("*.jsonl"))
     old.close()
     other.close()
+
+
+def test_a_rotation_reseals_the_journal_of_a_stopped_server(store_url: str, tmp_path: Path) -> None:
+    """Journal files a server left when it stopped (sealed with the old key, or in clear from
+    before encryption was on) are sealed with the new key by ``reencrypt_artifacts``; a torn
+    line is dropped; the files of a server still running are left alone and counted; the next
+    server, given only the new key, writes every record to the store."""
+    from forgeml.serve._app import spool_folder
+    from forgeml.serve._predlog import PredictionLog
+
+    old_key, new_key = secrets.token_hex(32), secrets.token_hex(32)
+
+    def open_ws(key: str | None) -> Workspace:
+        settings = Settings(
+            home=tmp_path / "ws", store_url=store_url, artifacts=tmp_path / "a", encryption_key=key
+        )
+        return Workspace(settings)
+
+    plain, old = open_ws(None), open_ws(old_key)
+    folder = spool_folder(old)
+    before = PredictionSpool(folder)  # a server from before encryption was on
+    before.append(_record(0))
+    assert before.close() == 1
+    stopped = PredictionSpool(folder, cipher=old.predlog.cipher, segment_records=2)
+    for i in range(1, 6):
+        stopped.append(_record(i))
+    assert stopped.close() == 5  # three files: 2 + 2 + 1 records
+    last = max(folder.glob(f"{stopped.owner}-*.jsonl"))
+    with last.open("ab") as f:
+        f.write(b"fmlenc1:torn-by-a-cra")  # the write a crash cut short
+    running = PredictionSpool(folder, cipher=old.predlog.cipher)
+    running.append(_record(9))
+    running.sync()
+    live = running.folder / f"{running.owner}-0.jsonl"
+    live_bytes = live.read_bytes()
+
+    new = open_ws(new_key)
+    token = admin_token(new)  # access control is on in team mode (PostgreSQL)
+    admin = authenticate(new, token) if token else Principal("admin")
+    ctx = workflows.Context(new, admin)
+    files = {p: p.read_bytes() for p in folder.glob("*.jsonl") if p != live}
+    with pytest.raises(ArtifactIntegrityError, match="Journal file"):
+        workflows.reencrypt_artifacts(ctx)  # the old key is needed to open them
+    sealed = {p: b for p, b in files.items() if p.name.startswith(stopped.owner)}
+    assert {p: p.read_bytes() for p in sealed} == sealed  # each file is replaced whole or not
+    outcome = workflows.reencrypt_artifacts(ctx, old_keys=[old_key])
+    assert (outcome["journal_files"], outcome["journal_lines"]) == (3, 5)  # the clear one: done
+    assert outcome["journal_files_in_use"] == 1
+    assert live.read_bytes() == live_bytes  # a running server's file is left alone
+    head = f"{PAYLOAD_PREFIX}{new.predlog.cipher.key_id}:".encode()  # type: ignore[union-attr]
+    for path in files:
+        lines = path.read_bytes().splitlines(keepends=True)
+        assert lines and all(line.startswith(head) and line.endswith(b"\n") for line in lines)
+        assert MARKER.encode() not in path.read_bytes()
+    again = workflows.reencrypt_artifacts(ctx, old_keys=[old_key])
+    assert (again["journal_files"], again["journal_lines"]) == (0, 0)
+    [entry] = new.audit.entries(action="artifacts.reencrypt")[-1:]
+    assert entry.after["journal_lines"] == 0
+
+    running.close()
+    live.unlink()  # not part of this check: written by its own server's next start
+    log = PredictionLog(new.predlog, spool=folder, cipher=new.predlog.cipher).start()
+    log.close()
+    assert log.replayed == 6 and new.predlog.count_predictions() == 6
+    assert not list(folder.glob("*.jsonl"))
+    for w in (plain, old, new):
+        w.close()

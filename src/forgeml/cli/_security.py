@@ -294,8 +294,9 @@ def reencrypt(
     ] = None,
     json: JsonOption = False,
 ) -> None:
-    """Seal every blob with the current key (FORGEML_ENCRYPTION_KEY[_FILE]): blobs stored in
-    clear and blobs sealed with the old keys given (a key rotation)."""
+    """Seal every blob, prediction-log payload and stopped server's journal line with the
+    current key (FORGEML_ENCRYPTION_KEY[_FILE]): those stored in clear and those sealed with
+    the old keys given (a key rotation)."""
     from forgeml.store._encryption import read_key_file
 
     old = [read_key_file(p) for p in old_key_file or ()]
@@ -306,6 +307,13 @@ def reencrypt(
     console.print(
         f"{outcome['reencrypted']} blobs re-encrypted, {outcome['already_current']} already "
         f"sealed with key {outcome['key_id']}; {outcome['prediction_log_rows']} prediction-log "
-        "rows re-encrypted",
+        f"rows and {outcome['journal_lines']} journal lines in {outcome['journal_files']} "
+        "files re-encrypted",
         markup=False,
     )
+    if outcome["journal_files_in_use"]:
+        err_console.print(
+            f"warning: {outcome['journal_files_in_use']} journal files of a running server were "
+            "left with the key it started with: stop it and run this again",
+            markup=False,
+        )

@@ -228,6 +228,54 @@ class PredictionSpool:
                 os.close(fd)
 
     @staticmethod
+    def reseal(folder: Path, cipher: PayloadCipher) -> dict[str, int]:
+        """Seal the journal files of owners that are gone with ``cipher``'s current key (a key
+        rotation): lines in clear and lines of its old keys are rewritten, a torn last line
+        (a crash mid-write, never read) is dropped. Each file is replaced whole (a new file,
+        ``fsync``, then ``rename``), so a crash leaves the old file or the new one. Files of a
+        running log are left alone (its owner holds its lock and writes with the key it
+        started with) and counted.
+
+        Returns:
+            ``{"files": rewritten, "lines": resealed, "torn": dropped, "in_use": skipped}``.
+
+        Raises:
+            ArtifactIntegrityError: a line is sealed with a key ``cipher`` was not given, or
+                changed; its file is left as it was.
+        """
+        counts = {"files": 0, "lines": 0, "torn": 0, "in_use": 0}
+        if not folder.is_dir():
+            return counts
+        free: set[Path] = set()
+        for _owner, paths in PredictionSpool.orphans(folder):
+            for path in paths:
+                free.add(path)
+                changed, lines, torn = _resealed(path, cipher)
+                if not changed and not torn:
+                    continue
+                temporary = path.with_name(f".{path.name}.reseal")
+                fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+                try:
+                    _write_all(fd, b"".join(lines))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(temporary, path)
+                counts["files"] += 1
+                counts["lines"] += changed
+                counts["torn"] += torn
+        if counts["files"]:
+            directory = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        counts["in_use"] = sum(
+            1 for p in folder.iterdir() if _SEGMENT.match(p.name) and p not in free
+        )
+        return counts
+
+    @staticmethod
     def read(
         path: Path, *, batch_size: int, cipher: PayloadCipher | None = None
     ) -> Iterator[list[PredictionRecord]]:
@@ -260,6 +308,25 @@ class PredictionSpool:
             yield batch
         if bad:
             _log.warning("%s: %d unreadable line(s) skipped (torn by a crash)", path, bad)
+
+
+def _resealed(path: Path, cipher: PayloadCipher) -> tuple[int, list[bytes], int]:
+    """(lines sealed anew, every line of the file as it is to be, torn lines dropped)."""
+    out: list[bytes] = []
+    changed = torn = 0
+    with path.open("rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                torn += 1  # the reader skips it: nothing was answered from it
+                continue
+            text = line[:-1].decode()
+            if cipher.is_current(text):
+                out.append(line)
+                continue
+            plain = cipher.open(text, _SPOOL_AAD, f"Journal file {path}")
+            out.append(cipher.seal(plain, _SPOOL_AAD).encode() + b"\n")
+            changed += 1
+    return changed, out, torn
 
 
 def _as_dict(record: PredictionRecord) -> dict[str, object]:

@@ -124,12 +124,17 @@ def verify_audit(ctx: Context) -> ChainReport:
 
 @use_case("workspace.admin")
 def reencrypt_artifacts(ctx: Context, *, old_keys: Sequence[str] = ()) -> dict[str, object]:
-    """Seal every artifact blob and every stored prediction-log payload (inputs, outputs,
-    labels) with the workspace's current encryption key: those stored before encryption was
-    on and those sealed with ``old_keys`` (a rotation). Audited.
+    """Seal every artifact blob, every stored prediction-log payload (inputs, outputs,
+    labels) and every line of the journal files stopped servers left under
+    ``<home>/spool/predictions`` with the workspace's current encryption key: those stored
+    before encryption was on and those sealed with ``old_keys`` (a rotation). Audited.
+
+    The journal files of a server still running are left alone (it writes with the key it
+    started with) and counted as ``journal_files_in_use``: stop it and run this again.
 
     Returns:
-        ``{"reencrypted": N, "already_current": M, "prediction_log_rows": P, "key_id": ...}``.
+        ``{"reencrypted": N, "already_current": M, "prediction_log_rows": P,
+        "journal_files": F, "journal_lines": L, "journal_files_in_use": U, "key_id": ...}``.
 
     Raises:
         InputError: the workspace has no encryption key, or an old key is malformed.
@@ -149,10 +154,19 @@ def reencrypt_artifacts(ctx: Context, *, old_keys: Sequence[str] = ()) -> dict[s
     changed, current = store.with_old_keys(old).reencrypt()
     cipher = ws.predlog.cipher
     payloads = 0 if cipher is None else ws.predlog.reencrypt(cipher.with_old_keys(old))
+    journal = {"files": 0, "lines": 0, "torn": 0, "in_use": 0}
+    if cipher is not None:
+        from forgeml.serve._app import spool_folder
+        from forgeml.serve._spool import PredictionSpool
+
+        journal = PredictionSpool.reseal(spool_folder(ws), cipher.with_old_keys(old))
     outcome: dict[str, object] = {
         "reencrypted": changed,
         "already_current": current,
         "prediction_log_rows": payloads,
+        "journal_files": journal["files"],
+        "journal_lines": journal["lines"],
+        "journal_files_in_use": journal["in_use"],
         "key_id": store.key_id,
     }
     with ws.db.transaction():
