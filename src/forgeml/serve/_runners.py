@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml.registry import LoadedModel
+from forgeml.train._native import lightgbm_rows
 
 __all__ = [
     "BoosterRunner",
@@ -385,79 +386,7 @@ class PipelineRunner(Runner):
 def single_row_predictor(booster: Any) -> Any:
     """LightGBM's single-row predictor of ``booster`` (a function of a float matrix), or
     ``None`` when this LightGBM has no single-row C API."""
-    try:
-        return _SingleRow(booster, booster.num_feature()).predict
-    except (AttributeError, OSError):
-        return None
-
-
-class _SingleRow:
-    """LightGBM's single-row prediction C API (``LGBM_BoosterPredictForMatSingleRowFast``):
-    the prediction set-up is done once, which makes a one-row call several times cheaper
-    than ``Booster.predict``. Calls are serialised (one configuration, one buffer)."""
-
-    def __init__(self, booster: Any, n_columns: int) -> None:
-        import ctypes
-        import threading
-
-        from lightgbm.basic import _LIB, _safe_call
-
-        self._ctypes = ctypes
-        self._lib = _LIB
-        self._safe_call = _safe_call
-        self._config = ctypes.c_void_p()
-        _safe_call(
-            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                booster._handle,
-                ctypes.c_int(0),  # C_API_PREDICT_NORMAL: probabilities / values
-                ctypes.c_int(0),  # from the first iteration
-                ctypes.c_int(-1),  # to the best (or last) one
-                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
-                ctypes.c_int32(n_columns),
-                b"num_threads=1",
-                ctypes.byref(self._config),
-            )
-        )
-        self._outputs = int(booster.num_model_per_iteration())
-        self._out = np.empty(self._outputs, dtype=np.float64)
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._length = ctypes.c_int64()
-        self._length_ref = ctypes.byref(self._length)
-        self._lock = threading.Lock()
-        # The same C function called without letting go of the GIL: a one-row prediction
-        # takes microseconds, while a release hands the GIL to any other thread (the
-        # prediction log's writer...) and the caller then waits to take it back.
-        self._call = ctypes.PyDLL(_LIB._name, handle=_LIB._handle)[
-            "LGBM_BoosterPredictForMatSingleRowFast"
-        ]
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """What ``Booster.predict(X)`` gives, one row at a time."""
-        rows = np.ascontiguousarray(X, dtype=np.float64)
-        c_void_p = self._ctypes.c_void_p
-        call = self._call
-        if len(rows) == 1:
-            with self._lock:
-                self._safe_call(
-                    call(self._config, c_void_p(rows.ctypes.data), self._length_ref, self._out_ptr)
-                )
-                one = self._out.copy()
-            return one if self._outputs == 1 else one.reshape(1, self._outputs)
-        out = np.empty((len(rows), self._outputs), dtype=np.float64)
-        with self._lock:
-            for i in range(len(rows)):
-                self._safe_call(
-                    call(
-                        self._config, c_void_p(rows[i].ctypes.data), self._length_ref, self._out_ptr
-                    )
-                )
-                out[i] = self._out
-        return out[:, 0] if self._outputs == 1 else out
-
-    def __del__(self) -> None:
-        config = getattr(self, "_config", None)
-        if config is not None and config.value:
-            self._lib.LGBM_FastConfigFree(config)
+    return lightgbm_rows(booster)
 
 
 def runner_for(model: LoadedModel, *, sample: pd.DataFrame | None = None) -> Runner:

@@ -6,8 +6,10 @@ call, which dominates one-row requests. Compiling does the work once, at load:
 - each member's ``TabularEncoder`` becomes a list of per-column functions over plain Python
   values (category lookups in dictionaries, numbers as floats) that fill the float matrix the
   encoder's ``codes`` would give, in ``feature_names_out_`` order;
-- each member's estimator becomes a call on that matrix without a DataFrame: LightGBM's booster
-  (or a faster one-row predictor the caller injects), XGBoost's ``inplace_predict``,
+- each member's estimator becomes a call on that matrix without a DataFrame: LightGBM's
+  single-row C API for a few rows (``train._native``; or a predictor the caller injects) and
+  its booster for more, XGBoost's prediction C function called directly for a few rows
+  (``train._native``) and ``inplace_predict`` for more,
   CatBoost's own predictor, HistGradientBoosting compiled to its trees
   (``compile_hist_gradient_boosting``: its category codes, a NumPy walk of every tree for a
   few rows, scikit-learn's predictor for more), the forests on the ordinal float32 matrix; the
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml.train._calibration import apply_calibration
+from forgeml.train._native import ROWS, lightgbm_rows, xgboost_rows
 from forgeml.train._sklearn_compiled import NotCompilable as SklearnNotCompilable
 from forgeml.train._sklearn_compiled import (
     compile_forest,
@@ -347,11 +350,11 @@ def _member_call(
         if list(getattr(estimator, "feature_names_in_", [])) != encoder.model_feature_names():
             raise NotCompilable("a LightGBM member's feature names differ from its encoder's")
         booster = estimator.booster_
-        single = booster_predictor(booster) if booster_predictor is not None else None
+        single = (booster_predictor or lightgbm_rows)(booster)
 
         def lightgbm(columns: Columns, n: int) -> np.ndarray:
             matrix = encode(columns, n)
-            if single is not None and n <= 8:
+            if single is not None and n <= ROWS:
                 return shaped(single(matrix))
             params = {"num_threads": 1} if n < _SMALL_BATCH else {}
             return shaped(booster.predict(matrix, **params))
@@ -507,9 +510,12 @@ def _xgboost_call(
         iterations = (0, 0)
     one_thread = booster.copy()
     one_thread.set_param({"nthread": 1})
+    few = xgboost_rows(one_thread, iterations)
 
     def xgboost(columns: Columns, n: int) -> np.ndarray:
         matrix = encode(columns, n)
+        if few is not None and n <= ROWS:
+            return shaped(few(matrix))
         chosen = one_thread if n < _SMALL_BATCH else booster
         return shaped(chosen.inplace_predict(matrix, iteration_range=iterations))
 
@@ -523,8 +529,9 @@ class CompiledModel:
         model: the trained model.
         raw_predict: how the model calls one member on a DataFrame (``train._model``'s), for
             the members compiling does not call directly.
-        booster_predictor: given a LightGBM booster, a faster predictor of a few rows (or
-            ``None``); LightGBM's ``Booster.predict`` otherwise.
+        booster_predictor: given a LightGBM booster, its predictor of a few rows (a
+            function returning ``None``: ``Booster.predict``); LightGBM's single-row API
+            (``train._native``) by default.
 
     Attributes:
         direct: every member runs without building a DataFrame.

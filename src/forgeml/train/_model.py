@@ -291,10 +291,14 @@ class TrainedModel(BaseEstimator):
             compiled = self._compiled()
             if compiled is not None:
                 required = self.feature_names_in_.tolist()
-                if X.columns.is_unique and all(c in X.columns for c in required):
+                at: Sequence[int] | None = None
+                if X.columns.tolist() == required:  # the usual case: no lookup by name
+                    at = range(len(required))
+                elif X.columns.is_unique and all(c in X.columns for c in required):
+                    at = X.columns.get_indexer(required)
+                if at is not None:
                     # one plain list per column: no frame is built
                     array = X.to_numpy(dtype=object)
-                    at = X.columns.get_indexer(required)
                     columns = {c: array[:, j].tolist() for c, j in zip(required, at, strict=True)}
                     return compiled.combined(columns, len(X))
         return weighted_prediction(self.members, self.weights, self._frame(X), self.task)
@@ -381,8 +385,9 @@ class TrainedModel(BaseEstimator):
         still checks that on known rows first.
 
         Args:
-            booster_predictor: given a LightGBM booster, a faster predictor of a few rows (or
-                ``None``).
+            booster_predictor: given a LightGBM booster, its predictor of a few rows (a
+                function returning ``None``: ``Booster.predict``); LightGBM's single-row
+                API by default.
 
         Raises:
             NotCompilable: a member is not an (encoder, estimator) pipeline.

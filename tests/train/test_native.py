@@ -1,0 +1,144 @@
+"""LightGBM's and XGBoost's C prediction functions called directly give the libraries' own
+numbers, and a compiled bag of fold models calls them (not ``inplace_predict`` or
+``Booster.predict``) for one row.
+
+Real data: Adult, with native categorical columns and missing values, binary and multiclass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost
+from sklearn.pipeline import Pipeline
+
+from forgeml.train import TabularEncoder, TrainedModel, infer_column_kinds
+from forgeml.train._model import FoldBag
+from forgeml.train._native import ROWS, lightgbm_rows, xgboost_rows
+
+FIT_ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def adult(shared_dataset: Any) -> pd.DataFrame:
+    frame = pd.read_csv(shared_dataset("adult.csv"), nrows=4000).drop(columns=["split"])
+    assert frame.isna().any(axis=1).sum() > 100  # missing categories among the rows
+    return frame
+
+
+def _encoded(adult: pd.DataFrame, target: str) -> tuple[TabularEncoder, pd.DataFrame, Any]:
+    X, y = adult.drop(columns=[target]), adult[target]
+    encoder = TabularEncoder(kinds=infer_column_kinds(X), output="native", max_categories=12)
+    frame = encoder.fit_transform(X[:FIT_ROWS], y[:FIT_ROWS])
+    return encoder, frame, pd.factorize(y)[0]
+
+
+def _rows(encoder: TabularEncoder, adult: pd.DataFrame, target: str) -> np.ndarray:
+    return encoder.codes(adult.drop(columns=[target])[FIT_ROWS:])
+
+
+@pytest.mark.parametrize("target", ["income", "relationship"])  # binary, multiclass
+def test_xgboost_rows_give_inplace_predict_numbers(adult, target):
+    encoder, frame, y = _encoded(adult, target)
+    model = xgboost.XGBClassifier(
+        n_estimators=60,
+        max_depth=4,
+        enable_categorical=True,
+        early_stopping_rounds=5,
+        random_state=0,
+        nthread=1,
+    )
+    model.fit(frame, y[:FIT_ROWS], eval_set=[(frame[-500:], y[FIT_ROWS - 500 : FIT_ROWS])])
+    booster = model.get_booster()
+    rows = _rows(encoder, adult, target)
+    assert np.isnan(rows).any()
+    for iterations in [
+        (0, model.best_iteration + 1),
+        (0, 0),
+        (2, 7),
+    ]:  # early stopping's, all, some
+        predict = xgboost_rows(booster, iterations)
+        assert predict is not None
+        for start in range(0, 400, 37):
+            for n in (1, 3, ROWS):
+                batch = rows[start : start + n]
+                expected = booster.inplace_predict(batch, iteration_range=iterations)
+                got = predict(batch)
+                assert got.dtype == expected.dtype and got.shape == expected.shape
+                assert np.array_equal(got, expected)
+    with pytest.raises(ValueError, match="Feature shape mismatch"):
+        predict(rows[:1, :-1])
+
+
+def test_lightgbm_rows_stop_at_the_best_iteration_as_booster_predict(adult):
+    encoder, frame, y = _encoded(adult, "income")
+    booster = lightgbm.train(
+        {"objective": "binary", "num_leaves": 15, "verbose": -1, "seed": 0},
+        lightgbm.Dataset(frame[:2500], y[:2500]),
+        num_boost_round=200,
+        valid_sets=[lightgbm.Dataset(frame[2500:], y[2500:FIT_ROWS])],
+        callbacks=[lightgbm.early_stopping(5, verbose=False)],
+        keep_training_booster=True,  # the trees after the best iteration are kept
+    )
+    assert 0 < booster.best_iteration < booster.current_iteration()
+    predict = lightgbm_rows(booster)
+    assert predict is not None
+    rows = _rows(encoder, adult, "income")
+    for start in range(0, 400, 41):
+        for n in (1, 4):
+            batch = rows[start : start + n]
+            expected = booster.predict(batch, num_threads=1)
+            assert np.allclose(predict(batch), expected, rtol=0, atol=1e-15)
+
+
+def test_a_compiled_bag_calls_the_c_functions_for_one_row(adult, monkeypatch):
+    X, y = adult.drop(columns=["income"]), (adult["income"] == ">50K").astype(int)
+    kinds = infer_column_kinds(X)
+    members = []
+    for family in ("lgbm", "xgb"):
+        folds = []
+        for fold in range(3):
+            rows = np.arange(FIT_ROWS) % 3 != fold
+            if family == "lgbm":
+                model: Any = lightgbm.LGBMClassifier(
+                    n_estimators=40, num_leaves=15, random_state=fold, verbose=-1
+                )
+            else:
+                model = xgboost.XGBClassifier(
+                    n_estimators=40, max_depth=4, enable_categorical=True, random_state=fold
+                )
+            encoder = TabularEncoder(kinds=kinds, output="native", max_categories=12)
+            pipeline = Pipeline([("encode", encoder), ("model", model)])
+            folds.append(pipeline.fit(X[:FIT_ROWS][rows], y[:FIT_ROWS][rows]))
+        members.append(FoldBag(pipelines=folds, task="binary"))
+    trained = TrainedModel(
+        members=members,
+        weights=[0.6, 0.4],
+        task="binary",
+        feature_columns=list(X.columns),
+        classes=["<=50K", ">50K"],
+        families=["lgbm", "xgb"],
+    )
+    held_out = X[FIT_ROWS : FIT_ROWS + 200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = trained.predict_proba(held_out.iloc[:150])  # more rows: the libraries' calls
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the library's own predict was called for one row")
+
+    monkeypatch.setattr(xgboost.Booster, "inplace_predict", refused)
+    monkeypatch.setattr(lightgbm.Booster, "predict", refused)
+    compiled = trained.compile_for_serving()
+    for i in range(0, 150, 7):
+        one = held_out.iloc[i : i + 1]
+        got = trained.predict_proba(one)
+        assert np.allclose(got, expected[i : i + 1], rtol=0, atol=1e-12)
+        record = {c: [None if pd.isna(v) else v] for c, v in one.iloc[0].items()}
+        _, proba = compiled.predict_both(record, 1)
+        assert proba is not None and np.allclose(proba, got, rtol=0, atol=1e-12)
