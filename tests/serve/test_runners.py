@@ -97,7 +97,7 @@ def _register(ws: Workspace, model: Any, name: str, sample: pd.DataFrame) -> Any
     return fm.load(f"{name}@{version}", workspace=ws)
 
 
-def test_xgboost_classifier_runs_on_its_booster(ws, adult_rows):
+def test_xgboost_classifier_runs_on_its_booster(ws, adult_rows, monkeypatch):
     X, y = adult_rows.drop(columns=[TARGET]), (adult_rows[TARGET] == ">50K").astype(int)
     fitted = xgb.XGBClassifier(
         n_estimators=40, max_depth=5, enable_categorical=True, tree_method="hist", random_state=0
@@ -106,6 +106,16 @@ def test_xgboost_classifier_runs_on_its_booster(ws, adult_rows):
     runner = runner_for(model)
     assert isinstance(runner, XGBoostRunner)
     _same_answers(runner, model, X[4000:])
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("inplace_predict was called for one row")
+
+    # one row goes through XGBoost's C function called directly, not inplace_predict
+    columns = _columns(model, X[4000:4001])
+    expected = runner.run(columns, 1)
+    monkeypatch.setattr(xgb.Booster, "inplace_predict", refused)
+    labels, proba = runner.run(columns, 1)
+    assert labels == expected[0] and np.array_equal(proba, expected[1])
 
 
 def test_xgboost_regressor_runs_on_its_booster(ws, shared_dataset):

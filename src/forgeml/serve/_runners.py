@@ -8,7 +8,7 @@ small batches, with the encoding compiled to plain lookups once, at load:
   from a pandas frame (category codes in the training order, NaN for missing) and calls the
   booster (LightGBM's single-row C API for a few rows);
 - ``XGBoostRunner`` (XGBoost flavor) does the same for XGBoost's booster and calls
-  ``inplace_predict``;
+  ``inplace_predict`` (its C function directly for a few rows);
 - ``CompiledRunner`` (forgeml's own ``TrainedModel``) calls the model compiled by
   ``TrainedModel.compile_for_serving``: each member's encoder as array lookups, each member's
   native predictor on arrays;
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from forgeml.registry import LoadedModel
-from forgeml.train._native import lightgbm_rows
+from forgeml.train._native import ROWS, lightgbm_rows, xgboost_rows
 
 __all__ = [
     "BoosterRunner",
@@ -235,8 +235,8 @@ class BoosterRunner(_MatrixRunner):
 
 
 class XGBoostRunner(_MatrixRunner):
-    """An XGBoost model's booster called on a float matrix (``inplace_predict``), one thread
-    for small batches."""
+    """An XGBoost model's booster called on a float matrix (``inplace_predict``, or for a few
+    rows the C function it calls, called directly), one thread for small batches."""
 
     def __init__(self, model: LoadedModel) -> None:
         estimator = model.model
@@ -267,9 +267,12 @@ class XGBoostRunner(_MatrixRunner):
         self._booster = booster
         self._one_thread = booster.copy()
         self._one_thread.set_param({"nthread": 1})
+        self._few = xgboost_rows(self._one_thread, self._iterations)
 
     def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
         X = self.encode(columns, n)
+        if n <= ROWS and self._few is not None:
+            return self.answer(self._few(X))
         booster = self._one_thread if n < _SMALL_BATCH else self._booster
         raw = np.asarray(booster.inplace_predict(X, iteration_range=self._iterations))
         return self.answer(raw)
