@@ -17,6 +17,12 @@ during shutdown, the whole process, for as long as it likes. Its ``limit_concurr
 * a connection cap: a connection accepted while ``max_connections`` are open gets ``503`` with
   ``Retry-After: 1`` at once and is closed, before it sends anything.
 
+It also writes what a connection sends in one loop iteration with one system call
+(``_Coalesced``): Uvicorn writes an answer's status line and headers, then its body, as two
+writes, and each write to a socket costs more of the event loop's time than the rest of a small
+answer's framing. The bytes leave at the end of the iteration, in order, before the connection
+closes.
+
 It relies on the protocol classes' ``cycle`` (the request being answered, set when its headers
 are complete), ``transport``, ``connections`` and ``on_response_complete``; the tests in
 ``tests/serve/test_limits.py`` exercise each limit on a real server and real sockets.
@@ -56,6 +62,62 @@ def _raw_answer(status: int, reason: str, message: str, field: str, code: str) -
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+class _Coalesced:
+    """A connection's transport whose writes of one loop iteration go out as one system call.
+
+    The first write of an iteration schedules the flush (``call_soon``), later ones join it;
+    ``close`` and ``write_eof`` flush first, ``abort`` drops what is pending, as the transport's
+    own buffer would be. Everything else is the transport's.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        pending = self._pending
+        if pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self.flush)
+        else:
+            pending.append(data)
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Write what is pending now."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if self._transport.is_closing():  # the peer went away meanwhile
+            return
+        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._pending = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _Limits:
     """The mixin; ``limited_protocol`` puts it before Uvicorn's protocol class."""
 
@@ -91,7 +153,7 @@ class _Limits:
             self._arm(self._limits.body_timeout, self._body_late, value)
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
+        super().connection_made(_Coalesced(transport, self.loop))  # type: ignore[misc]
         if len(self.connections) > self._limits.max_connections:
             self._refuse(
                 _raw_answer(
