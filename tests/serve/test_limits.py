@@ -3,6 +3,7 @@ body read timeouts (slowloris), the connection cap, the graceful-shutdown deadli
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -164,3 +165,58 @@ def test_a_sigtermed_server_with_slow_body_clients_exits_within_its_deadline(ser
         seconds = time.monotonic() - started
         assert process.poll() == 0, process.stderr.read().decode()[-2000:]
         assert seconds < 3 + 10  # the deadline, plus the prediction log's and the exit's time
+
+
+class _CountingTransport:
+    """A real transport whose writes are recorded."""
+
+    def __init__(self, transport) -> None:
+        self.transport, self.writes = transport, []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.transport.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.transport, name)
+
+
+def _available(sock: socket.socket) -> bytes:
+    try:
+        return sock.recv(65536)
+    except BlockingIOError:
+        return b""
+
+
+def test_a_connections_writes_of_one_iteration_leave_together_after_its_callbacks():
+    from forgeml.http._limits import _Coalesced
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+        counting = _CountingTransport(transport)
+        coalesced = _Coalesced(counting, loop)  # type: ignore[arg-type]
+        seen_by_callback: list[bytes] = []
+        coalesced.before_write(lambda: seen_by_callback.append(_available(theirs)))
+        coalesced.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        coalesced.write(b"body")
+        assert _available(theirs) == b"" and counting.writes == []
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert seen_by_callback == [b""]  # it ran before any byte left
+        assert counting.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        assert _available(theirs) == b"HTTP/1.1 200 OK\r\n\r\nbody"
+        coalesced.write(b"last")
+        coalesced.close()  # what is pending leaves first
+        assert counting.writes[-1] == b"last" and coalesced.is_closing()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        theirs.setblocking(True)
+        theirs.settimeout(5)
+        assert theirs.recv(100) == b"last"
+        assert theirs.recv(100) == b""  # closed
+        theirs.close()
+
+    asyncio.run(main())

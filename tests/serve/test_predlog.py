@@ -343,3 +343,72 @@ def test_a_journal_line_is_the_records_fields_as_json(tmp_path: Path):
     fields = {f.name: getattr(given, f.name) for f in dataclasses.fields(given)}
     assert line == dumps(fields) + b"\n"
     assert loads(line)["inputs"] == {"age": [None], "workclass": [None], "hours": [40]}
+
+
+def journal_lines(folder: Path) -> list[str]:
+    """The request ids in the journal files of ``folder``, file by file, line by line."""
+    from forgeml.serve._spool import PredictionSpool
+
+    files = sorted(
+        (p for p in folder.iterdir() if p.suffix == ".jsonl"),
+        key=lambda p: int(p.stem.rsplit("-", 1)[1]),
+    )
+    return [
+        r.request_id
+        for p in files
+        for batch in PredictionSpool.read(p, batch_size=100)
+        for r in batch
+    ]
+
+
+def test_deferred_journal_lines_wait_for_write_journal_and_take_one_write(
+    sqlite_store: PredictionLogStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from forgeml.serve import _spool
+
+    writes: list[int] = []
+    real = _spool._write_all
+
+    def counted(fd: int, data: bytes) -> None:
+        writes.append(data.count(b"\n"))
+        real(fd, data)
+
+    monkeypatch.setattr(_spool, "_write_all", counted)
+    folder = tmp_path / "spool"
+    log = PredictionLog(sqlite_store, spool=folder)  # no writer yet: nothing syncs the journal
+    ids = [f"r{i}" for i in range(7)]
+    for rid in ids[:5]:
+        assert log.submit(record(0, request_id=rid), defer_journal=True)
+    assert writes == [] and journal_lines(folder) == []
+    log.write_journal()
+    assert writes == [5] and journal_lines(folder) == ids[:5]
+    log.write_journal()  # nothing held back: no write
+    assert writes == [5]
+    # a line written at once goes after the lines held back before it, in one write
+    log.submit(record(0, request_id=ids[5]), defer_journal=True)
+    log.submit(record(0, request_id=ids[6]))
+    assert writes == [5, 2] and journal_lines(folder) == ids
+    log.close()
+    assert (log.written, log.spooled) == (7, 0)
+    assert stored_ids(sqlite_store) == (7, 7)
+
+
+def test_deferred_journal_lines_across_files_are_kept_when_the_store_fails(
+    sqlite_store: PredictionLogStore, tmp_path: Path
+):
+    folder = tmp_path / "spool"
+    log = PredictionLog(
+        FailingStore(sqlite_store, 10**9), spool=folder, segment_records=3, interval=0
+    )
+    ids = [f"r{i}" for i in range(8)]
+    for rid in ids:
+        log.submit(record(0, request_id=rid), defer_journal=True)
+    # the lines of a file that is full were written when the next one started
+    assert journal_lines(folder) == ids[:6]
+    log.close(timeout=0.3)  # never written to the store: the journal keeps all, in order
+    assert log.spooled == 8
+    assert journal_lines(folder) == ids
+    again = PredictionLog(sqlite_store, spool=folder).start()
+    again.close()
+    assert again.replayed == 8
+    assert stored_ids(sqlite_store) == (8, 8)

@@ -21,7 +21,9 @@ It also writes what a connection sends in one loop iteration with one system cal
 (``_Coalesced``): Uvicorn writes an answer's status line and headers, then its body, as two
 writes, and each write to a socket costs more of the event loop's time than the rest of a small
 answer's framing. The bytes leave at the end of the iteration, in order, before the connection
-closes.
+closes. The connection's ``_Coalesced`` is in each request's scope
+(``forgeml.serve.ANSWER_WRITER_SCOPE_KEY``): the prediction server asks it to write the
+prediction log's journal lines before the answer leaves (``before_write``).
 
 It relies on the protocol classes' ``cycle`` (the request being answered, set when its headers
 are complete), ``transport``, ``connections`` and ``on_response_complete``; the tests in
@@ -32,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from forgeml._json import dumps
+from forgeml.serve import ANSWER_WRITER_SCOPE_KEY
 
 __all__ = ["ConnectionLimits", "limited_protocol"]
 
@@ -67,15 +71,23 @@ class _Coalesced:
 
     The first write of an iteration schedules the flush (``call_soon``), later ones join it;
     ``close`` and ``write_eof`` flush first, ``abort`` drops what is pending, as the transport's
-    own buffer would be. Everything else is the transport's.
+    own buffer would be. Callbacks given to ``before_write`` run at the next flush, before its
+    bytes are written (also when the connection is gone by then). Everything else is the
+    transport's.
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_before", "_loop", "_pending", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
+        self._before: list[Callable[[], object]] = []
+
+    def before_write(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` (once) before any byte written from now on leaves."""
+        if callback not in self._before:
+            self._before.append(callback)
 
     def write(self, data: bytes) -> None:
         pending = self._pending
@@ -91,6 +103,11 @@ class _Coalesced:
 
     def flush(self) -> None:
         """Write what is pending now."""
+        before = self._before
+        if before:
+            self._before = []
+            for callback in before:
+                callback()
         pending = self._pending
         if pending is None:
             return
@@ -112,6 +129,7 @@ class _Coalesced:
 
     def abort(self) -> None:
         self._pending = None
+        self.flush()  # the callbacks still run
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
@@ -149,6 +167,7 @@ class _Limits:
     def cycle(self, value: Any) -> None:
         self._cycle = value
         if value is not None:
+            value.scope[ANSWER_WRITER_SCOPE_KEY] = self.transport
             self._partial = False
             self._arm(self._limits.body_timeout, self._body_late, value)
 
