@@ -30,6 +30,9 @@ printed too (median of 50 calls).
     python benchmarks/serving.py [--seconds 10] [--concurrency 1,8,32] [--workers 1]
     python benchmarks/serving.py --models xgb,auto --only forgeml,floor --concurrency 1,32
     python benchmarks/serving.py --soak 60        # forgeml (lgbm) at c=32 for 60 s, RSS sampled
+    python benchmarks/serving.py --models auto --only forgeml,floor --concurrency 1 \
+        --budget 600 --trials 6 --families lgbm,xgb  # a fixed auto model (two bags of XGBoost
+                                                     # and one of LightGBM folds)
 """
 
 from __future__ import annotations
@@ -167,7 +170,13 @@ NAMES = {"lgbm": "adult-lgbm", "xgb": "adult-xgb", "auto": "adult-auto"}
 
 
 def _prepare(
-    folder: Path, console: Console, models: list[str], budget: int, mlflow: bool
+    folder: Path,
+    console: Console,
+    models: list[str],
+    budget: int,
+    mlflow: bool,
+    trials: int | None = None,
+    families: str | None = None,
 ) -> Prepared:
     import lightgbm
     import pandas as pd
@@ -223,13 +232,19 @@ def _prepare(
         ]
         argv += ["--target", "income", "--drop", "split", "--time-budget", f"{budget}s"]
         argv += ["--seed", "0", "--register", NAMES["auto"], "--no-evaluate", "--json"]
+        if trials is not None:  # the same model on a busy machine as on a quiet one
+            argv += ["--trials", str(trials), "--max-latency-ms", "none"]
+        if families is not None:
+            argv += ["--models", families]
+        extra = " ".join(argv[argv.index("--json") + 1 :])
         started = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True)
         trained = time.perf_counter() - started
         estimators["auto"] = _promote_latest(workspace, NAMES["auto"])
         notes["auto"] = (
             f"forgeml train adult.csv --target income --drop split --time-budget {budget}s "
-            f"--seed 0: {estimators['auto']!r} in {trained:.1f} s (command, start to end)"
+            f"--seed 0 {extra}: {estimators['auto']!r} in {trained:.1f} s (command, start to "
+            "end)"
         )
     for key, estimator in estimators.items():
         one = frame.head(1) if key == "auto" else X.head(1)
@@ -854,6 +869,16 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=int, default=20, help="seconds of forgeml train for the auto model"
     )
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help="the auto model: exactly this many trials, no latency bound (give a --budget "
+        "they fit in): the same model however busy the machine is",
+    )
+    parser.add_argument(
+        "--families", default=None, help="the auto model: families to search, e.g. lgbm,xgb"
+    )
     parser.add_argument("--workers", type=int, default=1, help="forgeml worker processes")
     parser.add_argument(
         "--soak", type=int, default=0, help="instead: forgeml (lgbm) at c=32 for SOAK s, RSS"
@@ -888,7 +913,9 @@ def main() -> None:
         markup=False,
     )
     with tempfile.TemporaryDirectory(prefix="forgeml-serving-") as tmp:
-        prepared = _prepare(Path(tmp), console, models, args.budget, want_mlflow)
+        prepared = _prepare(
+            Path(tmp), console, models, args.budget, want_mlflow, args.trials, args.families
+        )
         if args.soak:
             _soak(prepared, args.workers, args.soak, console)
             return
