@@ -16,6 +16,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -26,7 +27,14 @@ import sqlalchemy as sa
 import forgeml as fm
 from forgeml.config import Settings
 from forgeml.errors import InputError
-from forgeml.security import PiiKey, PiiPolicy, PiiRule, detect_pii, parse_pii_options
+from forgeml.security import (
+    PiiKey,
+    PiiPolicy,
+    PiiRule,
+    apply_pii,
+    detect_pii,
+    parse_pii_options,
+)
 from forgeml.store import PredictionRecord, Workspace
 from forgeml.testing import ServerThread, auth_headers
 
@@ -274,8 +282,18 @@ def test_no_raw_personal_value_reaches_the_store(
     hashed_note = next(n for n in report.notes if "compared as categories of keyed hashes" in n)
     assert "race" in hashed_note.split(":")[0].split(", ")
 
+    _assert_no_raw_value_stored(ws, tmp_path, spool_bytes, compas, people)
+
+
+def _assert_no_raw_value_stored(
+    ws: Workspace, tmp_path: Path, spool_bytes: list[bytes], *frames: pd.DataFrame
+) -> None:
+    """No raw personal value of ``frames`` in any file under ``tmp_path`` (SQLite file,
+    artifacts, reports), in the journal files read while the server ran, or in any row of
+    the metadata store; closes ``ws``."""
+    compas = frames[0]
     raw = set()
-    for frame in (compas, people):
+    for frame in frames:
         for column in ("name", "dob", "c_case_number", "email", "phone", "card", "ssn", "race"):
             raw |= {str(v).encode() for v in frame[column].dropna() if len(str(v)) >= 8}
     raw |= {b"Caucasian", b"African-American", b"Hispanic"}  # race: hashed by the policy
@@ -294,6 +312,149 @@ def test_no_raw_personal_value_reaches_the_store(
         leaks["metadata store rows"] = found
     ws.close()
     assert not leaks, {k: sorted(v)[:5] for k, v in leaks.items()}
+
+
+def _plain_pipeline(inputs: list[str], categorical: list[str], unknown: str = "ignore") -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encode = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown=unknown), categorical)],
+        remainder="passthrough",
+    )
+    return make_pipeline(encode, LogisticRegression(max_iter=500))
+
+
+def test_no_raw_personal_value_reaches_the_store_from_dataframes(
+    compas: pd.DataFrame, store_url: str, tmp_path: Path
+) -> None:
+    """The in-memory paths apply the dataset path's policy: ``fm.train`` on a DataFrame and
+    ``fm.register`` of a plain scikit-learn pipeline with a raw DataFrame sample, both served
+    and sent raw rows and feedback: no raw value in any stored byte."""
+    home = tmp_path / "ws"
+    ws = Workspace(Settings(home=home, store_url=store_url, artifacts=tmp_path / "artifacts"))
+    target = "two_year_recid"
+    result = fm.train(
+        compas,
+        target=target,
+        sensitive=["sex"],
+        pii={"race": "hash", "c_charge_degree": "mask"},
+        models=["lgbm"],
+        time_budget=60,
+        max_trials=2,
+        max_latency_ms=None,
+        allow_leaks=True,
+        seed=0,
+        workspace=ws,
+        actor="setup",
+    )
+    assert result.pii is not None
+    assert {c: r.action for c, r in result.pii.changed.items()} == {
+        "name": "hash", "first": "hash", "last": "hash", "dob": "hash", "race": "hash",
+        "c_charge_degree": "mask", "c_case_number": "hash", "email": "hash", "phone": "hash",
+        "card": "hash", "ssn": "hash",
+    }  # fmt: skip
+    assert result.pii.action("sex") == "keep"  # declared sensitive: kept for the audit
+    assert "race" in result.feature_columns
+    assert ws.runs.get_run(result.run_id).params["pii"].startswith("name=hash,")
+    framed = fm.register(
+        result, name="framed", sample=compas.drop(columns=target), workspace=ws, actor="setup"
+    )
+    # a plain pipeline fitted on the policy's table, registered with the raw rows as sample
+    inputs = ["race", "phone", "age", "priors_count", "juv_fel_count"]
+    hashed, policy = apply_pii(compas, ws.settings, pii={"race": "hash"}, target=target)
+    assert policy.key_id == result.pii.key_id and hashed["race"].str.startswith("pii_").all()
+    pipeline = _plain_pipeline(inputs, ["race", "phone"]).fit(hashed[inputs], hashed[target])
+    plain = fm.register(
+        pipeline, name="plain", sample=compas, pii={"race": "hash"}, workspace=ws, actor="setup"
+    )
+    for name, version in (("framed", framed.version), ("plain", plain.version)):
+        fm.registry.promote(name, version, workspace=ws, actor="setup")
+    loaded = {n: fm.load(f"{n}@production", workspace=ws) for n in ("framed", "plain")}
+    assert loaded["plain"].pii.action("race") == "hash" and loaded["plain"].pii.action("phone") == (
+        "hash"
+    )
+    assert "## Personal data" in loaded["framed"].card()
+    reference, _ = fm.registry.reference("plain@production", workspace=ws)
+    assert reference["race"].str.startswith("pii_").all()
+
+    people = _synthetic_pii(compas.sample(40, random_state=5).reset_index(drop=True), seed=13)
+    people["name"] = [f"yorick{i} quillfeather" for i in range(len(people))]
+    rows = people.drop(columns=[target])
+    records = json.loads(rows.to_json(orient="records"))
+    expected = {
+        "framed": result.model.predict(result.pii.apply_frame(rows, policy_key(ws))),
+        "plain": pipeline.predict(policy.apply_frame(rows, policy_key(ws))[inputs]),
+    }
+    headers = auth_headers(ws)
+    spool_bytes: list[bytes] = []
+    with ServerThread(ws, models=("framed@production", "plain@production")) as server:
+        for name in ("framed", "plain"):
+            ids = []
+            for start in range(0, len(records), 10):
+                answer = httpx.post(
+                    f"{server.url}/v1/models/{name}/predict",
+                    json={"records": records[start : start + 10]},
+                    headers=headers,
+                    timeout=30,
+                )
+                assert answer.status_code == 200, answer.text
+                body = answer.json()
+                assert body["predictions"] == expected[name][start : start + 10].tolist(), name
+                ids.append(body["request_id"])
+            labels = people[target].tolist()
+            feedback = httpx.post(
+                f"{server.url}/v1/feedback",
+                json={
+                    "feedback": [
+                        {"request_id": r, "labels": labels[i * 10 : i * 10 + 10]}
+                        for i, r in enumerate(ids)
+                    ]
+                },
+                headers=headers,
+                timeout=30,
+            )
+            assert feedback.status_code < 300, feedback.text
+        spool_bytes = [p.read_bytes() for p in (home / "spool").rglob("*") if p.is_file()]
+    assert any(spool_bytes)
+    for name in ("framed", "plain"):
+        logged = ws.predlog.predictions(name)
+        assert len(logged) == len(people) and logged["race"].str.startswith("pii_").all()
+    report = fm.monitor.served_report("plain@production", window=40, workspace=ws, n_bootstrap=20)
+    (home / "reports").mkdir()
+    fm.monitor.write_served_html(report, home / "reports" / "monitor.html")
+    _assert_no_raw_value_stored(ws, tmp_path, spool_bytes, compas, people)
+
+
+def policy_key(ws: Workspace) -> PiiKey:
+    from forgeml.security import pii_key
+
+    key = pii_key(ws.settings, create=False)
+    assert key is not None
+    return key
+
+
+def test_register_refuses_a_model_fitted_on_raw_values_the_policy_replaces(
+    compas: pd.DataFrame, sqlite_workspace: Workspace
+) -> None:
+    ws = sqlite_workspace
+    inputs = ["phone", "age", "priors_count"]
+    pipeline = _plain_pipeline(inputs, ["phone"], unknown="error")
+    pipeline.fit(compas[inputs], compas["two_year_recid"])  # raw phone numbers
+    with pytest.raises(InputError, match=r"phone \(hash: name: a phone number\).*fails"):
+        fm.register(pipeline, name="raw", sample=compas, workspace=ws)
+    assert ws.models.list_models() == []
+    # declared keep: an explicit, recorded opt-out
+    kept = fm.register(pipeline, name="raw", sample=compas, pii={"phone": "keep"}, workspace=ws)
+    assert fm.load(kept.ref, workspace=ws).pii.action("phone") == "keep"
+    with pytest.raises(InputError, match="pii: the column 'mail' is not in the table"):
+        fm.register(pipeline, name="raw", sample=compas, pii={"mail": "hash"}, workspace=ws)
+    with pytest.raises(InputError, match="pii= applies to a table"):
+        fm.train("raw", target="two_year_recid", pii={"phone": "keep"}, workspace=ws)
+    with pytest.raises(InputError, match="the target 'two_year_recid' cannot be hashed"):
+        fm.train(compas, target="two_year_recid", pii={"two_year_recid": "hash"}, workspace=ws)
 
 
 def test_cli_data_add_prints_the_policy_and_refuses_a_bad_action(

@@ -275,23 +275,11 @@ def _apply_pii(
     target: str | None,
 ) -> tuple[pd.DataFrame, PiiPolicy]:
     """The table with the PII policy applied, and the policy (declared, then detected)."""
-    from forgeml.security import PiiPolicy, detect_pii, pii_key
+    from forgeml.security import apply_pii
 
-    if target is not None and (declared or {}).get(target, "keep") != "keep":
-        raise InputError(
-            f"pii: the target {target!r} cannot be hashed or masked: its values are the labels"
-        )
-    rules = detect_pii(
-        frame,
-        declared=declared,
-        sensitive=sensitive,
-        skip=[target] if target is not None else [],
-        default=default,
+    return apply_pii(
+        frame, ws.settings, pii=declared, pii_default=default, sensitive=sensitive, target=target
     )
-    hashes = any(r.action == "hash" for r in rules.values())
-    key = pii_key(ws.settings) if hashes else None
-    policy = PiiPolicy(rules, key.id if key is not None else None)
-    return policy.apply_frame(frame, key), policy
 
 
 def _round_tripped(profile: Profile) -> dict[str, Any]:

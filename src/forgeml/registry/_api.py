@@ -23,7 +23,7 @@ from forgeml.registry._signature import (
     names_only_signature,
     signature_from_columns,
 )
-from forgeml.security import PiiPolicy, Principal, actor_name, pii_key
+from forgeml.security import PiiPolicy, Principal, actor_name, apply_pii, pii_key
 from forgeml.store import (
     ModelEvent,
     ModelRecord,
@@ -158,6 +158,8 @@ def register(
     threshold: float | None = None,
     workspace: Workspace | None = None,
     actor: Principal | str | None = None,
+    pii: Mapping[str, str] | None = None,
+    pii_default: str = "hash",
 ) -> ModelVersionRecord:
     """Register a model as the next version of ``name``.
 
@@ -183,6 +185,15 @@ def register(
             probable class).
         workspace: where to register (default: the default workspace).
         actor: who registers it (default: the local user of the workspace's settings).
+        pii: the PII policy's declared part for the model's input columns (column ->
+            ``hash``, ``mask`` or ``keep``) when neither a dataset nor a training result
+            carries one: other input columns named like personal data or whose sample values
+            are mostly e-mail addresses, phone, card or social security numbers are hashed
+            too (``pii_default``). The sample is stored, and served requests are predicted
+            and logged, under the policy: the model receives those columns hashed or masked,
+            so fit it on ``forgeml.security.apply_pii``'s table (or declare ``keep``). A
+            dataset's or a training result's policy applies to the sample as well.
+        pii_default: the action for detected PII input columns (``keep`` turns detection off).
 
     Returns:
         The new version (``.name``, ``.version``).
@@ -196,6 +207,7 @@ def register(
     who = actor_name(actor, ws.settings)
     check_model_name(name)
     model, declared, summary, tuned_for, split = obj, None, None, None, None
+    carried: PiiPolicy | None = None
     kinds: Mapping[str, Any] = {}
     if hasattr(obj, "model") and hasattr(obj, "run_id"):  # a training result
         model = obj.model
@@ -213,6 +225,7 @@ def register(
             dataset = found if isinstance(found, str) else getattr(found, "ref", None)
         evaluation = evaluation if evaluation is not None else getattr(obj, "evaluation", None)
         split = getattr(obj, "split", None)
+        carried = getattr(obj, "pii", None)
     flavor = flavor_for(model)
     classifier = is_classifier(model)
     task = task or task_of(model)
@@ -228,18 +241,36 @@ def register(
             split = run.params["split"]
 
     frame, target, profile, source = None, None, None, "sample"
-    policy = None
+    policy = carried if isinstance(carried, PiiPolicy) else None  # the training decided
     if dataset is not None:
-        dataset, data, target, profile, policy = _dataset_frame(ws, dataset)
+        dataset, data, target, profile, stored_policy = _dataset_frame(ws, dataset)
+        policy = stored_policy if policy is None or not policy.rules else policy
         if sample is None:
             frame, source = data, "dataset"
     if sample is not None:
         if not isinstance(sample, pd.DataFrame):
             raise InputError(f"sample must be a pandas DataFrame; got {type(sample).__name__}")
         frame = sample
+    if pii and (policy is not None or dataset is not None):
+        raise InputError(
+            "pii= applies to a model registered from a sample; this model's "
+            f"{'dataset' if dataset is not None else 'training'} carries its PII policy"
+        )
     columns = _input_columns(model, frame, declared)
     if frame is not None and declared is None and getattr(model, "feature_names_in_", None) is None:
         columns = [c for c in columns or [] if c != target]
+    if policy is None and columns:
+        # no dataset or training carries a policy: the dataset path's, detected on the
+        # sample's input columns (by name alone when there are no rows)
+        inputs_only = (
+            frame.loc[:, [c for c in columns if c in frame.columns]]
+            if frame is not None
+            else pd.DataFrame(columns=columns)
+        )
+        policy = _detected(inputs_only, ws, pii, pii_default)
+    if frame is not None and source == "sample" and policy is not None and policy.changed:
+        frame, _ = apply_pii(frame, ws.settings, policy=policy)
+        _check_model_takes(model, frame, columns, policy)
     if signature is None and frame is None and columns and isinstance(summary, Mapping):
         signature = signature_from_columns(summary, columns, task=task, classes=classes)
     if signature is not None and frame is None:
@@ -291,7 +322,8 @@ def register(
     if decision is not None:
         manifest["decision"] = decision
     if policy is not None and policy.rules:
-        # the model was trained on the dataset as stored: its PII columns hashed or masked
+        # the model was trained on the data as stored (a dataset) or as training saw it (a
+        # table): its PII columns hashed or masked; the sample was stored so too
         manifest["pii"] = policy.to_dict()
     staged = stage(
         model,
@@ -316,6 +348,38 @@ def register(
         )
     finally:
         staged.cleanup()
+
+
+def _detected(
+    inputs: pd.DataFrame, ws: Workspace, pii: Mapping[str, str] | None, default: str
+) -> PiiPolicy:
+    """The PII policy of a sample's input columns (declared, then detected)."""
+    from forgeml.security import PiiPolicy, detect_pii
+
+    rules = detect_pii(inputs, declared=pii, default=default)
+    key = pii_key(ws.settings) if any(r.action == "hash" for r in rules.values()) else None
+    return PiiPolicy(rules, None if key is None else key.id)
+
+
+def _check_model_takes(
+    model: Any, frame: pd.DataFrame, columns: list[str] | None, policy: PiiPolicy
+) -> None:
+    """Refuse, naming the columns, a model that fails on its input columns as the PII policy
+    leaves them (it was fitted on the raw values)."""
+    changed = [c for c in columns or [] if c in policy.changed]
+    if not changed or not hasattr(model, "predict") or not columns:
+        return
+    try:
+        model.predict(frame.loc[:, columns].head(_CHECK_ROWS))
+    except Exception as e:
+        shown = ", ".join(
+            f"{c} ({policy.rules[c].action}: {policy.rules[c].reason})" for c in changed
+        )
+        raise InputError(
+            f"The PII policy replaces input columns the model takes: {shown}; the model fails "
+            f"on the replaced values ({type(e).__name__}): fit it on the table "
+            "forgeml.security.apply_pii returns, or declare pii={column: 'keep'}"
+        ) from None
 
 
 def check_threshold(threshold: Any) -> float:

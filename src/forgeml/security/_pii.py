@@ -50,6 +50,7 @@ __all__ = [
     "PiiKey",
     "PiiPolicy",
     "PiiRule",
+    "apply_pii",
     "detect_pii",
     "parse_pii_options",
     "pii_key",
@@ -465,3 +466,59 @@ def pii_key(settings: Settings, *, create: bool = True) -> PiiKey | None:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32) + "\n")
     return PiiKey(load_key(path.read_text(encoding="utf-8").strip().splitlines()[0]))
+
+
+def apply_pii(
+    frame: pd.DataFrame,
+    settings: Settings,
+    *,
+    pii: Mapping[str, str] | None = None,
+    pii_default: str = "hash",
+    sensitive: Sequence[str] = (),
+    target: str | None = None,
+    policy: PiiPolicy | None = None,
+) -> tuple[pd.DataFrame, PiiPolicy]:
+    """A table with its PII policy applied, and the policy: what ``data.add`` stores, what
+    ``train`` on a DataFrame trains on, what ``register`` keeps of a sample.
+
+    Fit a model on the returned table when it takes columns the policy hashes: a served model
+    gets those columns hashed the same way.
+
+    Args:
+        frame: the table, with raw values.
+        settings: the workspace's settings (its PII key; created on first use).
+        pii: column -> ``hash``, ``mask`` or ``keep`` (declared; wins over detection).
+        pii_default: the action for columns detected as PII (by name or values).
+        sensitive: columns declared sensitive (kept unless declared or detected).
+        target: the label column: never detected, and refused when declared.
+        policy: apply this policy (of a dataset or a training) instead of detecting one;
+            ``pii`` is then refused.
+
+    Returns:
+        The table (a copy when anything changed) and the policy.
+
+    Raises:
+        InputError: a declared column is missing, an action is unknown, the target is
+            declared, or the key is not the one the policy's hashes were made with.
+    """
+    if policy is None:
+        if target is not None and (pii or {}).get(target, "keep") != "keep":
+            raise InputError(
+                f"pii: the target {target!r} cannot be hashed or masked: its values are the labels"
+            )
+        rules = detect_pii(
+            frame,
+            declared=pii,
+            sensitive=sensitive,
+            skip=[target] if target is not None else [],
+            default=pii_default,
+        )
+        hashes = any(r.action == "hash" for r in rules.values())
+        key = pii_key(settings) if hashes else None
+        policy = PiiPolicy(rules, key.id if key is not None else None)
+    elif pii:
+        raise InputError("pii: this data already carries a PII policy; it cannot be declared again")
+    else:
+        hashes = any(r.action == "hash" and c in frame.columns for c, r in policy.rules.items())
+        key = pii_key(settings) if hashes else None
+    return policy.apply_frame(frame, key), policy

@@ -19,7 +19,7 @@ import pandas as pd
 from forgeml._json import dumps_text
 from forgeml.data import leak_gate, leak_summary, refuse_infinite
 from forgeml.errors import InputError
-from forgeml.security import Principal
+from forgeml.security import PiiPolicy, Principal
 from forgeml.store import Workspace
 from forgeml.train._calibration import choose_calibration
 from forgeml.train._config import TrainConfig
@@ -537,6 +537,8 @@ def train(
     workspace: Workspace | None = None,
     progress: bool | ProgressHandler = False,
     actor: Principal | str | None = None,
+    pii: Mapping[str, str] | None = None,
+    pii_default: str = "hash",
     **options: Any,
 ) -> TrainResult:
     """Find the best model for ``target`` within ``time_budget`` seconds.
@@ -573,6 +575,16 @@ def train(
             logs one line per event on the ``forgeml.train`` logger.
         actor: who trains (recorded on the run and the recorded split; default: the local
             user of the workspace's settings).
+        pii: the PII policy's declared part for a table (column -> ``hash``, ``mask`` or
+            ``keep``), as ``forgeml.data.add`` takes it: other columns named like personal
+            data or whose values are mostly e-mail addresses, phone, card or social security
+            numbers are hashed too (``pii_default``). The policy is applied before anything
+            else, so the model, the run's files and a registered bundle hold only what it
+            leaves; the result carries it (``result.pii``), ``register`` copies it into the
+            bundle and the server hashes raw requests the same way. ``result.model`` takes
+            those columns hashed. A dataset version keeps the policy it was added with.
+        pii_default: the action for detected PII columns of a table (``keep`` turns detection
+            off; declared columns still apply).
         **options: any ``TrainConfig`` field: ``target``, ``task``, ``metric``,
             ``time_budget``, ``models``, ``seed``, ``n_jobs``, ``time_column``,
             ``column_kinds``, ``test_size``, ``split``, ``max_trials``, ``evaluate``,
@@ -599,6 +611,11 @@ def train(
     source: _DatasetSource | None = None
     ws_given = workspace
     if isinstance(data, str):
+        if pii:
+            raise InputError(
+                "pii= applies to a table; a dataset version keeps the PII policy it was added "
+                "with (forgeml data add --pii)"
+            )
         source = _DatasetSource.resolve(data, workspace)
         data = source.frame
         target = target or source.target
@@ -634,6 +651,12 @@ def train(
         raise InputError(f"The target {target!r} cannot also be a sensitive column")
     sensitive_columns = [c for c in sensitive_columns if c not in drop]
     _check_arguments(data, target, time_column)
+    if source is not None:
+        policy = source.pii
+    else:  # a table in memory: the dataset path's policy, applied before anything else
+        data, test_data, policy = _apply_pii(
+            data, test_data, workspace, pii, pii_default, sensitive_columns, target, time_column
+        )
     budget = cfg.time_budget
     seed = cfg.seed
     hard_end = started + budget
@@ -847,6 +870,8 @@ def train(
         )
         if source is not None:
             run.log_params({"dataset": source.ref, "dataset_digest": source.digest})
+        if policy.changed:
+            run.log_params({"pii": ",".join(f"{c}={r.action}" for c, r in policy.changed.items())})
         if split_name is not None:
             run.log_params({"split": split_name})
         _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
@@ -919,15 +944,56 @@ def train(
                 seed=seed,
                 rows=rows,
             )
+    if source is None and any(c in policy.changed for c in features):
+        notes.append(
+            "PII policy: "
+            + ", ".join(f"{c} {policy.rules[c].action}ed" for c in features if c in policy.changed)
+            + " before training: result.model takes them so; fm.load and the server apply the "
+            "policy to raw rows"
+        )
     return replace(
         result,
         dataset=source.ref if source else None,
+        pii=policy,
         evaluation=report,
         split=split_name,
         config=cfg,
         n_train_rows=len(X_train),
         n_test_rows=len(X_test),
     )
+
+
+def _apply_pii(
+    data: pd.DataFrame,
+    test_data: pd.DataFrame | None,
+    workspace: Workspace | None,
+    declared: Mapping[str, str] | None,
+    default: str,
+    sensitive: Sequence[str],
+    target: str,
+    time_column: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, PiiPolicy]:
+    """A table's PII policy (declared, then detected) applied to it and to ``test_data``."""
+    from forgeml.security import apply_pii
+    from forgeml.tracking import default_workspace
+
+    if declared is not None and not isinstance(declared, Mapping):
+        raise InputError(
+            f"pii is a mapping of column -> hash, mask or keep; got {type(declared).__name__}"
+        )
+    settings = (workspace or default_workspace()).settings
+    data, policy = apply_pii(
+        data, settings, pii=declared, pii_default=default, sensitive=sensitive, target=target
+    )
+    if time_column is not None and time_column in policy.changed:
+        raise InputError(
+            f"pii: the time column {time_column!r} orders the rows; it cannot be hashed or "
+            f"masked ({policy.rules[time_column].reason}): declare pii={{{time_column!r}: "
+            "'keep'}} or drop it"
+        )
+    if test_data is not None and isinstance(test_data, pd.DataFrame):
+        test_data, _ = apply_pii(test_data, settings, policy=policy)
+    return data, test_data, policy
 
 
 def _config(
@@ -1018,6 +1084,7 @@ class _DatasetSource:
     column_kinds: dict[str, str]
     bins: dict[str, tuple[float, ...]]
     workspace: Workspace | None
+    pii: PiiPolicy
 
     @classmethod
     def resolve(cls, ref: str, workspace: Workspace | None) -> _DatasetSource:
@@ -1036,6 +1103,7 @@ class _DatasetSource:
             column_kinds={c.name: str(c.kind) for c in version.schema.columns},
             bins={c.name: c.bins for c in version.schema.columns if c.bins is not None},
             workspace=workspace,
+            pii=version.pii,
         )
 
 

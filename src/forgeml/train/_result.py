@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from forgeml.security import PiiPolicy
 from forgeml.train._model import TrainedModel
 
 __all__ = ["TrainResult"]
@@ -64,6 +65,9 @@ class TrainResult:
             (the returned model's prediction time), ``holdout``
             (the held-out predictions and the permutation check) and ``record`` (writing the
             run); a phase that did not run is absent.
+        pii: the PII policy the training data was stored or trained under (the dataset
+            version's, or the one ``train`` applied to a table): the columns it hashes or
+            masks are what ``model`` takes; ``register`` copies it into the bundle.
     """
 
     model: TrainedModel
@@ -96,6 +100,7 @@ class TrainResult:
     n_test_rows: int | None = None
     latency: dict[str, float] | None = None
     phases: dict[str, float] = field(default_factory=dict)
+    pii: PiiPolicy | None = None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``forgeml train --json`` prints)."""
