@@ -189,3 +189,43 @@ def test_a_negative_portfolio_on_the_command_line_exits_2_with_one_line(tmp_path
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "portfolio" in result.stderr and "-1" in result.stderr
+
+
+def test_an_entry_that_was_a_starting_point_is_not_tried_again():
+    """The small regression list holds CatBoost's starting point as it was at build time
+    (learning rate 0.1); the starting point is now 0.05 there, and the search must not spend a
+    trial on the old one: an entry of kind ``start`` stands for its family's starting point."""
+    first = load_portfolio().for_problem("regression", 800)[:8]
+    starts = [c for c in first if c["kind"] == "start"]
+    assert any(c["model"] == "catboost" for c in starts)
+    catboost = _unprefixed(FAMILIES["catboost"].start("regression", False, 800))
+    assert catboost["learning_rate"] == 0.05
+    chosen = portfolio_configs("regression", 800, list(FAMILIES), 8)
+    assert len(chosen) == len(first) - len(starts)
+    for entry in starts:
+        assert {"model": entry["model"], "params": entry["params"]} not in chosen
+    assert chosen == [
+        {"model": c["model"], "params": c["params"]} for c in first if c["kind"] != "start"
+    ]
+
+
+def test_a_small_regression_tries_catboost_at_0_05_and_not_the_old_start(german, sqlite_workspace):
+    frame = german.sample(300, random_state=0).reset_index(drop=True)
+    result = fm.train(
+        frame,
+        target="credit_amount",
+        task="regression",
+        models=("catboost",),
+        max_trials=2,
+        max_latency_ms=None,
+        time_budget=600,
+        n_jobs=1,
+        workspace=sqlite_workspace,
+    )
+    board = result.leaderboard
+    trials = board[board["trial"].notna()].sort_values("trial")
+    rates = [json.loads(p)["learning_rate"] for p in trials["params"]]
+    # the starting point, then the first portfolio entry that is not a starting point
+    assert rates[0] == 0.05
+    assert 0.1 not in rates
+    assert len(rates) == 2

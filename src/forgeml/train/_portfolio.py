@@ -152,7 +152,8 @@ def parse_portfolio(document: Any) -> Portfolio:
             for i, member in enumerate(members):
                 check_config(member, task, f"{where}[{i}]")
             configs.setdefault(task, {})[size] = tuple(
-                {"model": m["model"], "params": dict(m["params"])} for m in members
+                {"model": m["model"], "params": dict(m["params"]), "kind": m.get("kind", "")}
+                for m in members
             )
     provenance = document.get("provenance")
     if not isinstance(provenance, Mapping) or not provenance.get("tables"):
@@ -170,13 +171,16 @@ def portfolio_configs(
     task: str, n_rows: int, families: Sequence[str], n: int
 ) -> list[dict[str, Any]]:
     """The first ``n`` configurations of the portfolio for ``task`` and ``n_rows`` whose
-    family is among ``families`` (``{"model", "params"}``, parameters without the prefix)."""
+    family is among ``families`` (``{"model", "params"}``, parameters without the prefix),
+    less those that were a family's starting point when the portfolio was built (``kind``
+    ``start``): the search tries each family's starting point before the portfolio, so such
+    an entry stands for it, and a starting point changed since is not tried twice."""
     if n <= 0:
         return []
     allowed = set(families)
-    chosen = [
+    chosen = [c for c in load_portfolio().for_problem(task, n_rows) if c["model"] in allowed]
+    return [
         {"model": c["model"], "params": dict(c["params"])}
-        for c in load_portfolio().for_problem(task, n_rows)
-        if c["model"] in allowed
+        for c in chosen[:n]
+        if c.get("kind") != "start"
     ]
-    return chosen[:n]
