@@ -1,10 +1,12 @@
-"""schemathesis against the server's own OpenAPI document on a workspace with keys, without a
-key and with a viewer key, through a real server on 127.0.0.1: no request gets a 5xx, and no
-request gets a 2xx on a route the written matrix does not give the caller (every request and
-answer is read back from schemathesis's HAR report); nothing changed in the workspace."""
+"""schemathesis against the server's own OpenAPI document on a workspace with keys (SQLite and
+PostgreSQL), without a key and with a viewer key, through a real server on 127.0.0.1: no
+request gets a 5xx, and no request gets a 2xx on a route the written matrix does not give the
+caller (every request and answer is read back from schemathesis's HAR report); nothing changed
+in the workspace."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from forgeml.config import Settings
 from forgeml.http._access import match_route
 from forgeml.security import PUBLIC, allowed
 from forgeml.store import Workspace
-from forgeml.testing import ServerThread
+from forgeml.testing import ServerThread, isolated_postgres_url
 
 from .conftest import Keys, make_keys
 
@@ -39,19 +41,33 @@ values = [1]
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def keyed_server(
-    tmp_path_factory: pytest.TempPathFactory, adult_numeric: pd.DataFrame
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    adult_numeric: pd.DataFrame,
 ) -> Iterator[tuple[Keys, ServerThread]]:
-    ws = Workspace(Settings(home=tmp_path_factory.mktemp("fuzz-keys")))
-    X, y = adult_numeric.drop(columns=["income"]), adult_numeric["income"]
-    model = lgb.LGBMClassifier(n_estimators=10, num_leaves=7, random_state=0, verbose=-1)
-    fm.register(model.fit(X, y), name=MODEL, sample=X, workspace=ws, actor="setup")
-    fm.registry.promote(MODEL, 1, workspace=ws, actor="setup")
-    keys = make_keys(ws)
-    with ServerThread(ws, models=(f"{MODEL}@production",)) as server:
-        yield keys, server
-    ws.close()
+    from tests.conftest import POSTGRES_URL, _postgres_reason
+
+    with contextlib.ExitStack() as stack:
+        store_url = None
+        if request.param == "postgresql":
+            reason = _postgres_reason()
+            if reason:
+                pytest.skip(reason)
+            store_url = stack.enter_context(isolated_postgres_url(POSTGRES_URL))
+        home = tmp_path_factory.mktemp("fuzz-keys")
+        ws = Workspace(Settings(home=home, store_url=store_url))
+        X, y = adult_numeric.drop(columns=["income"]), adult_numeric["income"]
+        model = lgb.LGBMClassifier(n_estimators=10, num_leaves=7, random_state=0, verbose=-1)
+        fm.register(model.fit(X, y), name=MODEL, sample=X, workspace=ws, actor="setup")
+        fm.registry.promote(MODEL, 1, workspace=ws, actor="setup")
+        keys = make_keys(ws)
+        with ServerThread(ws, models=(f"{MODEL}@production",)) as server:
+            yield keys, server
+        ws.close()
 
 
 @pytest.mark.parametrize("role", [None, "viewer"])
