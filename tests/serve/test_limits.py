@@ -188,7 +188,7 @@ def _available(sock: socket.socket) -> bytes:
         return b""
 
 
-def test_a_connections_writes_of_one_iteration_leave_together_after_its_callbacks():
+def test_what_a_connection_writes_is_held_until_flushed_or_the_iteration_ends():
     from forgeml.http._limits import _Coalesced
 
     async def main() -> None:
@@ -197,20 +197,23 @@ def test_a_connections_writes_of_one_iteration_leave_together_after_its_callback
         theirs.setblocking(False)
         transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
         counting = _CountingTransport(transport)
-        coalesced = _Coalesced(counting, loop)  # type: ignore[arg-type]
-        seen_by_callback: list[bytes] = []
-        coalesced.before_write(lambda: seen_by_callback.append(_available(theirs)))
-        coalesced.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        coalesced.write(b"body")
-        assert _available(theirs) == b"" and counting.writes == []
+        out = _Coalesced(counting, loop)  # type: ignore[arg-type]
+        out.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        out.write(b"body")
+        assert counting.writes == []
+        out.flush()  # an answer complete: head and body in one write
+        assert counting.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        await asyncio.sleep(0)
+        assert _available(theirs) == b"HTTP/1.1 200 OK\r\n\r\nbody"
+        out.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # nothing completes it: the iteration's end
+        assert _available(theirs) == b""
         for _ in range(3):
             await asyncio.sleep(0)
-        assert seen_by_callback == [b""]  # it ran before any byte left
-        assert counting.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
-        assert _available(theirs) == b"HTTP/1.1 200 OK\r\n\r\nbody"
-        coalesced.write(b"last")
-        coalesced.close()  # what is pending leaves first
-        assert counting.writes[-1] == b"last" and coalesced.is_closing()
+        assert counting.writes[-1] == b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert _available(theirs) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        out.write(b"last")
+        out.close()  # what is held leaves first
+        assert counting.writes[-1] == b"last" and out.is_closing()
         for _ in range(3):
             await asyncio.sleep(0)
         theirs.setblocking(True)

@@ -18,19 +18,10 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 from forgeml.serve._options import ServeOptions
-from forgeml.serve._types import (
-    ANSWER_WRITER_SCOPE_KEY,
-    PRINCIPAL_SCOPE_KEY,
-    AnswerWriter,
-    Outputs,
-    RequestError,
-    Rows,
-)
+from forgeml.serve._types import PRINCIPAL_SCOPE_KEY, Outputs, RequestError, Rows
 
 __all__ = [
-    "ANSWER_WRITER_SCOPE_KEY",
     "PRINCIPAL_SCOPE_KEY",
-    "AnswerWriter",
     "Operation",
     "Outputs",
     "RequestError",

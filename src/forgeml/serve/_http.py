@@ -26,14 +26,7 @@ from forgeml.security import Principal
 from forgeml.serve._metrics import ServerMetrics
 from forgeml.serve._routing import Served
 from forgeml.serve._service import PredictionService
-from forgeml.serve._types import (
-    ANSWER_WRITER_SCOPE_KEY,
-    PRINCIPAL_SCOPE_KEY,
-    AnswerWriter,
-    Outputs,
-    RequestError,
-    Rows,
-)
+from forgeml.serve._types import PRINCIPAL_SCOPE_KEY, Outputs, RequestError, Rows
 
 __all__ = [
     "JSON",
@@ -260,11 +253,6 @@ async def answer(
     rid = request_id(request)
     client_rid = client_request_id(request)
     chosen: list[Served | None] = [None]
-    # A server that writes answers at the end of the loop's iteration writes the prediction
-    # log's journal lines of that iteration's answers first, in one write.
-    writer: AnswerWriter | None = request.scope.get(ANSWER_WRITER_SCOPE_KEY)
-    if writer is not None:
-        writer.before_write(service.write_journal)
 
     async def handle() -> Response:
         served: Served | None = None
@@ -295,7 +283,6 @@ async def answer(
             shadow=shadow,
             probabilities=probabilities,
             client_request_id=client_rid,
-            defer_journal=writer is not None,
         )
         request.scope["forgeml"] = (name, outputs.version, rid)
         response = protocol.encode(outputs, context)

@@ -214,19 +214,12 @@ class PredictionLog:
                 self._thread.start()
         return self
 
-    def submit(self, record: PredictionRecord, *, defer_journal: bool = False) -> bool:
+    def submit(self, record: PredictionRecord) -> bool:
         """Hand a record over to be written.
 
         In ``drop`` mode this never blocks: a record that finds the log full is counted in
         ``dropped``. In ``block`` mode it waits until there is room. Records submitted before
         ``start`` are kept and written once the writer starts.
-
-        Args:
-            record: the record.
-            defer_journal: keep the record's journal line in memory until ``write_journal``
-                (or the writer's next batch, or ``close``): the caller calls
-                ``write_journal`` before it answers the request, so that the lines of the
-                requests answered together take one write.
 
         Returns:
             ``True`` if the record was accepted, ``False`` if it was dropped (the log is full
@@ -235,9 +228,7 @@ class PredictionLog:
         with self._lock:
             self._submitted += 1
             spool = self._spool
-            segment = (
-                None if spool is None or self._closed else spool.append(record, defer=defer_journal)
-            )
+            segment = None if spool is None or self._closed else spool.append(record)
             queue = self._queue
             if len(queue) + self._in_flight >= self.capacity and not self._closed:
                 if not self._block:
@@ -262,12 +253,6 @@ class PredictionLog:
             if n == 1 or n == self.batch_size:
                 self._has_work.notify()
         return True
-
-    def write_journal(self) -> None:
-        """Write the journal lines of records submitted with ``defer_journal`` (one write)."""
-        spool = self._spool
-        if spool is not None:
-            spool.write_pending()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record accepted before this call is written (or rejected).

@@ -44,9 +44,7 @@ EXPLAIN_ROWS = 100
 class PredictionSink(Protocol):
     """Where answered predictions go: ``PredictionLog`` (``submit`` never blocks in drop mode)."""
 
-    def submit(self, record: PredictionRecord, *, defer_journal: bool = False) -> bool: ...
-
-    def write_journal(self) -> None: ...
+    def submit(self, record: PredictionRecord) -> bool: ...
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -268,7 +266,6 @@ class PredictionService:
         shadow: Served | None = None,
         probabilities: bool = True,
         client_request_id: str | None = None,
-        defer_journal: bool = False,
     ) -> Outputs:
         """Validate, predict (through the cache and the batcher), log, and copy to a shadow.
 
@@ -284,8 +281,6 @@ class PredictionService:
             probabilities: include class probabilities in the outputs.
             client_request_id: the caller's own id of the request (``X-Request-ID``), logged
                 beside ``request_id``, which is unique even when a caller reuses its ids.
-            defer_journal: the caller calls ``write_journal`` before it answers (the
-                prediction log's journal line waits for it).
 
         Raises:
             RequestError: 404/503 (model), 422/413 (rows), 503 with ``Retry-After`` (overload).
@@ -329,7 +324,6 @@ class PredictionService:
             protocol,
             quality,
             client_request_id,
-            defer_journal,
         )
         if shadow is not None and shadow is not served:
             self._spawn(self._shadow(name, shadow, rows, request_id, protocol, client_request_id))
@@ -406,7 +400,6 @@ class PredictionService:
         protocol: str,
         quality: Quality | None = None,
         client_request_id: str | None = None,
-        defer_journal: bool = False,
     ) -> None:
         if self.log is None:
             return
@@ -428,14 +421,8 @@ class PredictionService:
                 protocol=protocol,
                 quality=quality,
                 client_request_id=client_request_id,
-            ),
-            defer_journal=defer_journal,
+            )
         )
-
-    def write_journal(self) -> None:
-        """Write the prediction log's journal lines held back by ``defer_journal``."""
-        if self.log is not None:
-            self.log.write_journal()
 
     def log_failure(
         self,

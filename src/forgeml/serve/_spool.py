@@ -2,24 +2,22 @@
 
 Every record the server hands to the prediction log is appended, as one JSON line, to a file of
 this process *before* the request is answered (``os.write``: in the kernel's page cache, so a
-process killed with SIGKILL loses nothing it answered; a line appended with ``defer`` waits in
-memory for ``write_pending``, which the server calls before the answer's bytes leave, so that
-the lines of the requests answered in one event-loop iteration take one ``os.write``), and the
-file is flushed to the disk (``fsync``) every time the log's writer takes a batch, and when the
-log closes (so a machine crash loses at most the records since the last batch). A file holds
-``segment_records`` records; once every record of a file is in the store, the file is deleted.
-What the store did not take (it failed, a table was locked, the shutdown deadline passed, the
-queue was full) stays on disk, and the next log started on the same folder writes it to the
-store and deletes it (``orphans`` / ``read``). Writing a record twice is harmless: the store
-keeps one row per request id and role.
+process killed with SIGKILL loses nothing it answered), and the file is flushed to the disk
+(``fsync``) every time the log's writer takes a batch, and when the log closes (so a machine
+crash loses at most the records since the last batch). A file holds ``segment_records``
+records; once every record of a file is in the store, the file is deleted. What the store did
+not take (it failed, a table was locked, the shutdown deadline passed, the queue was full)
+stays on disk, and the next log started on the same folder writes it to the store and deletes
+it (``orphans`` / ``read``). Writing a record twice is harmless: the store keeps one row per
+request id and role.
 
 Files: ``<folder>/<owner>.lock`` and ``<folder>/<owner>-<n>.jsonl``, ``owner`` unique per log.
 The owner holds an exclusive ``flock`` on its lock file while it runs; the kernel releases it
 when the process dies, however it dies. A log that can take the lock of another owner knows
 that owner is gone and replays its files; workers of one server share a folder safely.
 
-Thread safety: ``append`` and ``settle`` are called under the prediction log's lock;
-``write_pending``, ``sync`` and ``close`` may be called from any thread.
+Thread safety: ``append`` and ``settle`` are called under the prediction log's lock; ``sync``
+and ``close`` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -89,8 +87,6 @@ class PredictionSpool:
         self._next = 0
         self._sync_lock = threading.Lock()
         self._closed = False
-        # lines appended with ``defer``, all of the current segment, not written yet
-        self._pending: list[bytes] = []
 
     @property
     def path(self) -> Path:
@@ -98,13 +94,9 @@ class PredictionSpool:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, record: PredictionRecord, *, defer: bool = False) -> int | None:
+    def append(self, record: PredictionRecord) -> int | None:
         """Journal ``record``; its segment number, or ``None`` when it has no JSON form (the
-        store will refuse it too) or the spool is closed.
-
-        With ``defer``, the line waits in memory for ``write_pending`` (or the next ``sync``,
-        or ``close``) instead of being written now.
-        """
+        store will refuse it too) or the spool is closed."""
         if self._closed:
             return None
         try:
@@ -121,36 +113,11 @@ class PredictionSpool:
         line += b"\n"
         segment = self._current
         if segment is None or segment.journaled >= self.segment_records:
-            self.write_pending()  # the lines waiting belong to the segment ending
             segment = self._start_segment()
-        with self._sync_lock:
-            if defer:
-                self._pending.append(line)
-            elif self._pending:
-                self._pending.append(line)
-                self._write_pending()
-            else:
-                _write_all(segment.fd, line)
-            segment.journaled += 1
-            segment.synced = False
+        _write_all(segment.fd, line)
+        segment.journaled += 1
+        segment.synced = False
         return segment.number
-
-    def write_pending(self) -> None:
-        """Write the lines appended with ``defer`` (one ``os.write``)."""
-        if self._pending:
-            with self._sync_lock:
-                self._write_pending()
-
-    def _write_pending(self) -> None:
-        # called with ``_sync_lock`` held
-        pending = self._pending
-        if not pending:
-            return
-        self._pending = []
-        segment = self._current
-        if segment is None or segment.closed:  # pragma: no cover - written before either
-            return
-        _write_all(segment.fd, pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _start_segment(self) -> _Segment:
         number = self._next
@@ -191,7 +158,6 @@ class PredictionSpool:
     def sync(self) -> None:
         """Flush every journaled record to the disk (``fsync``)."""
         with self._sync_lock:
-            self._write_pending()
             for segment in list(self._segments.values()):
                 if not segment.synced and not segment.closed:
                     segment.synced = True

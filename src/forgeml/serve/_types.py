@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-__all__ = [
-    "ANSWER_WRITER_SCOPE_KEY",
-    "PRINCIPAL_SCOPE_KEY",
-    "AnswerWriter",
-    "Outputs",
-    "RequestError",
-    "Rows",
-]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "Outputs", "RequestError", "Rows"]
 
 #: The ASGI scope key under which an authentication middleware puts the request's principal
 #: (a ``forgeml.security.Principal``); feedback is recorded with its name.
 PRINCIPAL_SCOPE_KEY = "principal"
-
-#: The ASGI scope key under which a server that writes a connection's answers at the end of the
-#: event loop's iteration puts that connection's ``AnswerWriter`` (``forgeml serve`` does).
-ANSWER_WRITER_SCOPE_KEY = "forgeml.answer_writer"
-
-
-class AnswerWriter(Protocol):
-    """What a server offers the application about the bytes it writes to one connection."""
-
-    def before_write(self, callback: Callable[[], object]) -> None:
-        """Run ``callback`` (once) before any byte written to the connection from now on
-        leaves the process."""
 
 
 @dataclass(slots=True)
