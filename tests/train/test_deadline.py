@@ -9,7 +9,6 @@ import time
 import numpy as np
 import optuna
 import pandas as pd
-import pytest
 
 from forgeml.train._metrics import get_metric
 from forgeml.train._search import Lanes, Problem, TrialRecord, _Loop
@@ -180,31 +179,3 @@ def test_prediction_time_per_row_leaves_out_the_fixed_cost_of_a_call() -> None:
     # a trial measures the fixed cost on its first fold model
     measured = _trained(_problem(), 0, "lgbm")
     assert measured.call_seconds > 0.0
-
-
-def test_no_time_is_kept_for_a_second_level_that_its_inputs_evaluation_leaves_no_room_for():
-    from forgeml.train._api import _after_search_reserve
-    from forgeml.train._stacking import stack_estimate
-
-    problem = _problem()
-    records = [_trained(problem, 0, "lgbm"), _trained(problem, 1, "xgb")]
-    for record in records:
-        record.fit_seconds = [1.0] * len(record.fit_seconds)  # a level-2 fit of a few seconds
-        record.call_seconds, record.predict_seconds = 0.0, [0.0] * len(record.predict_seconds)
-    stack = stack_estimate(records)
-    assert 0 < stack <= 0.25 * 60
-    # predicting costs nothing: the level is kept in reserve beside the bags' evaluation
-    kept = _after_search_reserve(records, problem, 60.0, bagging=True, finish_rows=5000)
-    assert kept == pytest.approx(stack)
-    # each bag takes seconds to predict the held-out evaluation's rows: the level's inputs
-    # would leave it no time, so none is kept for it (only the bags' own evaluation)
-    for record in records:
-        record.predict_seconds = [0.1] * len(record.predict_seconds)
-        record.predicted_rows = 100 * len(record.predict_seconds)
-    slow = _after_search_reserve(records, problem, 60.0, bagging=True, finish_rows=5000)
-    bags = 1.5 * sum(len(r.fold_models or []) * 5000 * 0.001 for r in records)
-    assert slow == pytest.approx(bags)
-    # the same records with a level that fits: its estimate on top of the bags' evaluation
-    assert _after_search_reserve(records, problem, 1000.0, bagging=True, finish_rows=5000) == (
-        pytest.approx(bags + stack)
-    )

@@ -404,29 +404,6 @@ def _ensemble_candidates(ranked: list[TrialRecord]) -> list[TrialRecord]:
     return candidates
 
 
-def _after_search_reserve(
-    ranked: list[TrialRecord], problem: Problem, budget: float, *, bagging: bool, finish_rows: int
-) -> float:
-    """Seconds the search leaves for what follows it, besides the fixed margins: the best
-    trials' refits (a bag needs none, but predicts ``finish_rows`` rows with each of its fold
-    models in the held-out evaluation) and, with bagging, the second stacking level when it
-    takes a modest share of the budget with its inputs' held-out evaluation (the test
-    ``_stacked_selection`` applies before it fits: time kept for a level that is then skipped
-    would be lost to the search)."""
-    if not bagging:
-        return sum(_refit_estimate(r, problem) for r in ranked[:_REFIT_RESERVED])
-    stack = stack_estimate(ranked)
-    inputs = [r for r in _ensemble_candidates(ranked) if r.family in BAGGED_FAMILIES]
-    stack_predict = 2 * _predict_estimate(inputs[:STACK_INPUTS], finish_rows)
-    reserve = stack if stack + stack_predict <= _STACK_SHARE * budget else 0.0
-    for r in ranked[:_REFIT_RESERVED]:
-        if r.family in BAGGED_FAMILIES:
-            reserve += _predict_estimate([r], finish_rows)
-        else:
-            reserve += _refit_estimate(r, problem)
-    return reserve
-
-
 def _ensemble_loss_fn(problem: Problem, y: np.ndarray) -> Any:
     metric = problem.metric
     if metric.tunes_threshold and problem.task == "binary":
@@ -1216,9 +1193,20 @@ def _search_and_fit(
     finish_rows = len(X_test) + 1000 + min(len(X_test), 1000) * (columns + 1)
 
     def search_deadline(records: list[TrialRecord]) -> float:
-        reserve = _after_search_reserve(
-            _ranked(records), problem, budget, bagging=bagging, finish_rows=finish_rows
-        )
+        ranked = _ranked(records)
+        if bagging:
+            # bagged members need no refit; the second stacking level is kept in reserve
+            # when it takes a modest share of the budget (it is skipped otherwise)
+            stack = stack_estimate(ranked)
+            reserve = stack if stack <= _STACK_SHARE * budget else 0.0
+            for r in ranked[:_REFIT_RESERVED]:
+                # a bag predicts k times in the held-out evaluation; the others refit
+                if r.family in BAGGED_FAMILIES:
+                    reserve += _predict_estimate([r], finish_rows)
+                else:
+                    reserve += _refit_estimate(r, problem)
+        else:
+            reserve = sum(_refit_estimate(r, problem) for r in ranked[:_REFIT_RESERVED])
         return hard_end - finish_margin - ensemble_time - latency_time - reserve
 
     emit: ProgressHandler | None = None
