@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import warnings
 
@@ -191,25 +192,29 @@ def test_a_negative_portfolio_on_the_command_line_exits_2_with_one_line(tmp_path
     assert "portfolio" in result.stderr and "-1" in result.stderr
 
 
-def test_an_entry_that_was_a_starting_point_is_not_tried_again():
-    """The small regression list holds CatBoost's starting point as it was at build time
-    (learning rate 0.1); the starting point is now 0.05 there, and the search must not spend a
-    trial on the old one: an entry of kind ``start`` stands for its family's starting point."""
+def test_an_entry_that_was_a_starting_point_is_left_to_the_starting_point():
+    """The small regression list holds starting points as they were at build time (kind
+    ``start``): the search tries each family's starting point first anyway, so they are not
+    returned, and the other entries keep their order."""
     first = load_portfolio().for_problem("regression", 800)[:8]
     starts = [c for c in first if c["kind"] == "start"]
     assert any(c["model"] == "catboost" for c in starts)
-    catboost = _unprefixed(FAMILIES["catboost"].start("regression", False, 800))
-    assert catboost["learning_rate"] == 0.05
     chosen = portfolio_configs("regression", 800, list(FAMILIES), 8)
-    assert len(chosen) == len(first) - len(starts)
-    for entry in starts:
-        assert {"model": entry["model"], "params": entry["params"]} not in chosen
     assert chosen == [
         {"model": c["model"], "params": c["params"]} for c in first if c["kind"] != "start"
     ]
 
 
-def test_a_small_regression_tries_catboost_at_0_05_and_not_the_old_start(german, sqlite_workspace):
+def test_a_changed_starting_point_is_not_followed_by_the_old_one(
+    german, sqlite_workspace, monkeypatch
+):
+    family = FAMILIES["catboost"]
+    old = family.start("regression", False, 240)
+
+    def changed(task: str, imbalanced: bool, n_rows: int) -> dict:
+        return {**family.start(task, imbalanced, n_rows), "catboost.learning_rate": 0.05}
+
+    monkeypatch.setitem(FAMILIES, "catboost", dataclasses.replace(family, start=changed))
     frame = german.sample(300, random_state=0).reset_index(drop=True)
     result = fm.train(
         frame,
@@ -225,7 +230,7 @@ def test_a_small_regression_tries_catboost_at_0_05_and_not_the_old_start(german,
     board = result.leaderboard
     trials = board[board["trial"].notna()].sort_values("trial")
     rates = [json.loads(p)["learning_rate"] for p in trials["params"]]
-    # the starting point, then the first portfolio entry that is not a starting point
-    assert rates[0] == 0.05
-    assert 0.1 not in rates
-    assert len(rates) == 2
+    # the changed starting point, then the first portfolio entry that was not a starting
+    # point; never the old starting point the portfolio recorded
+    assert len(rates) == 2 and rates[0] == 0.05
+    assert old["catboost.learning_rate"] not in rates
