@@ -457,6 +457,128 @@ def test_register_refuses_a_model_fitted_on_raw_values_the_policy_replaces(
         fm.train(compas, target="two_year_recid", pii={"two_year_recid": "hash"}, workspace=ws)
 
 
+def test_register_refuses_a_model_that_reads_raw_values_and_ignores_unknown_ones(
+    compas: pd.DataFrame, sqlite_workspace: Workspace
+) -> None:
+    """A pipeline fitted on raw values that reads unseen categories as zeros does not fail on
+    the hashed or masked values: its answers change, so it is refused, naming the column. One
+    fitted on the policy's table, or one that does not read the column, is accepted."""
+    ws = sqlite_workspace
+    target = "two_year_recid"
+    inputs = ["phone", "c_charge_degree", "age", "priors_count"]
+    rows = compas.head(1500)
+    declared = {"phone": "keep", "c_charge_degree": "mask"}
+    # phone kept, the charge degree fitted raw (F/M): masked, every value reads as unseen
+    raw_degree = _plain_pipeline(inputs, ["phone", "c_charge_degree"])
+    raw_degree.fit(rows[inputs], rows[target])
+    with pytest.raises(InputError, match=r"reads raw values of: c_charge_degree \(mask: declared"):
+        fm.register(raw_degree, name="raw", sample=rows, pii=declared, workspace=ws)
+    # the phone numbers fitted raw, hashed by default (named like one): they matter
+    phone_only = ["phone", "age", "priors_count"]
+    raw_phone = _plain_pipeline(phone_only, ["phone"]).fit(rows[phone_only], rows[target])
+    with pytest.raises(InputError, match=r"reads raw values of: phone \(hash: name") as refused:
+        fm.register(raw_phone, name="raw", sample=rows, workspace=ws)
+    assert "apply_pii" in str(refused.value) and "c_charge_degree" not in str(refused.value)
+    assert ws.models.list_models() == []
+    # fitted on what the policy leaves: accepted (its answers on raw values differ too)
+    leaves, _ = apply_pii(rows, ws.settings, pii=declared, target=target)
+    assert set(leaves["c_charge_degree"]) == {"***"}
+    fitted = _plain_pipeline(inputs, ["phone", "c_charge_degree"]).fit(leaves[inputs], rows[target])
+    raw_answers = fitted.predict_proba(rows[inputs])
+    assert not np.allclose(raw_answers, fitted.predict_proba(leaves[inputs]))
+    kept = fm.register(fitted, name="fitted", sample=rows, pii=declared, workspace=ws)
+    loaded = fm.load(kept.ref, workspace=ws)
+    np.testing.assert_allclose(
+        loaded.predict_proba(rows[inputs]), fitted.predict_proba(leaves[inputs])
+    )
+    # a column it takes but does not read: answers equal on raw and hashed values, accepted
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    ignores = make_pipeline(
+        ColumnTransformer([("phone", "drop", ["phone"])], remainder="passthrough"),
+        LogisticRegression(max_iter=500),
+    ).fit(rows[phone_only], rows[target])
+    assert fm.register(ignores, name="ignores", sample=rows, workspace=ws).version == 1
+
+
+def test_the_trained_model_refuses_raw_values_in_columns_the_policy_replaced(
+    compas: pd.DataFrame, store_url: str, tmp_path: Path
+) -> None:
+    """``fm.train`` on a raw table returns a model that takes the PII columns as the policy
+    leaves them: raw values there raise, naming the columns and what to do; the policy's
+    output, missing values, ``fm.load`` and the server on raw rows all answer."""
+    ws = Workspace(Settings(home=tmp_path / "ws", store_url=store_url))
+    target = "two_year_recid"
+    table = compas.drop(columns=["card", "ssn", "dob", "c_case_number"]).head(1500)
+    result = fm.train(
+        table,
+        target=target,
+        pii={"c_charge_degree": "mask"},
+        models=["lgbm"],
+        time_budget=60,
+        max_trials=1,
+        max_latency_ms=None,
+        allow_leaks=True,
+        seed=0,
+        workspace=ws,
+        actor="setup",
+    )
+    assert result.pii is not None
+    model = result.model
+    read = set(model.feature_names_in_.tolist())
+    # e-mail and phone are unique per row (identifiers, not read); names repeat
+    assert {"first", "last", "c_charge_degree"} <= read and "email" not in read
+    assert model.pii_inputs == {c: r.action for c, r in result.pii.changed.items() if c in read}
+    people = _synthetic_pii(compas.tail(30).reset_index(drop=True), seed=21).drop(columns=[target])
+    raw = people.loc[:, table.columns.drop(target)]
+    for predict in (model.predict, model.predict_proba):
+        with pytest.raises(ValueError, match=r"raw values in: .*first \(hashed") as refused:
+            predict(raw)  # one row goes through the compiled path, many through the frame
+        assert "apply_pii" in str(refused.value) and "forgeml.load" in str(refused.value)
+    with pytest.raises(InputError, match=r"raw values in: last \(hashed"):
+        model.predict(
+            result.pii.apply_frame(raw, policy_key(ws)).head(1).assign(last=raw["last"][:1])
+        )
+    key = policy_key(ws)
+    hashed = result.pii.apply_frame(raw, key)
+    expected = model.predict_proba(hashed)
+    np.testing.assert_allclose(model.predict_proba(hashed.head(1)), expected[:1])
+    # a masked column: "***" or missing passes, anything else is a raw value
+    with pytest.raises(InputError, match=r"raw values in: c_charge_degree \(masked"):
+        model.predict(hashed.assign(c_charge_degree="F"))
+    with_missing = hashed.assign(first=None, last=np.nan, c_charge_degree=None)
+    assert len(model.predict(with_missing)) == len(raw)
+    applied, _ = apply_pii(raw, ws.settings, policy=result.pii)
+    np.testing.assert_array_equal(model.predict_proba(applied), expected)
+    # fm.load and the server hash raw rows first
+    version = fm.register(result, name="people", workspace=ws, actor="setup")
+    loaded = fm.load(version.ref, workspace=ws)
+    np.testing.assert_allclose(loaded.predict_proba(raw), expected)
+    records = json.loads(raw.to_json(orient="records"))
+    with ServerThread(ws, models=(version.ref,)) as server:
+        answer = httpx.post(
+            f"{server.url}/v1/models/people/predict",
+            json={"records": records},
+            headers=auth_headers(ws),
+            timeout=30,
+        )
+        single = httpx.post(
+            f"{server.url}/v1/models/people/predict",
+            json={"records": records[:1]},
+            headers=auth_headers(ws),
+            timeout=30,
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == model.predict(hashed).tolist()
+    assert (
+        single.status_code == 200
+        and single.json()["predictions"] == answer.json()["predictions"][:1]
+    )
+    ws.close()
+
+
 def test_cli_data_add_prints_the_policy_and_refuses_a_bad_action(
     compas: pd.DataFrame, tmp_path: Path
 ) -> None:

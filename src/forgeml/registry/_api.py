@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forgeml.errors import ArtifactIntegrityError, ConflictError, InputError, NotFoundError
@@ -23,7 +24,7 @@ from forgeml.registry._signature import (
     names_only_signature,
     signature_from_columns,
 )
-from forgeml.security import PiiPolicy, Principal, actor_name, apply_pii, pii_key
+from forgeml.security import PiiKey, PiiPolicy, Principal, actor_name, apply_pii, pii_key
 from forgeml.store import (
     ModelEvent,
     ModelRecord,
@@ -191,8 +192,11 @@ def register(
             are mostly e-mail addresses, phone, card or social security numbers are hashed
             too (``pii_default``). The sample is stored, and served requests are predicted
             and logged, under the policy: the model receives those columns hashed or masked,
-            so fit it on ``forgeml.security.apply_pii``'s table (or declare ``keep``). A
-            dataset's or a training result's policy applies to the sample as well.
+            so fit it on ``forgeml.security.apply_pii``'s table (or declare ``keep``): a
+            model that fails on the replaced values, or whose answers on the raw sample
+            differ from those on the replaced one while it reads the replaced values as
+            unseen, is refused, naming the columns. A dataset's or a training result's
+            policy applies to the sample as well.
         pii_default: the action for detected PII input columns (``keep`` turns detection off).
 
     Returns:
@@ -269,8 +273,9 @@ def register(
         )
         policy = _detected(inputs_only, ws, pii, pii_default)
     if frame is not None and source == "sample" and policy is not None and policy.changed:
+        raw_frame = frame
         frame, _ = apply_pii(frame, ws.settings, policy=policy)
-        _check_model_takes(model, frame, columns, policy)
+        _check_model_takes(model, raw_frame, frame, columns, policy)
     if signature is None and frame is None and columns and isinstance(summary, Mapping):
         signature = signature_from_columns(summary, columns, task=task, classes=classes)
     if signature is not None and frame is None:
@@ -362,24 +367,84 @@ def _detected(
 
 
 def _check_model_takes(
-    model: Any, frame: pd.DataFrame, columns: list[str] | None, policy: PiiPolicy
+    model: Any,
+    raw: pd.DataFrame,
+    frame: pd.DataFrame,
+    columns: list[str] | None,
+    policy: PiiPolicy,
 ) -> None:
-    """Refuse, naming the columns, a model that fails on its input columns as the PII policy
-    leaves them (it was fitted on the raw values)."""
+    """Refuse, naming the columns, a model fitted on raw values of input columns the PII
+    policy replaces: it fails on the replaced values, or it answers differently on the raw
+    sample and reads the replaced values as unseen ones.
+
+    One column at a time, from the sample as the policy leaves it (``frame``): its raw values
+    put back change the answers, while values no model has seen (hashes under another key)
+    in their place do not. A model whose answers do not change reads the column as it will
+    be served (or not at all) and is accepted; so is one that fails on the raw values.
+    """
     changed = [c for c in columns or [] if c in policy.changed]
     if not changed or not hasattr(model, "predict") or not columns:
         return
+    replaced = frame.loc[:, columns].head(_CHECK_ROWS)
+
+    def shown(names: list[str]) -> str:
+        return ", ".join(f"{c} ({policy.rules[c].action}: {policy.rules[c].reason})" for c in names)
+
     try:
-        model.predict(frame.loc[:, columns].head(_CHECK_ROWS))
+        baseline = _answers(model, replaced)
     except Exception as e:
-        shown = ", ".join(
-            f"{c} ({policy.rules[c].action}: {policy.rules[c].reason})" for c in changed
-        )
         raise InputError(
-            f"The PII policy replaces input columns the model takes: {shown}; the model fails "
-            f"on the replaced values ({type(e).__name__}): fit it on the table "
+            f"The PII policy replaces input columns the model takes: {shown(changed)}; the "
+            f"model fails on the replaced values ({type(e).__name__}): fit it on the table "
             "forgeml.security.apply_pii returns, or declare pii={column: 'keep'}"
         ) from None
+    probe_key = PiiKey(b"forgeml.pii.unseen-values-probe")
+    raw_rows = raw.loc[replaced.index]
+    read_raw = []
+    for column in changed:
+        with_raw = replaced.copy()
+        with_raw[column] = raw_rows[column].to_numpy()
+        try:
+            answers = _answers(model, with_raw)
+        except Exception:
+            continue  # it cannot take the raw values: fitted on the replaced ones
+        if _same(answers, baseline):
+            continue  # the column does not change its answers on the sample
+        unseen = replaced.copy()
+        unseen[column] = [probe_key.hash(v) for v in raw_rows[column].tolist()]
+        try:
+            probed: Any = _answers(model, unseen)
+        except Exception:
+            probed = None
+        if probed is None or _same(probed, baseline):
+            read_raw.append(column)  # the replaced values read as unseen ones
+    if read_raw:
+        raise InputError(
+            f"The PII policy replaces input columns the model reads raw values of: "
+            f"{shown(read_raw)}; its answers on the sample change when the policy is applied "
+            "(it reads the replaced values as unseen ones), so served requests would be "
+            "answered wrongly: fit it on the table forgeml.security.apply_pii returns, or "
+            "declare pii={column: 'keep'}"
+        )
+
+
+def _answers(model: Any, X: pd.DataFrame) -> np.ndarray:
+    """Class probabilities where the model gives them (finer than labels), else predictions."""
+    proba = getattr(model, "predict_proba", None)
+    if proba is not None:
+        try:
+            return np.asarray(proba(X))
+        except Exception:  # a classifier without probabilities, or a regressor's stub
+            pass
+    return np.asarray(model.predict(X))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+        return bool(np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True))
+    return bool(np.array_equal(a, b))
 
 
 def check_threshold(threshold: Any) -> float:

@@ -39,6 +39,7 @@ from forgeml.security._pii import (
     PiiRule,
     apply_pii,
     detect_pii,
+    not_applied,
     parse_pii_options,
     pii_key,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "create_key",
     "detect_pii",
     "hash_secret",
+    "not_applied",
     "parse_expiry",
     "parse_pii_options",
     "pii_key",

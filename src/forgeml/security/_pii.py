@@ -52,6 +52,7 @@ __all__ = [
     "PiiRule",
     "apply_pii",
     "detect_pii",
+    "not_applied",
     "parse_pii_options",
     "pii_key",
 ]
@@ -62,6 +63,7 @@ MASKED = "***"
 _HASHED = re.compile(r"^pii_[0-9a-f]{16}$")
 _SAMPLE = 2_000
 _CACHE = 4_096
+_UNIQUE_FROM = 64  # rows from which ``not_applied`` checks each distinct value once
 _SHARE = 0.8  # share of a column's non-missing sampled values a pattern must match
 
 # Column names (lower case, runs of other characters as "_") that hold personal data.
@@ -522,3 +524,40 @@ def apply_pii(
         hashes = any(r.action == "hash" and c in frame.columns for c, r in policy.rules.items())
         key = pii_key(settings) if hashes else None
     return policy.apply_frame(frame, key), policy
+
+
+def _applied_form(value: Any, action: str) -> bool:
+    """Whether ``value`` is what ``action`` leaves: missing, a hash (``hash``), ``"***"``
+    (``mask``)."""
+    if type(value) is str:
+        if action == "hash":
+            return len(value) == 20 and _HASHED.match(value) is not None
+        return value == MASKED
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def not_applied(
+    columns: Mapping[str, Iterable[Any]] | pd.DataFrame, actions: Mapping[str, str]
+) -> list[str]:
+    """The columns of ``actions`` (column -> ``hash`` or ``mask``) whose values in ``columns``
+    are not all what the policy leaves (missing, ``pii_`` + 16 hex digits, ``"***"``): raw
+    values the policy was not applied to. Columns absent from ``columns`` are not checked.
+    """
+    found: list[str] = []
+    for column, action in actions.items():
+        if column not in columns:
+            continue
+        values = columns[column]
+        if hasattr(values, "to_numpy"):  # a Series: its array (no copy for object columns)
+            values = values.to_numpy()
+            if len(values) > _UNIQUE_FROM:  # categories repeat: each distinct value once
+                import pandas as pd
+
+                values = pd.unique(values)
+        if not all(_applied_form(v, action) for v in values):
+            found.append(column)
+    return found

@@ -582,7 +582,10 @@ def train(
             else, so the model, the run's files and a registered bundle hold only what it
             leaves; the result carries it (``result.pii``), ``register`` copies it into the
             bundle and the server hashes raw requests the same way. ``result.model`` takes
-            those columns hashed. A dataset version keeps the policy it was added with.
+            those columns hashed (or masked) and refuses raw values in them, naming the
+            columns: apply ``forgeml.security.apply_pii(rows, settings, policy=result.pii)``
+            first, or predict with ``forgeml.load``. A dataset version keeps the policy it
+            was added with.
         pii_default: the action for detected PII columns of a table (``keep`` turns detection
             off; declared columns still apply).
         **options: any ``TrainConfig`` field: ``target``, ``task``, ``metric``,
@@ -923,6 +926,8 @@ def train(
             bagging=bagging,
             phases=_Phases(started),
         )
+        # raw values in a column the policy replaced would all read as unseen categories
+        result.model.expect_pii({c: r.action for c, r in policy.changed.items()})
         report = None
         if cfg.evaluate:
             labels = y_test if classes is None else np.asarray(classes, dtype=object)[y_test]
@@ -948,8 +953,8 @@ def train(
         notes.append(
             "PII policy: "
             + ", ".join(f"{c} {policy.rules[c].action}ed" for c in features if c in policy.changed)
-            + " before training: result.model takes them so; fm.load and the server apply the "
-            "policy to raw rows"
+            + " before training: result.model takes them so and refuses raw values in them; "
+            "fm.load and the server apply the policy to raw rows"
         )
     return replace(
         result,

@@ -5,7 +5,10 @@ the raw feature columns by name.
 ``feature_names_in_``). Columns are matched by name, so their order does not matter and extra
 columns are ignored; a missing feature column is a ``SchemaMismatchError`` naming it.
 Categories never seen in training are mapped to "missing", never an error;
-``unseen_categories(X)`` says how many there are without changing the model. Small frames (up to
+``unseen_categories(X)`` says how many there are without changing the model. A model trained
+under a PII policy that hashes or masks some of its input columns (``pii_inputs``) refuses,
+naming them, rows whose values in those columns are not in the policy's form (raw values would
+all read as unseen categories: a wrong answer given silently). Small frames (up to
 100 rows) are predicted through the model compiled to array lookups and native predictor calls
 (``compile_for_serving``, built on first use) when every member allows it: one row answers in
 well under a millisecond instead of several, with the same numbers.
@@ -14,7 +17,7 @@ well under a millisecond instead of several, with the same numbers.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +26,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from forgeml.errors import InputError, SchemaMismatchError
+from forgeml.security import not_applied
 from forgeml.train._calibration import apply_calibration
 from forgeml.train._compiled import CompiledModel, NotCompilable, level1_features
 
@@ -286,6 +290,32 @@ class TrainedModel(BaseEstimator):
             raise SchemaMismatchError(f"The input lacks feature columns the model reads: {shown}")
         return X.loc[:, required]
 
+    def expect_pii(self, actions: Mapping[str, str]) -> None:
+        """Declare the input columns the training's PII policy replaced (column -> ``hash``
+        or ``mask``): predictions then refuse rows holding raw values in them. The policy's
+        key is not kept; the check is on the values' form (see ``security.not_applied``)."""
+        read = set(self.feature_names_in_.tolist())
+        found = {str(c): str(a) for c, a in actions.items() if c in read and a != "keep"}
+        if found:
+            self.pii_inputs = found
+        else:
+            self.__dict__.pop("pii_inputs", None)
+
+    def _refuse_raw(self, columns: Mapping[str, Any] | pd.DataFrame) -> None:
+        actions: dict[str, str] | None = self.__dict__.get("pii_inputs")
+        if not actions:
+            return
+        raw = not_applied(columns, actions)
+        if raw:
+            words = {"hash": "hashed (pii_ + 16 hex digits)", "mask": "masked ('***')"}
+            shown = ", ".join(f"{c} ({words.get(actions[c], actions[c])})" for c in raw)
+            raise InputError(
+                f"The model was trained on PII columns as the policy leaves them and got raw "
+                f"values in: {shown}. Apply the policy first: "
+                "forgeml.security.apply_pii(rows, settings, policy=result.pii)[0], or predict "
+                "with forgeml.load(...), which applies it to raw rows"
+            )
+
     def _combined(self, X: pd.DataFrame) -> np.ndarray:
         if isinstance(X, pd.DataFrame) and len(X) <= _SMALL_FRAME:
             compiled = self._compiled()
@@ -300,8 +330,11 @@ class TrainedModel(BaseEstimator):
                     # one plain list per column: no frame is built
                     array = X.to_numpy(dtype=object)
                     columns = {c: array[:, j].tolist() for c, j in zip(required, at, strict=True)}
+                    self._refuse_raw(columns)
                     return compiled.combined(columns, len(X))
-        return weighted_prediction(self.members, self.weights, self._frame(X), self.task)
+        frame = self._frame(X)
+        self._refuse_raw(frame)
+        return weighted_prediction(self.members, self.weights, frame, self.task)
 
     def _compiled(self) -> CompiledModel | None:
         """The compiled model when every member runs on arrays (built on first use, never
@@ -325,7 +358,8 @@ class TrainedModel(BaseEstimator):
         """Class probabilities, one column per class in ``classes_`` order.
 
         Raises:
-            InputError: the model is a regressor, or ``X`` is not a DataFrame.
+            InputError: the model is a regressor, ``X`` is not a DataFrame, or it holds raw
+                values in a column the PII policy replaced (``pii_inputs``).
             SchemaMismatchError: a feature column is missing.
         """
         if self.task == "regression":
@@ -338,7 +372,8 @@ class TrainedModel(BaseEstimator):
         """Predicted values (regression) or class labels (classification).
 
         Raises:
-            InputError: ``X`` is not a DataFrame.
+            InputError: ``X`` is not a DataFrame, or holds raw values in a column the PII
+                policy replaced (``pii_inputs``).
             SchemaMismatchError: a feature column is missing.
         """
         return self.predict_with_proba(X)[0]
@@ -348,7 +383,8 @@ class TrainedModel(BaseEstimator):
         pass over the members instead of two).
 
         Raises:
-            InputError: ``X`` is not a DataFrame.
+            InputError: ``X`` is not a DataFrame, or holds raw values in a column the PII
+                policy replaced (``pii_inputs``).
             SchemaMismatchError: a feature column is missing.
         """
         if self.task == "regression":
