@@ -33,6 +33,7 @@ from forgeml.security import (
     PiiRule,
     apply_pii,
     detect_pii,
+    not_applied,
     parse_pii_options,
 )
 from forgeml.store import PredictionRecord, Workspace
@@ -137,6 +138,27 @@ def test_detection_by_name_and_values(compas: pd.DataFrame) -> None:
     assert detect_pii(as_numbers) == {
         "n": PiiRule("hash", "values: payment card numbers (Luhn check)")
     }
+
+
+def test_not_applied_names_the_columns_holding_values_the_policy_did_not_leave() -> None:
+    key = PiiKey(b"k" * 32)
+    actions = {"who": "hash", "what": "mask"}
+    hashed = [key.hash(f"person {i % 7}") for i in range(200)]
+    ok = pd.DataFrame({"who": hashed, "what": ["***"] * 200, "other": range(200)})
+    ok.loc[3, "who"] = None
+    ok.loc[4, "what"] = np.nan
+    assert not_applied(ok, actions) == []  # 200 rows: each distinct value checked once
+    assert not_applied(ok.head(5), actions) == []
+    assert not_applied(ok.assign(who=pd.array([pd.NA] * 200, dtype="string")), actions) == []
+    raw = ok.copy()
+    raw.loc[150, "who"] = "person 3"
+    raw.loc[7, "what"] = "F"
+    assert not_applied(raw, actions) == ["who", "what"]
+    assert not_applied(ok.assign(who=range(200)), actions) == ["who"]  # numbers are raw
+    # a hash's look-alike: upper-case hex, wrong length
+    for fake in ("pii_0123456789ABCDEF", "pii_0123456789abcde", "xpii_0123456789abcdef"):
+        assert not_applied({"who": [hashed[0], fake]}, actions) == ["who"], fake
+    assert not_applied({"who": hashed[:3], "extra": ["raw"]}, actions) == []
 
 
 def test_hashes_are_keyed_stable_and_idempotent() -> None:
@@ -533,10 +555,13 @@ def test_the_trained_model_refuses_raw_values_in_columns_the_policy_replaced(
     assert model.pii_inputs == {c: r.action for c, r in result.pii.changed.items() if c in read}
     people = _synthetic_pii(compas.tail(30).reset_index(drop=True), seed=21).drop(columns=[target])
     raw = people.loc[:, table.columns.drop(target)]
+    # up to 100 rows go through the compiled model, more through the members' pipelines
+    many = pd.concat([raw] * 5, ignore_index=True)
     for predict in (model.predict, model.predict_proba):
-        with pytest.raises(ValueError, match=r"raw values in: .*first \(hashed") as refused:
-            predict(raw)  # one row goes through the compiled path, many through the frame
-        assert "apply_pii" in str(refused.value) and "forgeml.load" in str(refused.value)
+        for rows in (raw, many):
+            with pytest.raises(ValueError, match=r"raw values in: .*first \(hashed") as refused:
+                predict(rows)
+            assert "apply_pii" in str(refused.value) and "forgeml.load" in str(refused.value)
     with pytest.raises(InputError, match=r"raw values in: last \(hashed"):
         model.predict(
             result.pii.apply_frame(raw, policy_key(ws)).head(1).assign(last=raw["last"][:1])
