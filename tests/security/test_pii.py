@@ -684,3 +684,28 @@ def test_a_masked_input_is_reported_as_not_monitored(
     assert any(n.startswith("sex: not monitored for drift: masked") for n in report.notes)
     drift = report.windows[0].input_drift
     assert drift is not None and "sex" not in drift["columns"]
+
+
+def test_a_raw_test_table_is_hashed_as_its_dataset_was(
+    compas: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Training on a stored dataset with a test table given in memory: the test rows get the
+    dataset's policy before the evaluation reads them, so the scores are those of the hashed
+    rows, not of raw values the model never saw."""
+    ws = Workspace(Settings(home=tmp_path / "ws"))
+    target = "two_year_recid"
+    table = compas.drop(columns=["card", "ssn", "dob", "c_case_number"])
+    fit, test = table.head(1500), table.iloc[1500:2000].reset_index(drop=True)
+    version = fm.data.add(
+        fit, name="people", target=target, pii={"c_charge_degree": "mask"}, workspace=ws
+    )
+    options: dict[str, Any] = {
+        "target": target, "models": ["lgbm"], "time_budget": 60, "max_trials": 1,
+        "max_latency_ms": None, "allow_leaks": True, "seed": 0, "workspace": ws,
+    }  # fmt: skip
+    raw = fm.train(version.ref, test_data=test, **options)
+    hashed, _ = apply_pii(test, ws.settings, policy=version.pii)
+    assert (hashed["first"] != test["first"]).all()
+    applied = fm.train(version.ref, test_data=hashed, **options)
+    assert raw.test_metrics == applied.test_metrics
+    ws.close()

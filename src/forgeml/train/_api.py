@@ -656,6 +656,13 @@ def train(
     _check_arguments(data, target, time_column)
     if source is not None:
         policy = source.pii
+        if policy.changed and isinstance(test_data, pd.DataFrame):
+            # a test table given in memory is hashed or masked as the dataset's rows were
+            from forgeml.security import apply_pii
+            from forgeml.tracking import default_workspace
+
+            settings = (workspace or default_workspace()).settings
+            test_data, _ = apply_pii(test_data, settings, policy=policy)
     else:  # a table in memory: the dataset path's policy, applied before anything else
         data, test_data, policy = _apply_pii(
             data, test_data, workspace, pii, pii_default, sensitive_columns, target, time_column
