@@ -142,3 +142,65 @@ def test_a_compiled_bag_calls_the_c_functions_for_one_row(adult, monkeypatch):
         record = {c: [None if pd.isna(v) else v] for c, v in one.iloc[0].items()}
         _, proba = compiled.predict_both(record, 1)
         assert proba is not None and np.allclose(proba, got, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("objective", ["reg:squarederror", "reg:absoluteerror"])
+def test_a_regression_booster_walked_in_numpy_gives_its_numbers_to_the_last_bit(
+    shared_dataset, objective
+):
+    """Bike sharing: deep trees (where XGBoost's own one-row call is slow), missing values,
+    an early-stopped iteration range; one row and a few rows, each equal to inplace_predict."""
+    from forgeml.train._native import _XGBoostWalk
+
+    bike = pd.read_csv(shared_dataset("bike-sharing-hour.csv"))
+    X = bike.drop(columns=["cnt", "casual", "registered", "instant", "dteday"]).astype(float)
+    X = X.to_numpy()
+    X[np.random.default_rng(0).random(X.shape) < 0.05] = np.nan
+    y = bike["cnt"].to_numpy(float)
+    model = xgboost.XGBRegressor(
+        n_estimators=400, max_depth=8, learning_rate=0.1, objective=objective,
+        early_stopping_rounds=20, random_state=0, nthread=1,
+    )  # fmt: skip
+    model.fit(X[:12000], y[:12000], eval_set=[(X[12000:14000], y[12000:14000])], verbose=False)
+    booster = model.get_booster()
+    iterations = (0, int(model.best_iteration) + 1)
+    reference = xgboost_rows(booster, (0, 0))
+    assert reference is not None
+    walk = _XGBoostWalk.of(booster, iterations, lambda rows: booster.inplace_predict(
+        rows, iteration_range=iterations
+    ))  # fmt: skip
+    assert walk is not None and walk.walk_rows >= 1
+    few = xgboost_rows(booster, iterations)
+    assert few is not None
+    rows = X[14000:14300]
+    expected = booster.inplace_predict(rows, iteration_range=iterations)
+    one_by_one = np.concatenate([walk.predict(rows[i : i + 1]) for i in range(len(rows))])
+    np.testing.assert_array_equal(one_by_one, expected)
+    np.testing.assert_array_equal(walk.predict(rows[:5]), expected[:5])
+    np.testing.assert_array_equal(few(rows[:1]), expected[:1])
+    np.testing.assert_array_equal(few(rows[:ROWS]), expected[:ROWS])
+    # every tree, not only up to the best iteration
+    all_trees = booster.inplace_predict(rows[:3], iteration_range=(0, 0))
+    np.testing.assert_array_equal(reference(rows[:3]), all_trees)
+
+
+def test_no_walk_for_categorical_splits_or_a_link_function(adult):
+    """A classifier (a sigmoid XGBoost computes in C) and a regressor splitting on native
+    categories keep XGBoost's own call."""
+    from forgeml.train._native import _XGBoostWalk
+
+    _, frame, y = _encoded(adult, "income")
+    classifier = xgboost.XGBClassifier(
+        n_estimators=30, max_depth=4, enable_categorical=True, random_state=0, nthread=1
+    ).fit(frame, y[:FIT_ROWS])
+    booster = classifier.get_booster()
+    assert _XGBoostWalk.of(booster, (0, 0), booster.inplace_predict) is None
+    ages = adult["age"].to_numpy(float)[:FIT_ROWS]
+    regressor = xgboost.XGBRegressor(
+        n_estimators=30, max_depth=4, enable_categorical=True, max_cat_to_onehot=1,
+        random_state=0, nthread=1,
+    ).fit(frame.drop(columns=["age"]), ages)  # fmt: skip
+    booster = regressor.get_booster()
+    trees = booster.trees_to_dataframe()
+    assert (trees["Category"].notna()).any()  # it does split on categories
+    assert _XGBoostWalk.of(booster, (0, 0), booster.inplace_predict) is None
