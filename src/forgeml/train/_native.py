@@ -256,17 +256,13 @@ class _XGBoostRows:
         self._check = _check_call
         self._features = int(booster.num_features())
         # inplace_predict's configuration for a prediction (not the margin), as it writes it
-        self._config = json.dumps(
-            {
-                "type": 0,
-                "training": False,
-                "iteration_begin": int(iteration_range[0]),
-                "iteration_end": int(iteration_range[1]),
-                "missing": math.nan,
-                "strict_shape": False,
-                "cache_id": 0,
-            }
-        ).encode()
+        # (written out: XGBoost reads NaN for "missing", which forgeml's JSON policy writes as
+        # null)
+        self._config = (
+            b'{"type": 0, "training": false, "iteration_begin": %d, "iteration_end": %d, '
+            b'"missing": NaN, "strict_shape": false, "cache_id": 0}'
+            % (int(iteration_range[0]), int(iteration_range[1]))
+        )
         self._shape = ctypes.POINTER(c_bst_ulong)()
         self._dims = c_bst_ulong()
         self._preds = ctypes.POINTER(ctypes.c_float)()
