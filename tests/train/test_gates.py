@@ -173,15 +173,16 @@ def test_a_leaky_model_is_called_too_good(ws):
     assert any("leak check:" in n and "casual" in n for n in result.notes)
 
 
-def test_the_permutation_check_short_of_time_reads_fewer_rows_and_still_names_the_leak(ws):
+def test_the_permutation_check_short_of_time_reads_fewer_rows_and_still_names_the_leak(
+    ws, monkeypatch
+):
     """A wide table or a slow model: fewer held-out rows rather than an overrun budget; still
     'duration', and nothing without it."""
     import re
-    import time
 
     import numpy as np
 
-    from forgeml.train._api import too_good_to_be_true
+    from forgeml.train import _api
     from forgeml.train._metrics import get_metric
 
     bank = pd.read_csv(shared("bank-additional-full.csv")).sample(n=6000, random_state=0)
@@ -197,13 +198,16 @@ def test_the_permutation_check_short_of_time_reads_fewer_rows_and_still_names_th
         X = held[result.feature_columns]
         y = pd.Categorical(held["y"], categories=result.classes_).codes.astype(np.int64)
         for when in ("in time", "short"):
-            # 0.2 s a prediction and 3 s left pay for about 15 of the 19 or 20 columns
-            model = result.model if when == "in time" else _Slow(result.model, 0.2)
-            deadline = None if when == "in time" else time.monotonic() + 3.0
-            found[name, when] = too_good_to_be_true(
-                model, X, y, task="binary", metric=metric, test_metrics={},
-                baseline_metrics={}, kinds=result.column_kinds, seed=0, deadline=deadline,
-            )  # fmt: skip
+            # 0.2 s a prediction and 3 s left pay for about 14 of the 19 or 20 columns
+            clock = _Clock()
+            model = result.model if when == "in time" else _Slow(result.model, 0.2, clock)
+            deadline = None if when == "in time" else clock.monotonic() + 3.0
+            with monkeypatch.context() as patched:
+                patched.setattr(_api, "time", clock)
+                found[name, when] = _api.too_good_to_be_true(
+                    model, X, y, task="binary", metric=metric, test_metrics={},
+                    baseline_metrics={}, kinds=result.column_kinds, seed=0, deadline=deadline,
+                )  # fmt: skip
     assert len(found["with", "in time"]) == 1 and len(found["with", "short"]) == 1
     assert "'duration' carries" in found["with", "in time"][0]
     assert "1,000 held-out rows" in found["with", "in time"][0]
@@ -213,39 +217,47 @@ def test_the_permutation_check_short_of_time_reads_fewer_rows_and_still_names_th
     assert found["without", "in time"] == [] and found["without", "short"] == []
 
 
-def test_the_permutation_check_stops_at_its_deadline_and_says_so(ws, german):
-    import time
-
+def test_the_permutation_check_stops_at_its_deadline_and_says_so(ws, german, monkeypatch):
     import numpy as np
 
-    from forgeml.train._api import too_good_to_be_true
+    from forgeml.train import _api
     from forgeml.train._metrics import get_metric
 
     result = train(german.iloc[:700], target="class", time_budget=2, models=["lgbm"], workspace=ws)
     held = german.iloc[700:].reset_index(drop=True)
     y = pd.Categorical(held["class"], categories=result.classes_).codes.astype(np.int64)
-    slow = _Slow(result.model, 0.6)  # the base rows and one eighth take the second's grace
+    clock = _Clock()
+    slow = _Slow(result.model, 0.6, clock)  # the base rows and one eighth take the grace
     notes: list[str] = []
-    started = time.monotonic()
-    found = too_good_to_be_true(
+    monkeypatch.setattr(_api, "time", clock)
+    found = _api.too_good_to_be_true(
         slow, held[result.feature_columns], y, task="binary",
         metric=get_metric("roc_auc", "binary"), test_metrics={}, baseline_metrics={},
-        kinds=result.column_kinds, deadline=started + 0.01, notes=notes,
+        kinds=result.column_kinds, deadline=clock.monotonic() + 0.01, notes=notes,
     )  # fmt: skip
     assert found == []
     assert len(notes) == 1 and "cut at the budget's end after 3 of 21 columns" in notes[0]
     assert slow.calls == 2  # the base rows, then one eighth of the columns
 
 
-class _Slow:
-    """A model whose every prediction takes ``delay`` seconds more."""
+class _Clock:
+    """A monotonic clock that moves only when a prediction is made: the permutation check's
+    deadline arithmetic, tested without depending on how busy the machine is."""
 
-    def __init__(self, model, delay: float) -> None:
-        self.model, self.delay, self.calls = model, delay, 0
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Slow:
+    """A model whose every prediction takes ``delay`` seconds more on ``clock``."""
+
+    def __init__(self, model, delay: float, clock: _Clock) -> None:
+        self.model, self.delay, self.clock, self.calls = model, delay, clock, 0
 
     def predict_proba(self, frame):
-        import time
-
         self.calls += 1
-        time.sleep(self.delay)
+        self.clock.now += self.delay
         return self.model.predict_proba(frame)
