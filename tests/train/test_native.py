@@ -19,7 +19,8 @@ from sklearn.pipeline import Pipeline
 
 from forgeml.train import TabularEncoder, TrainedModel, infer_column_kinds
 from forgeml.train._model import FoldBag
-from forgeml.train._native import ROWS, lightgbm_rows, xgboost_rows
+from forgeml.train._native import ROWS, lightgbm_rows, xgboost_forest, xgboost_rows
+from forgeml.train._xgboost_walk import XGBoostForest
 
 FIT_ROWS = 3000
 
@@ -150,8 +151,6 @@ def test_a_regression_booster_walked_in_numpy_gives_its_numbers_to_the_last_bit(
 ):
     """Bike sharing: deep trees (where XGBoost's own one-row call is slow), missing values,
     an early-stopped iteration range; one row and a few rows, each equal to inplace_predict."""
-    from forgeml.train._native import _XGBoostWalk
-
     bike = pd.read_csv(shared_dataset("bike-sharing-hour.csv"))
     X = bike.drop(columns=["cnt", "casual", "registered", "instant", "dteday"]).astype(float)
     X = X.to_numpy()
@@ -164,43 +163,81 @@ def test_a_regression_booster_walked_in_numpy_gives_its_numbers_to_the_last_bit(
     model.fit(X[:12000], y[:12000], eval_set=[(X[12000:14000], y[12000:14000])], verbose=False)
     booster = model.get_booster()
     iterations = (0, int(model.best_iteration) + 1)
-    reference = xgboost_rows(booster, (0, 0))
-    assert reference is not None
-    walk = _XGBoostWalk.of(booster, iterations, lambda rows: booster.inplace_predict(
-        rows, iteration_range=iterations
-    ))  # fmt: skip
-    assert walk is not None and walk.walk_rows >= 1
+    width = X.shape[1]
+    forest = XGBoostForest.of(
+        [(booster, iterations)],
+        [list(range(width))],
+        [lambda rows: booster.inplace_predict(rows, iteration_range=iterations)],
+    )
+    assert forest is not None and forest.walk_rows >= 1
     few = xgboost_rows(booster, iterations)
     assert few is not None
     rows = X[14000:14300]
     expected = booster.inplace_predict(rows, iteration_range=iterations)
-    one_by_one = np.concatenate([walk.predict(rows[i : i + 1]) for i in range(len(rows))])
+    one_by_one = np.concatenate([forest.predict(rows[i : i + 1])[0] for i in range(len(rows))])
     np.testing.assert_array_equal(one_by_one, expected)
-    np.testing.assert_array_equal(walk.predict(rows[:5]), expected[:5])
+    np.testing.assert_array_equal(forest.predict(rows[:5])[0], expected[:5])
     np.testing.assert_array_equal(few(rows[:1]), expected[:1])
     np.testing.assert_array_equal(few(rows[:ROWS]), expected[:ROWS])
     # every tree, not only up to the best iteration
+    reference = xgboost_rows(booster, (0, 0))
+    assert reference is not None
     all_trees = booster.inplace_predict(rows[:3], iteration_range=(0, 0))
     np.testing.assert_array_equal(reference(rows[:3]), all_trees)
 
 
-def test_no_walk_for_categorical_splits_or_a_link_function(adult):
-    """A classifier (a sigmoid XGBoost computes in C) and a regressor splitting on native
-    categories keep XGBoost's own call."""
-    from forgeml.train._native import _XGBoostWalk
+def test_classifiers_on_native_categories_walked_together_give_their_numbers(adult):
+    """Three fold models of a binary classifier splitting on Adult's native categories (sets
+    of categories and one-hot splits), with missing values, unseen categories (no code) and
+    early stopping: walked at once, each gives its own inplace_predict to the last bit, its
+    sigmoid included."""
+    X, y = adult.drop(columns=["income"]), pd.factorize(adult["income"])[0]
+    kinds = infer_column_kinds(X)
+    boosters, matrices = [], []
+    for fold in range(3):
+        rows = np.arange(FIT_ROWS) % 3 != fold
+        encoder = TabularEncoder(kinds=kinds, output="native", max_categories=12)
+        frame = encoder.fit_transform(X[:FIT_ROWS][rows], y[:FIT_ROWS][rows])
+        model = xgboost.XGBClassifier(
+            n_estimators=80, max_depth=3 + 3 * fold, enable_categorical=True,
+            max_cat_to_onehot=4, early_stopping_rounds=5, random_state=fold, nthread=1,
+        )  # fmt: skip
+        model.fit(frame, y[:FIT_ROWS][rows], eval_set=[(frame[:300], y[:FIT_ROWS][rows][:300])])
+        booster = model.get_booster()
+        assert booster.trees_to_dataframe()["Category"].notna().any()
+        boosters.append((booster, (0, int(model.best_iteration) + 1)))
+        matrices.append(encoder.codes(X[FIT_ROWS:]))
+    width = matrices[0].shape[1]
+    slots = [list(range(b * width, (b + 1) * width)) for b in range(3)]
+    forest = xgboost_forest(boosters, slots)
+    assert forest is not None and forest.walk_rows >= 1
+    Z = np.hstack(matrices)
+    assert np.isnan(Z).any()
+    expected = np.stack(
+        [
+            b.inplace_predict(m, iteration_range=r)
+            for (b, r), m in zip(boosters, matrices, strict=True)
+        ]
+    )
+    one_by_one = np.concatenate([forest.predict(Z[i : i + 1]) for i in range(400)], axis=1)
+    np.testing.assert_array_equal(one_by_one, expected[:, :400])
+    for n in (2, 3, ROWS):
+        np.testing.assert_array_equal(forest.predict(Z[:n]), expected[:, :n])
 
-    _, frame, y = _encoded(adult, "income")
-    classifier = xgboost.XGBClassifier(
-        n_estimators=30, max_depth=4, enable_categorical=True, random_state=0, nthread=1
+
+def test_no_walk_for_multiclass_or_dart(adult):
+    """A multiclass booster (a softmax over several trees per iteration) and a DART booster
+    (trees weighted at prediction) keep XGBoost's own call."""
+    _, frame, y = _encoded(adult, "relationship")
+    multiclass = xgboost.XGBClassifier(
+        n_estimators=10, max_depth=3, enable_categorical=True, random_state=0, nthread=1
     ).fit(frame, y[:FIT_ROWS])
-    booster = classifier.get_booster()
-    assert _XGBoostWalk.of(booster, (0, 0), booster.inplace_predict) is None
-    ages = adult["age"].to_numpy(float)[:FIT_ROWS]
-    regressor = xgboost.XGBRegressor(
-        n_estimators=30, max_depth=4, enable_categorical=True, max_cat_to_onehot=1,
-        random_state=0, nthread=1,
-    ).fit(frame.drop(columns=["age"]), ages)  # fmt: skip
-    booster = regressor.get_booster()
-    trees = booster.trees_to_dataframe()
-    assert (trees["Category"].notna()).any()  # it does split on categories
-    assert _XGBoostWalk.of(booster, (0, 0), booster.inplace_predict) is None
+    _, frame, y = _encoded(adult, "income")
+    dart = xgboost.XGBClassifier(
+        n_estimators=10, max_depth=3, enable_categorical=True, booster="dart", random_state=0,
+        nthread=1,
+    ).fit(frame, y[:FIT_ROWS])  # fmt: skip
+    for model in (multiclass, dart):
+        booster = model.get_booster()
+        width = booster.num_features()
+        assert xgboost_forest([(booster, (0, 0))], [list(range(width))]) is None

@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 
 from forgeml.train._calibration import apply_calibration
-from forgeml.train._native import ROWS, lightgbm_rows, xgboost_rows
+from forgeml.train._native import ROWS, lightgbm_rows, xgboost_forest, xgboost_rows
 from forgeml.train._sklearn_compiled import NotCompilable as SklearnNotCompilable
 from forgeml.train._sklearn_compiled import (
     compile_forest,
     compile_hist_gradient_boosting,
     compile_transformer,
 )
+from forgeml.train._xgboost_walk import XGBoostForest
 
 __all__ = ["CompiledModel", "NotCompilable", "compile_encoder", "level1_features"]
 
@@ -310,14 +311,16 @@ def _member_call(
     task: str,
     booster_predictor: BoosterPredictor | None,
     raw_predict: Callable[[Any, pd.DataFrame, str], np.ndarray],
+    walked: _WalkedBoosters | None = None,
 ) -> tuple[MemberCall, bool]:
-    """One member as a function of plain columns, and whether it avoids DataFrames."""
+    """One member as a function of plain columns, and whether it avoids DataFrames
+    (``walked``: XGBoost fold models whose trees are walked together for a few rows)."""
     inputs = getattr(member, "inputs", None)
     if inputs is not None:  # a second stacking level over bags of level-1 fold models
-        return _stacked_call(member, task, booster_predictor, raw_predict)
+        return _stacked_call(member, task, booster_predictor, raw_predict, walked)
     pipelines = getattr(member, "pipelines", None)
     if pipelines is not None:  # a bag of fold models: their mean
-        calls = [_member_call(p, task, booster_predictor, raw_predict) for p in pipelines]
+        calls = [_member_call(p, task, booster_predictor, raw_predict, walked) for p in pipelines]
 
         def bag(columns: Columns, n: int) -> np.ndarray:
             # the members summed in order, then divided: np.mean(axis=0)'s arithmetic
@@ -361,7 +364,8 @@ def _member_call(
 
         return lightgbm, True
     if output == "native" and module.startswith("xgboost") and hasattr(estimator, "get_booster"):
-        return _xgboost_call(estimator, encode, shaped), True
+        part = None if walked is None else walked.part(member)
+        return _xgboost_call(estimator, encode, shaped, part), True
     if module.startswith("forgeml.train._catboost") and hasattr(estimator, "model_"):
         return _catboost_call(estimator, encoder, encode, task), True
     if output == "native" and module.startswith("sklearn.ensemble"):
@@ -475,10 +479,11 @@ def _stacked_call(
     task: str,
     booster_predictor: BoosterPredictor | None,
     raw_predict: Callable[[Any, pd.DataFrame, str], np.ndarray],
+    walked: _WalkedBoosters | None = None,
 ) -> tuple[MemberCall, bool]:
     """A ``StackedBag``: its level-1 bags called on the columns, their predictions added as
     the level-2 models' extra columns, the level-2 bags weighted."""
-    base = [_member_call(b, task, booster_predictor, raw_predict) for b in member.inputs]
+    base = [_member_call(b, task, booster_predictor, raw_predict, walked) for b in member.inputs]
     top = [_member_call(m, task, booster_predictor, raw_predict) for m in member.members]
     names = list(member.columns)
     weights = [float(w) for w in member.weights]
@@ -499,20 +504,38 @@ def _stacked_call(
     return stacked, all(direct for _, direct in base + top)
 
 
+def _iterations(estimator: Any) -> tuple[int, int]:
+    """The iteration range an XGBoost estimator predicts with (up to its best iteration)."""
+    try:
+        return (0, int(estimator.best_iteration) + 1)
+    except AttributeError:  # no early stopping: every tree
+        return (0, 0)
+
+
+def _one_thread(estimator: Any) -> Any:
+    one_thread = estimator.get_booster().copy()
+    one_thread.set_param({"nthread": 1})
+    return one_thread
+
+
 def _xgboost_call(
-    estimator: Any, encode: Callable[[Columns, int], np.ndarray], shaped: Callable[..., Any]
+    estimator: Any,
+    encode: Callable[[Columns, int], np.ndarray],
+    shaped: Callable[..., Any],
+    walked: tuple[Any, int, Callable[[Columns, int], np.ndarray]] | None = None,
 ) -> MemberCall:
     booster = estimator.get_booster()
-    try:
-        best = int(estimator.best_iteration)
-        iterations: tuple[int, int] = (0, best + 1)
-    except AttributeError:  # no early stopping: every tree
-        iterations = (0, 0)
-    one_thread = booster.copy()
-    one_thread.set_param({"nthread": 1})
-    few = xgboost_rows(one_thread, iterations)
+    iterations = _iterations(estimator)
+    if walked is not None:  # (its one-thread booster, rows walked, its walked predictions)
+        one_thread, walk_rows, walk = walked
+        few = xgboost_rows(one_thread, iterations, walk=False)
+    else:
+        one_thread, walk_rows = _one_thread(estimator), 0
+        few = xgboost_rows(one_thread, iterations)
 
     def xgboost(columns: Columns, n: int) -> np.ndarray:
+        if n <= walk_rows:
+            return shaped(walk(columns, n))
         matrix = encode(columns, n)
         if few is not None and n <= ROWS:
             return shaped(few(matrix))
@@ -553,8 +576,10 @@ class CompiledModel:
         self.target_shift = float(getattr(model, "target_shift", 0.0))
         self.calibration = getattr(model, "calibration", None)
         self.classes_ = getattr(model, "classes_", None)
+        walked = _WalkedBoosters.of(model.members)
         members = [
-            _member_call(m, model.task, booster_predictor, raw_predict) for m in model.members
+            _member_call(m, model.task, booster_predictor, raw_predict, walked)
+            for m in model.members
         ]
         self._members = [call for call, _ in members]
         self._weights = [float(w) for w in model.weights]
@@ -585,3 +610,118 @@ class CompiledModel:
             codes = np.argmax(proba, axis=1)
         assert self.classes_ is not None
         return self.classes_[codes], proba
+
+
+def _is_xgboost_pipeline(pipeline: Any) -> bool:
+    steps = getattr(pipeline, "steps", None)
+    if not steps or len(steps) != 2:
+        return False
+    encoder, estimator = steps[0][1], steps[1][1]
+    return (
+        getattr(encoder, "output", None) == "native"
+        and hasattr(encoder, "feature_names_out_")
+        and type(estimator).__module__.startswith("xgboost")
+        and hasattr(estimator, "get_booster")
+    )
+
+
+def _encoded_keys(encoder: Any) -> list[tuple[Any, ...]]:
+    """One key per encoded column: equal keys are equal encodings of the same raw column
+    (a number; categories with the same codes), whichever fitted encoder made them."""
+    keys: list[tuple[Any, ...]] = []
+    for column in encoder.columns_:
+        kind = encoder.kinds.get(column, "numeric")
+        if kind == "categorical" and encoder.frequencies_.get(column) is None:
+            keys.append(("category", column, tuple(sorted(encoder._lookup(column).items()))))
+        elif kind not in ("categorical", "datetime", "text"):
+            keys.append(("number", column))
+        else:  # this encoder's own: rare categories' frequencies, date parts, text lengths
+            count = len(encoder.date_parts_[column]) if kind == "datetime" else 2
+            keys.extend(("own", id(encoder), column, i) for i in range(count))
+    return keys
+
+
+class _WalkedBoosters:
+    """The XGBoost fold models of a model's members (and of a second level's level-1 bags),
+    their trees walked at once for a few rows (``train._xgboost_walk``; one C call per fold
+    model costs several times more). The walk reads one matrix: the columns of the fold
+    models' encoders, each column that several of them encode the same way (numbers,
+    categories with the same codes) once; it is computed once per call and kept in the
+    call's ``SharedColumns``."""
+
+    def __init__(
+        self,
+        pipelines: list[Any],
+        boosters: list[Any],
+        encoders: list[Callable[[Columns, int], np.ndarray]],
+        forest: XGBoostForest,
+    ) -> None:
+        self._index = {id(p): b for b, p in enumerate(pipelines)}
+        self._boosters = boosters
+        self._encoders = encoders
+        self._forest = forest
+        self._key = ("xgboost walk", str(id(self)))
+
+    @classmethod
+    def of(cls, members: Sequence[Any]) -> _WalkedBoosters | None:
+        """The walk of ``members``' XGBoost fold models, or ``None`` (none, or not walked)."""
+        pipelines: list[Any] = []
+        for member in members:
+            for bag in [*getattr(member, "inputs", []), member]:
+                for pipeline in getattr(bag, "pipelines", None) or [bag]:
+                    if _is_xgboost_pipeline(pipeline) and all(pipeline is not p for p in pipelines):
+                        pipelines.append(pipeline)
+        if not pipelines:
+            return None
+        position: dict[tuple[Any, ...], int] = {}
+        encoders: list[Callable[[Columns, int], np.ndarray]] = []
+        slots: list[list[int]] = []
+        width = 0
+        try:
+            for pipeline in pipelines:
+                encoder = pipeline.steps[0][1]
+                keys = _encoded_keys(encoder)
+                names, encode = compile_encoder(encoder)
+                if len(keys) != len(names):
+                    return None
+                if any(key not in position for key in keys):  # this encoder is read
+                    for j, key in enumerate(keys):
+                        position.setdefault(key, width + j)
+                    encoders.append(encode)
+                    width += len(keys)
+                slots.append([position[key] for key in keys])
+        except (NotCompilable, AttributeError, KeyError):
+            return None
+        estimators = [p.steps[1][1] for p in pipelines]
+        boosters = [_one_thread(e) for e in estimators]
+        forest = xgboost_forest(
+            [(b, _iterations(e)) for b, e in zip(boosters, estimators, strict=True)], slots
+        )
+        if forest is None or forest.walk_rows == 0:
+            return None
+        return cls(pipelines, boosters, encoders, forest)
+
+    def outputs(self, columns: Columns, n: int) -> np.ndarray:
+        """Every walked fold model's predictions of the rows (float32, one row each)."""
+        shared: Shared | None = getattr(columns, "shared", None)
+        if shared is not None:
+            found = shared.get(self._key)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        matrices = [encode(columns, n) for encode in self._encoders]
+        out = self._forest.predict(matrices[0] if len(matrices) == 1 else np.hstack(matrices))
+        if shared is not None:
+            shared[self._key] = out
+        return out
+
+    def part(self, pipeline: Any) -> tuple[Any, int, Callable[[Columns, int], np.ndarray]] | None:
+        """For one walked fold model: its one-thread booster, up to how many rows it is
+        walked, and its walked predictions; ``None`` for a pipeline not walked."""
+        b = self._index.get(id(pipeline))
+        if b is None:
+            return None
+
+        def walked(columns: Columns, n: int) -> np.ndarray:
+            return self.outputs(columns, n)[b]
+
+        return self._boosters[b], self._forest.walk_rows, walked

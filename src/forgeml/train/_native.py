@@ -8,10 +8,10 @@ fold model). Here that work is done once, when the predictor is made:
 - ``lightgbm_rows``: LightGBM's single-row API (``LGBM_BoosterPredictForMatSingleRowFast``),
   its prediction set-up made once;
 - ``xgboost_rows``: ``XGBoosterPredictFromDense``, the function ``inplace_predict`` calls, with
-  its configuration encoded once and the array description written by one format; for a
-  regression booster (no link function, numeric splits) one row is answered by walking its
-  trees in NumPy instead, which gives the same float32 numbers (checked when it is made) in a
-  fraction of the time for deep models.
+  its configuration encoded once and the array description written by one format; a few rows
+  are answered by walking the trees in NumPy instead (``train._xgboost_walk``), which gives
+  the same float32 numbers (checked when it is made) in a fraction of the time;
+- ``xgboost_forest``: the trees of several boosters (a bag's fold models) walked at once.
 
 Both give the numbers the library's own call gives (the same C function, or the single-row
 variant of the same prediction), and hold the GIL while they run (a few microseconds: letting
@@ -22,15 +22,16 @@ for small batches only; a caller uses the library's own call for more rows.
 from __future__ import annotations
 
 import ctypes
-import json
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ROWS", "lightgbm_rows", "xgboost_rows"]
+from forgeml.train._xgboost_walk import XGBoostForest
+
+__all__ = ["ROWS", "lightgbm_rows", "xgboost_forest", "xgboost_rows"]
 
 # Rows up to which the direct calls are used (they hold the GIL while they run).
 ROWS = 8
@@ -110,136 +111,45 @@ class _LightGBMRows:
             self._lib.LGBM_FastConfigFree(config)
 
 
-def xgboost_rows(booster: Any, iteration_range: tuple[int, int] = (0, 0)) -> RowsPredictor | None:
+def xgboost_rows(
+    booster: Any, iteration_range: tuple[int, int] = (0, 0), *, walk: bool = True
+) -> RowsPredictor | None:
     """What ``booster.inplace_predict(X, iteration_range=...)`` gives for a float64 matrix
     ``X`` of a few rows, through the C function it calls, or ``None`` when this XGBoost does
     not have it. The booster's own thread setting applies (one thread: set ``nthread``).
 
-    A regression booster's trees are walked in NumPy instead for up to one row per
-    ``_TREES_PER_WALKED_ROW`` trees (``_XGBoostWalk``), when that gives the C function's
-    numbers to the last bit on rows made to sit on and beside every split."""
+    With ``walk``, the booster's trees are walked in NumPy instead for up to
+    ``XGBoostForest.walk_rows`` rows (``train._xgboost_walk``), when that gives the C
+    function's numbers to the last bit on rows made to sit on and beside every split."""
     try:
         rows = _XGBoostRows(booster, iteration_range).predict
     except (AttributeError, OSError, ImportError):
         return None
-    walk = _XGBoostWalk.of(booster, iteration_range, rows)
-    if walk is None:
+    if not walk:
         return rows
-    walked_rows = walk.walk_rows
+    width = int(booster.num_features())
+    forest = XGBoostForest.of([(booster, iteration_range)], [list(range(width))], [rows])
+    if forest is None or forest.walk_rows == 0:
+        return rows
+    walked_rows = forest.walk_rows
 
     def predict(X: np.ndarray) -> np.ndarray:
-        return walk.predict(X) if len(X) <= walked_rows else rows(X)
+        return forest.predict(X)[0] if len(X) <= walked_rows else rows(X)
 
     return predict
 
 
-# XGBoost's predictor sets up each tree for a block of rows, and one deep tree costs it about
-# 3 us for one row; the NumPy walk of all trees at once costs per row and tree level: measured
-# on bike-sharing (1,000 trees of depth 8, one thread), one row 0.53 ms walked vs 2.85 ms
-# through the C function, 8 rows 2.6 vs 3.7 ms.
-_TREES_PER_WALKED_ROW = 125
-# Objectives whose prediction is the sum of the leaves (no link function), so a float32 sum in
-# XGBoost's order gives its numbers exactly.
-_IDENTITY_OBJECTIVES = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror")
-
-
-class _XGBoostWalk:
-    """A regression booster's trees walked in NumPy, all at once, for a few rows: values
-    compared as float32 (``x < split``; missing goes the split's default way) and the leaves
-    added to the base score in tree order in float32, as XGBoost does."""
-
-    def __init__(self, base: np.float32, trees: list[dict[str, Any]]) -> None:
-        sizes = np.array([len(t["left_children"]) for t in trees], dtype=np.intp)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-        shift = np.repeat(starts, sizes)
-        left = np.concatenate([t["left_children"] for t in trees]).astype(np.intp)
-        right = np.concatenate([t["right_children"] for t in trees]).astype(np.intp)
-        self.leaf = left == -1
-        at_leaf = np.flatnonzero(self.leaf)
-        left += shift
-        right += shift
-        left[at_leaf] = at_leaf  # a leaf stays where it is
-        right[at_leaf] = at_leaf
-        self.left, self.right, self.starts = left, right, starts
-        self.feature = np.concatenate([t["split_indices"] for t in trees]).astype(np.intp)
-        # a split's threshold, or a leaf's value
-        self.condition = np.concatenate([t["split_conditions"] for t in trees]).astype(np.float32)
-        self.default_left = np.concatenate([t["default_left"] for t in trees]).astype(bool)
-        self.base = np.float32(base)
-        self.walk_rows = max(1, len(trees) // _TREES_PER_WALKED_ROW)
-
-    @classmethod
-    def of(
-        cls, booster: Any, iteration_range: tuple[int, int], reference: RowsPredictor
-    ) -> _XGBoostWalk | None:
-        """The walk of ``booster``'s trees in ``iteration_range``, or ``None`` when the booster
-        is not a one-target regression on numeric splits, or the walk does not give
-        ``reference``'s numbers exactly."""
-        try:
-            learner = json.loads(booster.save_config())["learner"]
-            params = learner["learner_model_param"]
-            if learner["objective"]["name"] not in _IDENTITY_OBJECTIVES:
-                return None
-            if int(params.get("num_target", "1")) != 1:
-                return None
-            base = np.ravel(json.loads(params["base_score"]))
-            model = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
-            indptr = model["iteration_indptr"]
-            begin, end = iteration_range
-            trees = model["trees"][indptr[begin] : indptr[end or len(indptr) - 1]]
-            if len(base) != 1 or not trees or any(any(t["split_type"]) for t in trees):
-                return None
-            walk = cls(np.float32(base[0]), trees)
-        except (KeyError, TypeError, ValueError, IndexError):
-            return None
-        probe = walk.probe_rows(int(booster.num_features()))
-        if not np.array_equal(walk.predict(probe), np.asarray(reference(probe)).reshape(-1)):
-            return None
-        return walk
-
-    def probe_rows(self, width: int, n: int = 8) -> np.ndarray:
-        """Rows whose values sit on, just below and just above the splits' thresholds, or
-        are missing (seeded: the same rows for the same trees)."""
-        rng = np.random.default_rng(0)
-        inner = np.flatnonzero(~self.leaf)
-        X = rng.normal(size=(n, width)).astype(np.float32)
-        for j in range(width):
-            at = inner[self.feature[inner] == j]
-            if not at.size:
-                continue
-            thresholds = self.condition[rng.choice(at, size=n)]
-            side = rng.integers(0, 4, size=n)
-            X[:, j] = np.where(
-                side == 0,
-                thresholds,
-                np.where(
-                    side == 1,
-                    np.nextafter(thresholds, np.float32(-np.inf)),
-                    np.where(side == 2, np.nextafter(thresholds, np.float32(np.inf)), np.nan),
-                ),
-            )
-        return X.astype(np.float64)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """The predictions of ``X``'s rows (float32, one per row)."""
-        X = np.asarray(X, dtype=np.float32)
-        n, width = X.shape
-        flat = np.ascontiguousarray(X).reshape(-1)
-        starts, leaf, condition = self.starts, self.leaf, self.condition
-        node = np.tile(starts, n)  # one entry per row and tree, row by row
-        row_start = np.repeat(np.arange(n, dtype=np.intp) * width, len(starts))
-        active = np.flatnonzero(~leaf[node])
-        while active.size:  # only the entries not yet at a leaf move on
-            at = node[active]
-            x = flat[row_start[active] + self.feature[at]]
-            go_left = np.where(np.isnan(x), self.default_left[at], x < condition[at])
-            at = np.where(go_left, self.left[at], self.right[at])
-            node[active] = at
-            active = active[~leaf[at]]
-        added = np.empty((n, len(starts) + 1), dtype=np.float32)
-        added[:, 0] = self.base
-        added[:, 1:] = condition[node].reshape(n, len(starts))
-        return np.add.accumulate(added, axis=1)[:, -1]
+def xgboost_forest(
+    boosters: Sequence[tuple[Any, tuple[int, int]]], slots: Sequence[Sequence[int]]
+) -> XGBoostForest | None:
+    """The trees of ``boosters`` (each with its iteration range) walked at once, reading
+    booster ``b``'s feature ``j`` from column ``slots[b][j]`` of one matrix, when that gives
+    each booster's ``inplace_predict`` numbers to the last bit on probe rows; else ``None``."""
+    try:
+        references = [_XGBoostRows(b, r).predict for b, r in boosters]
+    except (AttributeError, OSError, ImportError):
+        return None
+    return XGBoostForest.of(boosters, slots, references)
 
 
 class _XGBoostRows:
