@@ -218,3 +218,82 @@ def test_bagging_takes_a_boolean():
     with pytest.raises(InputError, match=r"TrainConfig\.bagging"):
         TrainConfig(bagging="sometimes")
     assert TrainConfig.from_json(TrainConfig(bagging=False).to_json()).bagging is False
+
+
+def _timed(number: int, family: str, loss: float, fit: float, predict: float) -> TrialRecord:
+    """A complete trial of five folds, each fitted in ``fit`` seconds and predicting its
+    validation fold in ``predict`` seconds (nothing is fitted)."""
+    return TrialRecord(
+        number,
+        family,
+        {},
+        state="complete",
+        loss=loss,
+        fit_seconds=[fit] * 5,
+        predict_seconds=[predict] * 5,
+    )
+
+
+def test_the_second_levels_estimate_is_its_level1_folds_scaled_by_a_measured_probe():
+    from forgeml.train._stacking import _COST_FACTOR, _PROBE_MARGIN, Level2Probe, stack_estimate
+
+    lgbm, xgb = _timed(0, "lgbm", 0.1, 2.0, 0.2), _timed(1, "xgb", 0.2, 4.0, 0.1)
+    ranked = [lgbm, _timed(2, "linear", 0.15, 9.0, 0.1), xgb]  # linear is refitted, not bagged
+    # before a probe: the level-1 fold fits of the configurations level 2 refits, plus a share
+    assert stack_estimate(ranked) == pytest.approx(_COST_FACTOR * (5 * 2.0 + 5 * 4.0))
+    # a level-2 LightGBM fold took a fifth of its level-1 original's fold (fit and prediction)
+    probe = Level2Probe("lgbm", 0, 2.2, 0.44, level1_predict_seconds=0.2, predict_seconds=0.05)
+    assert probe.ratio == pytest.approx(0.2) and probe.predict_ratio == pytest.approx(0.25)
+    probed = stack_estimate(ranked, {"lgbm": probe})
+    assert probed == pytest.approx(_PROBE_MARGIN * 0.2 * 5 * 2.2 + _COST_FACTOR * 5 * 4.0)
+    # the ratio carries over to a later leader of the family (its own level-1 folds scaled)
+    leader = _timed(3, "lgbm", 0.05, 6.0, 0.4)
+    assert stack_estimate([leader, *ranked], {"lgbm": probe}) == pytest.approx(
+        _PROBE_MARGIN * 0.2 * 5 * 6.4 + _COST_FACTOR * 5 * 4.0
+    )
+    # no bagged family leads: no second level, nothing to reserve
+    assert stack_estimate([_timed(4, "linear", 0.1, 1.0, 0.1)]) == 0.0
+
+
+def test_the_stacked_models_evaluation_reads_the_level2_bags_at_their_probed_speed():
+    from forgeml.train._api import _stacked_finish
+    from forgeml.train._stacking import Level2Probe
+
+    lgbm, xgb = _timed(0, "lgbm", 0.1, 2.0, 0.2), _timed(1, "xgb", 0.2, 4.0, 0.1)
+    cost = {0: 3.0, 1: 5.0}.__getitem__
+
+    def finish(record: TrialRecord) -> float:
+        return cost(record.number)
+
+    # before both families are probed: about as long again as the input bags
+    assert _stacked_finish([lgbm, xgb], [lgbm, xgb], finish, None) == pytest.approx(16.0)
+    half = Level2Probe("lgbm", 0, 2.2, 0.44, level1_predict_seconds=0.2, predict_seconds=0.1)
+    assert _stacked_finish([lgbm, xgb], [lgbm, xgb], finish, {"lgbm": half}) == 16.0
+    tenth = Level2Probe("xgb", 1, 4.1, 0.41, level1_predict_seconds=0.1, predict_seconds=0.01)
+    probes = {"lgbm": half, "xgb": tenth}
+    expected = 8.0 + 0.5 * 3.0 + 0.1 * 5.0
+    assert _stacked_finish([lgbm, xgb], [lgbm, xgb], finish, probes) == pytest.approx(expected)
+
+
+def test_a_probe_fits_one_level2_fold_and_compares_it_with_its_level1_original(german):
+    from forgeml.train._stacking import level2_problem, probe_level2
+    from forgeml.train._zoo import FAMILIES
+
+    problem = _problem(german, "class")
+    start = FAMILIES["lgbm"].start("binary", False, len(problem.y))
+    level1 = evaluate_config(
+        problem, TrialRecord(0, "lgbm", dict(start)), deadline=float("inf"), cost_aware=False
+    )
+    assert level1.state == "complete"
+    probe = probe_level2(problem, [level1], level1, deadline=float("inf"))
+    assert probe is not None and (probe.family, probe.number) == ("lgbm", 0)
+    folds = len(problem.folds)
+    mean_fold = (sum(level1.fit_seconds) + sum(level1.predict_seconds)) / folds
+    assert probe.level1_seconds == pytest.approx(mean_fold)
+    assert probe.level1_predict_seconds == pytest.approx(sum(level1.predict_seconds) / folds)
+    assert 0.0 < probe.predict_seconds < probe.seconds
+    # it fitted the problem level 2 fits: the raw columns and the level-1 predictions
+    level2, columns = level2_problem(problem, [level1])
+    assert list(level2.X.columns) == [*problem.X.columns, *columns] and len(columns) == 1
+    # past its deadline, a probe is cut and measures nothing
+    assert probe_level2(problem, [level1], level1, deadline=0.0) is None

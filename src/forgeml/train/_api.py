@@ -48,9 +48,11 @@ from forgeml.train._search import (
 from forgeml.train._stacking import (
     BAGGED_FAMILIES,
     STACK_INPUTS,
+    Level2Probe,
     StackLevel,
     fit_level2,
     level2_configs,
+    probe_level2,
     stack_estimate,
 )
 from forgeml.train._target import (
@@ -402,6 +404,13 @@ def _ensemble_candidates(ranked: list[TrialRecord]) -> list[TrialRecord]:
             families.add(record.family)
             candidates.append(record)
     return candidates
+
+
+def _stack_inputs(ranked: list[TrialRecord]) -> list[TrialRecord]:
+    """The level-1 bags a second stacking level would read: the ensemble candidates of the
+    bagged families that kept their fold models."""
+    candidates = _ensemble_candidates(ranked)
+    return [r for r in candidates if r.family in BAGGED_FAMILIES and r.fold_models][:STACK_INPUTS]
 
 
 def _ensemble_loss_fn(problem: Problem, y: np.ndarray) -> Any:
@@ -1204,22 +1213,111 @@ def _search_and_fit(
     columns = sum(1 for kind in kinds.values() if kind != "identifier")
     finish_rows = len(X_test) + 1000 + min(len(X_test), 1000) * (columns + 1)
 
+    reserves: dict[str, float] = {}
+    # what one level-2 fold costs against level 1, per bagged family, measured during the
+    # search (the second level's reserve is an upper bound until then)
+    probes: dict[str, Level2Probe] = {}
+    probed: set[str] = set()
+    searching = problem if lanes is None else replace(problem, n_jobs=lanes.threads)
+    # The held-out evaluation calls the returned model, whose bags predict small batches
+    # through compiled array functions; the search times fold models predicting through
+    # their pipelines, one row and a validation fold at a time (measured loaded on
+    # bike-sharing and california-housing, those estimates came to 1.9 to 3.7 times the
+    # evaluation's time, the bags' own 1,000-row and one-row times to 0.9 to 2.2 times).
+    # With the probes, the leaders' bags are timed as the evaluation calls them, and the
+    # search's estimates of the evaluation are scaled by measured over estimated.
+    timed: dict[int, dict[str, float]] = {}
+    estimated: dict[int, float] = {}
+    predict_scale = [1.0]
+    latency_rows = X_test if len(X_test) else problem.X
+
+    def calibrate(records: Sequence[TrialRecord]) -> None:
+        bags = [r for r in records if r.number not in timed and r.fold_models]
+        timed.update(
+            _candidate_latencies(
+                searching,
+                [],
+                latency_rows,
+                features,
+                classes,
+                time.monotonic(),
+                bagged=lambda record: True,
+                first=bags,
+            )
+        )
+        for r in bags:
+            if "rows_1000_ms" in timed.get(r.number, {}):
+                estimated[r.number] = _predict_estimate([r], finish_rows)
+        measured = sum(_measured_finish(timed[n], finish_rows) for n in estimated)
+        expected = sum(estimated.values())
+        if measured > 0 and expected > 0:
+            predict_scale[0] = measured / expected
+        _log.debug(
+            "held-out evaluation of the leaders' bags: %.2fs measured, %.2fs estimated",
+            measured,
+            expected,
+        )
+
+    def predict_estimate(record: TrialRecord) -> float:
+        return predict_scale[0] * _predict_estimate([record], finish_rows)
+
+    def deadline_for(ranked: list[TrialRecord], stack: float) -> float:
+        # a bagged member needs no refit but predicts k times in the held-out evaluation;
+        # the others refit
+        level1 = sum(
+            predict_estimate(r) if r.family in BAGGED_FAMILIES else _refit_estimate(r, problem)
+            for r in ranked[:_REFIT_RESERVED]
+        )
+        reserve = level1
+        reserves.update({"level-1 evaluation": level1, "second level": 0.0})
+        if stack <= _STACK_SHARE * budget:
+            # the second stacking level is kept in reserve when it takes a modest share of
+            # the budget (it is skipped otherwise); once probed, with its model's held-out
+            # evaluation (which it must leave time for to start)
+            stacked = 0.0
+            if probes:
+                stacked = _stacked_finish(
+                    _stack_inputs(ranked), level2_configs(ranked), predict_estimate, probes
+                )
+            reserve = stack + max(level1, stacked)
+            reserves.update({"second level": stack, "its evaluation": stacked})
+        return hard_end - finish_margin - ensemble_time - latency_time - reserve
+
+    def probe(ranked: list[TrialRecord]) -> None:
+        """Time one level-2 fold of each leading bagged family not probed yet, once half of
+        the search's time has passed (the leaders are settled enough that their
+        configurations are those level 2 will refit), while a cheaper second level could
+        still leave the search time."""
+        latest = deadline_for(ranked, 0.0)  # the search's end were the second level free
+        current = deadline_for(ranked, stack_estimate(ranked, probes))
+        now = time.monotonic()
+        if now < started + 0.5 * (current - started) or now >= latest:
+            return
+        inputs = _stack_inputs(ranked)
+        configs = [c for c in level2_configs(ranked) if c.family not in probed]
+        for config in configs:
+            probed.add(config.family)
+            measured = probe_level2(searching, inputs, config, deadline=latest)
+            if measured is not None:
+                probes[config.family] = measured
+                _log.debug(
+                    "level-2 probe of %s #%d: a fold %.2fs (level 1: %.2fs), prediction x%.2f",
+                    config.family,
+                    config.number,
+                    measured.seconds,
+                    measured.level1_seconds,
+                    measured.predict_ratio,
+                )
+        calibrate(configs)
+
     def search_deadline(records: list[TrialRecord]) -> float:
         ranked = _ranked(records)
-        if bagging:
-            # bagged members need no refit; the second stacking level is kept in reserve
-            # when it takes a modest share of the budget (it is skipped otherwise)
-            stack = stack_estimate(ranked)
-            reserve = stack if stack <= _STACK_SHARE * budget else 0.0
-            for r in ranked[:_REFIT_RESERVED]:
-                # a bag predicts k times in the held-out evaluation; the others refit
-                if r.family in BAGGED_FAMILIES:
-                    reserve += _predict_estimate([r], finish_rows)
-                else:
-                    reserve += _refit_estimate(r, problem)
-        else:
+        if not bagging:
             reserve = sum(_refit_estimate(r, problem) for r in ranked[:_REFIT_RESERVED])
-        return hard_end - finish_margin - ensemble_time - latency_time - reserve
+            return hard_end - finish_margin - ensemble_time - latency_time - reserve
+        if max_trials is None and any(c.family not in probed for c in level2_configs(ranked)):
+            probe(ranked)
+        return deadline_for(ranked, stack_estimate(ranked, probes))
 
     emit: ProgressHandler | None = None
     if progress is True:
@@ -1257,6 +1355,12 @@ def _search_and_fit(
         memory=memory,
     )
     phases.end("search")
+    _log.debug(
+        "search ended, %.2fs before the budget ends; kept %s, margins %.2fs",
+        hard_end - time.monotonic(),
+        ", ".join(f"{k} {v:.2f}s" for k, v in reserves.items()),
+        finish_margin + ensemble_time + latency_time,
+    )
     report(records, "ensembling and refitting")
     failures = failed_trials(records)
     _record_failures(run, failures, notes)
@@ -1299,6 +1403,7 @@ def _search_and_fit(
             deterministic=max_trials is not None,
             finish_rows=finish_rows,
             phases=phases,
+            probes=probes,
         )
         model, cv_score, threshold = selection.model, selection.cv_score, selection.threshold
         phases.end("measure")
@@ -1550,6 +1655,7 @@ def _select_and_refit(
     deterministic: bool = False,
     finish_rows: int = 0,
     phases: _Phases | None = None,
+    probes: Mapping[str, Level2Probe] | None = None,
 ) -> _Selection:
     metric = problem.metric
     refit_end = hard_end - finish_margin
@@ -1587,8 +1693,7 @@ def _select_and_refit(
         else from its fold models' prediction times; with a margin for a busy machine."""
         measured = latencies.get(record.number, {})
         if "rows_1000_ms" in measured:
-            ms = finish_rows / 1000 * measured["rows_1000_ms"] + 12 * measured["one_row_ms"]
-            return 1.5 * ms / 1000
+            return _measured_finish(measured, finish_rows)
         k = len(record.fold_models or []) or 1
         return _predict_estimate([record], finish_rows) / (1 if bagged(record) else k)
 
@@ -1736,8 +1841,8 @@ def _select_and_refit(
             notes,
             extra_rows,
             deterministic=deterministic,
-            # the stacked model predicts its inputs' bags and about as many level-2 bags
-            predict_seconds=2 * sum(finish_cost(r) for r in inputs),
+            predict_seconds=_stacked_finish(inputs, level2_configs(ranked), finish_cost, probes),
+            probes=probes,
             max_latency_ms=max_latency_ms,
             latency_rows=latency_rows,
             features=features,
@@ -1925,6 +2030,14 @@ def _bag(record: TrialRecord, problem: Problem) -> FoldBag:
 _FINISH_CALLS = 22
 
 
+def _measured_finish(latency: Mapping[str, float], rows: int) -> float:
+    """Seconds a model whose 1,000-row and one-row times were measured (``measure_latency``)
+    takes to predict ``rows`` rows in the held-out evaluation's calls, with a margin for a
+    busy machine."""
+    ms = rows / 1000 * latency["rows_1000_ms"] + 12 * latency["one_row_ms"]
+    return 1.5 * ms / 1000
+
+
 def _predict_estimate(records: Sequence[TrialRecord], rows: int) -> float:
     """Seconds bags of these trials' fold models take to predict ``rows`` rows in the
     held-out evaluation's calls, from the fold models' measured per-call and per-row
@@ -1933,6 +2046,21 @@ def _predict_estimate(records: Sequence[TrialRecord], rows: int) -> float:
         len(r.fold_models or []) * (_FINISH_CALLS * r.call_seconds + rows * r.row_seconds)
         for r in records
     )
+
+
+def _stacked_finish(
+    inputs: Sequence[TrialRecord],
+    configs: Sequence[TrialRecord],
+    finish_cost: Callable[[TrialRecord], float],
+    probes: Mapping[str, Level2Probe] | None,
+) -> float:
+    """Seconds the stacked model's held-out evaluation should take: its input bags, and its
+    level-2 bags as their level-1 originals scaled by their family's probe; before every
+    family is probed, about as long as the input bags."""
+    level1 = sum(finish_cost(r) for r in inputs)
+    if not configs or any(c.family not in (probes or {}) for c in configs):
+        return 2 * level1
+    return level1 + sum((probes or {})[c.family].predict_ratio * finish_cost(c) for c in configs)
 
 
 def _stacked_selection(
@@ -1953,6 +2081,7 @@ def _stacked_selection(
     features: list[str],
     classes: list[Any] | None,
     best: TrialRecord,
+    probes: Mapping[str, Level2Probe] | None = None,
 ) -> _Selection | None:
     """A second stacking level over the bagged ``inputs``, returned when its out-of-fold loss
     beats ``level1_loss`` (the level-1 choice's) and it answers one row within the bound;
@@ -1963,7 +2092,7 @@ def _stacked_selection(
         return -loss if metric.greater_is_better else loss
 
     configs = level2_configs(ranked)
-    estimate = stack_estimate(ranked)
+    estimate = stack_estimate(ranked, probes)
     # keep a second for calibration, the threshold and building the model, and the time the
     # stacked model's held-out evaluation takes
     deadline = min(refit_end - 1.0, hard_end - predict_seconds)
@@ -1973,7 +2102,14 @@ def _stacked_selection(
             f"{max(0.0, deadline - time.monotonic()):.1f}s were left"
         )
         return None
+    fitting = time.monotonic()
     level = fit_level2(problem, inputs, configs, deadline=deadline)
+    _log.debug(
+        "second level fitted in %.2fs (estimated %.2fs; its evaluation %.2fs)",
+        time.monotonic() - fitting,
+        estimate,
+        predict_seconds,
+    )
     if level is None:
         notes.append("no second stacking level: no level-2 model finished in time")
         return None

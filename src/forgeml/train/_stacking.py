@@ -15,16 +15,26 @@ At prediction time the level-1 inputs are the bags' averages (``StackedBag``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from forgeml.train._compiled import level1_features
-from forgeml.train._search import Problem, TrialRecord, evaluate_config
+from forgeml.train._model import raw_predict
+from forgeml.train._search import Problem, TrialRecord, evaluate_config, fit_pipeline
+from forgeml.train._zoo import FAMILIES
 
-__all__ = ["BAGGED_FAMILIES", "StackLevel", "fit_level2", "level2_configs", "stack_estimate"]
+__all__ = [
+    "BAGGED_FAMILIES",
+    "Level2Probe",
+    "StackLevel",
+    "fit_level2",
+    "level2_configs",
+    "probe_level2",
+    "stack_estimate",
+]
 
 # Families whose members are bagged rather than refitted: boosted trees predicting on arrays,
 # so k fold models cost k booster calls on one encoded row (well under a millisecond), and
@@ -35,8 +45,40 @@ BAGGED_FAMILIES = ("lgbm", "xgb")
 STACK_INPUTS = 5
 # Level-2 models: the best configuration of this many leading families.
 STACK_MODELS = 2
-# A level-2 fold fit reads a few more columns than the level-1 fit it copies.
+# Before a probe: a level-2 fold fit reads a few more columns than the level-1 fit it copies
+# (an upper bound: level-2 models stop early after far fewer rounds, which only a probe
+# measures).
 _COST_FACTOR = 1.3
+# A probe times one level-2 fold; the level's other folds stop early after other numbers of
+# rounds (on bike-sharing, one process, LightGBM and XGBoost starting points: probes of
+# 1.38-1.65 s and 1.73-2.35 s a fold, the whole level 7.3 s and 8.6 s).
+_PROBE_MARGIN = 1.5
+
+
+@dataclass(frozen=True)
+class Level2Probe:
+    """One level-2 fold of a level-1 trial's configuration, fitted and timed during the
+    search: what the second level costs against the first for that family. A level-2 model
+    reads the level-1 out-of-fold predictions as columns, so early stopping ends it after
+    far fewer rounds than its level-1 original (on bike-sharing 40 to 125 rounds against
+    340 to 820, a fold 3 to 4 times shorter), and it predicts faster for the same reason."""
+
+    family: str
+    number: int  # the level-1 trial whose configuration was fitted
+    level1_seconds: float  # that trial's mean fold: fit, then predicting the validation fold
+    seconds: float  # the level-2 fold, the same way
+    level1_predict_seconds: float  # that trial's mean validation-fold prediction
+    predict_seconds: float  # the level-2 fold model's prediction of the same rows
+
+    @property
+    def ratio(self) -> float:
+        """Level-2 fold time over level-1 fold time (fit and validation prediction)."""
+        return self.seconds / max(self.level1_seconds, 1e-9)
+
+    @property
+    def predict_ratio(self) -> float:
+        """Level-2 prediction time over level-1 prediction time, per row."""
+        return self.predict_seconds / max(self.level1_predict_seconds, 1e-9)
 
 
 @dataclass
@@ -62,10 +104,86 @@ def level2_configs(ranked: Sequence[TrialRecord]) -> list[TrialRecord]:
     return chosen
 
 
-def stack_estimate(ranked: Sequence[TrialRecord]) -> float:
-    """Seconds the second level should take: the fold fits of the configurations it refits,
-    with a margin for the extra columns."""
-    return _COST_FACTOR * sum(sum(r.fit_seconds) for r in level2_configs(ranked))
+def _fold_seconds(record: TrialRecord) -> float:
+    """Seconds of ``record``'s folds: their fits and validation predictions."""
+    return float(sum(record.fit_seconds) + sum(record.predict_seconds))
+
+
+def stack_estimate(
+    ranked: Sequence[TrialRecord], probes: Mapping[str, Level2Probe] | None = None
+) -> float:
+    """Seconds the second level should take: for each configuration it refits, its level-1
+    folds scaled by its family's probe (with a margin for the folds the probe did not time),
+    or before a probe its level-1 fold fits with a margin for the extra columns."""
+    total = 0.0
+    for record in level2_configs(ranked):
+        probe = (probes or {}).get(record.family)
+        if probe is None:
+            total += _COST_FACTOR * sum(record.fit_seconds)
+        else:
+            total += _PROBE_MARGIN * probe.ratio * _fold_seconds(record)
+    return total
+
+
+def level2_problem(problem: Problem, inputs: Sequence[TrialRecord]) -> tuple[Problem, list[str]]:
+    """The problem level 2 fits: the raw columns and ``inputs``' out-of-fold predictions,
+    and the names of the columns those fill."""
+    parts = [level1_features(np.asarray(r.oof), problem.task) for r in inputs]
+    values = np.hstack(parts)
+    columns = _column_names(inputs, parts[0].shape[1], problem.X.columns)
+    extra = pd.DataFrame(values, columns=columns, index=problem.X.index)
+    level2 = replace(
+        problem,
+        X=pd.concat([problem.X, extra], axis=1),
+        kinds={**problem.kinds, **dict.fromkeys(columns, "numeric")},
+    )
+    return level2, columns
+
+
+def probe_level2(
+    problem: Problem,
+    inputs: Sequence[TrialRecord],
+    config: TrialRecord,
+    *,
+    deadline: float,
+) -> Level2Probe | None:
+    """Fit and time the first level-2 fold of ``config`` over ``inputs`` (as ``fit_level2``
+    would, then predicting its validation fold, as a trial does).
+
+    Returns:
+        The probe, or ``None`` when the fit was cut by ``deadline``, failed, or ``config``
+        has no measured folds to compare with.
+    """
+    if not config.fit_seconds or not config.predict_seconds or not inputs:
+        return None
+    level2, _ = level2_problem(problem, inputs)
+    train_pos, val_pos = level2.folds.splits[0]
+    started = time.monotonic()
+    try:
+        pipeline, outcome = fit_pipeline(
+            level2,
+            FAMILIES[config.family],
+            config.params,
+            level2.X.iloc[train_pos],
+            level2.y[train_pos],
+            deadline=deadline,
+        )
+        if outcome.truncated:
+            return None
+        predicting = time.monotonic()
+        raw_predict(pipeline, level2.X.iloc[val_pos], level2.task)
+    except Exception:  # a configuration that cannot fit these columns: level 2 will say so
+        return None
+    ended = time.monotonic()
+    folds = len(config.fit_seconds)
+    return Level2Probe(
+        family=config.family,
+        number=config.number,
+        level1_seconds=_fold_seconds(config) / folds,
+        seconds=ended - started,
+        level1_predict_seconds=float(np.mean(config.predict_seconds)),
+        predict_seconds=ended - predicting,
+    )
 
 
 def _column_names(inputs: Sequence[TrialRecord], width: int, taken: pd.Index) -> list[str]:
@@ -88,15 +206,7 @@ def fit_level2(
     Returns:
         The level with its complete models, or ``None`` when none completed by ``deadline``.
     """
-    parts = [level1_features(np.asarray(r.oof), problem.task) for r in inputs]
-    values = np.hstack(parts)
-    columns = _column_names(inputs, parts[0].shape[1], problem.X.columns)
-    extra = pd.DataFrame(values, columns=columns, index=problem.X.index)
-    level2 = replace(
-        problem,
-        X=pd.concat([problem.X, extra], axis=1),
-        kinds={**problem.kinds, **dict.fromkeys(columns, "numeric")},
-    )
+    level2, columns = level2_problem(problem, inputs)
     models: list[TrialRecord] = []
     for config in configs:
         if time.monotonic() >= deadline:
