@@ -241,3 +241,48 @@ def test_no_walk_for_multiclass_or_dart(adult):
         booster = model.get_booster()
         width = booster.num_features()
         assert xgboost_forest([(booster, (0, 0))], [list(range(width))]) is None
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_a_walked_bag_gives_the_bag_of_c_calls_numbers_to_the_last_bit(adult, monkeypatch, task):
+    """Two bags of XGBoost fold models (fold encoders that code categories differently),
+    walked at once: the compiled model's one-row answers equal, bit for bit, those of the same
+    model calling XGBoost's C function per fold model."""
+    from forgeml.train import _compiled
+
+    target = "income" if task == "binary" else "age"
+    X = adult.drop(columns=[target])
+    y = (adult[target] == ">50K").astype(int) if task == "binary" else adult[target].astype(float)
+    kinds = infer_column_kinds(X)
+    members = []
+    for depth in (3, 6):
+        folds = []
+        for fold in range(3):
+            rows = np.arange(FIT_ROWS) % 3 != fold
+            rows[fold * 40 : fold * 40 + 40] = False  # fold encoders see different categories
+            estimator: Any = (xgboost.XGBClassifier if task == "binary" else xgboost.XGBRegressor)(
+                n_estimators=50, max_depth=depth, enable_categorical=True, random_state=fold,
+            )  # fmt: skip
+            encoder = TabularEncoder(kinds=kinds, output="native", max_categories=12)
+            pipeline = Pipeline([("encode", encoder), ("model", estimator)])
+            folds.append(pipeline.fit(X[:FIT_ROWS][rows], y[:FIT_ROWS][rows]))
+        members.append(FoldBag(pipelines=folds, task=task))
+    trained = TrainedModel(
+        members=members,
+        weights=[0.7, 0.3],
+        task=task,
+        feature_columns=list(X.columns),
+        classes=["<=50K", ">50K"] if task == "binary" else None,
+        families=["xgb", "xgb"],
+    )
+    walked = trained.compile_for_serving()
+    assert _compiled._WalkedBoosters.of(trained.members) is not None
+    monkeypatch.setattr(_compiled._WalkedBoosters, "of", classmethod(lambda cls, members: None))
+    called = _compiled.CompiledModel(trained, raw_predict=lambda *a: None)
+    held_out = X[FIT_ROWS : FIT_ROWS + 150]
+    for i in range(len(held_out)):
+        record = {c: [None if pd.isna(v) else v] for c, v in held_out.iloc[i].items()}
+        got, expected = walked.predict_both(record, 1), called.predict_both(record, 1)
+        np.testing.assert_array_equal(got[0], expected[0])
+        if task == "binary":
+            np.testing.assert_array_equal(got[1], expected[1])

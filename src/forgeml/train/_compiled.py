@@ -321,8 +321,11 @@ def _member_call(
     pipelines = getattr(member, "pipelines", None)
     if pipelines is not None:  # a bag of fold models: their mean
         calls = [_member_call(p, task, booster_predictor, raw_predict, walked) for p in pipelines]
+        walked_bag = None if walked is None else walked.bag(pipelines, task)
 
         def bag(columns: Columns, n: int) -> np.ndarray:
+            if walked_bag is not None and n <= walked_bag[0]:
+                return walked_bag[1](columns, n)
             # the members summed in order, then divided: np.mean(axis=0)'s arithmetic
             total = np.array(calls[0][0](columns, n), dtype=np.float64)
             for call, _ in calls[1:]:
@@ -713,6 +716,31 @@ class _WalkedBoosters:
         if shared is not None:
             shared[self._key] = out
         return out
+
+    def bag(
+        self, pipelines: Sequence[Any], task: str
+    ) -> tuple[int, Callable[[Columns, int], np.ndarray]] | None:
+        """A bag whose fold models are all walked: up to how many rows, and the mean of
+        their predictions shaped as each fold model's call shapes it (``1 - p, p`` in float32
+        for a binary classifier), added in fold order in float64 as the bag adds them."""
+        at = [self._index.get(id(p)) for p in pipelines]
+        if task not in ("binary", "regression") or not at or None in at:
+            return None
+        rows = np.array(at, dtype=np.intp)
+        k = len(rows)
+
+        def mean(columns: Columns, n: int) -> np.ndarray:
+            p = self.outputs(columns, n)[rows]  # (fold models, rows), float32
+            if task == "regression":
+                values = p.astype(np.float64)
+            else:
+                pairs = np.empty((k, n, 2), dtype=np.float32)
+                pairs[:, :, 0] = 1.0 - p
+                pairs[:, :, 1] = p
+                values = pairs.astype(np.float64)
+            return np.add.accumulate(values, axis=0)[-1] / k
+
+        return self._forest.walk_rows, mean
 
     def part(self, pipeline: Any) -> tuple[Any, int, Callable[[Columns, int], np.ndarray]] | None:
         """For one walked fold model: its one-thread booster, up to how many rows it is
