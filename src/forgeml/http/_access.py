@@ -19,11 +19,12 @@ For each HTTP request, in order:
 
 The principal found goes into the ASGI scope (``principal_of``). Keys and the access-control
 state are read from the store at most every ``cache_seconds`` (2 s): a revoked key stops
-working within that time.
+working within that time, and the first key created turns access control on within it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -35,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio.to_thread
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forgeml._json import dumps
@@ -156,21 +156,41 @@ class _RateLimiter:
 
 
 class _KeyCache:
-    """Keys and the access-control state of a workspace, re-read every ``ttl`` seconds."""
+    """Keys and the access-control state of a workspace, re-read every ``ttl`` seconds.
+
+    The state is read off the event loop by one thread job at a time, which every request
+    arriving meanwhile waits for (not one job, and one database connection, per request), and
+    is dated from when that read began. Once on it stays on (keys are never deleted, and a
+    PostgreSQL store is always on), so it is not read again.
+    """
 
     def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
         self.ttl, self.clock = ttl, clock
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
         self._on: tuple[float, bool] | None = None
+        self._reading: asyncio.Future[bool] | None = None
 
     def cached_on(self) -> bool | None:
-        if self._on is not None and self.clock() - self._on[0] < self.ttl:
-            return self._on[1]
+        on = self._on
+        if on is not None and (on[1] or self.clock() - on[0] < self.ttl):
+            return on[1]
         return None
 
-    def read_on(self, ws: Workspace) -> bool:
-        on = access_control_on(ws)
-        self._on = (self.clock(), on)
+    async def refresh_on(self, ws: Workspace) -> bool:
+        """The state read now, by the read under way if there is one."""
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = asyncio.ensure_future(self._read_on(ws))
+        # a request that goes away (its client left) leaves the read to the others
+        return await asyncio.shield(reading)
+
+    async def _read_on(self, ws: Workspace) -> bool:
+        started = self.clock()
+        try:
+            on = await anyio.to_thread.run_sync(access_control_on, ws)
+        finally:
+            self._reading = None
+        self._on = (started, on)
         return on
 
     def cached_key(self, key_id: str) -> tuple[bool, KeyRecord | None]:
@@ -279,14 +299,15 @@ class AccessMiddleware:
         await self.app(scope, receive, send)
 
     def _workspace_of(self, scope: Scope) -> Workspace:
-        if self._workspace is not None:
-            return self._workspace
-        return scope["app"].state.serving.workspace  # type: ignore[no-any-return]
+        ws = self._workspace
+        if ws is None:  # the serving application's, the same for every request
+            ws = self._workspace = scope["app"].state.serving.workspace
+        return ws
 
     async def _admit(self, scope: Scope) -> Principal | None:
-        headers = Headers(scope=scope)
+        headers = _Headers(scope["headers"])
         if self._hosts is not None:
-            host = _host_of(headers.get("host", ""))
+            host = _host_of(headers.host or "")
             if host and host not in self._hosts:
                 raise _Refusal(
                     400,
@@ -296,7 +317,7 @@ class AccessMiddleware:
                 )
         method, path = scope["method"], scope["path"]
         action = match_route(method, path)
-        principal = await self._principal(scope, headers, action)
+        principal = await self._principal(scope, headers.authorization, action)
         if action is not None and ACTIONS[action].changes_state and method in _BODY_METHODS:
             _json_only(headers)
         if self._limiter is not None and action != PUBLIC:
@@ -313,13 +334,12 @@ class AccessMiddleware:
         return principal
 
     async def _principal(
-        self, scope: Scope, headers: Headers, action: str | None
+        self, scope: Scope, given: str | None, action: str | None
     ) -> Principal | None:
         ws = self._workspace_of(scope)
         on = self._cache.cached_on()
         if on is None:
-            on = await anyio.to_thread.run_sync(self._cache.read_on, ws)
-        given = headers.get("authorization")
+            on = await self._cache.refresh_on(ws)
         if not on:
             return self._without_keys(given, action)
         if action == PUBLIC:
@@ -387,14 +407,42 @@ def _unauthorized(message: str) -> _Refusal:
     return _Refusal(401, "unauthorized", message, "Authorization", {"WWW-Authenticate": "Bearer"})
 
 
-def _json_only(headers: Headers) -> None:
-    length = headers.get("content-length")
-    has_body = (length is not None and length.strip() not in ("", "0")) or (
-        "transfer-encoding" in headers
-    )
+class _Headers:
+    """The request headers the policy reads, found in one pass over the ASGI list: the first
+    value of each name (as Starlette's ``Headers.get``) and whether ``Transfer-Encoding`` was
+    given at all."""
+
+    __slots__ = ("authorization", "chunked", "content_length", "content_type", "host")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.host: str | None = None
+        self.authorization: str | None = None
+        self.content_type: str | None = None
+        self.content_length: str | None = None
+        self.chunked = False
+        for name, value in raw:
+            if name == b"host":
+                if self.host is None:
+                    self.host = value.decode("latin-1")
+            elif name == b"authorization":
+                if self.authorization is None:
+                    self.authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                if self.content_type is None:
+                    self.content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                if self.content_length is None:
+                    self.content_length = value.decode("latin-1")
+            elif name == b"transfer-encoding":
+                self.chunked = True
+
+
+def _json_only(headers: _Headers) -> None:
+    length = headers.content_length
+    has_body = (length is not None and length.strip() not in ("", "0")) or headers.chunked
     if not has_body:
         return
-    kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    kind = (headers.content_type or "").split(";", 1)[0].strip().lower()
     if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
         return
     raise _Refusal(

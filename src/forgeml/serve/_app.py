@@ -8,13 +8,17 @@ operation that is never routed. ``RouteRefresher`` keeps the served table in ste
 registry and the stored routes.
 
 Middleware, outermost first (``_middleware``): the access log, then whatever the caller adds
-(authentication, in ``forgeml.http``).
+(authentication, in ``forgeml.http``). They run in front of FastAPI itself (``ServingApp``),
+so that the prediction routes that have a raw form (``Operation.raw``: the native ``predict``)
+are answered right after them, without Starlette's routing, request and response layers;
+every other request goes on through FastAPI as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from forgeml._version import __version__
 from forgeml.config import Settings
@@ -34,7 +39,13 @@ from forgeml.serve import _mlflow, _native, _v2
 from forgeml.serve import _schemas as docs
 from forgeml.serve._access import AccessLogMiddleware, AccessLogWriter
 from forgeml.serve._docs import docs_routes
-from forgeml.serve._http import Operation, error_response, json_response, operation
+from forgeml.serve._http import (
+    Operation,
+    RawRoute,
+    error_response,
+    json_response,
+    operation,
+)
 from forgeml.serve._monitor_gauges import MonitorGauges
 from forgeml.serve._options import ServeOptions
 from forgeml.serve._predlog import PredictionLog
@@ -44,7 +55,7 @@ from forgeml.serve._types import RequestError
 from forgeml.serve._v2 import v2_error_body
 from forgeml.store import Workspace
 
-__all__ = ["Serving", "create_app"]
+__all__ = ["Serving", "ServingApp", "create_app"]
 
 _TITLE = "forgeml prediction server"
 #: Seconds the prediction log gets at shutdown to write what it holds to the store; the rest
@@ -72,6 +83,43 @@ class Serving:
     workspace: Workspace
     service: PredictionService
     refresher: RouteRefresher
+
+
+class ServingApp(FastAPI):
+    """FastAPI behind the server's middleware and its raw routes.
+
+    A request goes through the middleware (the access log, then the caller's), then to the
+    raw route it matches, else into FastAPI (its own middleware, router and exception
+    handlers). ``front`` is set once the application is assembled (``create_app``).
+    """
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        front = self.front
+        if front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await front(scope, receive, send)
+
+
+class _RawRoutes:
+    """Answers the requests of the raw routes; passes every other one on to ``app``."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[RawRoute]) -> None:
+        self.app = app
+        self.routes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            method, path = scope["method"], scope["path"]
+            for route in self.routes:
+                name = route.match(method, path)
+                if name is not None:
+                    await route.endpoint(scope, receive, send, name)
+                    return
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -142,14 +190,13 @@ def create_app(
         # FastAPI's OpenTelemetry hooks check their providers on every request; the server
         # has its own Prometheus metrics and access log.
         extra["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
-    app = FastAPI(
+    app = ServingApp(
         title=_TITLE,
         version=__version__,
         description=docs.DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        middleware=_middleware(access, middleware),
         **extra,
     )
     app.state.serving = serving
@@ -170,6 +217,12 @@ def create_app(
     app.router.routes.extend(docs_routes(_TITLE))
     _describe(app, [op.doc for op in operations])
     _errors(app)
+    front: ASGIApp = _RawRoutes(
+        functools.partial(FastAPI.__call__, app), [op.raw for op in operations if op.raw]
+    )
+    for cls, args, kwargs in reversed(_middleware(access, middleware)):
+        front = cls(front, *args, **kwargs)
+    app.front = front
     return app
 
 

@@ -1,6 +1,11 @@
 """What every wire protocol shares over HTTP: the ``WireProtocol`` interface (decode, encode,
 errors), the one prediction handler that runs a protocol around ``PredictionService.predict``,
-bounded body reading, request ids and JSON answers."""
+bounded body reading, request ids and JSON answers.
+
+A route on the hot path may also be served without Starlette's routing, request and response
+objects (``RawRoute``): the application matches it first, in front of the framework, and its
+endpoint reads the ASGI scope through ``RawRequest``, which offers what the handlers here read
+of a request (headers, the body, the scope) with the same meaning as Starlette's."""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from forgeml._json import dumps
 from forgeml.errors import ForgeMLError, http_status_for
@@ -32,6 +38,9 @@ __all__ = [
     "JSON",
     "PRINCIPAL_SCOPE_KEY",
     "Operation",
+    "RawEndpoint",
+    "RawRequest",
+    "RawRoute",
     "WireProtocol",
     "answer",
     "client_request_id",
@@ -45,6 +54,7 @@ __all__ = [
     "read_body",
     "request_error",
     "request_id",
+    "send_response",
 ]
 
 _log = logging.getLogger("forgeml.serve")
@@ -114,13 +124,61 @@ _RANDOM_BYTES = 10
 _new_id = _RandomIds()  # used on the event loop only
 
 
-def request_id(request: Request) -> str:
+class RawRequest:
+    """What the handlers read of a request, straight from its ASGI scope, for the routes served
+    without Starlette's request object (``RawRoute``).
+
+    Attributes:
+        scope: the request's ASGI scope (what the handler writes there, the access log reads).
+        headers: header name (lower case) -> the first value given for it, as Starlette's
+            ``Headers.get`` answers.
+    """
+
+    __slots__ = ("_receive", "headers", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        headers: dict[str, str] = {}
+        for name, value in reversed(scope["headers"]):  # the first of a repeated name wins
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        self.headers = headers
+
+    async def read(self, limit: int) -> bytes:
+        """The body as sent (still compressed if it is), at most ``limit`` bytes.
+
+        Raises:
+            RequestError: 413 beyond ``limit``.
+            ClientDisconnect: the client left before the body was complete.
+        """
+        receive = self._receive
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                if not message.get("more_body", False):
+                    if not chunks:
+                        return chunk  # type: ignore[no-any-return]
+                    chunks.append(chunk)
+                    return b"".join(chunks)
+                chunks.append(chunk)
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
+
+
+def request_id(request: Request | RawRequest) -> str:
     """A new random id for a request: the key it is logged under, unique even when a caller
     sends the same ``X-Request-ID`` twice (``client_request_id`` keeps the caller's)."""
     return _new_id()
 
 
-def client_request_id(request: Request) -> str | None:
+def client_request_id(request: Request | RawRequest) -> str | None:
     """The caller's ``X-Request-ID`` when it is a token of at most 64 characters (letters,
     digits, ``._:/+=-``), else ``None``."""
     given = request.headers.get("x-request-id")
@@ -129,13 +187,13 @@ def client_request_id(request: Request) -> str | None:
     return None
 
 
-def principal_name(request: Request) -> str | None:
+def principal_name(request: Request | RawRequest) -> str | None:
     """The name of the principal an authentication middleware found, if any."""
     found = request.scope.get(PRINCIPAL_SCOPE_KEY)
     return found.name if isinstance(found, Principal) else None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request | RawRequest, limit: int) -> bytes:
     """The request body, inflated when compressed, at most ``limit`` bytes.
 
     Raises:
@@ -150,22 +208,29 @@ async def read_body(request: Request, limit: int) -> bytes:
             status=413,
             code="too_large",
         )
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(
-                f"The body exceeds {limit} bytes", field="body", status=413, code="too_large"
-            )
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    if type(request) is RawRequest:
+        body = await request.read(limit)
+    else:
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+        body = b"".join(chunks)
     encoding = request.headers.get("content-encoding")
     if encoding:
         body = _decompress(body, encoding.strip().lower(), limit)
     if not body:
         raise RequestError("The request body is empty; expected JSON", field="body")
     return body
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(
+        f"The body exceeds {limit} bytes", field="body", status=413, code="too_large"
+    )
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
@@ -238,7 +303,7 @@ async def guarded(
 async def answer(
     protocol: WireProtocol,
     service: PredictionService,
-    request: Request,
+    request: Request | RawRequest,
     name: str,
     *,
     max_body: int,
@@ -307,13 +372,56 @@ async def answer(
         return response
 
 
+#: A route's endpoint without the framework: the ASGI call and the path's one parameter.
+RawEndpoint = Callable[[Scope, Receive, Send, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RawRoute:
+    """A route the application serves in front of the framework: ``method`` on the paths
+    ``prefix + NAME + suffix`` where ``NAME`` is one non-empty path segment (what Starlette's
+    ``{name}`` matches). Any other request goes on to Starlette's router, which has the same
+    route and answers exactly as ``endpoint`` does."""
+
+    method: str
+    prefix: str
+    suffix: str
+    endpoint: RawEndpoint
+
+    def match(self, method: str, path: str) -> str | None:
+        """The path parameter when ``method path`` is this route's, else ``None``."""
+        if (
+            method != self.method
+            or len(path) <= len(self.prefix) + len(self.suffix)
+            or not path.startswith(self.prefix)
+            or not path.endswith(self.suffix)
+        ):
+            return None
+        name = path[len(self.prefix) : len(path) - len(self.suffix)]
+        return None if "/" in name else name
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One HTTP operation: the Starlette route that serves it (registered once, in the app's
-    router) and the FastAPI route that only documents it in the OpenAPI description."""
+    router), the FastAPI route that only documents it in the OpenAPI description and, for a
+    hot path, the same route served in front of the framework (``raw``)."""
 
     route: Route
     doc: APIRoute
+    raw: RawRoute | None = None
+
+
+async def send_response(response: Response, send: Send) -> None:
+    """Send ``response`` as Starlette's ``Response.__call__`` does (it has no background task)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def operation(
@@ -325,9 +433,13 @@ def operation(
     tags: list[str],
     summary: str,
     openapi_extra: dict[str, Any] | None = None,
+    raw: RawEndpoint | None = None,
 ) -> Operation:
     """An operation served by ``endpoint`` and described by ``doc``'s signature (its path and
-    query parameters, with types), ``summary`` and ``openapi_extra`` (bodies, answers)."""
+    query parameters, with types), ``summary`` and ``openapi_extra`` (bodies, answers).
+
+    ``raw`` serves the same operation in front of the framework (``RawRoute``); ``path`` then
+    has exactly one parameter, and ``raw`` must answer every request as ``endpoint`` does."""
     documented = APIRoute(
         path,
         doc,
@@ -337,7 +449,14 @@ def operation(
         openapi_extra=openapi_extra,
         response_class=Response,
     )
-    return Operation(Route(path, endpoint, methods=[method]), documented)
+    fast = None
+    if raw is not None:
+        prefix, _, rest = path.partition("{")
+        parameter, _, suffix = rest.partition("}")
+        if not parameter or "{" in suffix:
+            raise ValueError(f"a raw route has exactly one path parameter; got {path!r}")
+        fast = RawRoute(method, prefix, suffix, raw)
+    return Operation(Route(path, endpoint, methods=[method]), documented, fast)
 
 
 def int_parameter(request: Request, name: str) -> int:

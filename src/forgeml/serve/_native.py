@@ -8,8 +8,10 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from forgeml.errors import ForgeMLError
 from forgeml.registry import Signature
@@ -24,6 +26,7 @@ from forgeml.serve._codec import (
 )
 from forgeml.serve._http import (
     Operation,
+    RawRequest,
     WireProtocol,
     answer,
     error_response,
@@ -33,6 +36,7 @@ from forgeml.serve._http import (
     operation,
     principal_name,
     read_body,
+    send_response,
 )
 from forgeml.serve._service import PredictionService
 from forgeml.serve._types import PRINCIPAL_SCOPE_KEY, Outputs, RequestError, Rows
@@ -131,6 +135,23 @@ _FLAGS = {
 }
 
 
+def _probabilities(query: QueryParams) -> bool | Response:
+    """The ``probabilities`` query parameter (default true), or the 422 answering a bad one."""
+    given = query.get("probabilities")
+    if given is None:
+        return True
+    flag = _FLAGS.get(given.lower())
+    if flag is None:
+        return error_response(
+            RequestError(
+                f"probabilities is true or false; got {str(given)[:20]!r}",
+                field="probabilities",
+                status=422,
+            )
+        )
+    return flag
+
+
 def operations(
     service: PredictionService,
     *,
@@ -149,20 +170,30 @@ def operations(
     protocol = NativeProtocol()
 
     async def predict(request: Request) -> Response:
-        given = request.query_params.get("probabilities")
-        probabilities = True if given is None else _FLAGS.get(given.lower())
-        if probabilities is None:
-            return error_response(
-                RequestError(
-                    f"probabilities is true or false; got {str(given)[:20]!r}",
-                    field="probabilities",
-                    status=422,
-                )
-            )
+        probabilities = _probabilities(request.query_params)
+        if isinstance(probabilities, Response):
+            return probabilities
         name = request.path_params["name"]
         return await answer(
             protocol, service, request, name, max_body=max_body, probabilities=probabilities
         )
+
+    async def predict_raw(scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        # ``predict`` in front of the framework: the hot path of the server
+        query = scope["query_string"]
+        probabilities = _probabilities(QueryParams(query)) if query else True
+        if isinstance(probabilities, Response):
+            await send_response(probabilities, send)
+            return
+        response = await answer(
+            protocol,
+            service,
+            RawRequest(scope, receive),
+            name,
+            max_body=max_body,
+            probabilities=probabilities,
+        )
+        await send_response(response, send)
 
     async def explain(request: Request) -> Response:
         name = request.path_params["name"]
@@ -232,6 +263,7 @@ def operations(
             tags=tags,
             summary="Predict rows (records or columns)",
             openapi_extra=docs.native_predict(),
+            raw=predict_raw,
         ),
         operation(
             "/v1/models/{name}/explain",
