@@ -351,7 +351,7 @@ async def answer(
         )
         request.scope["forgeml"] = (name, outputs.version, rid)
         response = protocol.encode(outputs, context)
-        response.headers["x-request-id"] = client_rid or rid
+        _with_request_id(response, client_rid or rid)
         return response
 
     try:
@@ -368,8 +368,22 @@ async def answer(
             client_request_id=client_rid,
         )
         response = protocol.error(error)
-        response.headers["x-request-id"] = client_rid or rid
+        _with_request_id(response, client_rid or rid)
         return response
+
+
+def _with_request_id(response: Response, value: str) -> None:
+    """``response.headers["x-request-id"] = value`` (the first such header replaced, any
+    other removed, else one added), without building the headers' view."""
+    raw = response.raw_headers
+    header = (b"x-request-id", value.encode("latin-1"))
+    found = [i for i, (name, _) in enumerate(raw) if name == b"x-request-id"]
+    for i in reversed(found[1:]):
+        del raw[i]
+    if found:
+        raw[found[0]] = header
+    else:
+        raw.append(header)
 
 
 #: A route's endpoint without the framework: the ASGI call and the path's one parameter.
