@@ -377,13 +377,12 @@ def _with_request_id(response: Response, value: str) -> None:
     other removed, else one added), without building the headers' view."""
     raw = response.raw_headers
     header = (b"x-request-id", value.encode("latin-1"))
-    found = [i for i, (name, _) in enumerate(raw) if name == b"x-request-id"]
-    for i in reversed(found[1:]):
-        del raw[i]
-    if found:
-        raw[found[0]] = header
-    else:
-        raw.append(header)
+    for i, (name, _) in enumerate(raw):
+        if name == b"x-request-id":
+            raw[i] = header
+            raw[i + 1 :] = [h for h in raw[i + 1 :] if h[0] != b"x-request-id"]
+            return
+    raw.append(header)
 
 
 #: A route's endpoint without the framework: the ASGI call and the path's one parameter.
