@@ -208,7 +208,7 @@ async def read_body(request: Request | RawRequest, limit: int) -> bytes:
             status=413,
             code="too_large",
         )
-    if type(request) is RawRequest:
+    if isinstance(request, RawRequest):
         body = await request.read(limit)
     else:
         chunks = []
