@@ -112,7 +112,7 @@ def test_predictions_and_refusals_are_the_frameworks(servers: Any, adult: pd.Dat
         ),
         ("POST", PATH, {"content": lambda: iter([body[:10], body[10:]])}, 200),  # chunked
         ("POST", PATH, {"content": lambda: iter([b"x" * 3000, b"x" * 3000])}, 413),
-        ("POST", PATH, {"json": one, "headers": {"x-request-id": "mine-1"}}, 200),
+        ("POST", PATH, {"json": one, "headers": {"x-request-id": "raw-routes-1"}}, 200),
         ("POST", PATH, {"json": one, "headers": {"x-request-id": "not valid!"}}, 200),
         ("POST", PATH, {"json": one, "headers": {"x-routing-key": "user-7"}}, 200),
         ("POST", "/v1/models/nope/predict", {"json": one}, 404),
@@ -129,7 +129,7 @@ def test_predictions_and_refusals_are_the_frameworks(servers: Any, adult: pd.Dat
             assert code == status, where
         if code == 200:
             given = (kwargs.get("headers") or {}).get("x-request-id")
-            expected = given if given == "mine-1" else response.json()["request_id"]
+            expected = given if given == "raw-routes-1" else response.json()["request_id"]
             assert response.headers["x-request-id"] == expected, where
             assert headers["content-type"] == "application/json"
             assert ("probabilities" in answer) == ("probabilities=" not in path), where
@@ -148,7 +148,9 @@ def test_the_access_log_and_the_prediction_log_see_the_same_requests(
     ids = []
     with caplog.at_level(logging.INFO, logger="forgeml.serve.access"):
         for server in (raw, framework):
-            response = httpx.post(server.url + PATH, json=one, headers={"x-request-id": "same"})
+            response = httpx.post(
+                server.url + PATH, json=one, headers={"x-request-id": "raw-routes-2"}
+            )
             assert response.status_code == 200
             ids.append(response.json()["request_id"])
             refused = httpx.post(server.url + PATH + "?probabilities=2", json=one)
