@@ -105,7 +105,7 @@ class _Booster:
         self.features = int(booster.num_features())
 
 
-def _depths(left: np.ndarray, right: np.ndarray) -> int:
+def _deepest(left: np.ndarray, right: np.ndarray) -> int:
     """How many splits lead to the tree's deepest leaf."""
     depth = np.zeros(len(left), dtype=np.intp)
     deepest = 0
@@ -146,7 +146,7 @@ class XGBoostForest:
         for k, (b, _, tree) in enumerate(per_tree):
             left = np.asarray(tree["left_children"], dtype=np.intp)
             right = np.asarray(tree["right_children"], dtype=np.intp)
-            steps.append(_depths(left, right))
+            steps.append(_deepest(left, right))
             kinds = tree["split_type"]
             for i, feature in enumerate(tree["split_indices"]):
                 if left[i] == -1:
