@@ -295,3 +295,37 @@ def test_multiclass_searches_class_weights_even_when_classes_are_balanced():
         assert family.start("multiclass", False, 1000)[f"{name}.class_weight"] == "none"
         # a balanced binary task keeps its weights as they are
         assert f"{name}.class_weight" not in family.space(study.ask(), "binary", False)
+
+
+def test_early_stopping_waits_longer_at_a_slower_learning_rate():
+    from forgeml.train._zoo import patience_for
+
+    assert patience_for("lgbm", {"lgbm.learning_rate": 0.1}) == 50
+    assert patience_for("xgb", {"xgb.learning_rate": 0.3}) == 50
+    assert patience_for("catboost", {"catboost.learning_rate": 0.05}) == 100
+    assert patience_for("hgb", {"hgb.learning_rate": 0.025}) == 200
+    assert patience_for("lgbm", {"lgbm.learning_rate": 0.01}) == 200  # at most
+    assert patience_for("et", {"et.n_estimators": 100}) == 50
+
+
+@pytest.mark.parametrize("family", ["lgbm", "xgb"])
+def test_a_slow_boosting_fit_runs_its_patience_past_the_best_round(bike, family):
+    X, y = _encoded(bike, "cnt")
+    from forgeml.train._zoo import patience_for
+
+    start = FAMILIES[family].start("regression", False, len(y))
+    params = {**start, f"{family}.learning_rate": 0.04}
+    assert patience_for(family, params) == 125
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=len(y)) * 1e3  # a target early stopping ends on soon
+    outcome = fit_estimator(
+        FAMILIES[family], params, task="regression", X=X.iloc[:2000], y=noise[:2000], seed=0,
+        n_jobs=1, deadline=time.monotonic() + 120, eval_set=(X.iloc[2000:], noise[2000:]),
+        metric="rmse",
+    )  # fmt: skip
+    est = outcome.estimator
+    # rounds run: one validation loss each; the best round (1-based) and 125 more
+    history = est.evals_result_ if family == "lgbm" else est.evals_result()
+    (losses,) = next(iter(history.values())).values()
+    assert outcome.best_iteration < 500
+    assert len(losses) == outcome.best_iteration + 125

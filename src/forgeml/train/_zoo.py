@@ -39,7 +39,10 @@ __all__ = [
 
 # Most boosting rounds a trial may use (early stopping usually ends well before).
 _MAX_ROUNDS = 3000
+# Rounds without improvement after which boosting stops early, at learning rate 0.1; a slower
+# rate waits proportionally longer, up to _MAX_PATIENCE (see ``patience_for``).
 _PATIENCE = 50
+_MAX_PATIENCE = 200
 _MAX_EPOCHS = 200
 # Inputs with fewer cells than this are fitted on one thread.
 _THREADED_CELLS = 1_000_000
@@ -62,6 +65,19 @@ _STOPPING: dict[str, dict[str, str]] = {
     "rmse": {"lgbm": "l2", "xgb": "rmse", "catboost": "RMSE"},
     "mae": {"lgbm": "l1", "xgb": "mae", "catboost": "MAE"},
 }
+
+
+def patience_for(family: str, params: dict[str, Any]) -> int:
+    """Rounds without improvement on the early-stopping rows after which ``family``'s fit
+    stops: ``_PATIENCE`` at learning rate 0.1 or above, proportionally more for a slower rate
+    (a round then moves the loss less, so a stall of as many rounds says less), at most
+    ``_MAX_PATIENCE``. Measured on california housing's training rows (5 folds, a LightGBM bag at
+    learning rate 0.05): waiting 50 rounds stopped its folds after 385 to 886 rounds, waiting 100
+    after 675 to 1,059; out-of-fold RMSE 47,247 -> 46,968, the bag's test RMSE 44,291 -> 43,804."""
+    rate = params.get(f"{family}.learning_rate")
+    if rate is None or rate >= 0.1:
+        return _PATIENCE
+    return int(min(_MAX_PATIENCE, round(_PATIENCE * 0.1 / max(float(rate), 1e-6))))
 
 
 def objective_for(metric: str | None, family: str) -> str | None:
@@ -642,7 +658,8 @@ def _fit_lgbm(
     callbacks: list[Any] = [stop_at_deadline]
     kwargs: dict[str, Any] = {}
     if eval_set is not None and rounds is None:
-        callbacks.append(lgb.early_stopping(_PATIENCE, first_metric_only=True, verbose=False))
+        patience = patience_for(family.name, params)
+        callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
         kwargs["eval_set"] = [eval_set]
     estimator.fit(X, y, callbacks=callbacks, **kwargs)
     best = estimator.best_iteration_ or estimator.n_estimators_
@@ -675,7 +692,8 @@ def _fit_xgb(
     estimator = family.build(params, task, seed, n_jobs, rounds or _MAX_ROUNDS)
     early = eval_set is not None and rounds is None
     estimator.set_params(
-        callbacks=[StopAtDeadline()], early_stopping_rounds=_PATIENCE if early else None
+        callbacks=[StopAtDeadline()],
+        early_stopping_rounds=patience_for(family.name, params) if early else None,
     )
     weight = None
     if task != "regression" and params.get("xgb.class_weight") == "balanced":
@@ -707,7 +725,13 @@ def _fit_catboost(
 ) -> FitOutcome:
     estimator = family.build(params, task, seed, n_jobs, rounds or _MAX_ROUNDS)
     early = eval_set is not None and rounds is None
-    estimator.fit(X, y, eval_set=eval_set if early else None, deadline=deadline, patience=_PATIENCE)
+    estimator.fit(
+        X,
+        y,
+        eval_set=eval_set if early else None,
+        deadline=deadline,
+        patience=patience_for(family.name, params),
+    )
     return FitOutcome(estimator, estimator.best_iteration_, estimator.truncated_)
 
 
@@ -724,10 +748,11 @@ def _fit_hgb(
     total = rounds or _MAX_ROUNDS
     estimator = family.build(params, task, seed, 1, total)
     early = rounds is None
+    patience = patience_for(family.name, params) // 2  # its own validation rows: fewer rounds
     estimator.set_params(
         warm_start=True,
         early_stopping=early,
-        n_iter_no_change=_PATIENCE // 2,
+        n_iter_no_change=patience,
         validation_fraction=0.1 if early else None,
     )
     # chunks of about 50 trees: a multiclass iteration fits one tree per class
@@ -748,7 +773,7 @@ def _fit_hgb(
             break
     best = estimator.n_iter_
     if early and best < total:
-        best = max(1, best - _PATIENCE // 2)
+        best = max(1, best - patience)
     return FitOutcome(estimator, int(best), truncated)
 
 
