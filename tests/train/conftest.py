@@ -38,3 +38,11 @@ def german(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
 def adult_sample(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
     frame = pd.read_csv(shared_dataset("adult.csv")).drop(columns=["split"])
     return frame.sample(n=4000, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def adult_head(shared_dataset: Callable[[str], Path]) -> pd.DataFrame:
+    """Adult's first 4,000 rows, in file order (with missing categories among them)."""
+    frame = pd.read_csv(shared_dataset("adult.csv"), nrows=4000).drop(columns=["split"])
+    assert frame.isna().any(axis=1).sum() > 100
+    return frame

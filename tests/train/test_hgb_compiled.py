@@ -26,13 +26,6 @@ FIT_ROWS = 3000
 
 
 @pytest.fixture(scope="module")
-def adult(shared_dataset: Any) -> pd.DataFrame:
-    frame = pd.read_csv(shared_dataset("adult.csv"), nrows=4000).drop(columns=["split"])
-    assert frame.isna().any(axis=1).sum() > 100  # missing categories among the rows
-    return frame
-
-
-@pytest.fixture(scope="module")
 def bike(shared_dataset: Any) -> pd.DataFrame:
     frame = pd.read_csv(shared_dataset("bike-sharing-hour.csv"), nrows=4000)
     return frame.drop(columns=["casual", "registered", "instant"])
@@ -68,8 +61,8 @@ def _assert_compiled_matches(pipeline: Pipeline, held_out: pd.DataFrame) -> None
         np.testing.assert_array_equal(predict(codes[i : i + 1]), one)
 
 
-def test_binary_with_categories_and_missing_values(adult):
-    X, y = adult.drop(columns=["income"]), adult["income"]
+def test_binary_with_categories_and_missing_values(adult_head):
+    X, y = adult_head.drop(columns=["income"]), adult_head["income"]
     pipeline = _fit(
         X,
         y,
@@ -85,9 +78,9 @@ def test_binary_with_categories_and_missing_values(adult):
     _assert_compiled_matches(pipeline, held_out)
 
 
-def test_multiclass_with_categories_and_missing_values(adult):
-    X = adult.drop(columns=["workclass"])
-    y = adult["workclass"].fillna("unknown")
+def test_multiclass_with_categories_and_missing_values(adult_head):
+    X = adult_head.drop(columns=["workclass"])
+    y = adult_head["workclass"].fillna("unknown")
     assert y.nunique() >= 5
     pipeline = _fit(
         X,
@@ -115,8 +108,8 @@ def test_regression_with_identity_and_exp_links(bike, loss):
     _assert_compiled_matches(pipeline, X[FIT_ROWS:])
 
 
-def test_a_trained_model_with_a_hgb_member_predicts_small_frames_compiled(adult):
-    X, y = adult.drop(columns=["income"]), adult["income"]
+def test_a_trained_model_with_a_hgb_member_predicts_small_frames_compiled(adult_head):
+    X, y = adult_head.drop(columns=["income"]), adult_head["income"]
     pipeline = _fit(
         X,
         (y == ">50K").astype(int),
@@ -147,15 +140,15 @@ def test_a_trained_model_with_a_hgb_member_predicts_small_frames_compiled(adult)
     assert trained.predict(held_out[:100]).tolist() == trained.predict(held_out).tolist()[:100]
 
 
-def test_other_estimators_and_wrong_widths_are_refused(adult):
+def test_other_estimators_and_wrong_widths_are_refused(adult_head):
     from sklearn.ensemble import RandomForestClassifier
 
     with pytest.raises(NotCompilable, match="not a HistGradientBoosting"):
         compile_hist_gradient_boosting(RandomForestClassifier())
     with pytest.raises(NotCompilable, match="not fitted"):
         compile_hist_gradient_boosting(HistGradientBoostingClassifier())
-    X = adult[["age", "hours_per_week"]]
-    model = HistGradientBoostingClassifier(max_iter=5).fit(X, adult["income"])
+    X = adult_head[["age", "hours_per_week"]]
+    model = HistGradientBoostingClassifier(max_iter=5).fit(X, adult_head["income"])
     predict = compile_hist_gradient_boosting(model)
     np.testing.assert_array_equal(predict(X.to_numpy()), model.predict_proba(X))
     with pytest.raises(ValueError, match="2 columns"):
@@ -172,12 +165,12 @@ class HistGradientBoostingThreads(HistGradientBoostingClassifier):
         return super().predict_proba(X)
 
 
-def test_the_fitted_pipeline_predicts_small_batches_on_one_openmp_thread(adult):
+def test_the_fitted_pipeline_predicts_small_batches_on_one_openmp_thread(adult_head):
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
     from forgeml.train._model import raw_predict
 
-    X, y = adult.drop(columns=["income"]), adult["income"]
+    X, y = adult_head.drop(columns=["income"]), adult_head["income"]
     pipeline = _fit(X, y, HistGradientBoostingThreads(max_iter=10, random_state=0))
     before = _openmp_effective_n_threads()
     held_out = X[FIT_ROWS:]

@@ -25,27 +25,20 @@ from forgeml.train._xgboost_walk import XGBoostForest
 FIT_ROWS = 3000
 
 
-@pytest.fixture(scope="module")
-def adult(shared_dataset: Any) -> pd.DataFrame:
-    frame = pd.read_csv(shared_dataset("adult.csv"), nrows=4000).drop(columns=["split"])
-    assert frame.isna().any(axis=1).sum() > 100  # missing categories among the rows
-    return frame
-
-
-def _encoded(adult: pd.DataFrame, target: str) -> tuple[TabularEncoder, pd.DataFrame, Any]:
-    X, y = adult.drop(columns=[target]), adult[target]
+def _encoded(adult_head: pd.DataFrame, target: str) -> tuple[TabularEncoder, pd.DataFrame, Any]:
+    X, y = adult_head.drop(columns=[target]), adult_head[target]
     encoder = TabularEncoder(kinds=infer_column_kinds(X), output="native", max_categories=12)
     frame = encoder.fit_transform(X[:FIT_ROWS], y[:FIT_ROWS])
     return encoder, frame, pd.factorize(y)[0]
 
 
-def _rows(encoder: TabularEncoder, adult: pd.DataFrame, target: str) -> np.ndarray:
-    return encoder.codes(adult.drop(columns=[target])[FIT_ROWS:])
+def _rows(encoder: TabularEncoder, adult_head: pd.DataFrame, target: str) -> np.ndarray:
+    return encoder.codes(adult_head.drop(columns=[target])[FIT_ROWS:])
 
 
 @pytest.mark.parametrize("target", ["income", "relationship"])  # binary, multiclass
-def test_xgboost_rows_give_inplace_predict_numbers(adult, target):
-    encoder, frame, y = _encoded(adult, target)
+def test_xgboost_rows_give_inplace_predict_numbers(adult_head, target):
+    encoder, frame, y = _encoded(adult_head, target)
     model = xgboost.XGBClassifier(
         n_estimators=60,
         max_depth=4,
@@ -56,7 +49,7 @@ def test_xgboost_rows_give_inplace_predict_numbers(adult, target):
     )
     model.fit(frame, y[:FIT_ROWS], eval_set=[(frame[-500:], y[FIT_ROWS - 500 : FIT_ROWS])])
     booster = model.get_booster()
-    rows = _rows(encoder, adult, target)
+    rows = _rows(encoder, adult_head, target)
     assert np.isnan(rows).any()
     for iterations in [
         (0, model.best_iteration + 1),
@@ -76,8 +69,8 @@ def test_xgboost_rows_give_inplace_predict_numbers(adult, target):
         predict(rows[:1, :-1])
 
 
-def test_lightgbm_rows_stop_at_the_best_iteration_as_booster_predict(adult):
-    encoder, frame, y = _encoded(adult, "income")
+def test_lightgbm_rows_stop_at_the_best_iteration_as_booster_predict(adult_head):
+    encoder, frame, y = _encoded(adult_head, "income")
     booster = lightgbm.train(
         {"objective": "binary", "num_leaves": 15, "verbose": -1, "seed": 0},
         lightgbm.Dataset(frame[:2500], y[:2500]),
@@ -89,7 +82,7 @@ def test_lightgbm_rows_stop_at_the_best_iteration_as_booster_predict(adult):
     assert 0 < booster.best_iteration < booster.current_iteration()
     predict = lightgbm_rows(booster)
     assert predict is not None
-    rows = _rows(encoder, adult, "income")
+    rows = _rows(encoder, adult_head, "income")
     for start in range(0, 400, 41):
         for n in (1, 4):
             batch = rows[start : start + n]
@@ -97,8 +90,8 @@ def test_lightgbm_rows_stop_at_the_best_iteration_as_booster_predict(adult):
             assert np.allclose(predict(batch), expected, rtol=0, atol=1e-15)
 
 
-def test_a_compiled_bag_calls_the_c_functions_for_one_row(adult, monkeypatch):
-    X, y = adult.drop(columns=["income"]), (adult["income"] == ">50K").astype(int)
+def test_a_compiled_bag_calls_the_c_functions_for_one_row(adult_head, monkeypatch):
+    X, y = adult_head.drop(columns=["income"]), (adult_head["income"] == ">50K").astype(int)
     kinds = infer_column_kinds(X)
     members = []
     for family in ("lgbm", "xgb"):
@@ -186,12 +179,12 @@ def test_a_regression_booster_walked_in_numpy_gives_its_numbers_to_the_last_bit(
     np.testing.assert_array_equal(reference(rows[:3]), all_trees)
 
 
-def test_classifiers_on_native_categories_walked_together_give_their_numbers(adult):
+def test_classifiers_on_native_categories_walked_together_give_their_numbers(adult_head):
     """Three fold models of a binary classifier splitting on Adult's native categories (sets
     of categories and one-hot splits), with missing values, unseen categories (no code) and
     early stopping: walked at once, each gives its own inplace_predict to the last bit, its
     sigmoid included."""
-    X, y = adult.drop(columns=["income"]), pd.factorize(adult["income"])[0]
+    X, y = adult_head.drop(columns=["income"]), pd.factorize(adult_head["income"])[0]
     kinds = infer_column_kinds(X)
     boosters, matrices = [], []
     for fold in range(3):
@@ -225,14 +218,14 @@ def test_classifiers_on_native_categories_walked_together_give_their_numbers(adu
         np.testing.assert_array_equal(forest.predict(Z[:n]), expected[:, :n])
 
 
-def test_no_walk_for_multiclass_or_dart(adult):
+def test_no_walk_for_multiclass_or_dart(adult_head):
     """A multiclass booster (a softmax over several trees per iteration) and a DART booster
     (trees weighted at prediction) keep XGBoost's own call."""
-    _, frame, y = _encoded(adult, "relationship")
+    _, frame, y = _encoded(adult_head, "relationship")
     multiclass = xgboost.XGBClassifier(
         n_estimators=10, max_depth=3, enable_categorical=True, random_state=0, nthread=1
     ).fit(frame, y[:FIT_ROWS])
-    _, frame, y = _encoded(adult, "income")
+    _, frame, y = _encoded(adult_head, "income")
     dart = xgboost.XGBClassifier(
         n_estimators=10, max_depth=3, enable_categorical=True, booster="dart", random_state=0,
         nthread=1,
@@ -244,15 +237,21 @@ def test_no_walk_for_multiclass_or_dart(adult):
 
 
 @pytest.mark.parametrize("task", ["binary", "regression"])
-def test_a_walked_bag_gives_the_bag_of_c_calls_numbers_to_the_last_bit(adult, monkeypatch, task):
+def test_a_walked_bag_gives_the_bag_of_c_calls_numbers_to_the_last_bit(
+    adult_head, monkeypatch, task
+):
     """Two bags of XGBoost fold models (fold encoders that code categories differently),
     walked at once: the compiled model's one-row answers equal, bit for bit, those of the same
     model calling XGBoost's C function per fold model."""
     from forgeml.train import _compiled
 
     target = "income" if task == "binary" else "age"
-    X = adult.drop(columns=[target])
-    y = (adult[target] == ">50K").astype(int) if task == "binary" else adult[target].astype(float)
+    X = adult_head.drop(columns=[target])
+    y = (
+        (adult_head[target] == ">50K").astype(int)
+        if task == "binary"
+        else adult_head[target].astype(float)
+    )
     kinds = infer_column_kinds(X)
     members = []
     for depth in (3, 6):
