@@ -1,5 +1,5 @@
 """One request at a time: a lone small request answered on the event loop (``inline_ms``, the
-default 0.25) against always handing it to the worker thread (``inline_ms=0``), A/B in one run.
+default 1) against always handing it to the worker thread (``inline_ms=0``), A/B in one run.
 
 A ``LGBMClassifier`` (100 trees) fitted on 5,000 UCI Adult rows is registered; two servers
 (``forgeml.testing.ServerThread``, every default on: validation, metrics, prediction log,
@@ -80,7 +80,7 @@ def main() -> None:
     )
     servers: dict[str, tuple[subprocess.Popen[str], int]] = {}
     try:
-        for inline in ("0", "0.25"):
+        for inline in ("0", "1"):
             process = subprocess.Popen(
                 [sys.executable, __file__, "--serve", inline, home],
                 stdout=subprocess.PIPE,

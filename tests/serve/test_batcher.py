@@ -239,7 +239,7 @@ def test_a_slow_model_is_never_run_on_the_event_loop() -> None:
     async def main() -> tuple[int, int]:
         clock = FakeClock()
         executor = CountingInline()
-        batcher = Batcher(TimedRunner(clock, a=0.0, b=0.001), executor, clock=clock)
+        batcher = Batcher(TimedRunner(clock, a=0.0, b=0.005), executor, clock=clock)
         batcher.start()
         for i in range(20):
             await batcher.predict(rows(i), 1)
@@ -267,3 +267,25 @@ def test_a_fast_model_that_sometimes_loses_the_cpu_is_still_answered_inline() ->
         return batcher.inlined
 
     assert asyncio.run(main()) > 0
+
+
+def test_requests_arriving_together_are_batched_not_answered_one_by_one_on_the_loop() -> None:
+    from forgeml.serve._batcher import INLINE_AFTER
+
+    async def main() -> tuple[list[int], int, list[Any]]:
+        clock = FakeClock()
+        runner = TimedRunner(clock, a=0.00001, b=0.0001)  # fast enough to be answered inline
+        batcher = Batcher(runner, CountingInline(), clock=clock)
+        batcher.start()
+        for i in range(INLINE_AFTER):
+            await batcher.predict(rows(i), 1)
+        del runner.batches[:]
+        alone = await batcher.predict(rows(1), 1)
+        together = await asyncio.gather(*(batcher.predict(rows(i), 1) for i in range(6)))
+        await batcher.stop()
+        return runner.batches, batcher.inlined, [alone[0], *(a[0] for a in together)]
+
+    batches, inlined, answers = asyncio.run(main())
+    assert inlined == 1  # the lone request, on the loop
+    assert batches == [1, 6]  # the six concurrent ones, one batch in the worker
+    assert answers == [[2], *([2 * i] for i in range(6))]
