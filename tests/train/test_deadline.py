@@ -179,3 +179,30 @@ def test_prediction_time_per_row_leaves_out_the_fixed_cost_of_a_call() -> None:
     # a trial measures the fixed cost on its first fold model
     measured = _trained(_problem(), 0, "lgbm")
     assert measured.call_seconds > 0.0
+
+
+def test_the_search_keeps_time_for_the_members_the_ensemble_selection_would_pick() -> None:
+    from forgeml.train._api import _REFIT_RESERVED, _likely_members
+
+    problem = _problem(rows=600)
+    rng = np.random.default_rng(1)
+    signal = problem.X["a"].to_numpy()
+
+    def proba(score: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-score))
+        return np.column_stack([1 - p, p])
+
+    def record(number: int, oof: np.ndarray | None) -> TrialRecord:
+        return TrialRecord(number, "lgbm", {}, state="complete", loss=0.0, oof=oof)
+
+    best = record(0, proba(signal + rng.normal(size=600)))
+    flat = record(1, np.full((600, 2), 0.5))  # ranks no row: a blend with it changes nothing
+    noise = record(2, proba(rng.normal(size=600)))
+    # the runners-up add nothing to the best model: only its evaluation is kept in reserve
+    assert _likely_members(problem, [best, flat, noise]) == [best]
+    # a model with independent errors on the same signal lowers the blend's loss: both
+    other = record(3, proba(signal + rng.normal(size=600)))
+    assert {r.number for r in _likely_members(problem, [best, other, flat])} == {0, 3}
+    # before out-of-fold predictions exist, the best few trials
+    bare = [record(n, None) for n in range(5)]
+    assert _likely_members(problem, bare) == bare[:_REFIT_RESERVED]

@@ -406,6 +406,26 @@ def _ensemble_candidates(ranked: list[TrialRecord]) -> list[TrialRecord]:
     return candidates
 
 
+# Rows the search's guess of the ensemble's members is selected on (a fixed stride of them).
+_LIKELY_ROWS = 4000
+
+
+def _likely_members(problem: Problem, candidates: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The members ensemble selection would pick from ``candidates`` (ranked, best first),
+    selected on up to ``_LIKELY_ROWS`` of the out-of-fold rows: what the held-out evaluation
+    of the returned level-1 model predicts with, a guess the search keeps time for. Before
+    any candidate has out-of-fold predictions, the best ``_REFIT_RESERVED``."""
+    usable = [r for r in candidates if r.oof is not None]
+    if len(usable) < 2:
+        return list(candidates[:_REFIT_RESERVED])
+    covered = problem.folds.covered
+    rows = covered[:: max(1, len(covered) // _LIKELY_ROWS)]
+    y = problem.y[rows]
+    preds = [r.oof[rows] for r in usable]  # type: ignore[index]
+    weights, _ = ensemble_selection(preds, _ensemble_loss_fn(problem, y))
+    return [usable[i] for i in np.argsort(-weights, kind="stable") if weights[i] > 0]
+
+
 def _stack_inputs(ranked: list[TrialRecord]) -> list[TrialRecord]:
     """The level-1 bags a second stacking level would read: the ensemble candidates of the
     bagged families that kept their fold models."""
@@ -1225,10 +1245,12 @@ def _search_and_fit(
     # bike-sharing and california-housing, those estimates came to 1.9 to 3.7 times the
     # evaluation's time, the bags' own 1,000-row and one-row times to 0.9 to 2.2 times).
     # With the probes, the leaders' bags are timed as the evaluation calls them, and the
-    # search's estimates of the evaluation are scaled by measured over estimated.
+    # search's estimates of the evaluation are scaled by measured (without a margin: those
+    # times already run 0.9 to 2.2 times the evaluation's) over estimated.
     timed: dict[int, dict[str, float]] = {}
     estimated: dict[int, float] = {}
     predict_scale = [1.0]
+    calibrated: list[bool] = []
     latency_rows = X_test if len(X_test) else problem.X
 
     def calibrate(records: Sequence[TrialRecord]) -> None:
@@ -1248,7 +1270,7 @@ def _search_and_fit(
         for r in bags:
             if "rows_1000_ms" in timed.get(r.number, {}):
                 estimated[r.number] = _predict_estimate([r], finish_rows)
-        measured = sum(_measured_finish(timed[n], finish_rows) for n in estimated)
+        measured = sum(_measured_finish(timed[n], finish_rows, margin=1.0) for n in estimated)
         expected = sum(estimated.values())
         if measured > 0 and expected > 0:
             predict_scale[0] = measured / expected
@@ -1261,12 +1283,25 @@ def _search_and_fit(
     def predict_estimate(record: TrialRecord) -> float:
         return predict_scale[0] * _predict_estimate([record], finish_rows)
 
+    picked: dict[tuple[int, ...], list[TrialRecord]] = {}
+    guessed: list[TrialRecord] = []
+
+    def members(ranked: list[TrialRecord]) -> list[TrialRecord]:
+        # the members the ensemble selection would pick from the trials so far (one
+        # selection per set of candidates)
+        candidates = _ensemble_candidates(ranked)
+        key = tuple(r.number for r in candidates)
+        if key not in picked:
+            picked[key] = _likely_members(problem, candidates)
+        guessed[:] = picked[key]
+        return picked[key]
+
     def deadline_for(ranked: list[TrialRecord], stack: float) -> float:
         # a bagged member needs no refit but predicts k times in the held-out evaluation;
         # the others refit
         level1 = sum(
             predict_estimate(r) if r.family in BAGGED_FAMILIES else _refit_estimate(r, problem)
-            for r in ranked[:_REFIT_RESERVED]
+            for r in members(ranked)
         )
         reserve = level1
         reserves.update({"level-1 evaluation": level1, "second level": 0.0})
@@ -1317,6 +1352,13 @@ def _search_and_fit(
             return hard_end - finish_margin - ensemble_time - latency_time - reserve
         if max_trials is None and any(c.family not in probed for c in level2_configs(ranked)):
             probe(ranked)
+        if max_trials is None and not estimated and not calibrated:
+            # without a probe (the second level too slow to keep time for), the bags the
+            # evaluation would predict with are timed once half of the search's time passed
+            current = deadline_for(ranked, stack_estimate(ranked, probes))
+            if time.monotonic() >= started + 0.5 * (current - started):
+                calibrated.append(True)
+                calibrate([r for r in members(ranked) if r.family in BAGGED_FAMILIES])
         return deadline_for(ranked, stack_estimate(ranked, probes))
 
     emit: ProgressHandler | None = None
@@ -1356,9 +1398,10 @@ def _search_and_fit(
     )
     phases.end("search")
     _log.debug(
-        "search ended, %.2fs before the budget ends; kept %s, margins %.2fs",
+        "search ended, %.2fs before the budget ends; kept %s (members %s), margins %.2fs",
         hard_end - time.monotonic(),
         ", ".join(f"{k} {v:.2f}s" for k, v in reserves.items()),
+        "+".join(f"{r.family} #{r.number}" for r in guessed),
         finish_margin + ensemble_time + latency_time,
     )
     report(records, "ensembling and refitting")
@@ -2030,12 +2073,12 @@ def _bag(record: TrialRecord, problem: Problem) -> FoldBag:
 _FINISH_CALLS = 22
 
 
-def _measured_finish(latency: Mapping[str, float], rows: int) -> float:
+def _measured_finish(latency: Mapping[str, float], rows: int, margin: float = 1.5) -> float:
     """Seconds a model whose 1,000-row and one-row times were measured (``measure_latency``)
     takes to predict ``rows`` rows in the held-out evaluation's calls, with a margin for a
     busy machine."""
     ms = rows / 1000 * latency["rows_1000_ms"] + 12 * latency["one_row_ms"]
-    return 1.5 * ms / 1000
+    return margin * ms / 1000
 
 
 def _predict_estimate(records: Sequence[TrialRecord], rows: int) -> float:
