@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from typing import Any
 
 import pytest
@@ -74,3 +75,62 @@ def test_a_request_that_goes_away_leaves_the_read_to_the_others(
     assert asyncio.run(scenario()) is False
     assert reads == [False]
     assert cache.cached_on() is False
+
+
+def test_a_key_is_read_off_the_event_loop_and_cached_for_its_time(
+    sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = workflows.create_key(
+        workflows.Context(sqlite_workspace, Principal("setup")), role="admin", name="root"
+    )
+    readers: list[int] = []
+    get = sqlite_workspace.keys.get
+
+    def counted(key_id: str) -> Any:
+        readers.append(threading.get_ident())
+        return get(key_id)
+
+    monkeypatch.setattr(sqlite_workspace.keys, "get", counted)
+    now = [0.0]
+    admitted: list[Any] = []
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        admitted.append(scope[_access.SCOPE_KEY])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = _access.AccessMiddleware(
+        inner,
+        _access.AccessPolicy(local=Principal("local")),
+        workspace=sqlite_workspace,
+        clock=lambda: now[0],
+    )
+
+    async def request(token: str) -> tuple[int, int]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/v1/models",
+            "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())],
+        }
+        await middleware(scope, None, send)
+        return sent[0]["status"], threading.get_ident()
+
+    status, loop_thread = asyncio.run(request(created.token))
+    assert status == 200 and admitted[-1].key_id == created.record.key_id
+    assert len(readers) == 1 and readers[0] != loop_thread  # read by a thread job
+    now[0] = 1.9  # within the cache's time: no read
+    assert asyncio.run(request(created.token))[0] == 200 and len(readers) == 1
+    now[0] = 2.5  # expired: read again, off the loop
+    status, loop_thread = asyncio.run(request(created.token))
+    assert status == 200 and len(readers) == 2 and readers[1] != loop_thread
+    wrong = created.token[:-4] + ("aaaa" if not created.token.endswith("aaaa") else "bbbb")
+    assert asyncio.run(request(wrong))[0] == 401  # the cached record, a wrong secret
+    unknown = "fml_" + "0" * 12 + "_" + "x" * 43  # well formed, no such key: read, refused
+    assert asyncio.run(request(unknown))[0] == 401
+    assert len(readers) == 3 and len(admitted) == 3

@@ -155,13 +155,22 @@ class _RateLimiter:
             return (1 - bucket.tokens) / self.rate
 
 
+class _KeyMiss(Exception):
+    """A key the cache does not hold (or holds no longer): it is read from the store."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
+
+
 class _KeyCache:
     """Keys and the access-control state of a workspace, re-read every ``ttl`` seconds.
 
     The state is read off the event loop by one thread job at a time, which every request
     arriving meanwhile waits for (not one job, and one database connection, per request), and
     is dated from when that read began. Once on it stays on (keys are never deleted, and a
-    PostgreSQL store is always on), so it is not read again.
+    PostgreSQL store is always on), so it is not read again. A key it does not hold is read
+    off the event loop too, by a thread job of the request that presents it.
     """
 
     def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
@@ -347,7 +356,11 @@ class AccessMiddleware:
         if given is None or not given.startswith("Bearer "):
             raise _unauthorized(INVALID_KEY)
         try:
-            record = check_token(given[7:], lambda key_id: self._key(ws, key_id))
+            try:
+                record = check_token(given[7:], self._cached_key)
+            except _KeyMiss as miss:  # read off the event loop (a store round trip)
+                fresh = await anyio.to_thread.run_sync(self._cache.read_key, ws, miss.key_id)
+                record = check_token(given[7:], lambda _key_id: fresh)
         except AuthenticationError:
             raise _unauthorized(INVALID_KEY) from None
         if action is not None and not allowed(record.role, action):
@@ -360,9 +373,11 @@ class AccessMiddleware:
             )
         return principal_for(record)
 
-    def _key(self, ws: Workspace, key_id: str) -> KeyRecord | None:
+    def _cached_key(self, key_id: str) -> KeyRecord | None:
         hit, record = self._cache.cached_key(key_id)
-        return record if hit else self._cache.read_key(ws, key_id)
+        if not hit:
+            raise _KeyMiss(key_id)
+        return record
 
     def _without_keys(self, given: str | None, action: str | None) -> Principal | None:
         if self._token is not None and given is not None:
