@@ -422,6 +422,15 @@ def _unauthorized(message: str) -> _Refusal:
     return _Refusal(401, "unauthorized", message, "Authorization", {"WWW-Authenticate": "Bearer"})
 
 
+# header name -> the ``_Headers`` attribute that holds its first value
+_HEADER_ATTRIBUTES: Final = {
+    b"host": "host",
+    b"authorization": "authorization",
+    b"content-type": "content_type",
+    b"content-length": "content_length",
+}
+
+
 class _Headers:
     """The request headers the policy reads, found in one pass over the ASGI list: the first
     value of each name (as Starlette's ``Headers.get``) and whether ``Transfer-Encoding`` was
@@ -436,18 +445,10 @@ class _Headers:
         self.content_length: str | None = None
         self.chunked = False
         for name, value in raw:
-            if name == b"host":
-                if self.host is None:
-                    self.host = value.decode("latin-1")
-            elif name == b"authorization":
-                if self.authorization is None:
-                    self.authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                if self.content_type is None:
-                    self.content_type = value.decode("latin-1")
-            elif name == b"content-length":
-                if self.content_length is None:
-                    self.content_length = value.decode("latin-1")
+            attribute = _HEADER_ATTRIBUTES.get(name)
+            if attribute is not None:
+                if getattr(self, attribute) is None:
+                    setattr(self, attribute, value.decode("latin-1"))
             elif name == b"transfer-encoding":
                 self.chunked = True
 

@@ -1871,7 +1871,7 @@ def _select_and_refit(
             f"({described(choice.members)}, ~{choice.estimate_ms:.2f} ms) is returned"
         )
     phases.end("selection")
-    inputs = [r for r in candidates if bagged(r)][:STACK_INPUTS]
+    inputs = _stack_inputs(ranked) if bagging else []
     if inputs and level2_configs(ranked):
         stacked = _stacked_selection(
             problem,
