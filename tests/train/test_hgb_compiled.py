@@ -19,6 +19,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.pipeline import Pipeline
 
 from forgeml.train import TabularEncoder, TrainedModel, infer_column_kinds
+from forgeml.train._hgb_walk import HGBForest
 from forgeml.train._latency import measure_latency
 from forgeml.train._sklearn_compiled import NotCompilable, compile_hist_gradient_boosting
 
@@ -138,6 +139,88 @@ def test_a_trained_model_with_a_hgb_member_predicts_small_frames_compiled(adult_
         np.testing.assert_allclose(one, batch[i : i + 1], rtol=0, atol=1e-12)
     np.testing.assert_allclose(trained.predict_proba(held_out[:100]), batch[:100], atol=1e-12)
     assert trained.predict(held_out[:100]).tolist() == trained.predict(held_out).tolist()[:100]
+
+
+def _binary_pipeline(adult_head: pd.DataFrame) -> Pipeline:
+    X, y = adult_head.drop(columns=["income"]), adult_head["income"]
+    return _fit(
+        X,
+        y,
+        HistGradientBoostingClassifier(
+            max_iter=30, max_leaf_nodes=40, categorical_features="from_dtype", random_state=0
+        ),
+    )
+
+
+def _predictor_raw(model: Any, X: np.ndarray) -> np.ndarray:
+    """scikit-learn's raw predictions of preprocessed rows, tree by tree in its order."""
+    known, feature_map = model._bin_mapper.make_known_categories_bitsets()
+    raw = np.zeros((len(X), model.n_trees_per_iteration_), order="F")
+    raw += model._baseline_prediction
+    for trees in model._predictors:
+        for k, tree in enumerate(trees):
+            raw[:, k] += tree.predict(X, known, feature_map, 1)
+    return raw
+
+
+def test_the_walk_gives_the_predictors_numbers_on_and_beside_every_split(adult_head):
+    """Rows on, just below and just above thresholds, missing numbers, known, unknown and
+    negative categories: the walk's raw sums equal scikit-learn's to the last bit, in a batch
+    and a row at a time, for binary and multiclass models."""
+    X = adult_head.drop(columns=["income", "workclass"])
+    for y in (adult_head["income"], adult_head["workclass"].fillna("unknown")):
+        model = _fit(X, y, HistGradientBoostingClassifier(max_iter=12, random_state=0)).steps[1][1]
+        known, feature_map = model._bin_mapper.make_known_categories_bitsets()
+        forest = HGBForest.of(model, known, feature_map, lambda Z, m=model: _predictor_raw(m, Z))
+        assert forest is not None
+        probe = forest.probe_rows(model.n_features_in_, n=400)
+        assert np.isin(probe, forest._threshold).any() and np.isnan(probe).any()
+        categorical = sorted(set(forest._categorical_feature.tolist()))
+        assert categorical and (probe[:, categorical] < 0).any()
+        assert (probe[:, categorical] == forest.codes).any()  # a code no category has
+        expected = _predictor_raw(model, probe)
+        np.testing.assert_array_equal(forest.raw(probe), expected)
+        for i in range(0, len(probe), 13):
+            np.testing.assert_array_equal(forest.raw(probe[i : i + 1]), expected[i : i + 1])
+
+
+def test_one_row_is_walked_without_the_predictor(adult_head, monkeypatch):
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    pipeline = _binary_pipeline(adult_head)
+    encoder, model = pipeline.steps[0][1], pipeline.steps[1][1]
+    predict = compile_hist_gradient_boosting(model)
+    codes = encoder.codes(adult_head.drop(columns=["income"])[FIT_ROWS:])
+    expected = predict(codes)  # 1,000 rows: scikit-learn's predictor
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("scikit-learn's predictor was called for one row")
+
+    monkeypatch.setattr(TreePredictor, "predict", refused)
+    for i in range(0, 200, 11):
+        np.testing.assert_array_equal(predict(codes[i : i + 1]), expected[i : i + 1])
+
+
+def test_a_walk_that_differs_from_the_predictor_is_not_used(adult_head, monkeypatch):
+    """A walk off by the last bit on the probe rows is refused: the model still compiles and
+    its one-row answers come from scikit-learn's predictor, to the last bit."""
+    pipeline = _binary_pipeline(adult_head)
+    encoder, model = pipeline.steps[0][1], pipeline.steps[1][1]
+    walked = HGBForest.raw
+
+    def off_by_a_bit(self: HGBForest, X: np.ndarray) -> np.ndarray:
+        raw = walked(self, X)
+        raw[-1] = np.nextafter(raw[-1], np.inf)
+        return raw
+
+    monkeypatch.setattr(HGBForest, "raw", off_by_a_bit)
+    predict = compile_hist_gradient_boosting(model)
+    held_out = adult_head.drop(columns=["income"])[FIT_ROWS:]
+    codes = encoder.codes(held_out)
+    for i in range(0, 300, 17):
+        np.testing.assert_array_equal(
+            predict(codes[i : i + 1]), _expected(pipeline, held_out.iloc[i : i + 1])
+        )
 
 
 def test_other_estimators_and_wrong_widths_are_refused(adult_head):

@@ -16,7 +16,8 @@ state once and returns functions of NumPy arrays:
 - the forests call each tree's ``tree_.predict`` on the float32 matrix (what the forest's own
   ``predict_proba`` sums, without its validation and thread pool per call);
 - HistGradientBoosting: its categorical columns mapped to the ordinal codes its own encoder
-  gives, then its trees walked together in NumPy for a few rows, or scikit-learn's compiled
+  gives, then its trees walked together in NumPy for a few rows (``train._hgb_walk``, used
+  only when it matched scikit-learn's predictor on probe rows), or scikit-learn's compiled
   predictor called tree by tree for more; leaf values added in its order and turned into
   probabilities or values by its own loss (see ``compile_hist_gradient_boosting``).
 
@@ -34,6 +35,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from forgeml.train._hgb_walk import HGBForest
 
 __all__ = [
     "ArrayFunction",
@@ -310,12 +313,17 @@ def compile_forest(forest: Any, task: str) -> Callable[[np.ndarray], np.ndarray]
     return classify
 
 
-# HistGradientBoosting's trees are walked together in NumPy for up to one row per this many
-# trees (at least one row); more rows go to scikit-learn's compiled predictor, tree by tree.
-# Its set-up costs a few microseconds per tree and call, the NumPy walk costs per row and tree:
-# measured on real tables, the walk is faster for one row from about 50 trees on, and for 20
-# rows of a 500-tree model.
-_TREES_PER_WALKED_ROW = 25
+# HistGradientBoosting's trees are walked together in NumPy (``train._hgb_walk``) for up to one
+# row per this many trees (at least one, at most ``_MOST_WALKED_ROWS``); more rows go to
+# scikit-learn's compiled predictor, tree by tree. Its set-up costs a few microseconds per tree
+# and call; the walk costs per row and level. Measured on Adult (one thread, loaded machine,
+# median ms, walk / predictor): 10 trees, 1 row 0.04 / 0.08, 2 rows 0.08 / 0.08; 30 trees,
+# 1 row 0.09 / 0.37, 8 rows 0.31 / 0.40, 16 rows 0.51 / 0.47; 100 trees, 1 row 0.08 / 0.88,
+# 8 rows 0.73 / 1.44, 16 rows 1.01 / 0.98.
+_TREES_PER_WALKED_ROW = 12
+_MOST_WALKED_ROWS = 8
+# Up to this many rows, categories are mapped to HistGradientBoosting's codes by dictionary.
+_LOOKED_UP_ROWS = 16
 # From this many rows, scikit-learn's predictor uses every core.
 _THREADED_ROWS = 2_000
 
@@ -330,14 +338,18 @@ def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) 
     order (categorical first), every tree's leaf value added to the baseline in the model's
     order (so the sums are the same to the last bit), and its loss's inverse link applied.
     The trees are walked in NumPy, all at once, for a few rows (one per
-    ``_TREES_PER_WALKED_ROW`` trees; splits on numbers, missing values and category bitsets
-    decided as scikit-learn's predictor decides them); more rows go through scikit-learn's
-    predictor, one thread below ``_THREADED_ROWS`` rows.
+    ``_TREES_PER_WALKED_ROW`` trees, at most ``_MOST_WALKED_ROWS``; ``train._hgb_walk``:
+    every split decided first as scikit-learn's predictor decides it, then one step per
+    level), used only when the walk gave the predictor's raw sums to the last bit on probe
+    rows (on and beside every threshold, every category, missing values); more rows, or a
+    walk that did not match, go through scikit-learn's predictor, one thread below
+    ``_THREADED_ROWS`` rows.
 
     Args:
         model: the fitted model.
         walk_rows: up to how many rows the trees are walked in NumPy (default: one row per
-            ``_TREES_PER_WALKED_ROW`` trees, at least one; 0: never).
+            ``_TREES_PER_WALKED_ROW`` trees, at least one, at most ``_MOST_WALKED_ROWS``;
+            0: never).
 
     Raises:
         NotCompilable: not a fitted scikit-learn HistGradientBoosting model, or its
@@ -360,9 +372,24 @@ def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) 
     known_bitsets, feature_map = bin_mapper.make_known_categories_bitsets()
     outputs = int(model.n_trees_per_iteration_)
     baseline = np.asarray(baseline)
-    walk = _hgb_walk(predictors, known_bitsets, feature_map, baseline, outputs)
+
+    def predictor_raw(X: np.ndarray, threads: int = 1) -> np.ndarray:
+        # scikit-learn's own: the baseline, then each tree's values added in order
+        raw = np.zeros((len(X), outputs), dtype=baseline.dtype, order="F")
+        raw += baseline
+        for trees in predictors:
+            for k, tree in enumerate(trees):
+                raw[:, k] += tree.predict(X, known_bitsets, feature_map, threads)
+        return raw
+
     if walk_rows is None:
-        walk_rows = max(1, sum(len(trees) for trees in predictors) // _TREES_PER_WALKED_ROW)
+        trees = sum(len(per_iteration) for per_iteration in predictors)
+        walk_rows = min(_MOST_WALKED_ROWS, max(1, trees // _TREES_PER_WALKED_ROW))
+    forest = None
+    if walk_rows > 0:
+        forest = HGBForest.of(model, known_bitsets, feature_map, predictor_raw)
+        if forest is None:
+            walk_rows = 0
     classifier = hasattr(model, "classes_")
     if classifier:
         finish: Callable[[np.ndarray], np.ndarray] = loss.predict_proba
@@ -380,15 +407,9 @@ def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) 
             )
         X = prepare(X)
         n = len(X)
-        if n <= walk_rows:
-            return finish(walk(X))
-        raw = np.zeros((n, outputs), dtype=baseline.dtype, order="F")
-        raw += baseline
-        threads = 1 if n < _THREADED_ROWS else _effective_threads()
-        for trees in predictors:
-            for k, tree in enumerate(trees):
-                raw[:, k] += tree.predict(X, known_bitsets, feature_map, threads)
-        return finish(raw)
+        if n <= walk_rows and forest is not None:
+            return finish(forest.raw(X))
+        return finish(predictor_raw(X, 1 if n < _THREADED_ROWS else _effective_threads()))
 
     return predict
 
@@ -439,9 +460,20 @@ def _hgb_preprocessor(model: Any, width: int) -> ArrayFunction:
             raise NotCompilable("HistGradientBoosting categories not sorted")
         tables.append(values)
     order = np.concatenate([coded, numbers])
+    # for a few rows: each category's code by dictionary (a missing value, a new NaN object,
+    # is not found), cheaper than one search per column
+    codes = [dict(zip(values.tolist(), range(len(values)), strict=True)) for values in tables]
+    count = len(tables)
+    nan = math.nan
 
     def prepare(X: np.ndarray) -> np.ndarray:
         out = X[:, order]
+        if len(out) <= _LOOKED_UP_ROWS:
+            for row in out:
+                row[:count] = [
+                    c.get(v, nan) for c, v in zip(codes, row[:count].tolist(), strict=True)
+                ]
+            return out
         for j, values in enumerate(tables):
             column = out[:, j]
             at = np.searchsorted(values, column)  # NaN sorts last: not found
@@ -455,86 +487,3 @@ def _hgb_preprocessor(model: Any, width: int) -> ArrayFunction:
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
-
-
-def _hgb_walk(
-    predictors: Sequence[Sequence[Any]],
-    known_bitsets: np.ndarray,
-    feature_map: np.ndarray,
-    baseline: np.ndarray,
-    outputs: int,
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Every tree walked at once: the raw predictions (baseline plus leaf values, added in
-    the model's order) of the preprocessed rows ``X``."""
-    trees = [(k, tree) for per_iteration in predictors for k, tree in enumerate(per_iteration)]
-    sizes = np.array([len(tree.nodes) for _, tree in trees], dtype=np.intp)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-    nodes = np.concatenate([tree.nodes for _, tree in trees])
-    shift = np.repeat(starts, sizes)
-    feature = nodes["feature_idx"].astype(np.intp)
-    threshold = nodes["num_threshold"].astype(np.float64)
-    missing_left = nodes["missing_go_to_left"].astype(bool)
-    leaf = nodes["is_leaf"].astype(bool)
-    left = nodes["left"].astype(np.intp) + shift
-    right = nodes["right"].astype(np.intp) + shift
-    at_leaf = np.flatnonzero(leaf)
-    left[at_leaf] = at_leaf  # a leaf stays where it is
-    right[at_leaf] = at_leaf
-    value = nodes["value"].astype(np.float64)
-    categorical = nodes["is_categorical"].astype(bool) & ~leaf
-    bitsets = [np.asarray(tree.raw_left_cat_bitsets, dtype=np.uint32) for _, tree in trees]
-    bitset_sizes = np.array([len(b) for b in bitsets], dtype=np.intp)
-    bitset_starts = np.concatenate([[0], np.cumsum(bitset_sizes)[:-1]]).astype(np.intp)
-    left_bitsets = np.concatenate(bitsets) if bitset_sizes.sum() else np.zeros((1, 8), np.uint32)
-    bitset_at = nodes["bitset_idx"].astype(np.intp) + np.repeat(bitset_starts, sizes)
-    known = np.asarray(known_bitsets, dtype=np.uint32)
-    mapped = np.asarray(feature_map, dtype=np.intp)
-    any_categorical = bool(categorical.any())
-    by_output = [
-        np.array([j for j, (k, _) in enumerate(trees) if k == out], dtype=np.intp)
-        for out in range(outputs)
-    ]
-    base = np.asarray(baseline, dtype=np.float64).reshape(-1)
-
-    def categorical_left(x: np.ndarray, node: np.ndarray) -> np.ndarray:
-        # as scikit-learn's predictor: a negative value reads as missing; a category in the
-        # split's bitset goes left, another known one right, an unknown one as missing
-        negative = x < 0
-        v = np.where(negative, 0, x).astype(np.uint8)
-        word, bit = v >> 5, (v & 31).astype(np.uint32)
-        in_left = (left_bitsets[bitset_at[node], word] >> bit) & 1
-        in_known = (known[mapped[feature[node]], word] >> bit) & 1
-        missing = missing_left[node]
-        return np.where(negative, missing, np.where(in_left == 1, True, (in_known == 0) & missing))
-
-    def raw(X: np.ndarray) -> np.ndarray:
-        n, width = X.shape
-        flat = np.ascontiguousarray(X).reshape(-1)
-        node = np.tile(starts, n)  # one entry per row and tree, row by row
-        row_start = np.repeat(np.arange(n, dtype=np.intp) * width, len(starts))
-        active = np.flatnonzero(~leaf[node])
-        while active.size:  # only the entries not yet at a leaf move on
-            at = node[active]
-            x = flat[row_start[active] + feature[at]]
-            go_left = x <= threshold[at]
-            absent = np.isnan(x)
-            if absent.any():
-                go_left = np.where(absent, missing_left[at], go_left)
-            if any_categorical:
-                split = categorical[at] & ~absent
-                if split.any():
-                    go_left[split] = categorical_left(x[split], at[split])
-            at = np.where(go_left, left[at], right[at])
-            node[active] = at
-            active = active[~leaf[at]]
-        leaves = value[node].reshape(n, len(starts))
-        out = np.empty((n, outputs), dtype=np.float64, order="F")
-        for k, columns in enumerate(by_output):
-            # baseline, then each tree's value, added in order (as the model adds them)
-            added = np.empty((n, len(columns) + 1), dtype=np.float64)
-            added[:, 0] = base[k]
-            added[:, 1:] = leaves[:, columns]
-            out[:, k] = np.add.accumulate(added, axis=1)[:, -1]
-        return out
-
-    return raw
