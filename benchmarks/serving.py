@@ -11,7 +11,11 @@ Each is served, one server at a time, each in its own process on 127.0.0.1:
 
 - forgeml: ``forgeml serve NAME@production`` with its defaults (input validation with per-request
   data quality, Prometheus metrics, prediction logging to the store and the JSON access log all
-  on); ``forgeml-no-access-log`` measures it once more without the access log.
+  on), asked on its native ``POST /v1/models/NAME/predict``; ``forgeml-no-access-log`` measures it
+  once more without the access log; ``forgeml-mlflow`` asks the same server on MLflow's scoring
+  protocol (``POST /invocations``, ``dataframe_records``: the route MLflow's users call) and
+  ``forgeml-v2`` on the Open Inference Protocol (``POST /v2/models/NAME/infer``, one JSON tensor
+  per column: what KServe's and Triton's clients send).
 - floor (``serving_floor.py``): Starlette under Uvicorn, orjson, and the model's native
   predictor on the encoded row; no validation, no metrics, no logging: ``Booster.predict`` for
   ``lgbm``, ``inplace_predict`` for ``xgb`` and, for ``auto``, the model compiled by
@@ -63,7 +67,13 @@ from rich.table import Table
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 BIN = Path(sys.executable).parent  # forgeml, mlflow and uvicorn of this environment
-SERVERS = ("forgeml", "forgeml-no-access-log", "mlflow", "floor")
+SERVERS = ("forgeml", "forgeml-no-access-log", "forgeml-mlflow", "forgeml-v2", "mlflow", "floor")
+#: The forgeml servers compared with the floor, each by the route it is asked on.
+FORGEML_ROUTES = {
+    "forgeml": "native predict",
+    "forgeml-mlflow": "MLflow /invocations",
+    "forgeml-v2": "v2 infer",
+}
 MODELS = ("lgbm", "xgb", "auto")
 FLOOR = Path(__file__).with_name("serving_floor.py")
 WARM_UP = 2  # seconds of load before each measured point, not counted
@@ -354,11 +364,25 @@ _FLOOR_CALLS = {
 }
 
 
+def _v2_body(row: dict[str, Any]) -> bytes:
+    """One v2 inference request holding ``row``: one tensor of shape [1] per column (INT64 for
+    whole numbers, FP64 for other numbers, BYTES for text and missing values)."""
+    inputs = []
+    for column, value in row.items():
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            datatype = "BYTES"
+        else:
+            datatype = "INT64" if isinstance(value, int) else "FP64"
+        inputs.append({"name": column, "datatype": datatype, "shape": [1], "data": [value]})
+    return json.dumps({"inputs": inputs}).encode()
+
+
 def _specs(prepared: Prepared, workers: int, model: str) -> dict[str, ServerSpec]:
     """The servers of one model, by kind (``mlflow`` for ``lgbm`` only)."""
     name = NAMES[model]
     row = prepared.rows[model]
     native = json.dumps({"records": [row]}).encode()
+    records = json.dumps({"dataframe_records": [row]}).encode()
     path = f"/v1/models/{name}/predict"
     forgeml = [str(BIN / "forgeml"), "--home", str(prepared.workspace), "serve"]
     forgeml += [f"{name}@production", "--workers", str(workers), "--port"]
@@ -380,6 +404,24 @@ def _specs(prepared: Prepared, workers: int, model: str) -> dict[str, ServerSpec
             native,
             "/health/ready",
             "as above, access log off",
+        ),
+        "forgeml-mlflow": ServerSpec(
+            f"forgeml-mlflow:{model}",
+            "forgeml /invocations",
+            forgeml,
+            "/invocations",
+            records,
+            "/health/ready",
+            "defaults as above, MLflow's scoring protocol (dataframe_records)",
+        ),
+        "forgeml-v2": ServerSpec(
+            f"forgeml-v2:{model}",
+            "forgeml v2 infer",
+            forgeml,
+            f"/v2/models/{name}/infer",
+            _v2_body(row),
+            "/health/ready",
+            "defaults as above, Open Inference Protocol v2 (one JSON tensor per column)",
         ),
         "floor": ServerSpec(
             f"floor:{model}",
@@ -405,7 +447,7 @@ def _specs(prepared: Prepared, workers: int, model: str) -> dict[str, ServerSpec
             "MLflow",
             mlflow,
             "/invocations",
-            json.dumps({"dataframe_records": [row]}).encode(),
+            records,
             "/ping",
             "mlflow models serve without -w (its default workers), Uvicorn's access log on",
         )
@@ -578,7 +620,7 @@ def _measure(
 ) -> dict[int, Point]:
     script = _script(folder, server.spec)
     points: dict[int, Point] = {}
-    logged = server.spec.key.startswith("forgeml")
+    logged = server.spec.key.startswith("forgeml")  # every forgeml kind logs predictions
     for c in levels:
         _wrk(server, script, c, WARM_UP)
         before = _prometheus(server, DROPPED) if logged else None
@@ -733,6 +775,8 @@ def _report(
     labels = {
         "forgeml": "forgeml",
         "forgeml-no-access-log": "forgeml --no-access-log",
+        "forgeml-mlflow": "forgeml /invocations",
+        "forgeml-v2": "forgeml v2 infer",
         "mlflow": "MLflow",
         "floor": "floor",
     }
@@ -766,25 +810,34 @@ def _report(
         "CPU columns: cores busy on average during the point; other = the rest of the machine."
     )
 
-    ratios = Table(title="forgeml (defaults) against each model's floor (and MLflow), same run")
-    for column in ("model", "c", "forgeml req/s", "floor req/s", "forgeml / floor"):
+    ratios = Table(
+        title="forgeml (defaults) on each protocol against each model's floor (and MLflow), "
+        "same run"
+    )
+    for column in ("model", "forgeml route", "c", "forgeml req/s", "floor req/s"):
         ratios.add_column(column, justify="right")
+    ratios.add_column("forgeml / floor", justify="right")
     ratios.add_column("per server core", justify="right")
     ratios.add_column("MLflow req/s", justify="right")
     ratios.add_column("forgeml / MLflow", justify="right")
     for model, servers in results.items():
-        mine, floor, mlflow = (servers.get(k, {}) for k in ("forgeml", "floor", "mlflow"))
-        for c in levels:
-            m, f, a = mine.get(c), floor.get(c), mlflow.get(c)
-            ratios.add_row(
-                model,
-                str(c),
-                *("-" if p is None else f"{p.rps:,.0f}" for p in (m, f)),
-                _ratio(m, f),
-                _per_core_ratio(m, f),
-                "-" if a is None else f"{a.rps:,.0f}",
-                _ratio(m, a),
-            )
+        floor, mlflow = servers.get("floor", {}), servers.get("mlflow", {})
+        for kind, route in FORGEML_ROUTES.items():
+            mine = servers.get(kind)
+            if mine is None:
+                continue
+            for c in levels:
+                m, f, a = mine.get(c), floor.get(c), mlflow.get(c)
+                ratios.add_row(
+                    model,
+                    route,
+                    str(c),
+                    *("-" if p is None else f"{p.rps:,.0f}" for p in (m, f)),
+                    _ratio(m, f),
+                    _per_core_ratio(m, f),
+                    "-" if a is None else f"{a.rps:,.0f}",
+                    _ratio(m, a),
+                )
         ratios.add_section()
     console.print(ratios)
     console.print(

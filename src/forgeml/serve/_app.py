@@ -9,9 +9,10 @@ registry and the stored routes.
 
 Middleware, outermost first (``_middleware``): the access log, then whatever the caller adds
 (authentication, in ``forgeml.http``). They run in front of FastAPI itself (``ServingApp``),
-so that the prediction routes that have a raw form (``Operation.raw``: the native ``predict``)
-are answered right after them, without Starlette's routing, request and response layers;
-every other request goes on through FastAPI as before.
+so that the prediction routes that have a raw form (``Operation.raw``: the native ``predict``,
+MLflow's ``/invocations`` and the v2 ``infer``) are answered right after them, without
+Starlette's routing, request and response layers; every other request goes on through FastAPI
+as before.
 """
 
 from __future__ import annotations
@@ -113,11 +114,11 @@ class _RawRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
-            method, path = scope["method"], scope["path"]
+            method, parts = scope["method"], scope["path"].split("/")
             for route in self.routes:
-                name = route.match(method, path)
-                if name is not None:
-                    await route.endpoint(scope, receive, send, name)
+                parameters = route.match(method, parts)
+                if parameters is not None:
+                    await route.endpoint(scope, receive, send, parameters)
                     return
         await self.app(scope, receive, send)
 

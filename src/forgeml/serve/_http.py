@@ -15,8 +15,8 @@ import re
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -50,6 +50,7 @@ __all__ = [
     "int_parameter",
     "json_response",
     "operation",
+    "parse_int_parameter",
     "principal_name",
     "read_body",
     "request_error",
@@ -385,33 +386,57 @@ def _with_request_id(response: Response, value: str) -> None:
     raw.append(header)
 
 
-#: A route's endpoint without the framework: the ASGI call and the path's one parameter.
-RawEndpoint = Callable[[Scope, Receive, Send, str], Awaitable[None]]
+#: A route's endpoint without the framework: the ASGI call and the path's parameters, in order.
+RawEndpoint = Callable[[Scope, Receive, Send, tuple[str, ...]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class RawRoute:
-    """A route the application serves in front of the framework: ``method`` on the paths
-    ``prefix + NAME + suffix`` where ``NAME`` is one non-empty path segment (what Starlette's
-    ``{name}`` matches). Any other request goes on to Starlette's router, which has the same
-    route and answers exactly as ``endpoint`` does."""
+    """A route the application serves in front of the framework: ``method`` on the paths of
+    ``path``, a Starlette path whose parameters (``{name}``) each match one non-empty path
+    segment, as Starlette's do. Any other request goes on to Starlette's router, which has the
+    same route and answers exactly as ``endpoint`` does.
+
+    Attributes:
+        method: the HTTP method.
+        path: the route's path, as Starlette's route declares it.
+        endpoint: called with the values of the path's parameters, in order.
+        segments: ``path`` split on ``/``, ``None`` where a parameter is.
+    """
 
     method: str
-    prefix: str
-    suffix: str
+    path: str
     endpoint: RawEndpoint
+    segments: tuple[str | None, ...] = field(init=False)
 
-    def match(self, method: str, path: str) -> str | None:
-        """The path parameter when ``method path`` is this route's, else ``None``."""
-        if (
-            method != self.method
-            or len(path) <= len(self.prefix) + len(self.suffix)
-            or not path.startswith(self.prefix)
-            or not path.endswith(self.suffix)
-        ):
+    def __post_init__(self) -> None:
+        segments: list[str | None] = []
+        for segment in self.path.split("/"):
+            if segment.startswith("{") and segment.endswith("}") and segment[1:-1].isidentifier():
+                segments.append(None)
+            elif "{" in segment or "}" in segment:
+                raise ValueError(
+                    f"a raw route's parameter is a whole path segment; got {self.path!r}"
+                )
+            else:
+                segments.append(segment)
+        object.__setattr__(self, "segments", tuple(segments))
+
+    def match(self, method: str, parts: Sequence[str]) -> tuple[str, ...] | None:
+        """The path parameters when ``method`` and the path split on ``/`` (``parts``) are
+        this route's, else ``None``."""
+        segments = self.segments
+        if method != self.method or len(parts) != len(segments):
             return None
-        name = path[len(self.prefix) : len(path) - len(self.suffix)]
-        return None if "/" in name else name
+        parameters = []
+        for part, segment in zip(parts, segments, strict=True):
+            if segment is None:
+                if not part:
+                    return None
+                parameters.append(part)
+            elif part != segment:
+                return None
+        return tuple(parameters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,8 +476,8 @@ def operation(
     """An operation served by ``endpoint`` and described by ``doc``'s signature (its path and
     query parameters, with types), ``summary`` and ``openapi_extra`` (bodies, answers).
 
-    ``raw`` serves the same operation in front of the framework (``RawRoute``); ``path`` then
-    has exactly one parameter, and ``raw`` must answer every request as ``endpoint`` does."""
+    ``raw`` serves the same operation in front of the framework (``RawRoute``), given the
+    path's parameters in order; it must answer every request as ``endpoint`` does."""
     documented = APIRoute(
         path,
         doc,
@@ -462,13 +487,7 @@ def operation(
         openapi_extra=openapi_extra,
         response_class=Response,
     )
-    fast = None
-    if raw is not None:
-        prefix, _, rest = path.partition("{")
-        parameter, _, suffix = rest.partition("}")
-        if not parameter or "{" in suffix:
-            raise ValueError(f"a raw route has exactly one path parameter; got {path!r}")
-        fast = RawRoute(method, prefix, suffix, raw)
+    fast = None if raw is None else RawRoute(method, path, raw)
     return Operation(Route(path, endpoint, methods=[method]), documented, fast)
 
 
@@ -478,7 +497,15 @@ def int_parameter(request: Request, name: str) -> int:
     Raises:
         RequestError: 422 naming the parameter.
     """
-    text = request.path_params[name]
+    return parse_int_parameter(request.path_params[name], name)
+
+
+def parse_int_parameter(text: str, name: str) -> int:
+    """The value of the path parameter ``name`` (given as ``text``) as an integer.
+
+    Raises:
+        RequestError: 422 naming the parameter.
+    """
     if not (text.isascii() and text.lstrip("-").isdigit()) or len(text) > 18:
         raise RequestError(
             f"{name}: Input should be a valid integer; got {text[:20]!r}",

@@ -1,4 +1,7 @@
-"""The MLflow scoring protocol: ``POST /invocations`` (JSON and CSV)."""
+"""The MLflow scoring protocol: ``POST /invocations`` (JSON and CSV).
+
+Both invocation routes are also served in front of the framework (``RawRoute``): they are
+what users moving from MLflow call, and answer as the Starlette routes do."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from forgeml._json import dumps
 from forgeml._version import __version__
@@ -29,7 +33,16 @@ from forgeml.serve._codec import (
     quoted,
     short,
 )
-from forgeml.serve._http import JSON, Operation, WireProtocol, answer, json_response, operation
+from forgeml.serve._http import (
+    JSON,
+    Operation,
+    RawRequest,
+    WireProtocol,
+    answer,
+    json_response,
+    operation,
+    send_response,
+)
 from forgeml.serve._service import PredictionService
 from forgeml.serve._types import Outputs, RequestError, Rows
 
@@ -318,6 +331,21 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
             protocol, service, request, name, max_body=max_body, probabilities=False
         )
 
+    async def invocations_raw(
+        scope: Scope, receive: Receive, send: Send, parameters: tuple[str, ...]
+    ) -> None:
+        # both invocation routes in front of the framework: what MLflow's users call
+        name = parameters[0] if parameters else first
+        response = await answer(
+            protocol,
+            service,
+            RawRequest(scope, receive),
+            name,
+            max_body=max_body,
+            probabilities=False,
+        )
+        await send_response(response, send)
+
     async def ping(request: Request) -> Response:
         ready = service.ready
         return json_response({"status": "ready" if ready else "loading"}, 200 if ready else 503)
@@ -339,6 +367,7 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
             tags=tags,
             summary=f"MLflow scoring protocol (model {first})",
             openapi_extra=docs.mlflow_invocations(),
+            raw=invocations_raw,
         ),
         operation(
             "/v1/models/{name}/invocations",
@@ -348,6 +377,7 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
             tags=tags,
             summary="MLflow scoring protocol for one of several served models",
             openapi_extra=docs.mlflow_invocations(),
+            raw=invocations_raw,
         ),
         operation("/ping", ping, "GET", doc=doc_none, tags=tags, summary="MLflow health check"),
         operation(

@@ -178,8 +178,11 @@ def operations(
             protocol, service, request, name, max_body=max_body, probabilities=probabilities
         )
 
-    async def predict_raw(scope: Scope, receive: Receive, send: Send, name: str) -> None:
+    async def predict_raw(
+        scope: Scope, receive: Receive, send: Send, parameters: tuple[str, ...]
+    ) -> None:
         # ``predict`` in front of the framework: the hot path of the server
+        (name,) = parameters
         query = scope["query_string"]
         probabilities = _probabilities(QueryParams(query)) if query else True
         if isinstance(probabilities, Response):

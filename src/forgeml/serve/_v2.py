@@ -1,7 +1,9 @@
 """The Open Inference Protocol v2 (KServe, Triton, MLServer): responses, metadata, routes.
 
 Requests are decoded in ``_v2_decode``. Errors are answered in the protocol's shape,
-``{"error": "<message>"}``, with forgeml's ``code`` and ``field`` beside it.
+``{"error": "<message>"}``, with forgeml's ``code`` and ``field`` beside it. Both inference
+routes are also served in front of the framework (``RawRoute``), as the Starlette routes
+answer them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from forgeml._json import dumps, dumps_text
 from forgeml._version import __version__
@@ -22,12 +25,15 @@ from forgeml.serve._codec import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, PREDICT,
 from forgeml.serve._http import (
     JSON,
     Operation,
+    RawRequest,
     WireProtocol,
     answer,
     guarded,
     int_parameter,
     json_response,
     operation,
+    parse_int_parameter,
+    send_response,
 )
 from forgeml.serve._service import PredictionService
 from forgeml.serve._types import Outputs, RequestError, Rows
@@ -299,6 +305,27 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
             return protocol.error(e)
         return await answer(protocol, service, request, name, max_body=max_body, version=version)
 
+    async def infer_raw(
+        scope: Scope, receive: Receive, send: Send, parameters: tuple[str, ...]
+    ) -> None:
+        # both inference routes in front of the framework: what KServe's and Triton's clients call
+        name = parameters[0]
+        response: Response
+        try:
+            version = parse_int_parameter(parameters[1], "version") if parameters[1:] else None
+        except RequestError as e:
+            response = protocol.error(e)
+        else:
+            response = await answer(
+                protocol,
+                service,
+                RawRequest(scope, receive),
+                name,
+                max_body=max_body,
+                version=version,
+            )
+        await send_response(response, send)
+
     async def doc_none() -> None: ...
 
     async def doc_name(name: str) -> None: ...
@@ -338,6 +365,7 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
             tags=tags,
             summary="Inference (Open Inference Protocol v2)",
             openapi_extra=docs.v2_infer(),
+            raw=infer_raw,
         ),
         operation(
             f"{one}/infer",
@@ -347,5 +375,6 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
             tags=tags,
             summary="Inference on one version (Open Inference Protocol v2)",
             openapi_extra=docs.v2_infer(),
+            raw=infer_raw,
         ),
     ]
