@@ -15,6 +15,7 @@ import struct
 import warnings
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import orjson
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 import forgeml
 from forgeml.registry import InputColumn, Signature
+from forgeml.serve import _v2_decode
 from forgeml.serve._mlflow import decode_mlflow, encode_mlflow
 from forgeml.serve._native import decode_native
 from forgeml.serve._types import Outputs, RequestError, Rows
@@ -979,3 +981,77 @@ def test_v2_random_requests(request):
 def test_v2_random_json(value, encode):
     wrapped = {"inputs": value} if isinstance(value, list) else value
     assert_only_request_errors(lambda: decode_v2(dump(encode, wrapped), None, V2_SIGNATURE))
+
+
+def decoded_or_refused(body: bytes, header_length: int | None) -> tuple[Any, ...]:
+    """What ``decode_v2`` gives, values shown with their types (``repr``), or its refusal."""
+    try:
+        rows, request = decode_v2(body, header_length, V2_SIGNATURE)
+    except RequestError as e:
+        return ("refused", e.message, e.field, e.status, e.code)
+    return ("decoded", repr(rows.columns), rows.n, request)
+
+
+def decoded_both_ways(body: bytes, header_length: int | None) -> tuple[Any, ...]:
+    """The plain-tensor reading and the field-by-field one agree; what they give."""
+    fast = decoded_or_refused(body, header_length)
+    with mock.patch.object(_v2_decode, "_plain_columns", lambda inputs, signature: None):
+        checked = decoded_or_refused(body, header_length)
+    assert fast == checked
+    return fast
+
+
+@st.composite
+def plain_tensors(draw: Any) -> dict[str, Any]:
+    """Tensors in, or one step away from, the form ``_plain_columns`` reads."""
+    n = draw(st.integers(0, 3))
+    values = draw(st.lists(scalars | st.lists(scalars, max_size=2), min_size=n, max_size=n))
+    shape: Any = draw(
+        st.sampled_from([[n], [n, 1], [n, 2], [n + 1], [True] * (n == 1) or [n], [float(n)]])
+    )
+    spec: dict[str, Any] = {
+        "name": draw(st.sampled_from([*NAMES, "input-0"])),
+        "datatype": draw(st.sampled_from([*VOCABULARY[-8:], "INT32", "UINT64", "BF16"])),
+        "shape": shape,
+        "data": values,
+    }
+    if draw(st.integers(0, 5)) == 0:
+        spec["parameters"] = draw(st.sampled_from([None, {}, {"content_type": "np"}]))
+    if draw(st.integers(0, 5)) == 0:
+        del spec[draw(st.sampled_from(sorted(spec)))]
+    return spec
+
+
+@ROBUST
+@given(tensors=st.lists(plain_tensors(), min_size=1, max_size=4), encode=dumps)
+def test_v2_plain_tensors_are_read_as_tensors_checked_field_by_field(tensors, encode):
+    decoded_both_ways(dump(encode, {"inputs": tensors}), None)
+
+
+@pytest.mark.parametrize(
+    "tensor",
+    [
+        {"name": "age", "datatype": "INT64", "shape": [2], "data": [39, 50]},
+        {"name": "age", "datatype": "INT64", "shape": [2, 1], "data": [39, 50]},
+        {"name": "age", "datatype": "INT64", "shape": [2], "data": [[39], [50]]},  # nested
+        {"name": "age", "datatype": "INT64", "shape": [True], "data": [39]},
+        {"name": "age", "datatype": "INT64", "shape": [1.0], "data": [39]},
+        {"name": "age", "datatype": "INT64", "shape": [2], "data": [39, 2**63]},
+        {"name": "age", "datatype": "INT64", "shape": [2], "data": [39, 5.0]},
+        {"name": "age", "datatype": "FP64", "shape": [3], "data": [1, None, 2.5]},
+        {"name": "age", "datatype": "FP32", "shape": [1], "data": ["1"]},
+        {"name": "workclass", "datatype": "BYTES", "shape": [2], "data": ["Private", None]},
+        {"name": "workclass", "datatype": "BYTES", "shape": [1], "data": [{"a": 1}]},
+        {"name": "workclass", "datatype": "BOOL", "shape": [1], "data": [1]},
+        {"name": "workclass", "datatype": "STRING", "shape": [1], "data": ["x"]},
+        {"name": "workclass", "datatype": ["BYTES"], "shape": [1], "data": ["x"]},
+        {"name": 7, "datatype": "BYTES", "shape": [1], "data": ["x"]},
+        {"name": "age", "datatype": "INT64", "shape": [1], "data": [1], "parameters": None},
+        {"name": "age", "datatype": "INT64", "shape": [1], "data": [1], "parameters": []},
+        {"name": "age", "datatype": "INT64", "shape": [1]},
+        {"name": "age", "datatype": "INT64", "shape": [0], "data": []},
+        {"name": "input-0", "datatype": "BYTES", "shape": [1, 3], "data": [["1", "a", "2"]]},
+    ],
+)
+def test_v2_tensors_near_the_plain_form(tensor):
+    decoded_both_ways(v2_body(tensor), None)
