@@ -297,3 +297,52 @@ def test_a_probe_fits_one_level2_fold_and_compares_it_with_its_level1_original(g
     assert list(level2.X.columns) == [*problem.X.columns, *columns] and len(columns) == 1
     # past its deadline, a probe is cut and measures nothing
     assert probe_level2(problem, [level1], level1, deadline=0.0) is None
+
+
+def test_a_probe_keeps_its_folds_predictions_which_judge_whether_level2_is_worth_its_time():
+    from forgeml.train._api import _level2_verdict
+    from forgeml.train._stacking import Level2Probe
+
+    rng = np.random.default_rng(0)
+    rows = 500
+    signal = rng.normal(size=rows)
+    y = (signal + rng.normal(size=rows) > 0).astype(int)
+    problem = _problem(pd.DataFrame({"a": signal, "class": y}), "class", y=y)
+
+    def proba(score: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-score))
+        return np.column_stack([1 - p, p])
+
+    level1 = [
+        TrialRecord(n, "lgbm", {}, state="complete", loss=0.0, oof=proba(signal + noise))
+        for n, noise in enumerate([rng.normal(size=rows), rng.normal(size=rows)])
+    ]
+    fold = problem.folds.splits[0][1]
+
+    def probe(score: np.ndarray) -> Level2Probe:
+        return Level2Probe("lgbm", 0, 1.0, 0.5, 0.1, 0.05, prediction=proba(score[fold]))
+
+    # a level-2 model that ranks the fold's rows no better than chance: not worth its time
+    verdict = _level2_verdict(problem, level1, {"lgbm": probe(rng.normal(size=rows))})
+    assert verdict is not None and verdict.startswith("no second stacking level: on the first")
+    assert f"({len(fold):,} rows, out of fold)" in verdict
+    # one that reads the signal itself beats the noisy level-1 blend: level 2 is tried
+    assert _level2_verdict(problem, level1, {"lgbm": probe(3 * signal)}) is None
+    # nothing probed, or a probe without predictions: nothing to judge by
+    assert _level2_verdict(problem, level1, {}) is None
+    bare = Level2Probe("lgbm", 0, 1.0, 0.5, 0.1, 0.05)
+    assert _level2_verdict(problem, level1, {"lgbm": bare}) is None
+
+
+def test_a_real_probe_predicts_its_validation_fold(german):
+    from forgeml.train._stacking import probe_level2
+    from forgeml.train._zoo import FAMILIES
+
+    problem = _problem(german, "class")
+    start = FAMILIES["lgbm"].start("binary", False, len(problem.y))
+    level1 = evaluate_config(
+        problem, TrialRecord(0, "lgbm", dict(start)), deadline=float("inf"), cost_aware=False
+    )
+    probe = probe_level2(problem, [level1], level1, deadline=float("inf"))
+    assert probe is not None and probe.prediction is not None
+    assert probe.prediction.shape == (len(problem.folds.splits[0][1]), 2)

@@ -206,3 +206,91 @@ def test_the_search_keeps_time_for_the_members_the_ensemble_selection_would_pick
     # before out-of-fold predictions exist, the best few trials
     bare = [record(n, None) for n in range(5)]
     assert _likely_members(problem, bare) == bare[:_REFIT_RESERVED]
+
+
+def test_a_second_level_the_probes_judged_not_worth_its_time_is_not_fitted() -> None:
+    problem = _problem()
+    records = [_trained(problem, 0, "lgbm"), _trained(problem, 1, "xgb")]
+    notes: list[str] = []
+    from forgeml.train._api import _select_and_refit
+
+    reason = "no second stacking level: on the first fold its best probed model scored less"
+    selection = _select_and_refit(
+        problem,
+        records,
+        time.monotonic() + 3600.0,  # time for anything: only the verdict stops level 2
+        1.0,
+        [0, 1],
+        list(problem.X.columns),
+        notes,
+        ["lgbm", "xgb"],
+        latency_rows=problem.X,
+        bagging=True,
+        deterministic=True,  # which would otherwise always fit it
+        finish_rows=len(problem.y) + 1000,
+        stack_verdict=reason,
+    )
+    assert reason in notes
+    assert not any("second stacking level:" in n and n != reason for n in notes), notes
+    assert all(not str(f).startswith("stack(") for f in selection.model.families)
+    assert all(row["model"] != "stack" for row in selection.extra_rows)
+
+
+def test_bags_the_search_timed_are_not_timed_again() -> None:
+    problem = _problem()
+    records = [_trained(problem, 0, "lgbm"), _trained(problem, 1, "linear")]
+    from forgeml.train._api import _select_and_refit
+
+    # the search timed the LightGBM bag (a number no machine would measure)
+    timed = {0: {"one_row_ms": 123.0, "rows_1000_ms": 4567.0}}
+    selection = _select_and_refit(
+        problem,
+        records,
+        time.monotonic() + 3600.0,
+        1.0,
+        [0, 1],
+        list(problem.X.columns),
+        [],
+        ["lgbm", "linear"],
+        latency_rows=problem.X,
+        bagging=True,
+        deterministic=True,
+        finish_rows=len(problem.y) + 1000,
+        timed=timed,
+    )
+    assert selection.latencies[0] == timed[0]
+    assert selection.latencies[1]["rows_1000_ms"] != 4567.0  # the other one was measured
+
+
+def test_a_boosted_refit_is_estimated_for_its_own_rounds_not_the_folds_waiting_ones() -> None:
+    from forgeml.train._api import _refit_estimate
+
+    problem = _problem()  # 3 folds of 200 training rows; the refit reads 300
+    scale = 300 / 200 * 1.2
+    # CatBoost at learning rate 0.1 waits 50 rounds past its best: folds whose best round was
+    # 50 fitted 100 rounds each; the refit fits 10% more than 50
+    record = TrialRecord(
+        0,
+        "catboost",
+        {"catboost.learning_rate": 0.1},
+        fit_seconds=[2.0] * 3,
+        best_iterations=[50] * 3,
+    )
+    assert record.rounds in (55, 56)
+    share = record.rounds / 100
+    assert abs(_refit_estimate(record, problem) - 2.0 * scale * share) < 1e-9
+    # a slower rate waits longer (200 rounds at 0.02 or below): a smaller share
+    slow = TrialRecord(
+        1,
+        "catboost",
+        {"catboost.learning_rate": 0.02},
+        fit_seconds=[2.0] * 3,
+        best_iterations=[50] * 3,
+    )
+    assert abs(_refit_estimate(slow, problem) - 2.0 * scale * share * 100 / 250) < 1e-9
+    # folds that never stopped early (their best round is their last) refit all of it
+    long = TrialRecord(2, "lgbm", {}, fit_seconds=[2.0] * 3, best_iterations=[3000] * 3)
+    assert abs(_refit_estimate(long, problem) - 2.0 * scale) < 1e-9
+    # families without rounds refit what a fold fitted
+    forest = TrialRecord(3, "rf", {}, fit_seconds=[2.0] * 3)
+    assert abs(_refit_estimate(forest, problem) - 2.0 * scale) < 1e-9

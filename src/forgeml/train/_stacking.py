@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,9 @@ class Level2Probe:
     seconds: float  # the level-2 fold, the same way
     level1_predict_seconds: float  # that trial's mean validation-fold prediction
     predict_seconds: float  # the level-2 fold model's prediction of the same rows
+    # the level-2 fold model's predictions of its validation fold (the problem's first
+    # fold), which the search compares with the level-1 blend's on the same rows
+    prediction: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ratio(self) -> float:
@@ -173,7 +176,7 @@ def probe_level2(
         if outcome.truncated:
             return None
         predicting = time.monotonic()
-        raw_predict(pipeline, level2.X.iloc[val_pos], level2.task)
+        prediction = raw_predict(pipeline, level2.X.iloc[val_pos], level2.task)
     except Exception:  # a configuration that cannot fit these columns: level 2 will say so
         return None
     ended = time.monotonic()
@@ -185,6 +188,7 @@ def probe_level2(
         seconds=ended - started,
         level1_predict_seconds=float(np.mean(config.predict_seconds)),
         predict_seconds=ended - predicting,
+        prediction=np.asarray(prediction),
     )
 
 
