@@ -885,6 +885,25 @@ def _report(
                 lambda v: v < 1,
             ),
         ]
+        for kind, route in FORGEML_ROUTES.items():
+            other = servers.get(kind)
+            if kind == "forgeml" or other is None:
+                continue
+            high, low = other.get(32), other.get(1)
+            checks += [
+                (
+                    f"c=32: forgeml {route} req/s >= 0.5x the floor's",
+                    None if high is None or 32 not in floor else high.rps / floor[32].rps,
+                    "x",
+                    lambda v: v >= 0.5,
+                ),
+                (
+                    f"c=1: forgeml {route} p50 < 1 ms",
+                    None if low is None else low.p50_ms,
+                    " ms",
+                    lambda v: v < 1,
+                ),
+            ]
         if model == "lgbm":
             checks += [
                 (
