@@ -92,3 +92,32 @@ def test_same_seed_and_trial_budget_give_the_same_leaderboard_in_parallel(german
     assert len(ordered) == 10
     overlaps = sum(1 for a, b in itertools.pairwise(ordered) if b[0] < a[1])
     assert overlaps >= 3, ordered
+
+
+def test_trials_on_both_target_transforms_replay_the_same_leaderboard_in_parallel(
+    german, ws
+) -> None:
+    """A skewed positive regression target: each trial has its own target transform, chosen
+    from the trials told so far (the enqueued ones) or sampled, and two parallel runs of the
+    same seed and trial budget still give the same leaderboard and the same model."""
+    runs = [
+        train(
+            german,
+            target="credit_amount",
+            models=["lgbm", "linear"],
+            max_trials=8,
+            parallel_trials=2,
+            n_jobs=2,
+            time_budget=120,
+            seed=3,
+            max_latency_ms=None,
+            workspace=ws,
+        )
+        for _ in range(2)
+    ]
+    first, second = runs
+    pd.testing.assert_frame_equal(_board(first), _board(second))
+    assert set(first.leaderboard["target_transform"].dropna()) >= {"none", "log1p"}
+    assert first.ensemble == second.ensemble and first.cv_score == second.cv_score
+    rows = german.drop(columns=["credit_amount"]).iloc[:30]
+    np.testing.assert_array_equal(first.model.predict(rows), second.model.predict(rows))

@@ -16,11 +16,10 @@ from forgeml.train._metrics import get_metric
 from forgeml.train._preprocess import TabularEncoder
 from forgeml.train._search import Problem, TrialRecord, evaluate_config
 from forgeml.train._target import (
-    choose_target_transform,
     fit_shift,
+    in_target_units,
     inverse_transform,
     skewed_positive,
-    with_transform,
 )
 from forgeml.train._task import infer_column_kinds
 from forgeml.train._validation import make_folds
@@ -62,58 +61,67 @@ def _problem(frame: pd.DataFrame, target: str, metric: str) -> Problem:
     )
 
 
-def test_the_transform_is_chosen_on_out_of_fold_scores_in_the_targets_units(bike):
+def _log1p_trial(problem: Problem) -> TrialRecord:
+    start = FAMILIES["lgbm"].start("regression", False, len(problem.y))
+    return evaluate_config(
+        problem,
+        TrialRecord(number=0, family="lgbm", params=dict(start), transform="log1p"),
+        deadline=time.monotonic() + 600,
+        cost_aware=False,
+    )
+
+
+def test_a_log1p_trial_is_scored_and_kept_in_the_targets_units(bike):
     problem = _problem(bike, "cnt", "mae")
-    choice = choose_target_transform(problem, "lgbm", time.monotonic() + 300)
-    none, log1p = choice.scores["none"], choice.scores["log1p"]
-    assert none is not None and log1p is not None
-    # both in bicycles per hour (a log-scale MAE would be below 1)
-    assert 10 < none < 100 and 10 < log1p < 100
-    assert choice.transform == ("log1p" if log1p < none else "none")
-    assert "out-of-fold mae" in choice.note() and "2 validation folds" in choice.note()
-    # the transformed problem scores its predictions in the target's units too
-    transformed = with_transform(problem, "log1p")
-    np.testing.assert_allclose(transformed.y, np.log1p(problem.y))
-    assert transformed.metric.score(transformed.y, transformed.y + np.log(1.1)) == pytest.approx(
+    record = _log1p_trial(problem)
+    assert record.state == "complete" and record.oof is not None
+    covered = problem.folds.covered
+    # bicycles per hour (a log-scale MAE would be below 1), out of fold with its own shift
+    assert 10 < record.score < 100
+    assert record.score == pytest.approx(
+        get_metric("mae", "regression").score(problem.y[covered], record.oof[covered])
+    )
+    assert abs(record.oof.mean() - problem.y.mean()) < 0.2 * problem.y.mean()
+    # its folds' losses too, in the target's units
+    assert all(10 < s < 100 for s in record.fold_scores)
+    # the metric of log-scale predictions read in the target's units
+    transformed = in_target_units(problem.metric, "log1p")
+    logs = np.log1p(problem.y)
+    assert transformed.score(logs, logs + np.log(1.1)) == pytest.approx(
         float(np.mean(np.abs(problem.y * 0.1 + 0.1)))
     )
     # for RMSE, after the log-scale shift that suits it best on the rows scored
-    rmse_problem = _problem(bike, "cnt", "rmse")
-    transformed = with_transform(rmse_problem, "log1p")
-    noisy = transformed.y + np.random.default_rng(0).normal(0.0, 0.3, len(transformed.y))
-    shift = fit_shift(rmse_problem.metric, rmse_problem.y, noisy)
-    assert transformed.metric.score(transformed.y, noisy) == pytest.approx(
-        float(np.sqrt(np.mean((rmse_problem.y - np.expm1(noisy + shift)) ** 2)))
+    rmse = get_metric("rmse", "regression")
+    transformed = in_target_units(rmse, "log1p")
+    noisy = logs + np.random.default_rng(0).normal(0.0, 0.3, len(logs))
+    shift = fit_shift(rmse, problem.y, noisy)
+    assert transformed.score(logs, noisy) == pytest.approx(
+        float(np.sqrt(np.mean((problem.y - np.expm1(noisy + shift)) ** 2)))
     )
-    assert transformed.metric.score(transformed.y, noisy) > 10  # bicycles, not logs
     # a constant error on the log scale is that shift: the metric reads none of it
-    assert transformed.metric.score(transformed.y, transformed.y + np.log(1.1)) < 1e-6
+    assert transformed.score(logs, logs + np.log(1.1)) < 1e-6
 
 
 def test_the_log1p_shift_fitted_out_of_fold_lowers_the_rmse_on_other_rows(bike):
     """expm1 of a log-scale model estimates a median, below the mean of skewed counts: the
     shift fitted on four folds' out-of-fold rows raises the predictions and lowers the RMSE
     on the fifth fold's rows."""
-    problem = with_transform(_problem(bike, "cnt", "rmse"), "log1p")
-    start = FAMILIES["lgbm"].start("regression", False, len(problem.y))
-    record = evaluate_config(
-        problem,
-        TrialRecord(number=0, family="lgbm", params=dict(start)),
-        deadline=time.monotonic() + 600,
-        cost_aware=False,
-    )
+    problem = _problem(bike, "cnt", "rmse")
+    record = _log1p_trial(problem)
     assert record.state == "complete" and record.oof is not None
+    assert 0.0 < record.shift < 0.5  # fitted on all its out-of-fold rows
+    logs = np.log1p(record.oof) - record.shift  # the fold models' own outputs
     y = bike["cnt"].to_numpy(dtype=float)
     (_, held), *rest = problem.folds.splits
     fitted_on = np.concatenate([val for _, val in rest])
     rmse = get_metric("rmse", "regression")
-    shift = fit_shift(rmse, y[fitted_on], record.oof[fitted_on])
+    shift = fit_shift(rmse, y[fitted_on], logs[fitted_on])
     assert 0.0 < shift < 0.5
-    plain = rmse.score(y[held], inverse_transform(record.oof[held], "log1p"))
-    shifted = rmse.score(y[held], inverse_transform(record.oof[held], "log1p", shift))
+    plain = rmse.score(y[held], inverse_transform(logs[held], "log1p"))
+    shifted = rmse.score(y[held], inverse_transform(logs[held], "log1p", shift))
     assert shifted < plain
     # MAE suits a median: its shift moves the predictions less than the RMSE's
-    assert abs(fit_shift(get_metric("mae", "regression"), y, record.oof)) < shift
+    assert abs(fit_shift(get_metric("mae", "regression"), y, logs)) < shift
 
 
 def test_a_log1p_model_predicts_in_the_targets_units_and_records_it(bike, tmp_path):
@@ -126,14 +134,14 @@ def test_a_log1p_model_predicts_in_the_targets_units_and_records_it(bike, tmp_pa
             bike, target="cnt", models=("lgbm",), time_budget=120, max_trials=2,
             target_transform="log1p", workspace=ws,
         )  # fmt: skip
-        assert result.model.target_transform == "log1p"
+        targets = result.model.member_targets
+        assert targets and all(t == "log1p" for t, _ in targets)
         assert set(result.leaderboard["target_transform"]) == {"log1p"}
         params = ws.runs.get_run(result.run_id).params
         assert params["target_transform"] == "log1p"
         # RMSE (the default metric) wants the mean, above expm1's median: a positive shift
-        assert 0.0 < result.model.target_shift < 0.5
-        assert float(params["target_shift"]) == pytest.approx(result.model.target_shift, abs=1e-5)
-        assert any(n.startswith("log1p target: predictions are expm1") for n in result.notes)
+        assert all(0.0 < s < 0.5 for _, s in targets)
+        assert any(n.startswith("log1p target: ") for n in result.notes)
     finally:
         ws.close()
     X = bike.drop(columns=["cnt"])
@@ -146,16 +154,21 @@ def test_a_log1p_model_predicts_in_the_targets_units_and_records_it(bike, tmp_pa
     np.testing.assert_allclose(served, pred, rtol=1e-12, atol=1e-9)
 
 
-def test_auto_records_the_choice_in_the_notes_and_the_leaderboard(bike):
-    result = train(bike, target="cnt", models=("lgbm",), time_budget=120, max_trials=1)
-    chosen = [n for n in result.notes if n.startswith("target transform ")]
-    assert len(chosen) == 1
-    transform = chosen[0].split()[2].rstrip(":")
-    assert transform in ("none", "log1p")
-    assert set(result.leaderboard["target_transform"]) == {transform}
-    assert getattr(result.model, "target_transform", None) == (
-        None if transform == "none" else "log1p"
-    )
+def test_auto_fits_trials_on_both_targets_and_records_each_ones(bike):
+    """A skewed positive target: the first starting point is tried on the target and on its
+    log, the other trials on the better one's or as sampled, each shown with its own."""
+    result = train(bike, target="cnt", models=("lgbm", "xgb"), time_budget=120, max_trials=4)
+    assert any(n.startswith("target transform per trial") for n in result.notes)
+    board = result.leaderboard
+    trials = board[board["trial"].notna()]
+    assert set(trials["target_transform"]) == {"none", "log1p"}
+    first = trials.set_index("trial").loc[[0, 1], "target_transform"]
+    assert sorted(first) == ["log1p", "none"]
+    # the paired starting points: both scored in bicycles per hour
+    assert (trials.set_index("trial").loc[[0, 1], "rmse"] > 10).all()
+    X = bike.drop(columns=["cnt"])
+    pred = result.model.predict(X.iloc[:50])
+    assert abs(pred.mean() - bike["cnt"].iloc[:50].mean()) < 0.5 * bike["cnt"].mean()
 
 
 def test_target_transform_bad_values_are_refused_naming_the_field(bike):

@@ -55,13 +55,7 @@ from forgeml.train._stacking import (
     probe_level2,
     stack_estimate,
 )
-from forgeml.train._target import (
-    choose_target_transform,
-    fit_shift,
-    inverse_transform,
-    skewed_positive,
-    with_transform,
-)
+from forgeml.train._target import forward_transform, skewed_positive
 from forgeml.train._task import (
     MIN_CLASS_ROWS,
     MIN_ROWS,
@@ -612,10 +606,11 @@ def _leaderboard(
                 "chosen": chosen,
                 "latency_cost": latency_cost if chosen else float("nan"),
                 "params": dumps_text(r.own_params(), sort_keys=True, lenient=True),
+                "target_transform": r.transform,
             }
         )
     rows.extend(extra_rows)
-    columns = [*_BOARD_COLUMNS[:2], metric.name, *_BOARD_COLUMNS[2:]]
+    columns = [*_BOARD_COLUMNS[:2], metric.name, *_BOARD_COLUMNS[2:], "target_transform"]
     board = pd.DataFrame(rows, columns=columns)
     if len(board):
         board = board.sort_values(
@@ -625,8 +620,9 @@ def _leaderboard(
     return board
 
 
-def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
-    return pd.DataFrame(
+def _trials_table(records: list[TrialRecord], task: str) -> pd.DataFrame:
+    """Every trial (``trials.csv``); in regression with the target transform it fitted."""
+    table = pd.DataFrame(
         [
             {
                 "trial": r.number,
@@ -646,6 +642,9 @@ def _trials_table(records: list[TrialRecord]) -> pd.DataFrame:
             for r in records
         ]
     )
+    if task == "regression":
+        table["target_transform"] = [r.transform for r in records]
+    return table
 
 
 def train(
@@ -1005,8 +1004,8 @@ def train(
             run.log_params({"split": split_name})
         _log.debug("run started, %.2fs into the budget", time.monotonic() - started)
         if task == "regression":
-            problem = _target_transform(problem, cfg.target_transform, families, hard_end, notes)
-            run.log_params({"target_transform": problem.target_transform or "none"})
+            problem = _target_transforms(problem, cfg.target_transform, families, notes)
+            run.log_params({"target_transform": ",".join(problem.target_transforms)})
         lanes = plan_lanes(problem, cfg.parallel_trials, memory=memory, families=families)
         run.log_params({"parallel_trials": lanes.trials, "threads_per_trial": lanes.threads})
         notes.append(lanes.note())
@@ -1266,22 +1265,26 @@ def _time_order(values: pd.Series, is_test: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(values)), key.to_numpy(), is_test))
 
 
-def _target_transform(
-    problem: Problem, asked: str, families: Sequence[str], hard_end: float, notes: list[str]
+def _target_transforms(
+    problem: Problem, asked: str, families: Sequence[str], notes: list[str]
 ) -> Problem:
-    """The regression problem on the target transform asked for, or, for ``auto``, the one
-    validation prefers for a skewed positive target (a share of the time left decides)."""
+    """The regression problem with the target transforms its trials may be fitted on: the
+    one asked for, or, for ``auto``, both the target and ``log1p`` of it for a skewed
+    positive target when a boosting family is searched (each trial has its own; see
+    ``_search._Loop._transform``), else the target only."""
     if asked != "auto":
-        return with_transform(problem, asked)
-    if not skewed_positive(problem.y):
-        return problem
-    family = next((f for f in ("lgbm", "xgb", "catboost", "hgb") if f in families), None)
-    if family is None:
-        return problem
-    left = max(0.0, hard_end - time.monotonic())
-    choice = choose_target_transform(problem, family, time.monotonic() + 0.25 * left)
-    notes.append(choice.note())
-    return with_transform(problem, choice.transform)
+        return replace(problem, target_transforms=(asked,))
+    boosting = any(f in families for f in ("lgbm", "xgb", "catboost", "hgb"))
+    if not skewed_positive(problem.y) or not boosting:
+        return replace(problem, target_transforms=("none",))
+    notes.append(
+        "target transform per trial: the target is never negative and skewed, so each trial "
+        "is fitted on the target or on log1p of it (the first starting point on both, the "
+        "other starting points on the better one's, the search sampling it), its out-of-fold "
+        "predictions turned back to the target's units (expm1 with a shift fitted on them) "
+        "before the ensemble combines members of both kinds"
+    )
+    return replace(problem, target_transforms=("none", "log1p"))
 
 
 def _search_and_fit(
@@ -1563,12 +1566,13 @@ def _search_and_fit(
         model, cv_score, threshold = selection.model, selection.cv_score, selection.threshold
         phases.end("measure")
         ensemble, best = selection.ensemble, selection.best
-        if problem.target_transform == "log1p":
-            run.log_params({"target_shift": round(model.target_shift, 6)})
+        logged = [s for t, s in _model_targets(model) if t == "log1p"]
+        if logged:
             notes.append(
-                f"log1p target: predictions are expm1(combined + {model.target_shift:.4f}), "
-                f"1 + y scaled by {np.exp(model.target_shift):.4f}, the shift fitted on the "
-                "out-of-fold predictions (expm1 alone estimates a median, low for a mean)"
+                f"log1p target: {len(logged)} of the model's members predict expm1(their "
+                f"output + a shift, {min(logged):.4f} to {max(logged):.4f}), each shift fitted "
+                "on its out-of-fold predictions (expm1 alone estimates a median, low for a "
+                "mean); the members are combined in the target's units"
             )
 
         _log.debug("model ready, %.2fs before the budget ends", hard_end - time.monotonic())
@@ -1578,8 +1582,7 @@ def _search_and_fit(
         )
         test_metrics = _test_metrics(problem.task, metric, y_test, test_pred, threshold)
         if problem.task == "regression":
-            y_train = inverse_transform(problem.y, problem.target_transform)
-            baseline = np.full(len(y_test), float(np.mean(y_train)))
+            baseline = np.full(len(y_test), float(np.mean(problem.y)))
         else:
             shares = np.bincount(problem.y, minlength=problem.n_classes) / len(problem.y)
             baseline = np.tile(shares, (len(y_test), 1))
@@ -1619,8 +1622,11 @@ def _search_and_fit(
         selection.latency_cost,
     )
     if problem.task == "regression":
-        # every trial and the ensemble were fitted on the target so transformed
-        leaderboard.insert(3, "target_transform", problem.target_transform or "none")
+        # the target transform each trial was fitted on; an ensemble's or a stack's, those
+        # of its members (both: "none+log1p")
+        leaderboard.insert(3, "target_transform", leaderboard.pop("target_transform"))
+    else:
+        leaderboard.pop("target_transform")
     if memory is not None:
         # what the memory limit did to each trial: its predicted peak and any shrinking
         by_number = {r.number: r for r in records}
@@ -1647,7 +1653,7 @@ def _search_and_fit(
     leaderboard.to_csv(buffer, index=False)
     run.log_text(buffer.getvalue(), "leaderboard.csv")
     buffer = io.StringIO()
-    _trials_table(records).to_csv(buffer, index=False)
+    _trials_table(records, problem.task).to_csv(buffer, index=False)
     run.log_text(buffer.getvalue(), "trials.csv")
     schema = _input_schema(problem.X, kinds)
     run.log_text(dumps_text(schema, indent=True, lenient=True), "input_schema.json")
@@ -1736,7 +1742,7 @@ def _candidate_latencies(
             feature_columns=features,
             classes=classes,
             families=[record.family],
-            target_transform=problem.target_transform,
+            member_targets=_member_targets([record], problem),
         )
         try:
             out[record.number] = measure_latency(
@@ -1756,9 +1762,9 @@ def _decisions(
     deadline: float,
     notes: list[str],
     oof: np.ndarray | None = None,
-) -> tuple[float | None, str | None, dict[str, list[float]] | None, float, float]:
-    """The decision threshold, what it was tuned for, the multiclass calibration, the
-    ``log1p`` target's shift and the cross-validated loss of ``members`` blended with
+) -> tuple[float | None, str | None, dict[str, list[float]] | None, float]:
+    """The decision threshold, what it was tuned for, the multiclass calibration and the
+    cross-validated loss of ``members`` blended with
     ``weights`` (or of the out-of-fold predictions ``oof``, a second stacking level's). The
     calibration's cross-fitting stops before a fit that would end past ``deadline`` (what the
     refits and the held-out evaluation need comes after it)."""
@@ -1785,12 +1791,7 @@ def _decisions(
         if choice.calibration is not None:
             calibration = choice.calibration
             cv_loss = -choice.calibrated if metric.greater_is_better else choice.calibrated
-    shift = 0.0
-    if problem.task == "regression" and problem.target_transform == "log1p":
-        # the search's metric fits the same shift on the rows it scores: cv_loss includes it
-        base = get_metric(metric.name, problem.task)
-        shift = fit_shift(base, inverse_transform(y, "log1p"), blended())
-    return threshold, threshold_metric, calibration, shift, cv_loss
+    return threshold, threshold_metric, calibration, cv_loss
 
 
 def _select_and_refit(
@@ -2032,7 +2033,7 @@ def _select_and_refit(
     # calibration early enough to leave the refits theirs
     end = refit_end - sum(finish_cost(r) for r in members)
     refits = sum(_refit_estimate(r, problem) for r in members if not bagged(r))
-    threshold, threshold_metric, calibration, shift, cv_loss = _decisions(
+    threshold, threshold_metric, calibration, cv_loss = _decisions(
         problem,
         members,
         weights,
@@ -2058,7 +2059,7 @@ def _select_and_refit(
                 FAMILIES[record.family],
                 record.params,
                 problem.X,
-                problem.y,
+                forward_transform(problem.y, record.transform),
                 deadline=end if record.fold_models is not None else refit_end,
                 rounds=record.rounds,
             )
@@ -2100,9 +2101,8 @@ def _select_and_refit(
             threshold=threshold,
             families=[r.family for r in records_],
             threshold_metric=threshold_metric,
-            target_transform=problem.target_transform,
             calibration=calibration,
-            target_shift=shift,
+            member_targets=_member_targets(records_, problem),
         )
 
     model = assemble(fitted, fitted_weights, fitted_members)
@@ -2119,7 +2119,7 @@ def _select_and_refit(
         at = min(range(len(fitted)), key=lambda j: (float(fitted_members[j].loss), j))  # type: ignore[arg-type]
         record = fitted_members[at]
         slow = latency["one_row_ms"]
-        threshold, threshold_metric, calibration, shift, new_loss = _decisions(
+        threshold, threshold_metric, calibration, new_loss = _decisions(
             problem,
             [record],
             np.array([1.0]),
@@ -2195,6 +2195,25 @@ def _best_info(best: TrialRecord) -> dict[str, Any]:
         "params": best.own_params(),
         "rounds": best.rounds,
     }
+
+
+def _member_targets(
+    records: Sequence[TrialRecord], problem: Problem
+) -> list[tuple[str, float]] | None:
+    """Each regression member's ``(transform, shift)`` (``TrainedModel.member_targets``);
+    ``None`` for a classifier."""
+    if problem.task != "regression":
+        return None
+    return [(r.transform, r.shift) for r in records]
+
+
+def _model_targets(model: TrainedModel) -> list[tuple[str, float]]:
+    """Every ``(transform, shift)`` a model's members and stacked bags apply."""
+    found: list[Sequence[Any]] = list(model.member_targets or [])
+    for member in model.members:
+        if isinstance(member, StackedBag):
+            found += [*(member.input_targets or []), *(member.member_targets or [])]
+    return [(str(t), float(s)) for t, s in found]
 
 
 def _bag(record: TrialRecord, problem: Problem) -> FoldBag:
@@ -2318,7 +2337,7 @@ def _stacked_selection(
             f"would take ~{estimate_ms:.2f} ms, over the latency bound ({max_latency_ms:g} ms)"
         )
         return None
-    threshold, threshold_metric, calibration, shift, cv_loss = _decisions(
+    threshold, threshold_metric, calibration, cv_loss = _decisions(
         problem, [], np.array([]), threshold, loss, deadline, notes, oof=oof
     )
     model = TrainedModel(
@@ -2329,6 +2348,8 @@ def _stacked_selection(
                 members=[_bag(r, problem) for r in level.models],
                 weights=[float(v) for v in weights],
                 task=problem.task,
+                input_targets=_member_targets(level.inputs, problem),
+                member_targets=_member_targets(level.models, problem),
             )
         ],
         weights=[1.0],
@@ -2338,9 +2359,7 @@ def _stacked_selection(
         threshold=threshold,
         families=["stack(" + "+".join(r.family for r in level.models) + ")"],
         threshold_metric=threshold_metric,
-        target_transform=problem.target_transform,
         calibration=calibration,
-        target_shift=shift,
     )
     latency = measure_latency(
         model, latency_rows, problem.task, problem.seed, max_seconds=_MEASURE_SECONDS
@@ -2377,6 +2396,9 @@ def _stacked_selection(
     )
 
 
+_TRANSFORM_ORDER = ("none", "log1p").index
+
+
 def _combined_row(
     kind: str,
     metric: Metric,
@@ -2386,9 +2408,12 @@ def _combined_row(
     *,
     chosen: bool = False,
     latency_cost: float = float("nan"),
+    records: Sequence[TrialRecord] = (),
 ) -> dict[str, Any]:
-    """A leaderboard row of a model made of trials (``ensemble`` or ``stack``)."""
+    """A leaderboard row of a model made of trials (``ensemble`` or ``stack``: ``records``),
+    its target transform those of the trials (``none+log1p`` for both)."""
     return {
+        "target_transform": "+".join(sorted({r.transform for r in records}, key=_TRANSFORM_ORDER)),
         "model": kind,
         "trial": None,
         metric.name: score,
@@ -2417,7 +2442,9 @@ def _stack_row(
             for r, w in zip(level.models, weights, strict=True)
         },
     }
-    return _combined_row("stack", metric, score, latency, params)
+    return _combined_row(
+        "stack", metric, score, latency, params, records=[*level.inputs, *level.models]
+    )
 
 
 def _ensemble_row(
@@ -2432,7 +2459,14 @@ def _ensemble_row(
 ) -> dict[str, Any]:
     params = {f"{r.family}#{r.number}": round(w, 4) for r, w in zip(members, weights, strict=True)}
     return _combined_row(
-        "ensemble", metric, score, latency, params, chosen=chosen, latency_cost=latency_cost
+        "ensemble",
+        metric,
+        score,
+        latency,
+        params,
+        chosen=chosen,
+        latency_cost=latency_cost,
+        records=members,
     )
 
 
@@ -2463,6 +2497,8 @@ def _fallback(
         )
         member: Any = FoldBag(pipelines=chosen.fold_models or [], task=problem.task)
         family, params, number = chosen.family, chosen.params, chosen.number
+        # an unfinished trial has no out-of-fold shift: expm1 alone
+        targets = _member_targets([replace(chosen, shift=0.0)], problem)
         notes.append(
             f"no trial finished within the budget: the model averages the "
             f"{len(chosen.fold_models or [])} fold model(s) {family} #{number} finished, "
@@ -2471,6 +2507,7 @@ def _fallback(
     else:
         family, number = ("lgbm" if "lgbm" in families else families[0]), None
         params = FAMILIES[family].start(problem.task, problem.imbalanced, len(problem.y))
+        targets = None
         member, _ = fit_pipeline(
             problem,
             FAMILIES[family],
@@ -2491,7 +2528,7 @@ def _fallback(
         feature_columns=features,
         classes=classes,
         families=[family],
-        target_transform=problem.target_transform,
+        member_targets=targets,
     )
     prefix = family + "."
     best = {

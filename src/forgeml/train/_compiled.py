@@ -306,6 +306,28 @@ def level1_features(prediction: np.ndarray, task: str) -> np.ndarray:
     return prediction.reshape(-1, 1)
 
 
+def member_value(values: np.ndarray, target: Sequence[Any] | None) -> np.ndarray:
+    """A regression member's prediction in the target's units: ``target`` is the member's
+    ``(transform, shift)`` (``expm1(values + shift)`` after ``log1p``), ``None`` or
+    ``("none", 0.0)`` for a member fitted on the target itself."""
+    if target is None or target[0] in (None, "none"):
+        return values
+    if target[0] == "log1p":
+        return np.expm1(np.asarray(values, dtype=float) + float(target[1]))
+    raise ValueError(f"Unknown target transform {target[0]!r}")
+
+
+def _in_units(call: MemberCall, target: Sequence[Any] | None) -> MemberCall:
+    """``call`` answering in the target's units (``member_value``)."""
+    if target is None or target[0] in (None, "none"):
+        return call
+
+    def inverted(columns: Columns, n: int) -> np.ndarray:
+        return member_value(call(columns, n), target)
+
+    return inverted
+
+
 def _member_call(
     member: Any,
     task: str,
@@ -488,6 +510,11 @@ def _stacked_call(
     the level-2 models' extra columns, the level-2 bags weighted."""
     base = [_member_call(b, task, booster_predictor, raw_predict, walked) for b in member.inputs]
     top = [_member_call(m, task, booster_predictor, raw_predict) for m in member.members]
+    # regression inputs and members fitted on log1p of the target answer in its units
+    input_targets = getattr(member, "input_targets", None) or [None] * len(base)
+    member_targets = getattr(member, "member_targets", None) or [None] * len(top)
+    base = [(_in_units(c, t), d) for (c, d), t in zip(base, input_targets, strict=True)]
+    top = [(_in_units(c, t), d) for (c, d), t in zip(top, member_targets, strict=True)]
     names = list(member.columns)
     weights = [float(w) for w in member.weights]
 
@@ -584,7 +611,10 @@ class CompiledModel:
             _member_call(m, model.task, booster_predictor, raw_predict, walked)
             for m in model.members
         ]
-        self._members = [call for call, _ in members]
+        targets = getattr(model, "member_targets", None) or [None] * len(members)
+        self._members = [
+            _in_units(call, target) for (call, _), target in zip(members, targets, strict=True)
+        ]
         self._weights = [float(w) for w in model.weights]
         self.direct = all(direct for _, direct in members)
 

@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator
 from forgeml.errors import InputError, SchemaMismatchError
 from forgeml.security import not_applied
 from forgeml.train._calibration import apply_calibration
-from forgeml.train._compiled import CompiledModel, NotCompilable, level1_features
+from forgeml.train._compiled import CompiledModel, NotCompilable, level1_features, member_value
 
 __all__ = ["FoldBag", "StackedBag", "TrainedModel", "raw_predict"]
 
@@ -87,12 +87,20 @@ def _openmp_threads(pipeline: Any, rows: int) -> Iterator[None]:
 
 
 def weighted_prediction(
-    members: Sequence[Any], weights: Sequence[float], X: pd.DataFrame, task: str
+    members: Sequence[Any],
+    weights: Sequence[float],
+    X: pd.DataFrame,
+    task: str,
+    targets: Sequence[Sequence[Any]] | None = None,
 ) -> np.ndarray:
-    """The weighted sum of the members' raw predictions on ``X``."""
+    """The weighted sum of the members' predictions on ``X``; with ``targets`` (each
+    member's ``(transform, shift)``), each in the target's units first."""
     total: np.ndarray | None = None
-    for weight, member in zip(weights, members, strict=True):
-        part = weight * raw_predict(member, X, task)
+    for j, (weight, member) in enumerate(zip(weights, members, strict=True)):
+        values = raw_predict(member, X, task)
+        if targets is not None:
+            values = member_value(values, targets[j])
+        part = weight * values
         total = part if total is None else total + part
     assert total is not None
     return total
@@ -155,6 +163,11 @@ class StackedBag(BaseEstimator):
         members: the level-2 ``FoldBag``s (their encoders know ``columns`` as numeric).
         weights: the level-2 members' weights (summing to 1).
         task: binary, multiclass or regression.
+        input_targets: regression: each input's ``(transform, shift)``; its predictions
+            fill the columns in the target's units (as its out-of-fold predictions did when
+            level 2 was fitted). ``None``: every input fitted on the target itself.
+        member_targets: regression: each level-2 member's ``(transform, shift)``; the
+            weighted prediction is in the target's units. ``None``: as ``input_targets``.
     """
 
     def __init__(
@@ -165,25 +178,42 @@ class StackedBag(BaseEstimator):
         members: Sequence[Any],
         weights: Sequence[float],
         task: str,
+        input_targets: Sequence[Sequence[Any]] | None = None,
+        member_targets: Sequence[Sequence[Any]] | None = None,
     ) -> None:
         self.inputs = inputs
         self.columns = columns
         self.members = members
         self.weights = weights
         self.task = task
+        self.input_targets = input_targets
+        self.member_targets = member_targets
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a bag saved before members had target transforms: every one on the target
+        super().__setstate__({"input_targets": None, "member_targets": None, **state})
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
 
     def augmented(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X`` with the level-1 predictions as extra columns."""
-        parts = [level1_features(raw_predict(b, X, self.task), self.task) for b in self.inputs]
+        targets = self.input_targets
+        parts = [
+            level1_features(
+                member_value(raw_predict(b, X, self.task), None if targets is None else targets[j]),
+                self.task,
+            )
+            for j, b in enumerate(self.inputs)
+        ]
         values = np.hstack(parts)
         extra = pd.DataFrame(values, columns=list(self.columns), index=X.index)
         return pd.concat([X, extra], axis=1)
 
     def _combined(self, X: pd.DataFrame) -> np.ndarray:
-        return weighted_prediction(self.members, self.weights, self.augmented(X), self.task)
+        return weighted_prediction(
+            self.members, self.weights, self.augmented(X), self.task, self.member_targets
+        )
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The level-2 members' weighted prediction (regression)."""
@@ -227,11 +257,16 @@ class TrainedModel(BaseEstimator):
         threshold: the decision threshold on the positive class (binary), tuned on
             out-of-fold predictions; ``None`` predicts the most probable class.
         threshold_metric: the metric the threshold was tuned for.
-        target_transform: ``log1p`` when the members were fitted on ``log1p`` of a regression
-            target (their combined prediction is turned back with ``expm1``), else ``None``.
+        target_transform: ``log1p`` when every member was fitted on ``log1p`` of a regression
+            target and their combined prediction is turned back with ``expm1``, else
+            ``None`` (the form models took before ``member_targets``; still read).
         target_shift: with ``log1p``, the constant added to the combined prediction before
             ``expm1`` (fitted on out-of-fold predictions: ``expm1`` alone estimates a median,
             low for the mean of a skewed target).
+        member_targets: regression: each member's ``(transform, shift)``, applied to its
+            prediction before the weighted sum, so members fitted on the target and on
+            ``log1p`` of it are combined in the target's units (``None``: every member
+            answers in the target's units, or ``target_transform`` applies).
         calibration: a multiclass model's per-class calibration of its combined
             probabilities (``{"scale": [...], "bias": [...]}``, vector scaling), else ``None``.
         families: each member's model family (for display).
@@ -251,6 +286,7 @@ class TrainedModel(BaseEstimator):
         target_transform: str | None = None,
         calibration: dict[str, list[float]] | None = None,
         target_shift: float = 0.0,
+        member_targets: Sequence[Sequence[Any]] | None = None,
     ) -> None:
         self.members = members
         self.weights = weights
@@ -262,6 +298,9 @@ class TrainedModel(BaseEstimator):
         self.threshold_metric = threshold_metric
         self.target_transform = target_transform
         self.target_shift = float(target_shift)
+        self.member_targets = (
+            None if member_targets is None else [(str(t), float(s)) for t, s in member_targets]
+        )
         self.calibration = calibration
         # identifier columns (row numbers, keys) are dropped by the encoder: not required
         kinds = getattr(_encoder(members[0]), "kinds", {}) if members else {}
@@ -334,7 +373,8 @@ class TrainedModel(BaseEstimator):
                     return compiled.combined(columns, len(X))
         frame = self._frame(X)
         self._refuse_raw(frame)
-        return weighted_prediction(self.members, self.weights, frame, self.task)
+        targets = getattr(self, "member_targets", None)  # None in a model saved before them
+        return weighted_prediction(self.members, self.weights, frame, self.task, targets)
 
     def _compiled(self) -> CompiledModel | None:
         """The compiled model when every member runs on arrays (built on first use, never
@@ -353,6 +393,10 @@ class TrainedModel(BaseEstimator):
         state = dict(super().__getstate__())
         state.pop("_compiled_model", None)  # a cache of closures, rebuilt when needed
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a model saved before members had their own target transforms
+        super().__setstate__({"member_targets": None, **state})
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Class probabilities, one column per class in ``classes_`` order.
@@ -408,7 +452,9 @@ class TrainedModel(BaseEstimator):
         raw columns), else the model itself (a model-agnostic explainer)."""
         if len(self.members) != 1 or isinstance(self.members[0], FoldBag | StackedBag):
             return self
-        if getattr(self, "target_transform", None) is not None:
+        if getattr(self, "target_transform", None) is not None or any(
+            t != "none" for t, _ in getattr(self, "member_targets", None) or []
+        ):
             return self  # its members answer on the transformed scale
         if not self.families or self.families[0] not in _EXACTLY_EXPLAINED:
             return self

@@ -43,6 +43,7 @@ from forgeml.train._memory import MEMORY_SLACK, MemoryModel, format_bytes, proce
 from forgeml.train._metrics import Metric, tune_threshold
 from forgeml.train._model import raw_predict
 from forgeml.train._preprocess import TabularEncoder
+from forgeml.train._target import fit_shift, forward_transform, in_target_units, inverse_transform
 from forgeml.train._validation import Folds, early_stopping_split
 from forgeml.train._zoo import _THREADED_CELLS, FAMILIES, Family, FitOutcome, fit_estimator
 
@@ -62,6 +63,9 @@ _log = logging.getLogger("forgeml.train")
 _SPLITS_FOR_EARLY_STOPPING = ("lgbm", "xgb", "catboost")
 # Consecutive skipped trials after which the search ends (nothing left fits in time).
 _MAX_SKIPS = 50
+# Marks a trial enqueued before the search (its parameters fixed, the target transform too
+# when it names one).
+_ENQUEUED = {"enqueued": True}
 # Complete trials whose fold models are kept (ensemble members and the refit fallback).
 KEEP_FOLD_MODELS = 8
 
@@ -82,12 +86,18 @@ class Problem:
     time_ordered: bool
     imbalanced: bool
     budget: float = 60.0
-    # ``log1p``: ``y`` holds log1p of the target and ``metric`` reads it back (``_target``)
-    target_transform: str | None = None
+    # regression: the target transforms trials are fitted on (``_target``); with both, each
+    # trial has its own (``TrialRecord.transform``). ``y`` is always in the target's units.
+    target_transforms: tuple[str, ...] = ("none",)
 
     @property
     def classification(self) -> bool:
         return self.task != "regression"
+
+    @property
+    def mixed_targets(self) -> bool:
+        """Whether trials choose between several target transforms."""
+        return len(self.target_transforms) > 1
 
 
 @dataclass
@@ -115,6 +125,11 @@ class TrialRecord:
     threshold: float | None = None
     note: str = ""
     predicted_bytes: int | None = None  # under a memory limit: the predicted peak
+    # regression: the target transform its models are fitted on, and the log-scale shift
+    # added before ``expm1`` (fitted on its out-of-fold predictions); ``oof`` is always in the
+    # target's units
+    transform: str = "none"
+    shift: float = 0.0
 
     @property
     def rounds(self) -> int | None:
@@ -326,6 +341,9 @@ def evaluate_config(
     started = time.monotonic()
     record.started = started
     k = len(problem.folds)
+    # a log-scale trial fits log1p(y) and reads its folds' losses in the target's units
+    y_fit = forward_transform(problem.y, record.transform)
+    fold_metric = in_target_units(problem.metric, record.transform)
     try:
         for i, (train_pos, val_pos) in enumerate(problem.folds.splits):
             now = time.monotonic()
@@ -344,7 +362,7 @@ def evaluate_config(
                 family,
                 record.params,
                 problem.X.iloc[train_pos],
-                problem.y[train_pos],
+                y_fit[train_pos],
                 deadline=deadline,
             )
             fold_models.append(pipeline)
@@ -362,15 +380,19 @@ def evaluate_config(
                 raw_predict(pipeline, problem.X.iloc[val_pos[:1]], problem.task)
                 record.call_seconds = time.monotonic() - t1
             oof[val_pos] = pred
-            y_val = problem.y[val_pos]
             # label metrics read the most probable class per fold; the OOF score tunes the
             # binary threshold once the trial is complete
-            fold_loss = problem.metric.loss(y_val, pred)
+            fold_loss = fold_metric.loss(y_fit[val_pos], pred)
             fold_losses.append(fold_loss)
             sign = -1.0 if problem.metric.greater_is_better else 1.0
             record.fold_scores.append(sign * fold_loss)
             if report is not None and report(float(np.mean(fold_losses)), i):
                 raise _Stop("pruned", f"behind the other trials after fold {i + 1}")
+        if record.transform != "none":
+            # in the target's units from here on, with the shift that suits these rows
+            covered = problem.folds.covered
+            record.shift = fit_shift(problem.metric, problem.y[covered], oof[covered])
+            oof = inverse_transform(oof, record.transform, record.shift)
         record.oof = oof
         record.fold_models = fold_models
         _oof_score(problem, record)
@@ -473,16 +495,30 @@ def _search(
         family = str(config["model"])
         if family in ordered:
             own = {f"{family}.{k}": v for k, v in dict(config.get("params") or {}).items()}
-            study.enqueue_trial({"family": family, **own}, skip_if_exists=True)
+            study.enqueue_trial(
+                {"family": family, **own}, user_attrs=_ENQUEUED, skip_if_exists=True
+            )
+    paired = _paired_family(problem, ordered)
     for name in ordered:
         start = FAMILIES[name].start(problem.task, problem.imbalanced, n_rows)
-        study.enqueue_trial({"family": name, **start})
+        if name == paired:
+            # the first family's starting point on every transform: which one validation
+            # favours decides the other starting points' and the portfolio's (see _Loop)
+            for transform in problem.target_transforms:
+                study.enqueue_trial(
+                    {"family": name, "target": transform, **start},
+                    user_attrs={**_ENQUEUED, "target": transform},
+                )
+        else:
+            study.enqueue_trial({"family": name, **start}, user_attrs=_ENQUEUED)
     for config in portfolio:
         family = str(config["model"])
         if family in ordered:
             params = _fitted_to_space(problem, family, dict(config.get("params") or {}))
             own = {f"{family}.{k}": v for k, v in params.items()}
-            study.enqueue_trial({"family": family, **own}, skip_if_exists=True)
+            study.enqueue_trial(
+                {"family": family, **own}, user_attrs=_ENQUEUED, skip_if_exists=True
+            )
 
     lanes = lanes or Lanes(1, problem.n_jobs, "one trial at a time")
     loop = _Loop(problem, ordered, study, search_deadline, max_trials, on_trial, lanes, memory)
@@ -594,7 +630,8 @@ class _Loop:
             trial = self.study.ask()
             name = trial.suggest_categorical("family", list(self.ordered))
             params = FAMILIES[name].space(trial, problem.task, problem.imbalanced)
-        record = TrialRecord(number=trial.number, family=name, params=params)
+            transform = self._transform(trial)
+        record = TrialRecord(number=trial.number, family=name, params=params, transform=transform)
         untried = [f for f in self.ordered if all(r.family != f for r in self.asked)]
         self.asked.append(record)
         first_of_family = name in untried
@@ -633,6 +670,19 @@ class _Loop:
         self.skipped = 0
         cost_aware = not self.deterministic and not first_of_family
         return trial, record, trial_deadline, cost_aware
+
+    def _transform(self, trial: Any) -> str:
+        """The trial's target transform: the only one allowed; the one an enqueued trial
+        names; for the other enqueued trials (starting points, portfolio, warm start) the
+        best trial's so far (in the deterministic mode the trials told so far are the same
+        on every run); else sampled with the other parameters."""
+        transforms = self.problem.target_transforms
+        if len(transforms) == 1:
+            return transforms[0]
+        marks = trial.user_attrs
+        if marks.get("enqueued") and "target" not in marks:
+            return _favoured_transform(self.problem, self.records)
+        return str(trial.suggest_categorical("target", list(transforms)))
 
     def _fit_memory(self, trial: Any, record: TrialRecord) -> bool:
         """Shrink ``record``'s configuration to what the memory limit leaves; ``False``
@@ -737,6 +787,24 @@ class _Loop:
         )
         if self.on_trial is not None:
             self.on_trial(record, records)
+
+
+def _paired_family(problem: Problem, ordered: Sequence[str]) -> str | None:
+    """The family whose starting point is tried on every target transform (a strong, cheap
+    boosting family first), or ``None`` when trials do not choose a transform."""
+    if not problem.mixed_targets or not ordered:
+        return None
+    return next((f for f in ("lgbm", "xgb", "catboost", "hgb") if f in ordered), ordered[0])
+
+
+def _favoured_transform(problem: Problem, records: Sequence[TrialRecord]) -> str:
+    """The transform of the best complete trial so far (the first allowed before any)."""
+    best = min(
+        (r for r in records if r.state == "complete" and r.loss is not None),
+        key=lambda r: (r.loss, r.number),
+        default=None,
+    )
+    return best.transform if best is not None else problem.target_transforms[0]
 
 
 def _fitted_to_space(problem: Problem, family: str, params: dict[str, Any]) -> dict[str, Any]:

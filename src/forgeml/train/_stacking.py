@@ -9,7 +9,10 @@ either level, and the level-2 out-of-fold score is as honest as the level-1 one 
 remaining second-order effect, that a training row's level-1 value came from models that saw
 other training rows, is the one AutoGluon accepts too).
 
-At prediction time the level-1 inputs are the bags' averages (``StackedBag``).
+At prediction time the level-1 inputs are the bags' averages (``StackedBag``). In regression
+every input's column holds its predictions in the target's units (its out-of-fold predictions
+are, whichever target transform it was fitted on), and each level-2 model is fitted on the
+transform of the level-1 trial whose configuration it copies.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pandas as pd
 from forgeml.train._compiled import level1_features
 from forgeml.train._model import raw_predict
 from forgeml.train._search import Problem, TrialRecord, evaluate_config, fit_pipeline
+from forgeml.train._target import forward_transform, inverse_transform
 from forgeml.train._zoo import FAMILIES
 
 __all__ = [
@@ -72,7 +76,8 @@ class Level2Probe:
     level1_predict_seconds: float  # that trial's mean validation-fold prediction
     predict_seconds: float  # the level-2 fold model's prediction of the same rows
     # the level-2 fold model's predictions of its validation fold (the problem's first
-    # fold), which the search compares with the level-1 blend's on the same rows
+    # fold; in regression in the target's units), which the search compares with the
+    # level-1 blend's on the same rows
     prediction: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -170,13 +175,16 @@ def probe_level2(
             FAMILIES[config.family],
             config.params,
             level2.X.iloc[train_pos],
-            level2.y[train_pos],
+            forward_transform(level2.y, config.transform)[train_pos],
             deadline=deadline,
         )
         if outcome.truncated:
             return None
         predicting = time.monotonic()
         prediction = raw_predict(pipeline, level2.X.iloc[val_pos], level2.task)
+        # in the target's units, as the level-1 blend it is judged against (with the shift of
+        # the level-1 trial it copies: the level-2 model's own is fitted on all its folds)
+        prediction = inverse_transform(prediction, config.transform, config.shift)
     except Exception:  # a configuration that cannot fit these columns: level 2 will say so
         return None
     ended = time.monotonic()
@@ -217,7 +225,12 @@ def fit_level2(
     for config in configs:
         if time.monotonic() >= deadline:
             break
-        record = TrialRecord(number=config.number, family=config.family, params=dict(config.params))
+        record = TrialRecord(
+            number=config.number,
+            family=config.family,
+            params=dict(config.params),
+            transform=config.transform,
+        )
         evaluate_config(level2, record, deadline=deadline, cost_aware=False)
         if record.state == "complete":
             models.append(record)
