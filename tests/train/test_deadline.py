@@ -294,3 +294,87 @@ def test_a_boosted_refit_is_estimated_for_its_own_rounds_not_the_folds_waiting_o
     # families without rounds refit what a fold fitted
     forest = TrialRecord(3, "rf", {}, fit_seconds=[2.0] * 3)
     assert abs(_refit_estimate(forest, problem) - 2.0 * scale) < 1e-9
+
+
+def test_a_trial_whose_remaining_folds_cannot_end_by_its_deadline_stops_now(monkeypatch) -> None:
+    from forgeml.train import _search
+
+    class Clock:
+        """A clock that moves only when a fold model is fitted: 10 s a fit."""
+
+        def __init__(self) -> None:
+            self.now = time.monotonic()
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    fit = _search.fit_pipeline
+
+    def slow_fit(*args, **kwargs):
+        clock.now += 10.0
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(_search, "time", clock)
+    monkeypatch.setattr(_search, "fit_pipeline", slow_fit)
+    problem = _problem()  # 3 folds
+    start = FAMILIES["linear"].start("binary", False, 300)
+    # 25 s: after its first fold (10 s) the other two would need 20 more; one more would fit
+    record = _search.evaluate_config(
+        problem,
+        TrialRecord(0, "linear", dict(start)),
+        deadline=clock.now + 25.0,
+        cost_aware=False,
+    )
+    assert record.state == "stopped" and "other folds would pass the deadline" in record.note
+    assert len(record.fit_seconds) == 1  # not a second fold that could not lead anywhere
+    # the deterministic mode reads the clock only against the deadline: the next fold
+    record = _search.evaluate_config(
+        problem,
+        TrialRecord(2, "linear", dict(start)),
+        deadline=clock.now + 25.0,
+        cost_aware=False,
+        stop_doomed=False,
+    )
+    assert record.state == "stopped" and len(record.fit_seconds) == 2
+    # with time for all three, it completes
+    record = _search.evaluate_config(
+        problem,
+        TrialRecord(1, "linear", dict(start)),
+        deadline=clock.now + 30.5,
+        cost_aware=False,
+    )
+    assert record.state == "complete" and len(record.fit_seconds) == 3
+
+
+def test_members_whose_measured_evaluation_fits_the_time_left_are_all_kept() -> None:
+    from forgeml.train._api import _select_and_refit
+
+    problem = _problem(rows=600)
+    records = [_trained(problem, 0, "lgbm"), _trained(problem, 1, "xgb")]
+    rng = np.random.default_rng(1)
+    signal = problem.X["a"].to_numpy()
+    for record in records:
+        # two models of the same signal with independent errors: their blend is better
+        p = 1 / (1 + np.exp(-(signal + rng.normal(size=600))))
+        record.oof = np.column_stack([1 - p, p])
+        record.loss = problem.metric.loss(problem.y, record.oof)
+    # each bag's held-out evaluation was measured at 1,000 s (1,000 rows): 2,600 s are left,
+    # time for both as measured (what the search kept), not for both with a 1.5x margin
+    timed = {r.number: {"one_row_ms": 0.0, "rows_1000_ms": 1e6} for r in records}
+    selection = _select_and_refit(
+        problem,
+        sorted(records, key=lambda r: r.loss),
+        time.monotonic() + 2601.0,
+        1.0,
+        [0, 1],
+        list(problem.X.columns),
+        [],
+        ["lgbm", "xgb"],
+        latency_rows=problem.X,
+        bagging=True,
+        finish_rows=1000,
+        stack_verdict="no second stacking level: not tried here",
+        timed=timed,
+    )
+    assert sorted(e["trial"] for e in selection.ensemble) == [0, 1]
