@@ -201,6 +201,34 @@ def test_one_row_is_walked_without_the_predictor(adult_head, monkeypatch):
         np.testing.assert_array_equal(predict(codes[i : i + 1]), expected[i : i + 1])
 
 
+def test_large_trees_are_walked_one_row_at_most(adult_head, monkeypatch):
+    """Trees of up to 255 leaves: the walk's arrays grow with their nodes, so it answers one
+    row and leaves two to scikit-learn's predictor (smaller trees: several rows)."""
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    X, y = adult_head.drop(columns=["income"]), adult_head["income"]
+    large = HistGradientBoostingClassifier(
+        max_iter=30, max_leaf_nodes=255, min_samples_leaf=2, early_stopping=False, random_state=0
+    )
+    pipeline = _fit(X, y, large)
+    model = pipeline.steps[1][1]
+    assert np.mean([len(t.nodes) for trees in model._predictors for t in trees]) > 350
+    codes = pipeline.steps[0][1].codes(X[FIT_ROWS : FIT_ROWS + 2])
+    predict = compile_hist_gradient_boosting(model)
+    calls = []
+    predicted = TreePredictor.predict
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return predicted(self, *args, **kwargs)
+
+    monkeypatch.setattr(TreePredictor, "predict", counted)
+    predict(codes[:1])
+    assert not calls  # one row: walked
+    predict(codes)
+    assert len(calls) == 30  # two rows: the predictor, tree by tree
+
+
 def test_a_walk_that_differs_from_the_predictor_is_not_used(adult_head, monkeypatch):
     """A walk off by the last bit on the probe rows is refused: the model still compiles and
     its one-row answers come from scikit-learn's predictor, to the last bit."""

@@ -319,8 +319,11 @@ def compile_forest(forest: Any, task: str) -> Callable[[np.ndarray], np.ndarray]
 # and call; the walk costs per row and level. Measured on Adult (one thread, loaded machine,
 # median ms, walk / predictor): 10 trees, 1 row 0.04 / 0.08, 2 rows 0.08 / 0.08; 30 trees,
 # 1 row 0.09 / 0.37, 8 rows 0.31 / 0.40, 16 rows 0.51 / 0.47; 100 trees, 1 row 0.08 / 0.88,
-# 8 rows 0.73 / 1.44, 16 rows 1.01 / 0.98.
+# 8 rows 0.73 / 1.44, 16 rows 1.01 / 0.98. The walk's arrays grow with the trees' nodes: for
+# 60 trees of 255 leaves (509 nodes), 1 row 0.28 / 0.68, 2 rows 0.63 / 0.63, 4 rows 1.02 / 0.61;
+# so also at most one row per ``_NODES_PER_WALKED_ROW`` nodes of the average tree.
 _TREES_PER_WALKED_ROW = 12
+_NODES_PER_WALKED_ROW = 700
 _MOST_WALKED_ROWS = 8
 # Up to this many rows, categories are mapped to HistGradientBoosting's codes by dictionary.
 _LOOKED_UP_ROWS = 16
@@ -338,7 +341,8 @@ def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) 
     order (categorical first), every tree's leaf value added to the baseline in the model's
     order (so the sums are the same to the last bit), and its loss's inverse link applied.
     The trees are walked in NumPy, all at once, for a few rows (one per
-    ``_TREES_PER_WALKED_ROW`` trees, at most ``_MOST_WALKED_ROWS``; ``train._hgb_walk``:
+    ``_TREES_PER_WALKED_ROW`` trees and per ``_NODES_PER_WALKED_ROW`` nodes of the average
+    tree, at least one, at most ``_MOST_WALKED_ROWS``; ``train._hgb_walk``:
     every split decided first as scikit-learn's predictor decides it, then one step per
     level), used only when the walk gave the predictor's raw sums to the last bit on probe
     rows (on and beside every threshold, every category, missing values); more rows, or a
@@ -347,8 +351,7 @@ def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) 
 
     Args:
         model: the fitted model.
-        walk_rows: up to how many rows the trees are walked in NumPy (default: one row per
-            ``_TREES_PER_WALKED_ROW`` trees, at least one, at most ``_MOST_WALKED_ROWS``;
+        walk_rows: up to how many rows the trees are walked in NumPy (default: as above;
             0: never).
 
     Raises:
@@ -383,8 +386,13 @@ def compile_hist_gradient_boosting(model: Any, *, walk_rows: int | None = None) 
         return raw
 
     if walk_rows is None:
-        trees = sum(len(per_iteration) for per_iteration in predictors)
-        walk_rows = min(_MOST_WALKED_ROWS, max(1, trees // _TREES_PER_WALKED_ROW))
+        count = sum(len(per_iteration) for per_iteration in predictors)
+        nodes = sum(len(tree.nodes) for per_iteration in predictors for tree in per_iteration)
+        walk_rows = min(
+            _MOST_WALKED_ROWS,
+            max(1, count // _TREES_PER_WALKED_ROW),
+            max(1, _NODES_PER_WALKED_ROW * count // max(nodes, 1)),
+        )
     forest = None
     if walk_rows > 0:
         forest = HGBForest.of(model, known_bitsets, feature_map, predictor_raw)
