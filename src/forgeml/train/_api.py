@@ -1409,7 +1409,7 @@ def _search_and_fit(
             for r in members(ranked)
         )
         reserve = level1
-        reserves.update({"level-1 evaluation": level1, "second level": 0.0})
+        reserves.update({"level-1 evaluation": level1, "second level": 0.0, "its evaluation": 0.0})
         if stack <= _STACK_SHARE * budget and (stack == 0.0 or verdict(ranked) is None):
             # the second stacking level is kept in reserve when it takes a modest share of
             # the budget (it is skipped otherwise); once probed, with its model's held-out
