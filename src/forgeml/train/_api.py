@@ -1279,8 +1279,8 @@ def _target_transforms(
         return replace(problem, target_transforms=("none",))
     notes.append(
         "target transform per trial: the target is never negative and skewed, so each trial "
-        "is fitted on the target or on log1p of it (the first starting point on both, the "
-        "other starting points on the better one's, the search sampling it), its out-of-fold "
+        "is fitted on the target or on log1p of it (the first starting point on both, every "
+        "later trial on the best trial's so far), its out-of-fold "
         "predictions turned back to the target's units (expm1 with a shift fitted on them) "
         "before the ensemble combines members of both kinds"
     )

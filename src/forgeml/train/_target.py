@@ -2,10 +2,10 @@
 better as ``log1p(y)``, predictions turned back with ``expm1``, and an ensemble often gains
 most from members of both kinds (their errors differ). So the transform is chosen per trial,
 not per run: for a never-negative skewed target (``skewed_positive``) the search tries the
-first family's starting point on both, then samples the transform with the other parameters
-(``_search``), and every trial's out-of-fold predictions are turned back to the target's units
-before anything compares or blends them (pruning, ensemble selection, the second stacking
-level).
+first family's starting point on both, then fits every later trial on the transform of the
+best trial so far (``_search``; both members of the pair stay ensemble candidates), and every
+trial's out-of-fold predictions are turned back to the target's units before anything
+compares or blends them (pruning, ensemble selection, the second stacking level).
 
 ``expm1`` of a model of ``log1p(y)`` estimates the median of ``y``, not its mean: on a skewed
 target it is biased low, which squared errors punish (Duan's smearing). The inverse therefore
