@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -281,3 +282,101 @@ def test_each_familys_best_trial_keeps_its_fold_models_to_be_timed():
     _drop_fold_models(records)
     kept = {r.number for r in records if r.fold_models}
     assert kept == set(range(KEEP_FOLD_MODELS)) | {50, 52}
+
+
+class _Timed:
+    """A model on a fake clock: its first call takes ``first`` seconds (building what is built
+    on first use), one row ``one``, 1,000 rows ``batch``; it counts its calls by rows."""
+
+    def __init__(self, first: float, one: float, batch: float) -> None:
+        self.now, self.first, self.one, self.batch = 0.0, first, one, batch
+        self.calls: list[int] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        self.now += self.first if not self.calls else self.one if len(X) == 1 else self.batch
+        self.calls.append(len(X))
+        return np.zeros(len(X))
+
+
+def test_every_part_of_the_measuring_keeps_to_the_deadline():
+    from forgeml.train._latency import measure_latency
+
+    rows = pd.DataFrame({"a": np.arange(50.0)})
+
+    def measure(model: _Timed, deadline: float | None, expected=None) -> dict[str, float]:
+        return measure_latency(
+            model, rows, "regression", 0, deadline=deadline, expected=expected, clock=model.clock
+        )
+
+    # no deadline: every part, as timed
+    model = _Timed(first=5.0, one=0.002, batch=0.3)
+    assert measure(model, None) == {"one_row_ms": 2.0, "rows_1000_ms": 300.0, "first_call_ms": 5000}
+    # a first call expected to end past the deadline is not made: nothing is measured
+    model = _Timed(first=5.0, one=0.002, batch=0.3)
+    assert measure(model, 1.0, {"first_call_ms": 5000.0}) == {}
+    assert model.calls == []
+    # it fits; the 1,000-row call expected to take 10 s does not: it is left out, not made
+    model = _Timed(first=0.5, one=0.002, batch=10.0)
+    got = measure(model, 2.0, {"first_call_ms": 600.0, "rows_1000_ms": 10_000.0})
+    assert got == {"one_row_ms": 2.0, "first_call_ms": 500.0}
+    assert 1000 not in model.calls and model.calls.count(1) == 11
+    # a first call longer than expected: at least 3 one-row calls, then nothing past the deadline
+    model = _Timed(first=3.0, one=0.002, batch=0.3)
+    got = measure(model, 2.0, {"first_call_ms": 600.0})
+    assert got == {"one_row_ms": 2.0, "first_call_ms": 3000.0}
+    assert model.calls == [1, 1, 1, 1]
+
+
+def test_a_candidate_whose_familys_first_call_would_end_past_the_deadline_is_not_measured(
+    german, monkeypatch
+):
+    import forgeml.train._api as api
+    from forgeml.train._api import _candidate_latencies
+
+    X, records = _records(german)
+    real = api.measure_latency
+
+    def slow_build(*args, **kwargs):
+        # as if building the compiled form took 10,000 s
+        measured = real(*args, **kwargs)
+        return {**measured, "first_call_ms": 1e7} if measured else measured
+
+    monkeypatch.setattr(api, "measure_latency", slow_build)
+    problem = SimpleNamespace(task="binary", seed=0)
+    hour = time.monotonic() + 3600.0
+    measured = _candidate_latencies(problem, records, X, list(X.columns), [0, 1], hour)
+    assert set(measured) == {1}  # the best first; the other two of its family would not end
+    # what must be measured is, whatever its family's first call
+    measured = _candidate_latencies(
+        problem, records, X, list(X.columns), [0, 1], hour, first=[records[0], records[2]]
+    )
+    assert set(measured) == {0, 2}
+
+
+def test_the_returned_model_is_not_measured_past_the_deadline_and_the_note_says_so(german):
+    from forgeml.train._api import _measure_returned
+
+    X, records = _records(german)
+    model = _Timed(first=0.0, one=0.0, batch=0.0)
+    problem = SimpleNamespace(task="regression", seed=0)
+    # its members' first calls took 10,000 s during the search; an hour is left
+    latencies = {
+        0: {"one_row_ms": 1.5, "rows_1000_ms": 40.0, "first_call_ms": 4e6},
+        1: {"one_row_ms": 2.0, "rows_1000_ms": 60.0, "first_call_ms": 6e6},
+    }
+    notes: list[str] = []
+    end = time.monotonic() + 3600.0
+    got = _measure_returned(model, records[:2], latencies, X, problem, end, notes)
+    assert model.calls == []
+    assert got == {"one_row_ms_estimated": 3.5}  # never as measured
+    (note,) = notes
+    assert "prediction time was not measured" in note and "10000.00 s" in note
+    assert "3.50 ms summed" in note
+    # with the time, every part is measured and nothing is said
+    latencies[0]["first_call_ms"] = latencies[1]["first_call_ms"] = 1.0
+    notes = []
+    got = _measure_returned(model, records[:2], latencies, X, problem, end, notes)
+    assert set(got) == {"one_row_ms", "rows_1000_ms", "first_call_ms"} and notes == []
