@@ -2262,12 +2262,17 @@ def _measure_returned(
         expected=expected,
     )
     if len(rows) and "one_row_ms" not in latency:
-        first = expected.get("first_call_ms", float("nan")) / 1000
+        first = expected.get("first_call_ms")
         estimate = expected.get("one_row_ms")
         notes.append(
-            "the returned model's prediction time was not measured: its first call (which "
-            f"builds its compiled form; its members' took {first:.2f} s when measured during "
-            f"the search) would not have ended in the {max(left, 0.0):.2f} s left"
+            "the returned model's prediction time was not measured: "
+            + (
+                f"its first call (which builds its compiled form; its members' took "
+                f"{first / 1000:.2f} s when measured during the search) would not have ended "
+                f"in the {max(left, 0.0):.2f} s left"
+                if first is not None
+                else "no time was left"
+            )
             + (
                 f"; its members, measured during the search, answered one row in "
                 f"{estimate:.2f} ms summed (one_row_ms_estimated, an estimate)"
