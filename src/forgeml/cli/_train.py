@@ -319,18 +319,7 @@ def train(
         markup=False,
     )
     if result.latency:
-        console.print(
-            f"latency of the model: one row {result.latency['one_row_ms']:.2f} ms "
-            f"({'predict' if result.task == 'regression' else 'predict_proba'} on a one-row "
-            "DataFrame, median of 10), 1,000 held-out rows "
-            f"{result.latency['rows_1000_ms']:.1f} ms"
-            + (
-                ""
-                if result.config is None or result.config.max_latency_ms is None
-                else f" (bound: {result.config.max_latency_ms:g} ms for one row)"
-            ),
-            markup=False,
-        )
+        console.print(_latency_line(result), markup=False)
     trials_text = ", ".join(f"{n} {state}" for state, n in sorted(result.n_trials.items()))
     console.print(
         f"{trials_text}; {result.elapsed:.1f}s of {result.time_budget:g}s; run {result.run_id}",
@@ -368,3 +357,29 @@ def _print_evaluation(report: Any) -> None:
         for finding in flagged[:5]:
             console.print(f"  - {finding.message}", markup=False)
     console.print("report: the run's evaluation/report.html artifact", markup=False)
+
+
+def _latency_line(result: Any) -> str:
+    """The returned model's measured prediction times, in one line: only the parts measured
+    before the deadline (``TrainResult.latency``; the run's notes say what was not), and an
+    estimate said to be one."""
+    latency = result.latency
+    call = "predict" if result.task == "regression" else "predict_proba"
+    parts = []
+    if "one_row_ms" in latency:
+        parts.append(
+            f"one row {latency['one_row_ms']:.2f} ms ({call} on a one-row DataFrame, median of 10)"
+        )
+    elif "one_row_ms_estimated" in latency:
+        parts.append(
+            f"one row ~{latency['one_row_ms_estimated']:.2f} ms (not measured: the sum of "
+            "its members' times measured during the search)"
+        )
+    if "rows_1000_ms" in latency:
+        parts.append(f"1,000 held-out rows {latency['rows_1000_ms']:.1f} ms")
+    bound = result.config.max_latency_ms if result.config is not None else None
+    return (
+        "latency of the model: "
+        + (", ".join(parts) or "not measured (no time left; see the notes)")
+        + ("" if bound is None else f" (bound: {bound:g} ms for one row)")
+    )
