@@ -6,6 +6,10 @@ benchmarks/budgets.py (the ``bagging`` rows), not here: tests assert behaviour, 
 
 from __future__ import annotations
 
+import pickle
+from collections import Counter
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -346,3 +350,38 @@ def test_a_real_probe_predicts_its_validation_fold(german):
     probe = probe_level2(problem, [level1], level1, deadline=float("inf"))
     assert probe is not None and probe.prediction is not None
     assert probe.prediction.shape == (len(problem.folds.splits[0][1]), 2)
+
+
+def test_the_returned_model_does_not_build_a_members_compiled_form_again(german, ws, monkeypatch):
+    """A bag compiled for its latency measurement keeps that form: the returned model (and
+    its held-out evaluation) calls it without compiling any of its fold models again."""
+    from forgeml.train import _compiled
+
+    builds: Counter[int] = Counter()
+    build = _compiled._member_call
+
+    def counted(member: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(member, "steps", None):  # a fold model (a pipeline), compiled
+            builds[id(member)] += 1
+        return build(member, *args, **kwargs)
+
+    monkeypatch.setattr(_compiled, "_member_call", counted)
+    result = train(
+        german,
+        target="class",
+        models=["lgbm", "xgb"],
+        max_trials=4,
+        time_budget=300,
+        n_jobs=1,
+        seed=0,
+        workspace=ws,
+    )
+    result.model.predict_proba(german.head(1))
+    bags = [b for m in result.model.members for b in [*getattr(m, "inputs", []), m]]
+    pipelines = [p for b in bags if isinstance(b, FoldBag) for p in b.pipelines]
+    measured = [p for p in pipelines if builds[id(p)]]
+    assert measured  # the members' bags were compiled when they were timed
+    assert all(builds[id(p)] == 1 for p in pipelines), sorted(builds.values())
+    # what was kept is a cache of closures: never saved
+    assert all(_compiled.KEPT_CALL not in b.__getstate__() for b in bags)
+    assert pickle.loads(pickle.dumps(result.model)).predict_proba(german.head(2)).shape == (2, 2)

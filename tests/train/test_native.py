@@ -276,7 +276,7 @@ def test_a_walked_bag_gives_the_bag_of_c_calls_numbers_to_the_last_bit(
     )
     walked = trained.compile_for_serving()
     assert _compiled._WalkedBoosters.of(trained.members) is not None
-    monkeypatch.setattr(_compiled._WalkedBoosters, "of", classmethod(lambda cls, members: None))
+    monkeypatch.setattr(_compiled._WalkedBoosters, "of", classmethod(lambda cls, *args: None))
     called = _compiled.CompiledModel(trained, raw_predict=lambda *a: None)
     held_out = X[FIT_ROWS : FIT_ROWS + 150]
     for i in range(len(held_out)):

@@ -22,6 +22,7 @@ from forgeml.errors import InputError
 from forgeml.security import PiiPolicy, Principal
 from forgeml.store import Workspace
 from forgeml.train._calibration import choose_calibration
+from forgeml.train._compiled import compiled_before
 from forgeml.train._config import TrainConfig
 from forgeml.train._ensemble import ensemble_selection
 from forgeml.train._latency import (
@@ -1346,9 +1347,12 @@ def _search_and_fit(
     predict_scale = [1.0]
     calibrated: list[bool] = []
     latency_rows = X_test if len(X_test) else problem.X
+    # each trial's one bag: the compiled form a latency measurement builds serves the
+    # returned model
+    bags: dict[int, FoldBag] = {}
 
     def calibrate(records: Sequence[TrialRecord]) -> None:
-        bags = [r for r in records if r.number not in timed and r.fold_models]
+        leaders = [r for r in records if r.number not in timed and r.fold_models]
         timed.update(
             _candidate_latencies(
                 searching,
@@ -1358,10 +1362,11 @@ def _search_and_fit(
                 classes,
                 time.monotonic(),
                 bagged=lambda record: True,
-                first=bags,
+                first=leaders,
+                bags=bags,
             )
         )
-        for r in bags:
+        for r in leaders:
             if "rows_1000_ms" in timed.get(r.number, {}):
                 estimated[r.number] = _predict_estimate([r], finish_rows)
         measured = sum(_measured_finish(timed[n], finish_rows) for n in estimated)
@@ -1562,6 +1567,7 @@ def _search_and_fit(
             probes=probes,
             stack_verdict=verdict(ranked) if bagging else None,
             timed=timed if bagging else None,
+            bags=bags,
         )
         model, cv_score, threshold = selection.model, selection.cv_score, selection.threshold
         phases.end("measure")
@@ -1718,12 +1724,14 @@ def _candidate_latencies(
     bagged: Callable[[TrialRecord], bool] = lambda record: False,
     *,
     first: Sequence[TrialRecord] = (),
+    bags: dict[int, FoldBag] | None = None,
 ) -> dict[int, dict[str, float]]:
     """Each candidate's one-row and 1,000-row time, measured on a one-member model around its
     first fold model (same family, parameters and rounds as its refit), or around the bag of
     its fold models when it is ``bagged`` (what would be returned). ``first`` (the choice that
     matters most) is measured first and whatever the clock; then the others, lowest loss
-    first, until ``deadline``. A few one-row calls each (at least 3; their median)."""
+    first, until ``deadline``. A few one-row calls each (at least 3; their median). ``bags``:
+    each record's one bag (``_bag``), which keeps the compiled form its first call built."""
     out: dict[int, dict[str, float]] = {}
     must = {record.number for record in first}
     rest = sorted(
@@ -1738,7 +1746,7 @@ def _candidate_latencies(
         if record.number not in must and time.monotonic() > deadline:
             continue
         single = TrainedModel(
-            members=[_bag(record, problem) if bagged(record) else record.fold_models[0]],
+            members=[_bag(record, problem, bags) if bagged(record) else record.fold_models[0]],
             weights=[1.0],
             task=problem.task,
             feature_columns=features,
@@ -1827,15 +1835,18 @@ def _select_and_refit(
     probes: Mapping[str, Level2Probe] | None = None,
     stack_verdict: str | None = None,
     timed: Mapping[int, dict[str, float]] | None = None,
+    bags: dict[int, FoldBag] | None = None,
 ) -> _Selection:
     """Choose the returned model from the search's trials: ensemble selection under the
     latency bound, the second stacking level when it is tried and wins (``stack_verdict``,
     the probes' reason not to try it, is noted instead), the decisions, the refits.
     ``timed``: the bags the search already timed as the held-out evaluation calls them
-    (``measure_latency``), not timed again."""
+    (``measure_latency``), not timed again. ``bags``: each trial's one bag (``_bag``), whose
+    compiled form, built when it was timed, the returned model takes as it is."""
     metric = problem.metric
     refit_end = hard_end - finish_margin
     phases = phases or _Phases(time.monotonic())
+    bags = {} if bags is None else bags
     ranked = _ranked(records)
     if not ranked:
         return _fallback(
@@ -1862,6 +1873,7 @@ def _select_and_refit(
             classes,
             time.monotonic() + latency_time,
             bagged=bagged,
+            bags=bags,
         )
     )
     phases.end("latency")
@@ -1873,7 +1885,10 @@ def _select_and_refit(
         else from its fold models' prediction times (with a margin for a busy machine)."""
         measured = latencies.get(record.number, {})
         if "rows_1000_ms" in measured:
-            # with its first call: the returned model builds its compiled form again
+            # with its first call when the returned model builds its compiled form (a refit
+            # does; a bag compiled when it was timed does not)
+            if bagged(record) and compiled_before(_bag(record, problem, bags), problem.task):
+                return _measured_finish(measured, finish_rows)
             return _measured_finish(measured, finish_rows) + measured.get("first_call_ms", 0) / 1000
         k = len(record.fold_models or []) or 1
         return _predict_estimate([record], finish_rows) / (1 if bagged(record) else k)
@@ -1930,6 +1945,7 @@ def _select_and_refit(
                 time.monotonic(),
                 bagged=bagged,
                 first=unmeasured,
+                bags=bags,
             )
         )
 
@@ -1941,7 +1957,7 @@ def _select_and_refit(
         # the size of what was (or would be) measured: the bag, or the first fold model
         if not record.fold_models:
             return None
-        return model_size(_bag(record, problem) if bagged(record) else record.fold_models[0])
+        return model_size(_bag(record, problem, bags) if bagged(record) else record.fold_models[0])
 
     one_row_ms, estimated = estimate_unmeasured(
         [one_row(r) for r in candidates],
@@ -2031,6 +2047,7 @@ def _select_and_refit(
             features=features,
             classes=classes,
             best=best,
+            bags=bags,
         )
         phases.end("stacking")
         if stacked is not None:
@@ -2058,7 +2075,7 @@ def _select_and_refit(
         estimate = _refit_estimate(record, problem)
         member: Any = None
         if bagged(record):
-            member = _bag(record, problem)  # no refit: the fold models, scored out of fold
+            member = _bag(record, problem, bags)  # no refit: the fold models, out of fold
         elif time.monotonic() + estimate <= end or record.fold_models is None:
             pipeline, outcome = fit_pipeline(
                 problem,
@@ -2114,7 +2131,14 @@ def _select_and_refit(
     model = assemble(fitted, fitted_weights, fitted_members)
     phases.end("refit")
     latency = _measure_returned(
-        model, fitted_members, latencies, latency_rows, problem, refit_end, notes
+        model,
+        fitted_members,
+        latencies,
+        latency_rows,
+        problem,
+        refit_end,
+        notes,
+        built=[compiled_before(m, problem.task) for m in fitted],
     )
     if (
         max_latency_ms is not None
@@ -2139,7 +2163,14 @@ def _select_and_refit(
         fitted, fitted_weights, fitted_members = [fitted[at]], [1.0], [record]
         model = assemble(fitted, fitted_weights, fitted_members)
         latency = _measure_returned(
-            model, fitted_members, latencies, latency_rows, problem, refit_end, notes
+            model,
+            fitted_members,
+            latencies,
+            latency_rows,
+            problem,
+            refit_end,
+            notes,
+            built=[compiled_before(m, problem.task) for m in fitted],
         )
         notes.append(
             f"the refit ensemble answered one row in {slow:.2f} ms, over the latency bound "
@@ -2222,8 +2253,14 @@ def _model_targets(model: TrainedModel) -> list[tuple[str, float]]:
     return [(str(t), float(s)) for t, s in found]
 
 
-def _bag(record: TrialRecord, problem: Problem) -> FoldBag:
-    return FoldBag(pipelines=list(record.fold_models or []), task=problem.task)
+def _bag(record: TrialRecord, problem: Problem, bags: dict[int, FoldBag] | None = None) -> FoldBag:
+    """``record``'s fold models as a bag; with ``bags``, the one bag made for it (whatever
+    it compiled for a latency measurement serves the returned model: ``compiled_before``)."""
+    if bags is None:
+        return FoldBag(pipelines=list(record.fold_models or []), task=problem.task)
+    if record.number not in bags:
+        bags[record.number] = FoldBag(pipelines=list(record.fold_models or []), task=problem.task)
+    return bags[record.number]
 
 
 def _measure_returned(
@@ -2234,19 +2271,25 @@ def _measure_returned(
     problem: Problem,
     end: float,
     notes: list[str],
+    built: Sequence[bool] = (),
 ) -> dict[str, float]:
     """The returned model's prediction times (``measure_latency``) on ``rows`` (the held-out
     rows), measured so that they and the prediction of those rows that follows end by ``end``
     (the permutation check after it keeps to the budget's end by itself): each part expected
-    to take what its members took when measured during the search (summed: each member's
-    first call built its own compiled form and each call paid the fixed cost of a call, so
-    the sum errs high). A part that would not fit is not made (measured loaded at 60 s,
-    measuring the returned model took 37.8 s on california-housing) and a note says so; when
-    the one-row time was not measured, its members' sum is given as ``one_row_ms_estimated``,
-    never as measured."""
+    to take what its members took when measured during the search (summed: each call paid
+    the fixed cost of a call, so the sum errs high; a member's first call builds its compiled
+    form, unless it is a bag that kept the one its own measuring built: ``built``, one flag
+    per member in order, the others false).
+    A part that would not fit is not made (measured loaded at 60 s, measuring the returned
+    model took 37.8 s on california-housing) and a note says so; when the one-row time was
+    not measured, its members' sum is given as ``one_row_ms_estimated``, never as measured."""
     expected: dict[str, float] = {}
     for key in ("first_call_ms", "one_row_ms", "rows_1000_ms"):
-        times = [latencies.get(r.number, {}).get(key) for r in members]
+        # a member whose compiled form was built before: its first call is a call
+        times = [
+            latencies.get(r.number, {}).get("one_row_ms" if key == "first_call_ms" and b else key)
+            for r, b in zip(members, [*built, *[False] * (len(members) - len(built))], strict=True)
+        ]
         if times and all(t is not None for t in times):
             expected[key] = float(sum(t for t in times if t is not None))
     held_out = len(rows) / 1000 * expected.get("rows_1000_ms", 0.0) / 1000
@@ -2352,6 +2395,7 @@ def _stacked_selection(
     classes: list[Any] | None,
     best: TrialRecord,
     probes: Mapping[str, Level2Probe] | None = None,
+    bags: dict[int, FoldBag] | None = None,
 ) -> _Selection | None:
     """A second stacking level over the bagged ``inputs``, returned when its out-of-fold loss
     beats ``level1_loss`` (the level-1 choice's) and it answers one row within the bound;
@@ -2418,7 +2462,7 @@ def _stacked_selection(
     model = TrainedModel(
         members=[
             StackedBag(
-                inputs=[_bag(r, problem) for r in level.inputs],
+                inputs=[_bag(r, problem, bags) for r in level.inputs],
                 columns=level.columns,
                 members=[_bag(r, problem) for r in level.models],
                 weights=[float(v) for v in weights],
@@ -2444,6 +2488,7 @@ def _stacked_selection(
         problem,
         refit_end,
         notes,
+        built=[compiled_before(_bag(r, problem, bags), problem.task) for r in level.inputs],
     )
     if max_latency_ms is not None and latency.get("one_row_ms", 0.0) > max_latency_ms:
         notes.append(

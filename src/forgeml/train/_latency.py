@@ -18,9 +18,11 @@ the clock: a candidate within a few percent of the bound may be in or out on a b
 (``max_latency_ms=None`` turns the bound off for a replayable choice).
 
 A timing records its first call too (``first_call_ms``): it builds the compiled form (an
-XGBoost walk checked against the library on its probe rows took 0.6-2.4 s at load 2), which
-the returned model builds again, so the time kept for the returned model's measuring counts
-it; with a deadline, no part of the measuring expected to end past it is started.
+XGBoost walk checked against the library on its probe rows took 0.6-2.4 s at load 2). A bag
+keeps the form its timing built, and the returned model holding that bag calls it without
+building it again (``train._compiled``); a refit member is a new model whose form is built
+again, so the time kept for the returned model's measuring counts its first call; with a
+deadline, no part of the measuring expected to end past it is started.
 """
 
 from __future__ import annotations

@@ -28,7 +28,13 @@ from sklearn.base import BaseEstimator
 from forgeml.errors import InputError, SchemaMismatchError
 from forgeml.security import not_applied
 from forgeml.train._calibration import apply_calibration
-from forgeml.train._compiled import CompiledModel, NotCompilable, level1_features, member_value
+from forgeml.train._compiled import (
+    KEPT_CALL,
+    CompiledModel,
+    NotCompilable,
+    level1_features,
+    member_value,
+)
 
 __all__ = ["FoldBag", "StackedBag", "TrainedModel", "raw_predict"]
 
@@ -137,6 +143,11 @@ class FoldBag(BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return True
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop(KEPT_CALL, None)  # its compiled call, a cache of closures, rebuilt when needed
+        return state
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Mean prediction (regression)."""
