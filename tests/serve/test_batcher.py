@@ -70,7 +70,7 @@ def test_queued_requests_share_a_batch_and_get_their_own_rows() -> None:
     async def main() -> tuple[list[Any], list[int]]:
         clock = FakeClock()
         runner = TimedRunner(clock)
-        batcher = Batcher(runner, Inline(), max_batch_rows=4, clock=clock)
+        batcher = Batcher(runner, Inline(), max_batch_rows=4, clock=clock, own_clock=clock)
         batcher.start()
         answers = await asyncio.gather(*(batcher.predict(rows(i, i + 10), 2) for i in range(5)))
         await batcher.stop()
@@ -84,7 +84,7 @@ def test_queued_requests_share_a_batch_and_get_their_own_rows() -> None:
 def test_a_failing_request_fails_alone() -> None:
     async def main() -> list[Any]:
         clock = FakeClock()
-        batcher = Batcher(TimedRunner(clock), Inline(), clock=clock)
+        batcher = Batcher(TimedRunner(clock), Inline(), clock=clock, own_clock=clock)
         batcher.start()
         answers = await asyncio.gather(
             batcher.predict(rows(1), 1),
@@ -142,7 +142,12 @@ def test_a_predicted_wait_over_the_budget_is_refused_on_the_fake_clock() -> None
         clock = FakeClock()
         runner = TimedRunner(clock, a=0.01, b=0.1)  # 100 rows: 1.1 s
         batcher = Batcher(
-            runner, Inline(), max_batch_rows=100, latency_budget_ms=1500.0, clock=clock
+            runner,
+            Inline(),
+            max_batch_rows=100,
+            latency_budget_ms=1500.0,
+            clock=clock,
+            own_clock=clock,
         )
         batcher.start()
         for n in (1, 10, 100, 50):  # teach the latency model
@@ -167,7 +172,9 @@ def test_a_predicted_wait_over_the_budget_is_refused_on_the_fake_clock() -> None
 def test_stop_predicts_what_is_queued_then_refuses() -> None:
     async def main() -> tuple[list[Any], RequestError]:
         clock = FakeClock()
-        batcher = Batcher(TimedRunner(clock), Inline(), max_batch_rows=1, clock=clock)
+        batcher = Batcher(
+            TimedRunner(clock), Inline(), max_batch_rows=1, clock=clock, own_clock=clock
+        )
         batcher.start()
         pending = [asyncio.ensure_future(batcher.predict(rows(i), 1)) for i in range(5)]
         await asyncio.sleep(0)  # all queued
@@ -215,7 +222,7 @@ def test_a_lone_small_request_of_a_fast_model_is_answered_on_the_event_loop() ->
         clock = FakeClock()
         executor = CountingInline()
         runner = TimedRunner(clock, a=0.00001, b=0.0001)  # 0.11 ms for one row
-        batcher = Batcher(runner, executor, clock=clock, inline_ms=0.25)
+        batcher = Batcher(runner, executor, clock=clock, own_clock=clock, inline_ms=0.25)
         batcher.start()
         for i in range(INLINE_AFTER):  # timed in the worker first
             await batcher.predict(rows(i), 1)
@@ -239,7 +246,9 @@ def test_a_slow_model_is_never_run_on_the_event_loop() -> None:
     async def main() -> tuple[int, int]:
         clock = FakeClock()
         executor = CountingInline()
-        batcher = Batcher(TimedRunner(clock, a=0.0, b=0.005), executor, clock=clock)
+        batcher = Batcher(
+            TimedRunner(clock, a=0.0, b=0.005), executor, clock=clock, own_clock=clock
+        )
         batcher.start()
         for i in range(20):
             await batcher.predict(rows(i), 1)
@@ -259,7 +268,7 @@ def test_a_fast_model_that_sometimes_loses_the_cpu_is_still_answered_inline() ->
 
     async def main() -> int:
         clock = FakeClock()
-        batcher = Batcher(Spiky(clock, a=0.0), CountingInline(), clock=clock)
+        batcher = Batcher(Spiky(clock, a=0.0), CountingInline(), clock=clock, own_clock=clock)
         batcher.start()
         for i in range(12):
             await batcher.predict(rows(i), 1)
@@ -275,7 +284,7 @@ def test_requests_arriving_together_are_batched_not_answered_one_by_one_on_the_l
     async def main() -> tuple[list[int], int, list[Any]]:
         clock = FakeClock()
         runner = TimedRunner(clock, a=0.00001, b=0.0001)  # fast enough to be answered inline
-        batcher = Batcher(runner, CountingInline(), clock=clock)
+        batcher = Batcher(runner, CountingInline(), clock=clock, own_clock=clock)
         batcher.start()
         for i in range(INLINE_AFTER):
             await batcher.predict(rows(i), 1)
@@ -287,5 +296,97 @@ def test_requests_arriving_together_are_batched_not_answered_one_by_one_on_the_l
 
     batches, inlined, answers = asyncio.run(main())
     assert inlined == 1  # the lone request, on the loop
-    assert batches == [1, 6]  # the six concurrent ones, one batch in the worker
+    assert batches == [1, 6]  # the six concurrent ones, one batch
     assert answers == [[2], *([2 * i] for i in range(6))]
+
+
+class TwoClocks(TimedRunner):
+    """``TimedRunner`` taking ``own`` seconds a row of its own work, on the wall clock and on
+    a second clock (``cpu``), and in a thread other than the loop's 4 ms a row more on the
+    wall clock (waiting for the GIL)."""
+
+    def __init__(self, clock: FakeClock, cpu: FakeClock, own: float) -> None:
+        super().__init__(clock, a=own, b=0.0)
+        self.cpu, self.own = cpu, own
+
+    def run(self, columns: dict[str, list[Any]], n: int) -> tuple[list[Any], np.ndarray | None]:
+        self.cpu.now += self.own * n
+        if threading.current_thread() is not threading.main_thread():
+            self.clock.now += 0.004 * n
+        return super().run(columns, n)
+
+
+class CountingThreads(ThreadPoolExecutor):
+    """One worker thread, counting the calls handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.calls = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def _batches_on_loop(own: float) -> tuple[list[int], int, int, list[Any]]:
+    """Five lone requests, then 3 rounds of 8 concurrent ones, of a runner taking ``own``
+    seconds of its own a row: its batches, how many ran on the loop, the executor's calls
+    for the concurrent ones, their answers."""
+    from forgeml.serve._batcher import INLINE_AFTER
+
+    async def main() -> tuple[list[int], int, int, list[Any]]:
+        clock, cpu = FakeClock(), FakeClock()
+        runner = TwoClocks(clock, cpu, own)
+        executor = CountingThreads()
+        batcher = Batcher(runner, executor, clock=clock, own_clock=cpu)
+        batcher.start()
+        for i in range(INLINE_AFTER):
+            await batcher.predict(rows(i), 1)
+        del runner.batches[:]
+        before, answers = executor.calls, []
+        for _ in range(3):
+            together = await asyncio.gather(*(batcher.predict(rows(i), 1) for i in range(8)))
+            answers += [a[0] for a in together]
+        await batcher.stop()
+        executor.shutdown()
+        return runner.batches, batcher.batches_inline, executor.calls - before, answers
+
+    return asyncio.run(main())
+
+
+def test_a_batch_of_a_fast_model_is_predicted_on_the_loop_by_its_own_time() -> None:
+    # 0.05 ms a row of its own (4 ms more in the worker, waiting): 8 rows, 0.4 ms < 1 ms
+    batches, on_loop, executor_calls, answers = _batches_on_loop(0.00005)
+    assert batches == [8, 8, 8] and on_loop == 3 and executor_calls == 0
+    assert answers == [[2 * i] for i in range(8)] * 3
+
+
+def test_a_batch_predicted_over_inline_ms_goes_to_the_worker() -> None:
+    # 0.2 ms a row of its own: a lone row may run on the loop, a batch of 8 (1.6 ms) not
+    batches, on_loop, executor_calls, answers = _batches_on_loop(0.0002)
+    assert batches == [8, 8, 8] and on_loop == 0 and executor_calls == 3
+    assert answers == [[2 * i] for i in range(8)] * 3
+
+
+def test_a_failing_batch_on_the_loop_is_retried_one_request_at_a_time() -> None:
+    from forgeml.serve._batcher import INLINE_AFTER
+
+    async def main() -> tuple[list[Any], list[int], int]:
+        clock = FakeClock()
+        runner = TimedRunner(clock, a=0.00001, b=0.0001)
+        executor = CountingInline()
+        batcher = Batcher(runner, executor, clock=clock, own_clock=clock)
+        batcher.start()
+        for i in range(INLINE_AFTER):
+            await batcher.predict(rows(i), 1)
+        del runner.batches[:]
+        before = executor.calls
+        got = await asyncio.gather(
+            *(batcher.predict(rows(v), 1) for v in (1, None, 3)), return_exceptions=True
+        )
+        await batcher.stop()
+        return got, runner.batches, executor.calls - before
+
+    got, batches, executor_calls = asyncio.run(main())
+    assert got[0][0] == [2] and isinstance(got[1], ValueError) and got[2][0] == [6]
+    assert batches == [1, 1] and executor_calls == 0  # the batch of 3 failed before counting

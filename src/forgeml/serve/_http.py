@@ -43,6 +43,7 @@ __all__ = [
     "RawRoute",
     "WireProtocol",
     "answer",
+    "answer_raw",
     "client_request_id",
     "error_response",
     "from_forgeml",
@@ -371,6 +372,32 @@ async def answer(
         response = protocol.error(error)
         _with_request_id(response, client_rid or rid)
         return response
+
+
+async def answer_raw(
+    protocol: WireProtocol,
+    service: PredictionService,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    name: str,
+    *,
+    max_body: int,
+    version: int | None = None,
+    probabilities: bool = True,
+) -> None:
+    """``answer`` for a route served in front of the framework (``RawRoute``): the request
+    read from its ASGI scope (``RawRequest``), the answer sent as Starlette would send it."""
+    response = await answer(
+        protocol,
+        service,
+        RawRequest(scope, receive),
+        name,
+        max_body=max_body,
+        version=version,
+        probabilities=probabilities,
+    )
+    await send_response(response, send)
 
 
 def _with_request_id(response: Response, value: str) -> None:

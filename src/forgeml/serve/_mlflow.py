@@ -36,12 +36,11 @@ from forgeml.serve._codec import (
 from forgeml.serve._http import (
     JSON,
     Operation,
-    RawRequest,
     WireProtocol,
     answer,
+    answer_raw,
     json_response,
     operation,
-    send_response,
 )
 from forgeml.serve._service import PredictionService
 from forgeml.serve._types import Outputs, RequestError, Rows
@@ -336,15 +335,9 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
     ) -> None:
         # both invocation routes in front of the framework: what MLflow's users call
         name = parameters[0] if parameters else first
-        response = await answer(
-            protocol,
-            service,
-            RawRequest(scope, receive),
-            name,
-            max_body=max_body,
-            probabilities=False,
+        await answer_raw(
+            protocol, service, scope, receive, send, name, max_body=max_body, probabilities=False
         )
-        await send_response(response, send)
 
     async def ping(request: Request) -> Response:
         ready = service.ready

@@ -26,9 +26,9 @@ from forgeml.serve._codec import (
 )
 from forgeml.serve._http import (
     Operation,
-    RawRequest,
     WireProtocol,
     answer,
+    answer_raw,
     error_response,
     from_forgeml,
     guarded,
@@ -188,15 +188,16 @@ def operations(
         if isinstance(probabilities, Response):
             await send_response(probabilities, send)
             return
-        response = await answer(
+        await answer_raw(
             protocol,
             service,
-            RawRequest(scope, receive),
+            scope,
+            receive,
+            send,
             name,
             max_body=max_body,
             probabilities=probabilities,
         )
-        await send_response(response, send)
 
     async def explain(request: Request) -> Response:
         name = request.path_params["name"]

@@ -25,9 +25,9 @@ from forgeml.serve._codec import BINARY_TYPE, HEADER_LENGTH, JSON_TYPE, PREDICT,
 from forgeml.serve._http import (
     JSON,
     Operation,
-    RawRequest,
     WireProtocol,
     answer,
+    answer_raw,
     guarded,
     int_parameter,
     json_response,
@@ -310,21 +310,14 @@ def operations(service: PredictionService, *, max_body: int) -> list[Operation]:
     ) -> None:
         # both inference routes in front of the framework: what KServe's and Triton's clients call
         name = parameters[0]
-        response: Response
         try:
             version = parse_int_parameter(parameters[1], "version") if parameters[1:] else None
         except RequestError as e:
-            response = protocol.error(e)
-        else:
-            response = await answer(
-                protocol,
-                service,
-                RawRequest(scope, receive),
-                name,
-                max_body=max_body,
-                version=version,
-            )
-        await send_response(response, send)
+            await send_response(protocol.error(e), send)
+            return
+        await answer_raw(
+            protocol, service, scope, receive, send, name, max_body=max_body, version=version
+        )
 
     async def doc_none() -> None: ...
 
