@@ -361,6 +361,26 @@ def test_a_batch_of_a_fast_model_is_predicted_on_the_loop_by_its_own_time() -> N
     assert answers == [[2 * i] for i in range(8)] * 3
 
 
+def test_batches_under_load_from_the_start_move_to_the_loop() -> None:
+    from forgeml.serve._batcher import INLINE_AFTER
+
+    async def main() -> tuple[list[int], int, int]:
+        clock, cpu = FakeClock(), FakeClock()
+        runner = TwoClocks(clock, cpu, 0.00005)
+        executor = CountingThreads()
+        batcher = Batcher(runner, executor, clock=clock, own_clock=cpu)
+        batcher.start()
+        for _ in range(INLINE_AFTER + 3):  # never a lone request, never a small batch
+            await asyncio.gather(*(batcher.predict(rows(i), 1) for i in range(16)))
+        await batcher.stop()
+        executor.shutdown()
+        return runner.batches, batcher.batches_inline, executor.calls
+
+    batches, on_loop, executor_calls = asyncio.run(main())
+    assert batches == [16] * (INLINE_AFTER + 3)
+    assert executor_calls == INLINE_AFTER and on_loop == 3
+
+
 def test_a_batch_predicted_over_inline_ms_goes_to_the_worker() -> None:
     # 0.2 ms a row of its own: a lone row may run on the loop, a batch of 8 (1.6 ms) not
     batches, on_loop, executor_calls, answers = _batches_on_loop(0.0002)

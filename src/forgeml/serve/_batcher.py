@@ -42,7 +42,9 @@ Inline answers
 Batches on the loop
     Under concurrency requests gather into batches, and a batch of at most ``INLINE_BATCH_ROWS``
     rows is predicted on the event loop too when the runner's own time per row (the median of
-    the last ``INLINE_WINDOW`` batches) times its rows is under ``inline_ms``: the loop is held
+    the last ``INLINE_WINDOW`` such batches, after at least ``INLINE_AFTER``, of any size: under
+    steady load every batch may be larger than ``INLINE_ROWS``) times its rows is under
+    ``inline_ms``: the loop is held
     about as long as for a lone request, once per batch, then yields before the next. In the
     worker thread such a batch waited for the GIL the loop held at every call into the model
     that released it (each wait up to the switch interval): ``benchmarks/serving.py``'s
@@ -359,8 +361,7 @@ class Batcher:
         the loop")."""
         return (
             rows <= INLINE_BATCH_ROWS
-            and self._small_batches >= INLINE_AFTER
-            and self._small_seconds < self.inline
+            and len(self._row_window) >= INLINE_AFTER
             and rows * self._row_seconds < self.inline
         )
 
