@@ -264,6 +264,61 @@ def test_the_preferred_members_are_measured_whatever_the_deadline(german):
     assert model_size(_bag(records[0], problem)) == 20 * 7.0
 
 
+def test_bags_are_timed_on_the_clock_given_and_keep_what_their_timing_compiled(german):
+    """The search times the leaders' bags on its thread's CPU time (a clock it passes): every
+    part is read on that clock; each trial's one bag keeps the compiled form its first call
+    built, for the returned model."""
+    from forgeml.train._api import _bag, _candidate_latencies
+    from forgeml.train._compiled import compiled_before
+    from forgeml.train._metrics import get_metric
+    from forgeml.train._model import FoldBag
+    from forgeml.train._search import Problem
+    from forgeml.train._validation import make_folds
+
+    X, records = _records(german)
+    y = (german["class"] == "good").astype(int).to_numpy()
+    problem = Problem(
+        X=X,
+        y=y,
+        kinds={},
+        task="binary",
+        n_classes=2,
+        metric=get_metric(None, "binary"),
+        folds=make_folds(len(y), y, n_folds=3, seed=0, time_ordered=False),
+        seed=0,
+        n_jobs=1,
+        time_ordered=False,
+        imbalanced=False,
+    )
+    ticks = iter(range(0, 10**6, 2))  # a reading every 2 ms, whatever the calls take
+
+    def clock() -> float:
+        return next(ticks) / 1000
+
+    bags: dict[int, FoldBag] = {}
+    measured = _candidate_latencies(
+        problem,
+        [],
+        X,
+        list(X.columns),
+        [0, 1],
+        time.monotonic(),
+        bagged=lambda record: True,
+        first=[records[1]],
+        bags=bags,
+        clock=clock,
+    )
+    assert measured == {1: {"one_row_ms": 2.0, "rows_1000_ms": 2.0, "first_call_ms": 2.0}}
+    assert set(bags) == {1} and _bag(records[1], problem, bags) is bags[1]
+    assert compiled_before(bags[1], "binary") and not compiled_before(bags[1], "regression")
+    assert not compiled_before(_bag(records[1], problem), "binary")  # another bag
+    # a family whose first call, measured before, would end past the deadline: not started
+    soon = time.monotonic() + 60.0
+    args = (problem, records, X, list(X.columns), [0, 1], soon)
+    assert _candidate_latencies(*args, first_calls={"lgbm": 120_000.0}) == {}
+    assert set(_candidate_latencies(*args, first_calls={"lgbm": 1.0})) == {0, 1, 2}
+
+
 def test_each_familys_best_trial_keeps_its_fold_models_to_be_timed():
     from forgeml.train._search import KEEP_FOLD_MODELS, TrialRecord, _drop_fold_models
 
