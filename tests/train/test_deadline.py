@@ -378,3 +378,31 @@ def test_members_whose_measured_evaluation_fits_the_time_left_are_all_kept() -> 
         timed=timed,
     )
     assert sorted(e["trial"] for e in selection.ensemble) == [0, 1]
+
+
+def test_a_trial_behind_the_others_after_its_last_fold_is_kept() -> None:
+    """Pruning stops a trial to save its other folds; after the last one there is nothing to
+    save, and the finished trial is a candidate member."""
+    from forgeml.train._search import evaluate_config
+
+    problem = _problem()  # 3 folds
+    start = FAMILIES["linear"].start("binary", False, 300)
+    steps: list[int] = []
+
+    def behind(value: float, step: int) -> bool:
+        steps.append(step)
+        return step == len(problem.folds) - 1  # the pruner's verdict after the last fold
+
+    record = evaluate_config(
+        problem, TrialRecord(0, "linear", dict(start)), deadline=float("inf"), report=behind
+    )
+    assert steps == [0, 1, 2]
+    assert record.state == "complete" and record.oof is not None
+    # a verdict before the last fold still prunes
+    record = evaluate_config(
+        problem,
+        TrialRecord(1, "linear", dict(start)),
+        deadline=float("inf"),
+        report=lambda value, step: step == 1,
+    )
+    assert record.state == "pruned" and len(record.fit_seconds) == 2

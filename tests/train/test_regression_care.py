@@ -342,3 +342,19 @@ def test_a_slow_boosting_fit_runs_its_patience_past_the_best_round(bike, family)
     (losses,) = next(iter(history.values())).values()
     assert outcome.best_iteration < 500
     assert len(losses) == outcome.best_iteration + 125
+
+
+def test_a_regression_network_learns_a_target_far_from_zero():
+    """The MLP fits the standardised target and predicts in the target's units: fitted on the
+    raw values (near 200,000) it ended far worse than the training mean."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 4))
+    y = 200_000 + 50_000 * (X[:, 0] + 0.5 * X[:, 1] ** 2) + rng.normal(size=3000) * 5_000
+    params = FAMILIES["mlp"].start("regression", False, 2000)
+    for rounds in (None, 30):  # early stopping, then a refit of fixed epochs
+        est = fit_estimator(
+            FAMILIES["mlp"], params, task="regression", X=X[:2000], y=y[:2000], seed=0,
+            n_jobs=1, deadline=time.monotonic() + 120, rounds=rounds, metric="rmse",
+        ).estimator  # fmt: skip
+        rmse = float(np.sqrt(np.mean((est.predict(X[2000:]) - y[2000:]) ** 2)))
+        assert rmse < 0.3 * float(np.std(y[2000:])), rounds
