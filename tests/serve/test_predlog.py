@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 import uuid
@@ -343,3 +345,33 @@ def test_a_journal_line_is_the_records_fields_as_json(tmp_path: Path):
     fields = {f.name: getattr(given, f.name) for f in dataclasses.fields(given)}
     assert line == dumps(fields) + b"\n"
     assert loads(line)["inputs"] == {"age": [None], "workclass": [None], "hours": [40]}
+
+
+def test_a_journal_line_is_written_without_releasing_the_gil(tmp_path: Path) -> None:
+    """The event loop's journal writes keep the GIL: a thread waiting for it does not run
+    during them (forced switches are off, so a release is its only way in)."""
+    from forgeml.serve._spool import _write_all
+
+    ran: list[int] = []
+    go = threading.Event()
+
+    def waiting() -> None:
+        go.wait()
+        ran.append(1)
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    fd = os.open(tmp_path / "journal.jsonl", os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        go.set()
+        for _ in range(2000):
+            _write_all(fd, b'{"request_id": "r"}\n')
+        during = len(ran)
+    finally:
+        sys.setswitchinterval(interval)
+        os.close(fd)
+    thread.join()
+    assert during == 0 and ran == [1]
+    assert (tmp_path / "journal.jsonl").read_bytes() == b'{"request_id": "r"}\n' * 2000
