@@ -617,6 +617,14 @@ class _Loop:
                 if asked is None:
                     continue  # skipped before it cost anything (told already)
                 trial, record, trial_deadline, cost_aware = asked
+                now = time.monotonic()
+                _log.debug(
+                    "trial %d %s started, its deadline in %.2fs, the search's in %.2fs",
+                    record.number,
+                    record.family,
+                    trial_deadline - now,
+                    deadline - now,
+                )
                 future = self._start(pool, trial, record, trial_deadline, cost_aware)
                 running[future] = trial
             if not running:
