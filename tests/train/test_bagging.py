@@ -46,6 +46,17 @@ def _problem(frame: pd.DataFrame, target: str, y: np.ndarray | None = None) -> P
     )
 
 
+# a deterministic training on german credit in which the second level is always tried
+_STACKED = {
+    "target": "class",
+    "models": ["lgbm", "xgb"],
+    "max_trials": 4,
+    "time_budget": 300,
+    "n_jobs": 1,
+    "seed": 0,
+}
+
+
 @pytest.fixture(scope="module")
 def stacked(german, tmp_path_factory):
     """A deterministic training on german credit: the second level is always tried there."""
@@ -53,16 +64,7 @@ def stacked(german, tmp_path_factory):
     from forgeml.store import Workspace
 
     with Workspace(Settings(home=tmp_path_factory.mktemp("ws"))) as ws:
-        return train(
-            german,
-            target="class",
-            models=["lgbm", "xgb"],
-            max_trials=4,
-            time_budget=300,
-            n_jobs=1,
-            seed=0,
-            workspace=ws,
-        )
+        return train(german, workspace=ws, **_STACKED)
 
 
 @pytest.fixture(scope="module")
@@ -366,16 +368,7 @@ def test_the_returned_model_does_not_build_a_members_compiled_form_again(german,
         return build(member, *args, **kwargs)
 
     monkeypatch.setattr(_compiled, "_member_call", counted)
-    result = train(
-        german,
-        target="class",
-        models=["lgbm", "xgb"],
-        max_trials=4,
-        time_budget=300,
-        n_jobs=1,
-        seed=0,
-        workspace=ws,
-    )
+    result = train(german, workspace=ws, **_STACKED)
     result.model.predict_proba(german.head(1))
     bags = [b for m in result.model.members for b in [*getattr(m, "inputs", []), m]]
     pipelines = [p for b in bags if isinstance(b, FoldBag) for p in b.pipelines]

@@ -222,16 +222,14 @@ def _records(german: pd.DataFrame):
     return X, records
 
 
-def test_the_preferred_members_are_measured_whatever_the_deadline(german):
-    from forgeml.train._api import _candidate_latencies
-    from forgeml.train._latency import model_size
+def _problem(german: pd.DataFrame, X: pd.DataFrame):
+    """The binary problem of german credit's ``class`` on ``X`` (3 folds)."""
     from forgeml.train._metrics import get_metric
     from forgeml.train._search import Problem
     from forgeml.train._validation import make_folds
 
-    X, records = _records(german)
     y = (german["class"] == "good").astype(int).to_numpy()
-    problem = Problem(
+    return Problem(
         X=X,
         y=y,
         kinds={},
@@ -244,6 +242,14 @@ def test_the_preferred_members_are_measured_whatever_the_deadline(german):
         time_ordered=False,
         imbalanced=False,
     )
+
+
+def test_the_preferred_members_are_measured_whatever_the_deadline(german):
+    from forgeml.train._api import _candidate_latencies
+    from forgeml.train._latency import model_size
+
+    X, records = _records(german)
+    problem = _problem(german, X)
     classes = [0, 1]
     past = time.monotonic() - 1.0
     # a deadline already past: only what must be measured is, each with a median time
@@ -270,26 +276,10 @@ def test_bags_are_timed_on_the_clock_given_and_keep_what_their_timing_compiled(g
     built, for the returned model."""
     from forgeml.train._api import _bag, _candidate_latencies
     from forgeml.train._compiled import compiled_before
-    from forgeml.train._metrics import get_metric
     from forgeml.train._model import FoldBag
-    from forgeml.train._search import Problem
-    from forgeml.train._validation import make_folds
 
     X, records = _records(german)
-    y = (german["class"] == "good").astype(int).to_numpy()
-    problem = Problem(
-        X=X,
-        y=y,
-        kinds={},
-        task="binary",
-        n_classes=2,
-        metric=get_metric(None, "binary"),
-        folds=make_folds(len(y), y, n_folds=3, seed=0, time_ordered=False),
-        seed=0,
-        n_jobs=1,
-        time_ordered=False,
-        imbalanced=False,
-    )
+    problem = _problem(german, X)
     ticks = iter(range(0, 10**6, 2))  # a reading every 2 ms, whatever the calls take
 
     def clock() -> float:

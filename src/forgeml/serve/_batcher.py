@@ -342,9 +342,7 @@ class Batcher:
         """One more measurement of the runner's own time on a small batch: the median of the
         last ``INLINE_WINDOW`` (a median, not a mean: on a busy machine a call that lost the
         CPU takes milliseconds, which says nothing about the model)."""
-        window = self._small_window
-        window.append(seconds)
-        self._small_seconds = sorted(window)[len(window) // 2]
+        self._small_seconds = _median_with(self._small_window, seconds)
         self._small_batches += 1
 
     def _per_row(self, rows: int, seconds: float) -> None:
@@ -352,9 +350,7 @@ class Batcher:
         ``INLINE_BATCH_ROWS`` rows: the median of the last ``INLINE_WINDOW``."""
         if rows > INLINE_BATCH_ROWS:
             return
-        window = self._row_window
-        window.append(seconds / rows)
-        self._row_seconds = sorted(window)[len(window) // 2]
+        self._row_seconds = _median_with(self._row_window, seconds / rows)
 
     def _on_loop(self, rows: int) -> bool:
         """Whether a batch of ``rows`` rows is predicted on the event loop (see "Batches on
@@ -460,3 +456,9 @@ class Batcher:
             start += job.n
         if here:  # let the answers leave and new requests in before the next batch
             await asyncio.sleep(0)
+
+
+def _median_with(window: deque[float], value: float) -> float:
+    """The median of ``window`` (bounded) once ``value`` is appended to it."""
+    window.append(value)
+    return sorted(window)[len(window) // 2]
