@@ -4,11 +4,14 @@ search are skipped, with a note, when their measured cost does not fit the time 
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import optuna
 import pandas as pd
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from forgeml.train._metrics import get_metric
 from forgeml.train._search import Lanes, Problem, TrialRecord, _Loop
@@ -406,3 +409,107 @@ def test_a_trial_behind_the_others_after_its_last_fold_is_kept() -> None:
         report=lambda value, step: step == 1,
     )
     assert record.state == "pruned" and len(record.fit_seconds) == 2
+
+
+def test_a_fold_too_long_for_its_trial_to_go_on_stops_inside_its_fit(monkeypatch) -> None:
+    """A fold that would have the trial stopped right after it is cut where that becomes
+    certain, not run to the trial's deadline."""
+    from dataclasses import replace
+
+    from forgeml.train import _search
+
+    class Clock:
+        def __init__(self) -> None:
+            self.now = time.monotonic()
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    fit = _search.fit_pipeline
+    fold_seconds = [0.0]
+
+    def timed_fit(*args, **kwargs):
+        # a fit of fold_seconds that stops at its deadline, as the anytime fits do
+        pipeline, outcome = fit(*args, **kwargs)
+        allowed = kwargs["deadline"] - clock.now
+        clock.now += min(fold_seconds[0], allowed)
+        return pipeline, replace(outcome, truncated=fold_seconds[0] > allowed)
+
+    monkeypatch.setattr(_search, "time", clock)
+    monkeypatch.setattr(_search, "fit_pipeline", timed_fit)
+    problem = _problem()  # 3 folds
+    start = FAMILIES["linear"].start("binary", False, 300)
+    # 100 s and 40 s a fold: three cannot end in time, so the first stops at a third of it
+    fold_seconds[0] = 40.0
+    record = _search.evaluate_config(
+        problem,
+        TrialRecord(0, "linear", dict(start)),
+        deadline=clock.now + 100.0,
+        cost_aware=False,
+    )
+    assert record.state == "stopped" and "ran too long" in record.note
+    assert abs(record.seconds - 100.0 / 3) < 1e-6
+    assert record.fit_seconds == [record.seconds]  # a lower bound the family's estimates read
+    # cost-aware, the other two folds at its pace may take 60% of the time left after it
+    record = _search.evaluate_config(
+        problem, TrialRecord(1, "linear", dict(start)), deadline=clock.now + 100.0
+    )
+    assert record.state == "stopped" and abs(record.seconds - 60.0 / 2.6) < 1e-6
+    # 30 s a fold: all three fit, none is cut
+    fold_seconds[0] = 30.0
+    record = _search.evaluate_config(
+        problem,
+        TrialRecord(2, "linear", dict(start)),
+        deadline=clock.now + 100.0,
+        cost_aware=False,
+    )
+    assert record.state == "complete" and record.fit_seconds == [30.0] * 3
+    # the deterministic mode reads the clock only against the deadline: no bound
+    fold_seconds[0] = 40.0
+    record = _search.evaluate_config(
+        problem,
+        TrialRecord(3, "linear", dict(start)),
+        deadline=clock.now + 100.0,
+        cost_aware=False,
+        stop_doomed=False,
+    )
+    assert record.state == "stopped" and len(record.fit_seconds) == 2
+
+
+@given(
+    started=st.floats(0.0, 100.0),
+    spent=st.floats(0.01, 100.0),
+    share=st.floats(0.01, 1.0),
+    i=st.integers(0, 8),
+    more=st.integers(0, 4),
+    span=st.floats(0.0, 500.0),
+    after=st.floats(0.0, 300.0),
+    cost_aware=st.booleans(),
+)
+def test_the_fold_end_bound_is_where_the_stop_rules_turn(
+    started, spent, share, i, more, span, after, cost_aware
+) -> None:
+    from forgeml.train._search import _fold_end_bound, _stop_reason
+
+    k = i + 2 + more  # fold i is not the last
+    if i == 0:  # no fold before the first one
+        spent, fastest = 0.0, math.inf
+    else:
+        fastest = share * spent / i  # the fastest of i folds is at most their mean
+    fold_started = started + spent
+    deadline = fold_started + span
+    end = fold_started + after
+    bound = _fold_end_bound(fold_started, started, fastest, i, k, deadline, cost_aware=cost_aware)
+    assume(abs(end - bound) > 1e-6 * (1.0 + abs(bound)))  # away from rounding at the bound
+    reason = _stop_reason(
+        end,
+        started,
+        min(fastest, end - fold_started),
+        i + 1,
+        k,
+        deadline,
+        stop_doomed=True,
+        cost_aware=cost_aware,
+    )
+    assert (reason is None) == (end <= bound)
