@@ -299,19 +299,21 @@ def test_a_boosted_refit_is_estimated_for_its_own_rounds_not_the_folds_waiting_o
     assert abs(_refit_estimate(forest, problem) - 2.0 * scale) < 1e-9
 
 
+class _Clock:
+    """Stands in for the ``time`` module in ``_search``: its clock moves only when a test
+    moves ``now``."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 def test_a_trial_whose_remaining_folds_cannot_end_by_its_deadline_stops_now(monkeypatch) -> None:
     from forgeml.train import _search
 
-    class Clock:
-        """A clock that moves only when a fold model is fitted: 10 s a fit."""
-
-        def __init__(self) -> None:
-            self.now = time.monotonic()
-
-        def monotonic(self) -> float:
-            return self.now
-
-    clock = Clock()
+    clock = _Clock()  # moves only when a fold model is fitted: 10 s a fit
     fit = _search.fit_pipeline
 
     def slow_fit(*args, **kwargs):
@@ -418,14 +420,7 @@ def test_a_fold_too_long_for_its_trial_to_go_on_stops_inside_its_fit(monkeypatch
 
     from forgeml.train import _search
 
-    class Clock:
-        def __init__(self) -> None:
-            self.now = time.monotonic()
-
-        def monotonic(self) -> float:
-            return self.now
-
-    clock = Clock()
+    clock = _Clock()
     fit = _search.fit_pipeline
     fold_seconds = [0.0]
 
