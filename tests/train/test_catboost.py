@@ -92,6 +92,81 @@ def test_early_stopping_keeps_the_best_round_on_the_eval_set(german):
     assert outcome.estimator.model_.tree_count_ == outcome.best_iteration
 
 
+def _early_stopped(german):
+    import catboost
+
+    _, encoded, y = _encoded(german, "class")
+    model = CatBoostModel(task="binary", params={"learning_rate": 0.3}, iterations=3000)
+    model.fit(
+        encoded.iloc[:700], y[:700], eval_set=(encoded.iloc[700:], y[700:]),
+        deadline=time.monotonic() + 120,
+    )  # fmt: skip
+    # the same fit by CatBoost itself, its learn metric recorded every round
+    frame = model._frame(encoded)
+    reference = catboost.CatBoostClassifier(
+        iterations=3000, learning_rate=0.3, loss_function="Logloss", random_seed=0,
+        thread_count=1, allow_writing_files=False, verbose=False,
+    )  # fmt: skip
+    reference.fit(
+        catboost.Pool(frame.iloc[:700], y[:700], cat_features=model.cat_columns_),
+        eval_set=catboost.Pool(frame.iloc[700:], y[700:], cat_features=model.cat_columns_),
+        early_stopping_rounds=50, use_best_model=True,
+    )  # fmt: skip
+    return model, reference, encoded
+
+
+def test_early_stopping_ends_where_catboost_alone_ends_without_a_warning(german, capfd):
+    """The deadline callback gets the metric history every round; the learn metric is
+    recorded every tenth round only (the callback's cost grew with the rounds), which does not
+    change the rounds or the model, and CatBoost's warning about it is not written."""
+    model, reference, encoded = _early_stopped(german)
+    assert model.best_iteration_ == reference.get_best_iteration() + 1
+    assert model.model_.tree_count_ == reference.tree_count_
+    np.testing.assert_array_equal(model.predict_proba(encoded), reference.predict_proba(
+        model._frame(encoded)))  # fmt: skip
+    rounds = len(reference.get_evals_result()["learn"]["Logloss"])
+    assert len(model.model_.get_evals_result()["learn"]["Logloss"]) < rounds / 5
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_a_fit_while_another_thread_holds_catboosts_loggers_gives_the_same_model(german, capfd):
+    """CatBoost's loggers are the process's, set by one thread at a time: a fit started while
+    another thread's fit holds them fits without them, at a period of one, to the same model."""
+    import threading
+
+    import catboost
+
+    holding, release = threading.Event(), threading.Event()
+
+    class Hold:
+        def after_iteration(self, info) -> bool:
+            holding.set()
+            release.wait(60)
+            return False
+
+    def other_fit() -> None:
+        catboost.CatBoostClassifier(iterations=5, verbose=False, allow_writing_files=False).fit(
+            np.arange(20.0).reshape(10, 2), np.arange(10) % 2, callbacks=[Hold()],
+            log_cout=lambda text: None, log_cerr=lambda text: None,
+        )  # fmt: skip
+
+    thread = threading.Thread(target=other_fit)
+    thread.start()
+    try:
+        assert holding.wait(60)
+        model, reference, encoded = _early_stopped(german)
+    finally:
+        release.set()
+        thread.join()
+    assert model.model_.get_params()["metric_period"] == 1
+    assert model.best_iteration_ == reference.get_best_iteration() + 1
+    np.testing.assert_array_equal(model.predict_proba(encoded), reference.predict_proba(
+        model._frame(encoded)))  # fmt: skip
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
 def test_a_trained_catboost_model_is_registered_in_its_own_format_and_loads(german, ws):
     result = train(
         german, target="class", models=("catboost",), time_budget=120, max_trials=2, seed=0,

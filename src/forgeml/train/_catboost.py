@@ -22,6 +22,28 @@ from sklearn.base import BaseEstimator
 
 __all__ = ["CatBoostModel", "catboost_available"]
 
+# CatBoost records its learn metric every this many rounds (``metric_period``). Its training
+# callback, which stops the fit at the deadline and runs every round whatever the period,
+# receives the whole metric history as Python lists each time: with the learn metric of every
+# round that cost grew with the rounds (measured on california-housing, 2,643 rounds of depth
+# 6 on one thread: 12.3 ms a round against 9.0 without the callback; 8.7 at this period). The
+# validation metric that early stopping reads is still computed every round: the same rounds
+# and the same model.
+_METRIC_PERIOD = 10
+
+
+class _Discard:
+    """A stream CatBoost's log lines go nowhere through (``log_cout`` / ``log_cerr``)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+_DISCARD = _Discard()
+
 
 def catboost_available() -> bool:
     """Whether the ``catboost`` package can be imported."""
@@ -81,6 +103,7 @@ class CatBoostModel(BaseEstimator):
             "thread_count": max(1, int(self.n_jobs)),
             "allow_writing_files": False,
             "verbose": False,
+            "metric_period": _METRIC_PERIOD,
             **p,
         }
         if self.task == "regression":
@@ -143,7 +166,7 @@ class CatBoostModel(BaseEstimator):
             )
             kwargs["early_stopping_rounds"] = patience
             kwargs["use_best_model"] = True
-        model.fit(train, **kwargs)
+        _fit_quietly(model, train, kwargs)
         self.model_ = model
         self.truncated_ = cut["hit"]
         best = model.get_best_iteration() if eval_set is not None else None
@@ -188,6 +211,25 @@ class CatBoostModel(BaseEstimator):
         super().__setstate__(state)
         if blob is not None:
             self.model_ = _from_cbm(bytes(blob), self.task)
+
+
+def _fit_quietly(model: Any, train: Any, kwargs: dict[str, Any]) -> None:
+    """``model.fit(train, **kwargs)`` with CatBoost's log lines discarded: with early
+    stopping and a ``metric_period`` above one, CatBoost writes a warning that the period does
+    not apply to the validation metric, at every fit, whatever its logging level.
+
+    CatBoost's loggers are the process's, held by one thread at a time: when another thread's
+    fit holds them, this one cannot discard its lines, and fits at a period of one instead,
+    which writes no warning (slower per round, the same model)."""
+    from catboost import CatBoostError
+
+    try:
+        model.fit(train, log_cout=_DISCARD, log_cerr=_DISCARD, **kwargs)
+    except CatBoostError as error:
+        if "custom loggers" not in str(error):
+            raise
+        model.set_params(metric_period=1)
+        model.fit(train, **kwargs)
 
 
 def _to_cbm(model: Any) -> bytes:
