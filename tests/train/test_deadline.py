@@ -508,3 +508,63 @@ def test_the_fold_end_bound_is_where_the_stop_rules_turn(
         cost_aware=cost_aware,
     )
     assert (reason is None) == (end <= bound)
+
+
+def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:
+    """Work between trials (the level-2 probes, timing the leaders' bags) runs on a lane of
+    its own: the trials on the other lane are told meanwhile, and its result is applied on
+    the search's thread. The deterministic mode runs none."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    problem = _problem()
+    told = threading.Event()
+    seen: dict[str, object] = {}
+    calls: list[int] = []
+
+    def chores(records):
+        calls.append(len(records))
+        if "job" in seen:
+            return None
+        seen["job"] = True
+
+        def job():
+            meanwhile = told.wait(120)  # a trial on the other lane ends and is told
+
+            def apply():
+                seen["told meanwhile"] = meanwhile
+                seen["thread"] = threading.current_thread()
+
+            return apply
+
+        return job
+
+    far = time.monotonic() + 3600.0
+
+    def search_deadline(records):
+        return 0.0 if "thread" in seen else far
+
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.enqueue_trial({"family": "linear", **FAMILIES["linear"].start("binary", False, 300)})
+    loop = _Loop(
+        problem,
+        ["linear"],
+        study,
+        search_deadline,
+        None,
+        lambda record, records: told.set(),
+        Lanes(2, 1, "two"),
+        None,
+        chores,
+    )
+    with ThreadPoolExecutor(2) as pool:
+        records = loop.run(pool)
+    assert seen["told meanwhile"] is True
+    assert seen["thread"] is threading.current_thread()  # applied on the search's thread
+    assert records and records[0].state == "complete"
+    calls.clear()
+    deterministic = _Loop(
+        problem, ["linear"], study, lambda records: far, 1, None, Lanes(1, 1, ""), None, chores
+    )
+    deterministic.run(None)
+    assert calls == []

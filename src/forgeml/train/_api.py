@@ -1351,7 +1351,9 @@ def _search_and_fit(
     # returned model
     bags: dict[int, FoldBag] = {}
 
-    def calibrate(records: Sequence[TrialRecord]) -> None:
+    def calibrate(records: Sequence[TrialRecord]) -> Callable[[], None]:
+        # Run on a lane (a chore of the search), on copies of the records: the search frees
+        # fold models meanwhile. Returns what applies the timings on the search's thread.
         # Timed on this thread's CPU time: the trials running beside the timing stretch its
         # wall time, not what it computes, and they have ended by the held-out evaluation
         # (measured loaded, a LightGBM bag of california-housing predicting 1,000 rows:
@@ -1360,32 +1362,35 @@ def _search_and_fit(
         # 1.9 to 7.4 s for the evaluation, the returned model of three of them then
         # predicted 1,000 rows in 0.19 to 0.46 s, and 4 to 19 s of the budget went unused.
         leaders = [r for r in records if r.number not in timed and r.fold_models]
-        timed.update(
-            _candidate_latencies(
-                searching,
-                [],
-                latency_rows,
-                features,
-                classes,
-                time.monotonic(),
-                bagged=lambda record: True,
-                first=leaders,
-                bags=bags,
-                clock=time.thread_time,
+        latencies = _candidate_latencies(
+            searching,
+            [],
+            latency_rows,
+            features,
+            classes,
+            time.monotonic(),
+            bagged=lambda record: True,
+            first=leaders,
+            bags=bags,
+            clock=time.thread_time,
+        )
+
+        def apply() -> None:
+            timed.update(latencies)
+            for r in leaders:
+                if "rows_1000_ms" in timed.get(r.number, {}):
+                    estimated[r.number] = _predict_estimate([r], finish_rows)
+            measured = sum(_measured_finish(timed[n], finish_rows) for n in estimated)
+            expected = sum(estimated.values())
+            if measured > 0 and expected > 0:
+                predict_scale[0] = measured / expected
+            _log.debug(
+                "held-out evaluation of the leaders' bags: %.2fs measured, %.2fs estimated",
+                measured,
+                expected,
             )
-        )
-        for r in leaders:
-            if "rows_1000_ms" in timed.get(r.number, {}):
-                estimated[r.number] = _predict_estimate([r], finish_rows)
-        measured = sum(_measured_finish(timed[n], finish_rows) for n in estimated)
-        expected = sum(estimated.values())
-        if measured > 0 and expected > 0:
-            predict_scale[0] = measured / expected
-        _log.debug(
-            "held-out evaluation of the leaders' bags: %.2fs measured, %.2fs estimated",
-            measured,
-            expected,
-        )
+
+        return apply
 
     def predict_estimate(record: TrialRecord) -> float:
         return predict_scale[0] * _predict_estimate([record], finish_rows)
@@ -1436,47 +1441,91 @@ def _search_and_fit(
             reserves.update({"second level": stack, "its evaluation": stacked})
         return hard_end - finish_margin - ensemble_time - latency_time - reserve
 
-    def probe(ranked: list[TrialRecord]) -> None:
+    def probe(ranked: list[TrialRecord]) -> Callable[[], Callable[[], None]] | None:
         """Time one level-2 fold of each leading bagged family not probed yet, once half of
         the search's time has passed (the leaders are settled enough that their
         configurations are those level 2 will refit), while a cheaper second level could
-        still leave the search time."""
+        still leave the search time: the job, on copies of the records."""
         latest = deadline_for(ranked, 0.0)  # the search's end were the second level free
         current = deadline_for(ranked, stack_estimate(ranked, probes))
         now = time.monotonic()
         if now < started + 0.5 * (current - started) or now >= latest:
-            return
-        inputs = _stack_inputs(ranked)
-        configs = [c for c in level2_configs(ranked) if c.family not in probed]
-        for config in configs:
-            probed.add(config.family)
-            measured = probe_level2(searching, inputs, config, deadline=latest)
-            if measured is not None:
-                probes[config.family] = measured
-                _log.debug(
-                    "level-2 probe of %s #%d: a fold %.2fs (level 1: %.2fs), prediction x%.2f",
-                    config.family,
-                    config.number,
-                    measured.seconds,
-                    measured.level1_seconds,
-                    measured.predict_ratio,
-                )
-        calibrate(configs)
+            return None
+        inputs = [replace(r) for r in _stack_inputs(ranked)]
+        configs = [replace(c) for c in level2_configs(ranked) if c.family not in probed]
+        probed.update(c.family for c in configs)
+
+        def job() -> Callable[[], None]:
+            measured = {
+                c.family: probe_level2(searching, inputs, c, deadline=latest) for c in configs
+            }
+            timings = calibrate(configs)
+
+            def apply() -> None:
+                for config in configs:
+                    found = measured[config.family]
+                    if found is None:
+                        continue
+                    probes[config.family] = found
+                    _log.debug(
+                        "level-2 probe of %s #%d: a fold %.2fs (level 1: %.2fs), prediction x%.2f",
+                        config.family,
+                        config.number,
+                        found.seconds,
+                        found.level1_seconds,
+                        found.predict_ratio,
+                    )
+                timings()
+
+            return apply
+
+        return job
+
+    busy: list[bool] = []
+
+    def chores(records: list[TrialRecord]) -> Callable[[], Callable[[], None]] | None:
+        # the probes and the timing of the leaders' bags take a lane while the trials on the
+        # other lanes go on (measured loaded on california-housing at 60 s, run by the
+        # search's own thread they took 1.3-4.2 s while both lanes waited to be told)
+        if not bagging or max_trials is not None or busy:
+            return None
+        ranked = _ranked(records)
+        job: Callable[[], Callable[[], None]] | None = None
+        if any(c.family not in probed for c in level2_configs(ranked)):
+            job = probe(ranked)
+        if job is None and not estimated and not calibrated:
+            # without a probe (the second level too slow to keep time for), the bags the
+            # evaluation would predict with are timed once half of the search's time passed
+            current = deadline_for(ranked, stack_estimate(ranked, probes))
+            if time.monotonic() >= started + 0.5 * (current - started):
+                calibrated.append(True)
+                leaders = [replace(r) for r in members(ranked) if r.family in BAGGED_FAMILIES]
+
+                def timing() -> Callable[[], None]:
+                    return calibrate(leaders)
+
+                job = timing
+        if job is None:
+            return None
+        busy.append(True)  # one chore at a time: the next reads what this one measures
+        work = job
+
+        def done() -> Callable[[], None]:
+            apply = work()
+
+            def applied() -> None:
+                apply()
+                busy.clear()
+
+            return applied
+
+        return done
 
     def search_deadline(records: list[TrialRecord]) -> float:
         ranked = _ranked(records)
         if not bagging:
             reserve = sum(_refit_estimate(r, problem) for r in ranked[:_REFIT_RESERVED])
             return hard_end - finish_margin - ensemble_time - latency_time - reserve
-        if max_trials is None and any(c.family not in probed for c in level2_configs(ranked)):
-            probe(ranked)
-        if max_trials is None and not estimated and not calibrated:
-            # without a probe (the second level too slow to keep time for), the bags the
-            # evaluation would predict with are timed once half of the search's time passed
-            current = deadline_for(ranked, stack_estimate(ranked, probes))
-            if time.monotonic() >= started + 0.5 * (current - started):
-                calibrated.append(True)
-                calibrate([r for r in members(ranked) if r.family in BAGGED_FAMILIES])
         return deadline_for(ranked, stack_estimate(ranked, probes))
 
     emit: ProgressHandler | None = None
@@ -1513,6 +1562,7 @@ def _search_and_fit(
         lanes=lanes,
         portfolio=portfolio,
         memory=memory,
+        chores=chores,
     )
     phases.end("search")
     _log.debug(

@@ -153,6 +153,12 @@ class TrialRecord:
         return {k[len(prefix) :]: v for k, v in self.params.items() if k.startswith(prefix)}
 
 
+# Work the search does on a lane between trials: given the trials so far, a job to run now
+# (on a lane, beside the running trials), which returns what applies its result on the
+# search's own thread, or ``None``.
+Chores = Callable[[list[TrialRecord]], Callable[[], Callable[[], None]] | None]
+
+
 @dataclass(frozen=True)
 class Lanes:
     """How the search uses the cores: ``trials`` at once, each fitting on ``threads``."""
@@ -523,6 +529,7 @@ def run_search(
     lanes: Lanes | None = None,
     portfolio: Sequence[Mapping[str, Any]] = (),
     memory: MemoryBudget | None = None,
+    chores: Chores | None = None,
 ) -> list[TrialRecord]:
     """Run trials until the deadline (or ``max_trials``); returns every trial, in the order
     they were told to the sampler.
@@ -542,6 +549,9 @@ def run_search(
         portfolio: the zero-shot portfolio's configurations for this task and size (same
             form), tried in order after the families' starting points.
         memory: the memory limit: configurations predicted over it are shrunk or skipped.
+        chores: work that takes a lane when a lane is free, before the next trial (outside
+            the deterministic mode), so the trials on the other lanes go on and are told
+            meanwhile.
     """
     import optuna
 
@@ -559,6 +569,7 @@ def run_search(
             lanes,
             portfolio,
             memory,
+            chores,
         )
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -574,6 +585,7 @@ def _search(
     lanes: Lanes | None = None,
     portfolio: Sequence[Mapping[str, Any]] = (),
     memory: MemoryBudget | None = None,
+    chores: Chores | None = None,
 ) -> list[TrialRecord]:
     import optuna
 
@@ -619,7 +631,9 @@ def _search(
             )
 
     lanes = lanes or Lanes(1, problem.n_jobs, "one trial at a time")
-    loop = _Loop(problem, ordered, study, search_deadline, max_trials, on_trial, lanes, memory)
+    loop = _Loop(
+        problem, ordered, study, search_deadline, max_trials, on_trial, lanes, memory, chores
+    )
     if lanes.trials == 1:
         return loop.run(None)
     from concurrent.futures import ThreadPoolExecutor
@@ -659,8 +673,11 @@ class _Loop:
         on_trial: Callable[[TrialRecord, list[TrialRecord]], None] | None,
         lanes: Lanes,
         memory: MemoryBudget | None = None,
+        chores: Chores | None = None,
     ) -> None:
         self.problem = problem
+        # never in the deterministic mode: a chore's lane would change the batches
+        self.chores = chores if max_trials is None else None
         self.memory = memory
         self.running: dict[int, int] = {}  # trial number -> predicted bytes, while it runs
         # each trial fits with its lane's share of the threads
@@ -681,7 +698,8 @@ class _Loop:
     def run(self, pool: Any) -> list[TrialRecord]:
         from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-        running: dict[Future[TrialRecord], Any] = {}
+        # each running future's trial, or ``None`` for a chore
+        running: dict[Future[Any], Any] = {}
         while True:
             # deterministic: a new batch only once the last one is told
             may_ask = not (self.deterministic and running)
@@ -690,6 +708,10 @@ class _Loop:
                     break
                 if self.skipped >= _MAX_SKIPS:
                     break
+                job = self.chores(self.records) if self.chores is not None else None
+                if job is not None:
+                    running[self._run(pool, job)] = None
+                    continue
                 deadline = self.search_deadline(self.records)
                 if time.monotonic() >= deadline or self._nothing_fits(deadline):
                     break
@@ -714,8 +736,16 @@ class _Loop:
                 wait(done)
             else:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: running[f].number):
+            for future in sorted(done, key=lambda f: _order(running[f])):
                 trial = running.pop(future)
+                if trial is None:  # a chore: its result applied here
+                    try:
+                        apply = future.result()
+                    except Exception as e:  # the search goes on without what it measured
+                        _log.debug("a chore of the search failed: %s", _first_line(str(e)))
+                        continue
+                    apply()
+                    continue
                 self.running.pop(trial.number, None)
                 self._tell(trial, future.result())
         return self.records
@@ -847,8 +877,6 @@ class _Loop:
     def _start(
         self, pool: Any, trial: Any, record: TrialRecord, deadline: float, cost_aware: bool
     ) -> Any:
-        from concurrent.futures import Future
-
         def report(value: float, step: int) -> bool:
             trial.report(value, step)
             return bool(trial.should_prune())
@@ -863,10 +891,17 @@ class _Loop:
                 stop_doomed=not self.deterministic,
             )
 
+        return self._run(pool, evaluate)
+
+    @staticmethod
+    def _run(pool: Any, job: Callable[[], Any]) -> Any:
+        """``job`` on a lane of ``pool``, or here and now without one; its future."""
+        from concurrent.futures import Future
+
         if pool is not None:
-            return pool.submit(evaluate)
-        future: Future[TrialRecord] = Future()
-        future.set_result(evaluate())
+            return pool.submit(job)
+        future: Future[Any] = Future()
+        future.set_result(job())
         return future
 
     def _tell(self, trial: Any, record: TrialRecord) -> None:
@@ -895,6 +930,11 @@ class _Loop:
         )
         if self.on_trial is not None:
             self.on_trial(record, records)
+
+
+def _order(trial: Any) -> int:
+    """Finished work is handled chores first, then trials in trial-number order."""
+    return -1 if trial is None else int(trial.number)
 
 
 def _paired_family(problem: Problem, ordered: Sequence[str]) -> str | None:
