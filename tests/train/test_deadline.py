@@ -568,3 +568,43 @@ def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:
     )
     deterministic.run(None)
     assert calls == []
+
+
+def test_a_trial_that_ends_while_the_next_asks_are_skipped_is_told_meanwhile() -> None:
+    """Skipped asks can follow each other for seconds near the end of a search: a trial that
+    ended meanwhile is told then (its lane free for the next start), not after them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    problem = _problem()
+    far = time.monotonic() + 3600.0
+    stop: list[bool] = []
+    loop = _Loop(
+        problem,
+        ["linear"],
+        optuna.create_study(direction="minimize"),
+        lambda records: 0.0 if stop else far,
+        None,
+        None,
+        Lanes(2, 1, "two"),
+    )
+    loop.study.enqueue_trial({"family": "linear", **FAMILIES["linear"].start("binary", False, 300)})
+    ask = loop._ask
+    seen: dict[str, int] = {"skips after it ended": 0}
+
+    def asking(deadline):
+        if not loop.asked:
+            return ask(deadline)  # the one trial, on the first lane
+        # every other ask is skipped, as when nothing else fits the time left
+        if loop.asked[0].state != "running":
+            seen["skips after it ended"] += 1
+        if loop.records or seen["skips after it ended"] >= 200:
+            seen.setdefault("told after skips", seen["skips after it ended"])
+            stop.append(True)
+        time.sleep(0.005)
+        return None
+
+    loop._ask = asking  # type: ignore[method-assign]
+    with ThreadPoolExecutor(2) as pool:
+        records = loop.run(pool)
+    assert records and records[0].state == "complete"
+    assert seen["told after skips"] < 200
