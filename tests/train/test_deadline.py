@@ -481,9 +481,10 @@ def test_a_fold_too_long_for_its_trial_to_go_on_stops_inside_its_fit(monkeypatch
     span=st.floats(0.0, 500.0),
     after=st.floats(0.0, 300.0),
     cost_aware=st.booleans(),
+    cost_share=st.sampled_from([0.6, 1.0]),
 )
 def test_the_fold_end_bound_is_where_the_stop_rules_turn(
-    started, spent, share, i, more, span, after, cost_aware
+    started, spent, share, i, more, span, after, cost_aware, cost_share
 ) -> None:
     from forgeml.train._search import _fold_end_bound, _stop_reason
 
@@ -495,7 +496,9 @@ def test_the_fold_end_bound_is_where_the_stop_rules_turn(
     fold_started = started + spent
     deadline = fold_started + span
     end = fold_started + after
-    bound = _fold_end_bound(fold_started, started, fastest, i, k, deadline, cost_aware=cost_aware)
+    bound = _fold_end_bound(
+        fold_started, started, fastest, i, k, deadline, cost_aware=cost_aware, share=cost_share
+    )
     assume(abs(end - bound) > 1e-6 * (1.0 + abs(bound)))  # away from rounding at the bound
     reason = _stop_reason(
         end,
@@ -506,8 +509,44 @@ def test_the_fold_end_bound_is_where_the_stop_rules_turn(
         deadline,
         stop_doomed=True,
         cost_aware=cost_aware,
+        share=cost_share,
     )
     assert (reason is None) == (end <= bound)
+
+
+def test_with_several_lanes_a_trial_may_take_more_of_the_time_left(monkeypatch) -> None:
+    """The cost-aware rule stops a trial projected to take most of the time left, so one
+    lane can try other configurations; with two lanes the other lane goes on searching, and
+    a trial that ends in time is not stopped for its share."""
+    from dataclasses import replace
+
+    from forgeml.train import _search
+
+    clock = _Clock()
+
+    def timed_fit(*args, **kwargs):  # 10 s a fold, stopping at its deadline
+        pipeline, outcome = fit(*args, **kwargs)
+        allowed = kwargs["deadline"] - clock.now
+        clock.now += min(10.0, allowed)
+        return pipeline, replace(outcome, truncated=allowed < 10.0)
+
+    fit = _search.fit_pipeline
+    monkeypatch.setattr(_search, "time", clock)
+    monkeypatch.setattr(_search, "fit_pipeline", timed_fit)
+    problem = _problem()  # 3 folds: 30 s of a 35 s deadline, the other two folds 20 of 25 s
+    start = FAMILIES["linear"].start("binary", False, 300)
+    records = {}
+    far = clock.now + 3600.0
+    for lanes in (1, 2):
+        study = optuna.create_study(direction="minimize")
+        loop = _Loop(
+            problem, ["linear"], study, lambda records: far, None, None, Lanes(lanes, 1, "")
+        )
+        record = TrialRecord(lanes, "linear", dict(start))
+        future = loop._start(None, study.ask(), record, clock.now + 35.0, True)
+        records[lanes] = future.result()
+    assert records[1].state == "stopped"
+    assert records[2].state == "complete" and records[2].fit_seconds == [10.0] * 3
 
 
 def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:

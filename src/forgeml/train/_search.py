@@ -316,8 +316,22 @@ def _oof_score(problem: Problem, record: TrialRecord) -> None:
     record.loss = -record.score if metric.greater_is_better else record.score
 
 
-# A trial projected to take more than this share of its time left stops (cost-aware mode).
+# A trial projected to take more than this share of its time left stops (cost-aware mode),
+# with one lane; with several, each lane's trial may take this share times the lanes, at most
+# all of it (``cost_share``).
 _COST_AWARE_SHARE = 0.6
+
+
+def cost_share(lanes: int) -> float:
+    """The share of its time left a trial may be projected to take before the cost-aware rule
+    stops it, with ``lanes`` trials at once. One lane: a trial taking most of what is left
+    leaves no time for other configurations. Several: the other lanes keep searching beside
+    it, and stopping it wastes what its first folds cost (measured loaded on
+    california-housing at 60 s with two lanes: 10-19 stopped trials a run holding 14-44 s of
+    the lanes' 100 or so with the single-lane share, over 12 runs; 7-9 holding 23-32 s with
+    this one and the search's chores on lanes of their own, over 4, and 8-9 complete trials a
+    run against 7-8, alternately)."""
+    return min(1.0, _COST_AWARE_SHARE * max(1, lanes))
 
 
 def _stop_reason(
@@ -330,6 +344,7 @@ def _stop_reason(
     *,
     stop_doomed: bool,
     cost_aware: bool,
+    share: float = _COST_AWARE_SHARE,
 ) -> str | None:
     """Why a trial that started at ``started`` and has ``done`` of its ``k`` folds behind it
     (the fastest in ``fastest`` seconds) stops at ``now`` rather than fit its next fold, or
@@ -343,7 +358,7 @@ def _stop_reason(
         # california-housing at 60 s: XGBoost's starting point ran 4 of its 5 folds, 23 s,
         # before the next one would pass its deadline)
         return "its other folds would pass the deadline"
-    if cost_aware and per_fold * (k - done) > _COST_AWARE_SHARE * (deadline - now):
+    if cost_aware and per_fold * (k - done) > share * (deadline - now):
         # (the caller turns this off for each family's starting point, whose first fold
         # also pays one-off costs such as loading the library)
         return "too slow for the time left"
@@ -359,6 +374,7 @@ def _fold_end_bound(
     deadline: float,
     *,
     cost_aware: bool,
+    share: float = _COST_AWARE_SHARE,
 ) -> float:
     """The latest time fold ``i`` (from 0; not the last) of a trial that started at
     ``started`` may end, the fold having started at ``fold_started``, for ``_stop_reason``
@@ -376,7 +392,7 @@ def _fold_end_bound(
         ratio = left / done
         bound = min(
             bound,
-            (_COST_AWARE_SHARE * deadline + started * ratio) / (ratio + _COST_AWARE_SHARE),
+            (share * deadline + started * ratio) / (ratio + share),
         )
     return bound
 
@@ -395,6 +411,7 @@ def evaluate_config(
     report: Callable[[float, int], bool] | None = None,
     cost_aware: bool = True,
     stop_doomed: bool = True,
+    cost_share: float = _COST_AWARE_SHARE,
 ) -> TrialRecord:
     """Cross-validate one configuration into ``record`` (state, scores, OOF predictions).
 
@@ -403,7 +420,8 @@ def evaluate_config(
         record: the trial (family and parameters set).
         deadline: monotonic time the trial must end by.
         report: ``(running mean loss, fold) -> prune?`` (Optuna's report/should_prune).
-        cost_aware: stop a trial projected to take most of the remaining time.
+        cost_aware: stop a trial projected to take more than ``cost_share`` of the
+            remaining time.
         stop_doomed: stop as soon as the remaining folds, at the fastest fold's pace, would
             end past ``deadline``; otherwise only when the next fold would (the
             deterministic mode: how far a trial gets then depends on the clock only through
@@ -435,6 +453,7 @@ def evaluate_config(
                     deadline,
                     stop_doomed=stop_doomed,
                     cost_aware=cost_aware,
+                    share=cost_share,
                 )
                 if reason is not None:
                     raise _Stop("stopped", reason)
@@ -447,7 +466,16 @@ def evaluate_config(
             if stop_doomed and i < k - 1:
                 fit_deadline = min(
                     deadline,
-                    _fold_end_bound(now, started, fastest, i, k, deadline, cost_aware=cost_aware),
+                    _fold_end_bound(
+                        now,
+                        started,
+                        fastest,
+                        i,
+                        k,
+                        deadline,
+                        cost_aware=cost_aware,
+                        share=cost_share,
+                    ),
                 )
             t0 = time.monotonic()
             pipeline, outcome = fit_pipeline(
@@ -898,6 +926,7 @@ class _Loop:
                 report=report,
                 cost_aware=cost_aware,
                 stop_doomed=not self.deterministic,
+                cost_share=cost_share(self.lanes.trials),
             )
 
         return self._run(pool, evaluate)
