@@ -4,6 +4,8 @@ seed and trial budget give the same leaderboard with parallel trials on."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -124,3 +126,100 @@ def test_trials_on_both_target_transforms_replay_the_same_leaderboard_in_paralle
     assert first.ensemble == second.ensemble and first.cv_score == second.cv_score
     rows = german.drop(columns=["credit_amount"]).iloc[:30]
     np.testing.assert_array_equal(first.model.predict(rows), second.model.predict(rows))
+
+
+class _SlowPredictions:
+    """Stands in for the ``time`` module in ``_search``: the real clock, plus ``step``
+    seconds each time a fold model predicts (what a starved process measures: on a busy
+    machine a one-row call can wait a whole scheduling period)."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.offset = 0.0
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def jump(self) -> None:
+        with self.lock:
+            self.offset += self.step
+
+
+def test_prediction_times_do_not_change_the_same_seed_leaderboard(german, ws, monkeypatch) -> None:
+    """With a trial budget only the time budget's end reads the clock: fold models whose
+    predictions time as seconds each, and candidates whose latencies time 1,000 times
+    slower (the time kept for the held-out evaluation, estimated from them, would then
+    exceed the whole budget), give the same leaderboard and model."""
+    from forgeml.train import _api, _search
+
+    def run() -> object:
+        return train(
+            german,
+            target="class",
+            models=["lgbm", "linear"],
+            max_trials=6,
+            parallel_trials=2,
+            n_jobs=2,
+            time_budget=600,  # far from binding: the slow clock runs about 80 s ahead
+            seed=7,
+            max_latency_ms=None,
+            workspace=ws,
+        )
+
+    first = run()
+    clock = _SlowPredictions(2.0)
+    predict = _search.raw_predict
+
+    def slow_predict(*args, **kwargs):
+        clock.jump()
+        return predict(*args, **kwargs)
+
+    measure = _api.measure_latency
+
+    def slow_latency(*args, **kwargs):
+        return {
+            k: v * 1000 if k.endswith("_ms") else v for k, v in measure(*args, **kwargs).items()
+        }
+
+    monkeypatch.setattr(_search, "time", clock)
+    monkeypatch.setattr(_search, "raw_predict", slow_predict)
+    monkeypatch.setattr(_api, "measure_latency", slow_latency)
+    second = run()
+    assert clock.offset > 40.0  # the predictions did time as slow
+    pd.testing.assert_frame_equal(_board(first), _board(second))
+    assert first.ensemble == second.ensemble and first.cv_score == second.cv_score
+    assert "stack" in set(first.leaderboard["model"])
+    assert not any("time budget was reached" in note for note in second.notes)
+    rows = german.drop(columns=["class"]).iloc[:30]
+    np.testing.assert_array_equal(first.model.predict(rows), second.model.predict(rows))
+
+
+def test_a_trial_budget_cut_by_the_time_budget_says_so(german, ws, monkeypatch) -> None:
+    """The deadline still stops the deterministic mode's trials, and a note says the
+    leaderboard then depends on the run."""
+    from forgeml.train import _search
+
+    clock = _SlowPredictions(400.0)  # past the search's deadline within a trial's first fold
+    predict = _search.raw_predict
+
+    def slow_predict(*args, **kwargs):
+        clock.jump()
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(_search, "time", clock)
+    monkeypatch.setattr(_search, "raw_predict", slow_predict)
+    result = train(
+        german,
+        target="class",
+        models=["linear"],
+        max_trials=6,
+        parallel_trials=1,
+        n_jobs=1,
+        time_budget=600,
+        seed=7,
+        max_latency_ms=None,
+        workspace=ws,
+    )
+    assert sum(result.n_trials.values()) < 6
+    assert any("time budget was reached before the 6 trials ended" in n for n in result.notes)

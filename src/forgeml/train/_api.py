@@ -1522,6 +1522,12 @@ def _search_and_fit(
         return done
 
     def search_deadline(records: list[TrialRecord]) -> float:
+        if max_trials is not None:
+            # the deterministic mode keeps no time measured during the search: a reserve
+            # estimated from measured seconds (a starved process measures a one-row call at
+            # a whole scheduling period) would end the search, or stop its trials, earlier
+            # on a busy machine; only the budget's end less its fixed margins stops them
+            return hard_end - finish_margin - ensemble_time - latency_time
         ranked = _ranked(records)
         if not bagging:
             reserve = sum(_refit_estimate(r, problem) for r in ranked[:_REFIT_RESERVED])
@@ -1565,6 +1571,16 @@ def _search_and_fit(
         chores=chores,
     )
     phases.end("search")
+    # in the deterministic mode only the deadline stops a trial (or ends the search early)
+    stopped = sum(r.state == "stopped" for r in records)
+    if max_trials is not None and (
+        stopped or (len(records) < max_trials and time.monotonic() >= search_deadline(records))
+    ):
+        ended = len(records) - stopped
+        notes.append(
+            f"the time budget was reached before the {max_trials} trials ended ({ended} did): "
+            "the same seed and trial budget may give another leaderboard on another run"
+        )
     _log.debug(
         "search ended, %.2fs before the budget ends; kept %s (members %s), margins %.2fs",
         hard_end - time.monotonic(),
@@ -1991,7 +2007,8 @@ def _select_and_refit(
             cost = finish_cost(candidates[i])
             if not bagged(candidates[i]):
                 cost += _refit_estimate(candidates[i], problem)
-            if spent + cost <= time_left or not kept:
+            # (the deterministic mode keeps every member: the refits stop at the deadline)
+            if spent + cost <= time_left or not kept or deterministic:
                 kept.append(i)
                 spent += cost
         if len(kept) > 1:
@@ -2128,9 +2145,12 @@ def _select_and_refit(
         if stacked is not None:
             return replace(stacked, latencies=latencies)
     # the refits end early enough to leave the held-out evaluation its measured cost; the
-    # calibration early enough to leave the refits theirs
+    # calibration early enough to leave the refits theirs (in the deterministic mode, whatever
+    # was measured: the refits and the calibration stop at the deadline only)
     end = refit_end - sum(finish_cost(r) for r in members)
     refits = sum(_refit_estimate(r, problem) for r in members if not bagged(r))
+    if deterministic:
+        end, refits = refit_end, 0.0
     threshold, threshold_metric, calibration, cv_loss = _decisions(
         problem,
         members,
@@ -2151,7 +2171,10 @@ def _select_and_refit(
         member: Any = None
         if bagged(record):
             member = _bag(record, problem, bags)  # no refit: the fold models, out of fold
-        elif time.monotonic() + estimate <= end or record.fold_models is None:
+        elif (
+            time.monotonic() + (0.0 if deterministic else estimate) <= end
+            or record.fold_models is None
+        ):
             pipeline, outcome = fit_pipeline(
                 problem,
                 FAMILIES[record.family],
@@ -2480,6 +2503,8 @@ def _stacked_selection(
     # keep a second for calibration, the threshold and building the model, and the time the
     # stacked model's held-out evaluation takes
     deadline = min(refit_end - 1.0, hard_end - predict_seconds)
+    if deterministic:  # only the deadline, not a measured estimate, stops the level
+        deadline = refit_end - 1.0
     if not deterministic and time.monotonic() + estimate > deadline:
         notes.append(
             f"no second stacking level: it needs about {estimate:.1f}s, "
@@ -2487,7 +2512,7 @@ def _stacked_selection(
         )
         return None
     fitting = time.monotonic()
-    level = fit_level2(problem, inputs, configs, deadline=deadline)
+    level = fit_level2(problem, inputs, configs, deadline=deadline, stop_doomed=not deterministic)
     _log.debug(
         "second level fitted in %.2fs (estimated %.2fs; its evaluation %.2fs)",
         time.monotonic() - fitting,

@@ -213,9 +213,11 @@ def fit_level2(
     configs: Sequence[TrialRecord],
     *,
     deadline: float,
+    stop_doomed: bool = True,
 ) -> StackLevel | None:
     """Fit the second level on ``inputs``' out-of-fold predictions, each configuration of
-    ``configs`` cross-validated (bagged) on the problem's folds.
+    ``configs`` cross-validated (bagged) on the problem's folds; ``stop_doomed`` as
+    ``evaluate_config`` takes it (``False`` in the deterministic mode).
 
     Returns:
         The level with its complete models, or ``None`` when none completed by ``deadline``.
@@ -231,7 +233,9 @@ def fit_level2(
             params=dict(config.params),
             transform=config.transform,
         )
-        evaluate_config(level2, record, deadline=deadline, cost_aware=False)
+        evaluate_config(
+            level2, record, deadline=deadline, cost_aware=False, stop_doomed=stop_doomed
+        )
         if record.state == "complete":
             models.append(record)
     if not models:
