@@ -6,9 +6,11 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from forgeml.train import train
 from forgeml.train._metrics import get_metric
@@ -56,6 +58,22 @@ def _board(result: object) -> pd.DataFrame:
     return board.drop(columns=[c for c in timing if c in board.columns])
 
 
+def _replayable(german: pd.DataFrame, ws: object, **options: Any) -> Any:
+    """``train`` with a trial budget, two trials at a time, and nothing else that reads the
+    clock: the trial budget ends the run; a time budget far from binding keeps the deadline,
+    the one clock left (it cuts the second stacking level's fits), from changing the
+    leaderboard on a busy machine; the latency bound reads the clock (``train._latency``):
+    off, for a replayable choice."""
+    settings: dict[str, Any] = {
+        "parallel_trials": 2,
+        "n_jobs": 2,
+        "time_budget": 600,
+        "max_latency_ms": None,
+        "workspace": ws,
+    }
+    return train(german, **{**settings, **options})
+
+
 def test_same_seed_and_trial_budget_give_the_same_leaderboard_in_parallel(german, ws) -> None:
     """Two runs, two trials at a time: identical leaderboards (families, parameters, scores),
     and the trials really overlapped in time."""
@@ -67,21 +85,13 @@ def test_same_seed_and_trial_budget_give_the_same_leaderboard_in_parallel(german
                 spans.add((r.started, r.started + r.seconds))
 
     runs = [
-        train(
+        _replayable(  # about 12 s each
             german,
+            ws,
             target="class",
             models=["lgbm", "linear", "xgb"],
             max_trials=10,
-            parallel_trials=2,
-            n_jobs=2,
-            # the trial budget ends these runs (about 12 s each); a time budget far from
-            # binding keeps the deadline, the one clock left (it cuts the second stacking
-            # level's fits), from changing the leaderboard on a busy machine
-            time_budget=600,
             seed=7,
-            # the latency bound reads the clock (train._latency): off, for a replayable choice
-            max_latency_ms=None,
-            workspace=ws,
             progress=progress if i == 0 else None,
         )
         for i in range(2)
@@ -106,17 +116,8 @@ def test_trials_on_both_target_transforms_replay_the_same_leaderboard_in_paralle
     from the trials told so far (the enqueued ones) or sampled, and two parallel runs of the
     same seed and trial budget still give the same leaderboard and the same model."""
     runs = [
-        train(
-            german,
-            target="credit_amount",
-            models=["lgbm", "linear"],
-            max_trials=8,
-            parallel_trials=2,
-            n_jobs=2,
-            time_budget=600,  # far from binding, as above
-            seed=3,
-            max_latency_ms=None,
-            workspace=ws,
+        _replayable(
+            german, ws, target="credit_amount", models=["lgbm", "linear"], max_trials=8, seed=3
         )
         for _ in range(2)
     ]
@@ -145,36 +146,34 @@ class _SlowPredictions:
         with self.lock:
             self.offset += self.step
 
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Be ``_search``'s clock, moved on by ``step`` at each fold model's prediction."""
+        from forgeml.train import _search
+
+        predict = _search.raw_predict
+
+        def slow_predict(*args: Any, **kwargs: Any) -> Any:
+            self.jump()
+            return predict(*args, **kwargs)
+
+        monkeypatch.setattr(_search, "time", self)
+        monkeypatch.setattr(_search, "raw_predict", slow_predict)
+
 
 def test_prediction_times_do_not_change_the_same_seed_leaderboard(german, ws, monkeypatch) -> None:
     """With a trial budget only the time budget's end reads the clock: fold models whose
     predictions time as seconds each, and candidates whose latencies time 1,000 times
     slower (the time kept for the held-out evaluation, estimated from them, would then
     exceed the whole budget), give the same leaderboard and model."""
-    from forgeml.train import _api, _search
+    from forgeml.train import _api
 
-    def run() -> object:
-        return train(
-            german,
-            target="class",
-            models=["lgbm", "linear"],
-            max_trials=6,
-            parallel_trials=2,
-            n_jobs=2,
-            time_budget=600,  # far from binding: the slow clock runs about 80 s ahead
-            seed=7,
-            max_latency_ms=None,
-            workspace=ws,
+    def run() -> object:  # the time budget far from binding: the slow clock runs ~80 s ahead
+        return _replayable(
+            german, ws, target="class", models=["lgbm", "linear"], max_trials=6, seed=7
         )
 
     first = run()
     clock = _SlowPredictions(2.0)
-    predict = _search.raw_predict
-
-    def slow_predict(*args, **kwargs):
-        clock.jump()
-        return predict(*args, **kwargs)
-
     measure = _api.measure_latency
 
     def slow_latency(*args, **kwargs):
@@ -182,8 +181,7 @@ def test_prediction_times_do_not_change_the_same_seed_leaderboard(german, ws, mo
             k: v * 1000 if k.endswith("_ms") else v for k, v in measure(*args, **kwargs).items()
         }
 
-    monkeypatch.setattr(_search, "time", clock)
-    monkeypatch.setattr(_search, "raw_predict", slow_predict)
+    clock.install(monkeypatch)
     monkeypatch.setattr(_api, "measure_latency", slow_latency)
     second = run()
     assert clock.offset > 40.0  # the predictions did time as slow
@@ -198,28 +196,17 @@ def test_prediction_times_do_not_change_the_same_seed_leaderboard(german, ws, mo
 def test_a_trial_budget_cut_by_the_time_budget_says_so(german, ws, monkeypatch) -> None:
     """The deadline still stops the deterministic mode's trials, and a note says the
     leaderboard then depends on the run."""
-    from forgeml.train import _search
-
-    clock = _SlowPredictions(400.0)  # past the search's deadline within a trial's first fold
-    predict = _search.raw_predict
-
-    def slow_predict(*args, **kwargs):
-        clock.jump()
-        return predict(*args, **kwargs)
-
-    monkeypatch.setattr(_search, "time", clock)
-    monkeypatch.setattr(_search, "raw_predict", slow_predict)
-    result = train(
+    # past the search's deadline within a trial's first fold
+    _SlowPredictions(400.0).install(monkeypatch)
+    result = _replayable(
         german,
+        ws,
         target="class",
         models=["linear"],
         max_trials=6,
+        seed=7,
         parallel_trials=1,
         n_jobs=1,
-        time_budget=600,
-        seed=7,
-        max_latency_ms=None,
-        workspace=ws,
     )
     assert sum(result.n_trials.values()) < 6
     assert any("time budget was reached before the 6 trials ended" in n for n in result.notes)

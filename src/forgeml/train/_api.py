@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -1486,8 +1487,9 @@ def _search_and_fit(
     def chores(records: list[TrialRecord]) -> Callable[[], Callable[[], None]] | None:
         # the probes and the timing of the leaders' bags take a lane while the trials on the
         # other lanes go on (measured loaded on california-housing at 60 s, run by the
-        # search's own thread they took 1.3-4.2 s while both lanes waited to be told)
-        if not bagging or max_trials is not None or busy:
+        # search's own thread they took 1.3-4.2 s while both lanes waited to be told; the
+        # search runs none in the deterministic mode)
+        if not bagging or busy:
             return None
         ranked = _ranked(records)
         job: Callable[[], Callable[[], None]] | None = None
@@ -1500,11 +1502,7 @@ def _search_and_fit(
             if time.monotonic() >= started + 0.5 * (current - started):
                 calibrated.append(True)
                 leaders = [replace(r) for r in members(ranked) if r.family in BAGGED_FAMILIES]
-
-                def timing() -> Callable[[], None]:
-                    return calibrate(leaders)
-
-                job = timing
+                job = functools.partial(calibrate, leaders)
         if job is None:
             return None
         busy.append(True)  # one chore at a time: the next reads what this one measures
