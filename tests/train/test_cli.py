@@ -36,10 +36,12 @@ def test_parse_duration():
             parse_duration(bad)
 
 
-def test_train_prints_leaderboard_and_json(german, tmp_path):
+def train_credit(german, tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    """``forgeml train`` on german credit's ``class`` in 5 s, LightGBM and linear models, no
+    evaluation or registration, with ``options`` added."""
     path = tmp_path / "credit.csv"
     german.to_csv(path, index=False)
-    result = forgeml(
+    return forgeml(
         "train",
         str(path),
         "--target",
@@ -50,8 +52,14 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
         "lgbm,linear",
         "--no-evaluate",
         "--no-register",
+        *options,
         home=tmp_path / "ws",
     )
+
+
+def test_train_prints_leaderboard_and_json(german, tmp_path):
+    path = tmp_path / "credit.csv"
+    result = train_credit(german, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Leaderboard (binary, roc_auc)" in result.stdout
     # The test score names the recorded split it was computed on and how many rows it has.
@@ -76,12 +84,21 @@ def test_train_prints_leaderboard_and_json(german, tmp_path):
     assert summary["test_metrics"]["roc_auc"] > 0.7
 
 
+def test_holdout_validation_is_named_on_the_leaderboard(german, tmp_path):
+    result = train_credit(german, tmp_path, "--validation", "holdout")
+    assert result.returncode == 0, result.stderr
+    assert "holdout roc_auc" in result.stdout and "cv roc_auc" not in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "scored on one split of 80 of the 800 training rows (validation='holdout')" in text
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
         (["--time-budget", "0"], ["--time-budget"]),
         (["--models", "lgbm,gbdt"], ["gbdt"]),
         (["--target-transform", "sqrt"], ["target_transform", "sqrt"]),
+        (["--validation", "kfold"], ["validation", "auto, cv or holdout", "kfold"]),
         (["--metric", "auc"], ["Unknown metric"]),
         (["--target", "nope"], ["nope"]),
         (["--parallel-trials", "0"], ["parallel_trials", "at least 1"]),

@@ -41,6 +41,7 @@ def test_round_trips_through_json_and_dict() -> None:
         ),
         ({"parallel_trials": 0}, r"TrainConfig\.parallel_trials: parallel_trials must be at "),
         ({"split": " "}, r"TrainConfig\.split: must not be empty"),
+        ({"validation": "kfold"}, r"TrainConfig\.validation: validation must be auto, cv or "),
         ({"colour": "red"}, r"TrainConfig has no field 'colour'; its fields are target, "),
     ],
 )

@@ -117,6 +117,14 @@ def train(
             "prefers it), none or log1p.",
         ),
     ] = "auto",
+    validation: Annotated[
+        str,
+        typer.Option(
+            "--validation",
+            help="How trials are scored: cv (k folds), holdout (one split) or auto (holdout "
+            "for regression tables large for the budget).",
+        ),
+    ] = "auto",
     bagging: Annotated[
         bool,
         typer.Option(
@@ -244,6 +252,7 @@ def train(
             "seed": seed,
             "target_transform": target_transform,
             "bagging": bagging,
+            "validation": validation,
             "n_jobs": jobs,
             "parallel_trials": parallel_trials,
             "memory_limit": memory_limit,
@@ -283,7 +292,7 @@ def train(
         "rank",
         "model",
         "trial",
-        f"cv {result.metric}",
+        f"{'holdout' if result.validation == 'holdout' else 'cv'} {result.metric}",
         "± folds",
         "fit s",
         "1 row ms",
@@ -299,7 +308,7 @@ def train(
             str(values["model"]),
             fmt_value(values["trial"]) if values["trial"] == values["trial"] else "-",
             fmt_value(values[result.metric]),
-            fmt_value(values["cv_std"]),
+            fmt_value(values["cv_std"]) if values["cv_std"] == values["cv_std"] else "-",
             fmt_value(values["fit_s"]),
             fmt_value(values["one_row_ms"])
             if values["one_row_ms"] == values["one_row_ms"]

@@ -65,7 +65,13 @@ from forgeml.train._task import (
     infer_column_kinds,
     infer_kind,
 )
-from forgeml.train._validation import holdout_split, make_folds, n_folds_for
+from forgeml.train._validation import (
+    choose_validation,
+    holdout_folds,
+    holdout_split,
+    make_folds,
+    n_folds_for,
+)
 from forgeml.train._zoo import FAMILIES, available_families, load_libraries, patience_for
 
 __all__ = ["TrainConfig", "check_training_data", "train"]
@@ -600,7 +606,7 @@ def _leaderboard(
                 "model": r.family,
                 "trial": r.number,
                 metric.name: r.score,
-                "cv_std": float(np.std(r.fold_scores)) if r.fold_scores else float("nan"),
+                "cv_std": float(np.std(r.fold_scores)) if len(r.fold_scores) > 1 else float("nan"),
                 "fit_s": round(float(np.mean(r.fit_seconds)), 3) if r.fit_seconds else None,
                 "trial_s": round(r.seconds, 3),
                 "one_row_ms": measured.get("one_row_ms", float("nan")),
@@ -900,14 +906,29 @@ def train(
     min_class = int(np.bincount(y_train).min()) if task != "regression" else None
     if min_class is not None and min_class < 2:
         raise InputError("After holding out the test split a class has fewer than 2 rows")
-    n_folds = n_folds_for(len(X_train), min_class, budget)
-    folds = make_folds(
-        len(X_train),
-        y_train if task != "regression" else None,
-        n_folds=n_folds,
-        seed=seed,
+    validation = choose_validation(
+        cfg.validation,
+        task=task,
+        n_rows=len(X_train),
+        budget=budget,
         time_ordered=time_column is not None,
     )
+    if validation == "holdout":
+        folds = holdout_folds(
+            len(X_train),
+            y_train if task != "regression" else None,
+            seed=seed,
+            time_ordered=time_column is not None,
+        )
+    else:
+        folds = make_folds(
+            len(X_train),
+            y_train if task != "regression" else None,
+            n_folds=n_folds_for(len(X_train), min_class, budget),
+            seed=seed,
+            time_ordered=time_column is not None,
+        )
+    n_folds = len(folds)
     imbalanced = False
     if task != "regression":
         shares = np.bincount(y_train) / len(y_train)
@@ -968,6 +989,7 @@ def train(
                 "n_train_rows": len(X_train),
                 "n_test_rows": len(X_test),
                 "n_features": len(usable),
+                "validation": validation,
                 "n_folds": n_folds,
                 "test_size": cfg.test_size,
                 "time_column": time_column or "",
@@ -1018,6 +1040,18 @@ def train(
                 f"zero-shot portfolio: {len(portfolio)} configurations for {task} tables of "
                 f"{size_class(len(X_train))} size tried after the starting points"
             )
+        if validation == "holdout":
+            why = (
+                "the table is large for the budget: k folds would cost k fits per "
+                "configuration; validation='cv' cross-validates"
+                if cfg.validation == "auto"
+                else "validation='holdout'"
+            )
+            notes.append(
+                f"validation: the trials are scored on one split of {len(folds.covered):,} of "
+                f"the {len(X_train):,} training rows ({why}); members are refitted on all of "
+                "them, with no second stacking level"
+            )
         if memory is not None:
             run.log_params({"memory_limit": memory.limit})
             notes.append(
@@ -1025,9 +1059,11 @@ def train(
                 f"{format_bytes(memory.base)} with the data loaded; configurations predicted "
                 "over what is left were shrunk or skipped (see the trials' notes)"
             )
-        # Bagged members unless the folds are time-ordered: a time fold's models never saw
-        # the latest rows, which a refit on all rows learns from.
-        bagging = cfg.bagging and not problem.time_ordered
+        # Bagged members unless the folds are time-ordered (a time fold's models never saw
+        # the latest rows, which a refit on all rows learns from) or one split validates (a
+        # bag of one model is fitted on fewer rows than its refit, and a second stacking
+        # level needs out-of-fold predictions of every row).
+        bagging = cfg.bagging and not problem.time_ordered and len(folds) > 1
         run.log_params({"bagging": bagging})
         result = _search_and_fit(
             problem=problem,
@@ -1767,6 +1803,8 @@ def _search_and_fit(
         notes=notes,
         latency=latency,
         phases=dict(phases.seconds),
+        validation="holdout" if len(problem.folds) == 1 else "cv",
+        n_validation_rows=len(problem.folds.covered),
     )
 
 
@@ -2192,9 +2230,14 @@ def _select_and_refit(
                     )
         if member is None:
             member = FoldBag(pipelines=record.fold_models or [], task=problem.task)
+            n_kept = len(record.fold_models or [])
             notes.append(
-                f"{record.family} #{record.number}: no time to refit; its "
-                f"{len(record.fold_models or [])} cross-validation fold models are averaged"
+                f"{record.family} #{record.number}: no time to refit; "
+                + (
+                    f"its {n_kept} cross-validation fold models are averaged"
+                    if len(problem.folds) > 1
+                    else "its model fitted beside the validation split is used"
+                )
             )
         _log.debug(
             "member %s #%d ready, %.2fs before the deadline",

@@ -15,10 +15,23 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from forgeml._json import dumps_text, loads
 from forgeml.errors import InputError
+
+# Settings that take one of a few words.
+_CHOICES = {
+    "target_transform": ("auto", "none", "log1p"),
+    "validation": ("auto", "cv", "holdout"),
+}
 
 __all__ = ["TrainConfig"]
 
@@ -83,6 +96,12 @@ class TrainConfig(BaseModel):
         default="auto",
         description="Regression: auto (log1p when the target is never negative and skewed, "
         "and validation prefers it), none or log1p.",
+    )
+    validation: str = Field(
+        default="auto",
+        description="How trials are scored: cv (k-fold cross-validation), holdout (one "
+        "validation split, as large tables on a short budget need) or auto (holdout for "
+        "regression tables large for the budget, cv otherwise).",
     )
     bagging: bool = Field(
         default=True,
@@ -245,11 +264,15 @@ class TrainConfig(BaseModel):
             )
         return tuple(dict.fromkeys(value))
 
-    @field_validator("target_transform")
+    @field_validator(*_CHOICES)
     @classmethod
-    def _transform(cls, value: str) -> str:
-        if value not in ("auto", "none", "log1p"):
-            raise ValueError(f"target_transform must be auto, none or log1p; got {value!r}")
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        allowed = _CHOICES[str(info.field_name)]
+        if value not in allowed:
+            raise ValueError(
+                f"{info.field_name} must be {', '.join(allowed[:-1])} or {allowed[-1]}; "
+                f"got {value!r}"
+            )
         return value
 
     @field_validator("drop", "sensitive", mode="before")

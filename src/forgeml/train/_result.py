@@ -27,7 +27,8 @@ class TrainResult:
         task: binary, multiclass or regression.
         metric: the metric optimised.
         greater_is_better: its direction.
-        cv_score: the chosen model's out-of-fold score.
+        cv_score: the chosen model's out-of-fold score (on the validation split's rows
+            with ``validation`` holdout).
         test_metrics: the chosen model's metrics on the held-out test split.
         baseline_metrics: a trivial model's test metrics (training class shares, or the
             training mean), for comparison.
@@ -69,6 +70,8 @@ class TrainResult:
             (the returned model's prediction time), ``holdout``
             (the held-out predictions and the permutation check) and ``record`` (writing the
             run); a phase that did not run is absent.
+        validation: how trials were scored: ``cv`` (k folds) or ``holdout`` (one split).
+        n_validation_rows: training rows the scores were computed on (out of fold).
         pii: the PII policy the training data was stored or trained under (the dataset
             version's, or the one ``train`` applied to a table): the columns it hashes or
             masks are what ``model`` takes; ``register`` copies it into the bundle.
@@ -105,6 +108,8 @@ class TrainResult:
     latency: dict[str, float] | None = None
     phases: dict[str, float] = field(default_factory=dict)
     pii: PiiPolicy | None = None
+    validation: str = "cv"
+    n_validation_rows: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``forgeml train --json`` prints)."""
@@ -113,6 +118,8 @@ class TrainResult:
             "task": self.task,
             "metric": self.metric,
             "cv_score": self.cv_score,
+            "validation": self.validation,
+            "n_validation_rows": self.n_validation_rows,
             "test_metrics": self.test_metrics,
             "baseline_metrics": self.baseline_metrics,
             "best": self.best,
