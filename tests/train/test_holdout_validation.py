@@ -92,3 +92,28 @@ def test_cv_keeps_the_folds_on_the_same_table(california, ws) -> None:
     )
     assert result.validation == "cv" and result.n_validation_rows == 16_512
     assert not any(note.startswith("validation:") for note in result.notes)
+
+
+def test_same_seed_and_trial_budget_give_the_same_board_on_one_split(california, ws) -> None:
+    """The deterministic mode on one split: two runs of two trials at a time (the split, the
+    refits and the choice read no clock) give the same leaderboard and predictions."""
+    from .test_parallel import _board, _replayable
+
+    runs = [
+        _replayable(
+            california,
+            ws,
+            target="median_house_value",
+            validation="holdout",
+            models=["lgbm", "linear", "xgb"],
+            max_trials=6,
+            seed=0,
+        )
+        for _ in range(2)
+    ]
+    first, second = runs
+    assert first.validation == "holdout" and sum(first.n_trials.values()) == 6
+    pd.testing.assert_frame_equal(_board(first), _board(second))
+    assert first.ensemble == second.ensemble and first.cv_score == second.cv_score
+    rows = california.drop(columns=["median_house_value"]).head(500)
+    np.testing.assert_array_equal(first.model.predict(rows), second.model.predict(rows))
