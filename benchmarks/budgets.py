@@ -133,6 +133,8 @@ def _bagging_rows(home: Path, budget: float = 20.0) -> Iterator[Row]:
             if any(isinstance(m, FoldBag) for m in members)
             else "refitted"
         )
+        if result.validation == "holdout":  # one split: a "bag" is one model kept for lack of time
+            kind = "one split, " + ("a fold model kept" if kind == "bagged" else "refitted")
         yield f"train {name} ({kind}), budget {budget:g} s", elapsed, budget * 1.1, "s"
 
 
