@@ -1063,7 +1063,7 @@ def train(
         # the latest rows, which a refit on all rows learns from) or one split validates (a
         # bag of one model is fitted on fewer rows than its refit, and a second stacking
         # level needs out-of-fold predictions of every row).
-        bagging = cfg.bagging and not problem.time_ordered and len(folds) > 1
+        bagging = cfg.bagging and not problem.time_ordered and folds.scheme == "cv"
         run.log_params({"bagging": bagging})
         result = _search_and_fit(
             problem=problem,
@@ -1803,7 +1803,7 @@ def _search_and_fit(
         notes=notes,
         latency=latency,
         phases=dict(phases.seconds),
-        validation="holdout" if len(problem.folds) == 1 else "cv",
+        validation=problem.folds.scheme,
         n_validation_rows=len(problem.folds.covered),
     )
 
@@ -2235,7 +2235,7 @@ def _select_and_refit(
                 f"{record.family} #{record.number}: no time to refit; "
                 + (
                     f"its {n_kept} cross-validation fold models are averaged"
-                    if len(problem.folds) > 1
+                    if problem.folds.scheme == "cv"
                     else "its model fitted beside the validation split is used"
                 )
             )

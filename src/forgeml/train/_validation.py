@@ -39,6 +39,11 @@ class Folds:
     def __len__(self) -> int:
         return len(self.splits)
 
+    @property
+    def scheme(self) -> str:
+        """``holdout`` for one validation split (``holdout_folds``), ``cv`` for k folds."""
+        return "holdout" if len(self.splits) == 1 else "cv"
+
 
 def n_folds_for(n_rows: int, min_class_rows: int | None, budget: float = 60.0) -> int:
     """How many folds: 5, or 3 above 20,000 rows (above 5,000 when the budget is under 30 s);
@@ -66,10 +71,11 @@ def choose_validation(
     AutoGluon's medium preset does for every table: k folds cost k fits per configuration,
     and on such a table the strongest family (CatBoost, at a low learning rate) needs more
     rounds on more rows than k folds leave time for. Measured at 60 s on 2 cores, the
-    benchmark's split: california-housing (16,512 rows) 42,887-43,045 RMSE against
-    43,365-43,775 with 5 folds; bike-sharing (13,903) 34.85 against 34.84-34.91. On the
-    classification tables it was not better (adult, adult's occupation column; bank-marketing
-    better), so they keep the folds. Time-ordered rows keep their expanding-window folds."""
+    benchmark's split: california-housing (16,512 rows) 42,681-42,770 RMSE against
+    43,365-43,775 with 5 folds; bike-sharing (13,903) 34.08-34.32 against 34.84-34.91. On the
+    classification tables it was neutral (adult and bank-marketing within or above the folds'
+    range, adult's occupation column below it), so they keep the folds. Time-ordered rows
+    keep their expanding-window folds."""
     if setting != "auto":
         return setting
     large = n_rows >= max(HOLDOUT_MIN_ROWS, HOLDOUT_ROWS_PER_SECOND * budget)
