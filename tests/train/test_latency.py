@@ -34,7 +34,10 @@ def test_max_latency_5ms_is_met_on_adult(adult_sample, ws):
     result = train(adult_sample, target="income", time_budget=12, workspace=ws, max_latency_ms=5)
     rows = adult_sample.drop(columns=["income"]).tail(50)
     assert _one_row_ms(result.model, rows) < 5.0
-    assert result.latency["one_row_ms"] < 5.0
+    # measured when the budget left time for it (a loaded machine may not: then the members'
+    # own times, summed, stand in, named as an estimate)
+    recorded = result.latency.get("one_row_ms", result.latency.get("one_row_ms_estimated"))
+    assert recorded is not None and recorded < 5.0
     board = result.leaderboard
     assert {"one_row_ms", "rows_1000_ms", "chosen", "latency_cost"} <= set(board.columns)
     assert result.test_metrics["roc_auc"] > 0.85
