@@ -609,6 +609,59 @@ def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:
     assert calls == []
 
 
+def test_chores_run_one_at_a_time_and_a_failed_one_does_not_stop_the_next() -> None:
+    """The search asks for the next chore only once the last one's result was applied, or it
+    failed: a chore that raises (a level-2 probe that could not fit) is dropped, the search
+    goes on without what it would have measured, and the chores after it still run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    problem = _problem()
+    started: list[str] = []
+    in_flight: list[str] = []
+    asked_while_one_ran: list[bool] = []
+    applied: list[str] = []
+
+    def chores(records):
+        asked_while_one_ran.append(bool(in_flight))
+        if len(started) == 2:
+            return None
+        name = "fails" if not started else "measures"
+        started.append(name)
+        in_flight.append(name)
+
+        def job():
+            try:
+                time.sleep(0.05)
+                if name == "fails":
+                    raise RuntimeError("No models were fitted")
+            finally:
+                in_flight.remove(name)
+            return lambda: applied.append(name)
+
+        return job
+
+    far = time.monotonic() + 3600.0
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.enqueue_trial({"family": "linear", **FAMILIES["linear"].start("binary", False, 300)})
+    loop = _Loop(
+        problem,
+        ["linear"],
+        study,
+        lambda records: 0.0 if applied else far,
+        None,
+        None,
+        Lanes(2, 1, "two"),
+        None,
+        chores,
+    )
+    with ThreadPoolExecutor(2) as pool:
+        records = loop.run(pool)
+    assert started == ["fails", "measures"]
+    assert applied == ["measures"]
+    assert not any(asked_while_one_ran)
+    assert records and all(r.state == "complete" for r in records)
+
+
 def test_a_trial_that_ends_while_the_next_asks_are_skipped_is_told_meanwhile() -> None:
     """Skipped asks can follow each other for seconds near the end of a search: a trial that
     ended meanwhile is told then (its lane free for the next start), not after them."""

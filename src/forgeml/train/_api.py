@@ -1518,14 +1518,12 @@ def _search_and_fit(
 
         return job
 
-    busy: list[bool] = []
-
     def chores(records: list[TrialRecord]) -> Callable[[], Callable[[], None]] | None:
         # the probes and the timing of the leaders' bags take a lane while the trials on the
         # other lanes go on (measured loaded on california-housing at 60 s, run by the
         # search's own thread they took 1.3-4.2 s while both lanes waited to be told; the
-        # search runs none in the deterministic mode)
-        if not bagging or busy:
+        # search runs none in the deterministic mode, and one at a time)
+        if not bagging:
             return None
         ranked = _ranked(records)
         job: Callable[[], Callable[[], None]] | None = None
@@ -1539,21 +1537,7 @@ def _search_and_fit(
                 calibrated.append(True)
                 leaders = [replace(r) for r in members(ranked) if r.family in BAGGED_FAMILIES]
                 job = functools.partial(calibrate, leaders)
-        if job is None:
-            return None
-        busy.append(True)  # one chore at a time: the next reads what this one measures
-        work = job
-
-        def done() -> Callable[[], None]:
-            apply = work()
-
-            def applied() -> None:
-                apply()
-                busy.clear()
-
-            return applied
-
-        return done
+        return job
 
     def search_deadline(records: list[TrialRecord]) -> float:
         if max_trials is not None:

@@ -579,7 +579,8 @@ def run_search(
         memory: the memory limit: configurations predicted over it are shrunk or skipped.
         chores: work that takes a lane when a lane is free, before the next trial (outside
             the deterministic mode), so the trials on the other lanes go on and are told
-            meanwhile.
+            meanwhile. One at a time: the next is asked for only once the last one's result
+            was applied (each reads what the last measured), or once it failed.
     """
     import optuna
 
@@ -736,7 +737,9 @@ class _Loop:
                     break
                 if self.skipped >= _MAX_SKIPS:
                     break
-                job = self.chores(self.records) if self.chores is not None else None
+                # one chore at a time: a running one is a future without a trial
+                idle = all(t is not None for t in running.values())
+                job = self.chores(self.records) if self.chores is not None and idle else None
                 if job is not None:
                     running[self._run(pool, job)] = None
                     continue
