@@ -437,16 +437,14 @@ def report(saved: dict[str, Any], console: Console, plot: Path) -> bool:
         table.add_column(column, justify="left" if column in ("table", "model") else "right")
     per_split: list[str] = []
     for row in saved["tables"]:
+        standing = _standing(row, systems)
+        if standing is None:
+            continue
+        outcomes, _, best, table_ranks = standing
         task = row["task"]
         higher = task != "regression"
-        outcomes = {s: Outcome(**row["systems"][s]) for s in systems if s in row["systems"]}
-        scored = {s: o.score for s, o in outcomes.items() if o.score is not None}
-        if not scored:
-            continue
-        best = max(scored.values()) if higher else min(scored.values())
-        table_ranks = _ranks(scored, higher)
+        n_splits = f"{len(row.get('split_seeds', [0]))}"
         for s, o in outcomes.items():
-            n_splits = f"{len(row.get('split_seeds', [0]))}"
             if o.score is None:
                 table.add_row(row["table"], "", n_splits, s, "failed", "", "", "", "", o.error)
                 continue
@@ -502,6 +500,20 @@ def report(saved: dict[str, Any], console: Console, plot: Path) -> bool:
     return all(ok for _, ok in checks)
 
 
+def _standing(
+    row: dict[str, Any], systems: list[str]
+) -> tuple[dict[str, Outcome], dict[str, float], float, dict[str, float]] | None:
+    """A saved table's outcomes of ``systems``, their scores, the best of them and their ranks
+    (``None`` when none of them scored)."""
+    higher = row["task"] != "regression"
+    outcomes = {s: Outcome(**row["systems"][s]) for s in systems if s in row["systems"]}
+    scored = {s: o.score for s, o in outcomes.items() if o.score is not None}
+    if not scored:
+        return None
+    best = max(scored.values()) if higher else min(scored.values())
+    return outcomes, scored, best, _ranks(scored, higher)
+
+
 def _targets(
     rows: list[dict[str, Any]], systems: list[str], console: Console, label: str
 ) -> list[tuple[str, bool]]:
@@ -511,14 +523,12 @@ def _targets(
     worst_gap: list[tuple[str, str, bool]] = []
     fastest: list[tuple[str, bool]] = []
     for row in rows:
+        standing = _standing(row, systems)
+        if standing is None:
+            continue
+        outcomes, scored, best, table_ranks = standing
         task = row["task"]
         higher = task != "regression"
-        outcomes = {s: Outcome(**row["systems"][s]) for s in systems if s in row["systems"]}
-        scored = {s: o.score for s, o in outcomes.items() if o.score is not None}
-        if not scored:
-            continue
-        best = max(scored.values()) if higher else min(scored.values())
-        table_ranks = _ranks(scored, higher)
         # systems that failed or were not run share the last places of the table
         last = (len(scored) + 1 + len(systems)) / 2
         for s in systems:

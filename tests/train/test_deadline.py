@@ -549,6 +549,24 @@ def test_with_several_lanes_a_trial_may_take_more_of_the_time_left(monkeypatch) 
     assert records[2].state == "complete" and records[2].fit_seconds == [10.0] * 3
 
 
+def _two_lanes_with_chores(problem, search_deadline, chores, on_trial=None) -> _Loop:
+    """A search loop on two lanes over the linear family (its starting point enqueued first)
+    with ``chores``."""
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.enqueue_trial({"family": "linear", **FAMILIES["linear"].start("binary", False, 300)})
+    return _Loop(
+        problem,
+        ["linear"],
+        study,
+        search_deadline,
+        None,
+        on_trial,
+        Lanes(2, 1, "two"),
+        None,
+        chores,
+    )
+
+
 def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:
     """Work between trials (the level-2 probes, timing the leaders' bags) runs on a lane of
     its own: the trials on the other lane are told meanwhile, and its result is applied on
@@ -583,18 +601,8 @@ def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:
     def search_deadline(records):
         return 0.0 if "thread" in seen else far
 
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.enqueue_trial({"family": "linear", **FAMILIES["linear"].start("binary", False, 300)})
-    loop = _Loop(
-        problem,
-        ["linear"],
-        study,
-        search_deadline,
-        None,
-        lambda record, records: told.set(),
-        Lanes(2, 1, "two"),
-        None,
-        chores,
+    loop = _two_lanes_with_chores(
+        problem, search_deadline, chores, on_trial=lambda record, records: told.set()
     )
     with ThreadPoolExecutor(2) as pool:
         records = loop.run(pool)
@@ -603,7 +611,7 @@ def test_a_chore_takes_a_lane_while_the_other_lane_goes_on() -> None:
     assert records and records[0].state == "complete"
     calls.clear()
     deterministic = _Loop(
-        problem, ["linear"], study, lambda records: far, 1, None, Lanes(1, 1, ""), None, chores
+        problem, ["linear"], loop.study, lambda records: far, 1, None, Lanes(1, 1, ""), None, chores
     )
     deterministic.run(None)
     assert calls == []
@@ -641,19 +649,7 @@ def test_chores_run_one_at_a_time_and_a_failed_one_does_not_stop_the_next() -> N
         return job
 
     far = time.monotonic() + 3600.0
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.enqueue_trial({"family": "linear", **FAMILIES["linear"].start("binary", False, 300)})
-    loop = _Loop(
-        problem,
-        ["linear"],
-        study,
-        lambda records: 0.0 if applied else far,
-        None,
-        None,
-        Lanes(2, 1, "two"),
-        None,
-        chores,
-    )
+    loop = _two_lanes_with_chores(problem, lambda records: 0.0 if applied else far, chores)
     with ThreadPoolExecutor(2) as pool:
         records = loop.run(pool)
     assert started == ["fails", "measures"]
